@@ -1,0 +1,113 @@
+//! The database handle. SQLite is the embedded default for trying the platform out;
+//! PostgreSQL is production, where Row-Level Security backs the tenant boundary.
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use std::time::Duration;
+
+/// Which database engine the handle talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Whether a transaction may write. On SQLite a writing transaction takes the write lock
+/// up front (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of one
+/// failing when it upgrades a read lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxMode {
+    /// Reads only.
+    Read,
+    /// Reads and writes.
+    Write,
+}
+
+/// A pooled database connection.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`). SQLite files are created when
+    /// missing, with foreign keys on and write-ahead logging.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbErr> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(DbErr::Custom(format!(
+                "unsupported DATABASE_URL scheme (expected sqlite: or postgres:): {}",
+                url.split(':').next().unwrap_or_default()
+            )));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30))
+            .sqlx_logging(false);
+        let conn = Database::connect(options).await?;
+        if backend == Backend::Sqlite {
+            conn.execute_unprepared("PRAGMA journal_mode = WAL;").await?;
+            conn.execute_unprepared("PRAGMA foreign_keys = ON;").await?;
+        }
+        Ok(Self { conn, backend })
+    }
+
+    /// Wraps an existing connection (tests, tools).
+    pub fn from_connection(conn: DatabaseConnection) -> Self {
+        let backend = match conn.get_database_backend() {
+            DbBackend::Postgres => Backend::Postgres,
+            _ => Backend::Sqlite,
+        };
+        Self { conn, backend }
+    }
+
+    /// The engine behind this handle.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The raw connection, for tables that belong to no organization (users, sessions).
+    /// Tenant tables are reached through a `TenantTx` instead.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Begins a transaction that is not bound to an organization.
+    pub async fn begin(&self, mode: TxMode) -> Result<DatabaseTransaction, DbErr> {
+        match (self.backend, mode) {
+            (Backend::Sqlite, TxMode::Write) => {
+                self.conn
+                    .begin_with_options(TransactionOptions {
+                        isolation_level: None,
+                        access_mode: None,
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    })
+                    .await
+            }
+            _ => self.conn.begin().await,
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.ping().await
+    }
+}

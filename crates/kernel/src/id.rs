@@ -1,0 +1,68 @@
+//! Typed ids. A `UserId` cannot be passed where an `OrgId` is expected; all are UUIDv7, so
+//! they sort by creation time and serve as keyset pagination keys.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh, time-ordered id.
+            pub fn generate() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            /// Wraps an id read from storage or a decoded global id.
+            pub const fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            /// The underlying UUID.
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Uuid {
+                id.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// An organization: the tenant.
+    OrgId
+);
+id_newtype!(
+    /// A person who can log in.
+    UserId
+);
+id_newtype!(
+    /// A user's membership in one organization.
+    MembershipId
+);
+id_newtype!(
+    /// An invitation to join an organization.
+    InvitationId
+);
+id_newtype!(
+    /// A service account's key, bound to one organization.
+    ApiKeyId
+);
+id_newtype!(
+    /// A log-in session: one refresh-token family.
+    SessionId
+);

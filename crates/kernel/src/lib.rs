@@ -1,0 +1,19 @@
+//! Shared building blocks that every other crate stands on: typed ids, the injectable
+//! clock, the stable error codes clients see, the database handle, keyset page requests
+//! and [`TenantTx`], the transaction bound to exactly one organization.
+
+pub mod clock;
+pub mod db;
+pub mod error;
+pub mod id;
+pub mod page;
+pub mod principal;
+pub mod tenant;
+
+pub use clock::{Clock, FakeClock, SharedClock, SystemClock};
+pub use db::{Backend, Db, TxMode};
+pub use error::ErrorCode;
+pub use id::{ApiKeyId, InvitationId, MembershipId, OrgId, SessionId, UserId};
+pub use page::{Page, PageRequest};
+pub use principal::Principal;
+pub use tenant::{TenantOpener, TenantScoped, TenantTx};

@@ -1,0 +1,103 @@
+//! API keys: service accounts of one organization, acting with their own role. The
+//! secret is shown once and stored as a digest.
+
+use crate::auth::API_KEY_PREFIX;
+use crate::crypto;
+use crate::entity::api_key;
+use crate::error::{Error, Result};
+use crate::model::{Actor, ApiKey, IssuedApiKey};
+use crate::repo::{api_key_from_row, validate_name};
+use crate::role::Role;
+use crate::service::TenancyService;
+use kernel::page::keyset;
+use kernel::{ApiKeyId, Page, PageRequest, Principal, TenantTx};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
+impl TenancyService {
+    /// Creates a key acting with `role`. Keys cannot be owners, and nobody creates a key
+    /// more powerful than themselves.
+    #[tracing::instrument(name = "tenancy.create_api_key", skip_all, err(level = "debug"))]
+    pub async fn create_api_key(&self, tx: &TenantTx, actor: &Actor, name: &str, role: Role) -> Result<IssuedApiKey> {
+        Self::ensure_manager(actor)?;
+        if role == Role::Owner {
+            return Err(Error::invalid("role", "an API key cannot be an owner"));
+        }
+        actor.role.ensure_may_assign(role)?;
+        let name = validate_name("name", name)?;
+        let created_by = match actor.principal {
+            Principal::User(user) => user.as_uuid(),
+            Principal::ApiKey { key, .. } => key.as_uuid(),
+        };
+        let id = ApiKeyId::generate();
+        let secret = crypto::random_secret();
+        let row = api_key::Entity::insert(api_key::ActiveModel {
+            organization_id: Set(tx.org_id().as_uuid()),
+            id: Set(id.as_uuid()),
+            name: Set(name),
+            role: Set(role.as_str().to_owned()),
+            secret_hash: Set(crypto::digest(&secret)),
+            created_by: Set(created_by),
+            created_at: Set(self.clock.now()),
+            last_used_at: Set(None),
+            revoked_at: Set(None),
+        })
+        .exec_with_returning(tx.conn())
+        .await?;
+        Ok(IssuedApiKey {
+            api_key: api_key_from_row(row)?,
+            secret: format!(
+                "{API_KEY_PREFIX}{}_{}_{secret}",
+                tx.org_id().as_uuid().simple(),
+                id.as_uuid().simple()
+            ),
+        })
+    }
+
+    /// One page of the organization's keys (revoked ones included).
+    pub async fn api_keys(&self, tx: &TenantTx, actor: &Actor, page: &PageRequest) -> Result<Page<ApiKey>> {
+        Self::ensure_manager(actor)?;
+        let rows = keyset(tx.select::<api_key::Entity>(), api_key::Column::Id, page)
+            .all(tx.conn())
+            .await?;
+        let page = Page::from_overfetch(rows, page);
+        let items = page.items.into_iter().map(api_key_from_row).collect::<Result<_>>()?;
+        Ok(Page {
+            items,
+            has_previous: page.has_previous,
+            has_next: page.has_next,
+        })
+    }
+
+    /// A key of this organization.
+    pub async fn api_key(&self, tx: &TenantTx, actor: &Actor, id: ApiKeyId) -> Result<ApiKey> {
+        Self::ensure_manager(actor)?;
+        api_key_from_row(find(tx, id).await?)
+    }
+
+    /// Revokes a key; it stops authenticating at once.
+    #[tracing::instrument(name = "tenancy.revoke_api_key", skip_all, err(level = "debug"))]
+    pub async fn revoke_api_key(&self, tx: &TenantTx, actor: &Actor, id: ApiKeyId) -> Result<ApiKey> {
+        Self::ensure_manager(actor)?;
+        let row = find(tx, id).await?;
+        if row.revoked_at.is_some() {
+            return Err(Error::Conflict("this API key is already revoked".into()));
+        }
+        let now = self.clock.now();
+        api_key::Entity::update_many()
+            .col_expr(api_key::Column::RevokedAt, Expr::value(now))
+            .filter(api_key::Column::OrganizationId.eq(tx.org_id().as_uuid()))
+            .filter(api_key::Column::Id.eq(row.id))
+            .exec(tx.conn())
+            .await?;
+        api_key_from_row(api_key::Model { revoked_at: Some(now), ..row })
+    }
+}
+
+async fn find(tx: &TenantTx, id: ApiKeyId) -> Result<api_key::Model> {
+    tx.select::<api_key::Entity>()
+        .filter(api_key::Column::Id.eq(id.as_uuid()))
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound { entity: "API key" })
+}

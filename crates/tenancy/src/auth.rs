@@ -1,0 +1,287 @@
+//! Sign-up, log-in with throttling, refresh-token rotation, log-out and turning a bearer
+//! credential into a principal.
+
+use crate::crypto;
+use crate::entity::{api_key, login_failure, session, user};
+use crate::error::{Error, Result};
+use crate::model::{NewUser, Tokens, User};
+use crate::repo::{normalize_email, validate_email, validate_name};
+use crate::service::{ClientInfo, TenancyService};
+use chrono::{DateTime, Utc};
+use kernel::{ApiKeyId, OrgId, Principal, SessionId, TxMode, UserId};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, SqlErr,
+};
+use uuid::Uuid;
+
+/// Prefix of API key secrets: `pk_<org>_<key>_<secret>`.
+pub(crate) const API_KEY_PREFIX: &str = "pk_";
+/// Prefix of refresh tokens.
+const REFRESH_PREFIX: &str = "rt_";
+const MIN_PASSWORD_CHARS: usize = 10;
+const MAX_PASSWORD_CHARS: usize = 128;
+
+impl TenancyService {
+    /// Creates an account. The email must not be taken (compared case-insensitively).
+    #[tracing::instrument(name = "tenancy.sign_up", skip_all, err(level = "debug"))]
+    pub async fn sign_up(&self, input: NewUser) -> Result<User> {
+        validate_email(&input.email)?;
+        let name = validate_name("name", &input.name)?;
+        let length = input.password.chars().count();
+        if length < MIN_PASSWORD_CHARS {
+            return Err(Error::invalid(
+                "password",
+                format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+            ));
+        }
+        if length > MAX_PASSWORD_CHARS {
+            return Err(Error::invalid(
+                "password",
+                format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+            ));
+        }
+        let email = input.email.trim().to_owned();
+        let normalized = normalize_email(&email);
+        let password_hash = crypto::hash_password(input.password).await?;
+        let row = user::ActiveModel {
+            id: Set(UserId::generate().as_uuid()),
+            email: Set(email),
+            email_normalized: Set(normalized),
+            name: Set(name),
+            password_hash: Set(password_hash),
+            created_at: Set(self.clock.now()),
+        };
+        match user::Entity::insert(row).exec_with_returning(self.db.conn()).await {
+            Ok(row) => Ok(row.into()),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
+                Error::Conflict("an account with this email already exists".into()),
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks the password and starts a session. Refused for a while after too many
+    /// failures for the account or the client address.
+    #[tracing::instrument(name = "tenancy.log_in", skip_all, err(level = "debug"))]
+    pub async fn log_in(&self, email: &str, password: String, client: &ClientInfo) -> Result<Tokens> {
+        let normalized = normalize_email(email);
+        let account_scope = format!("account:{normalized}");
+        let ip_scope = client.ip.as_ref().map(|ip| format!("ip:{ip}"));
+        let now = self.clock.now();
+        self.ensure_not_throttled(&account_scope, self.settings.max_failures_per_account, now)
+            .await?;
+        if let Some(scope) = &ip_scope {
+            self.ensure_not_throttled(scope, self.settings.max_failures_per_ip, now)
+                .await?;
+        }
+
+        let found = user::Entity::find()
+            .filter(user::Column::EmailNormalized.eq(&normalized))
+            .one(self.db.conn())
+            .await?;
+        let stored = found.as_ref().map(|u| u.password_hash.clone());
+        if !crypto::verify_password(password, stored).await? {
+            let failures = [Some(account_scope), ip_scope].into_iter().flatten().map(|scope| {
+                login_failure::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    scope: Set(scope),
+                    occurred_at: Set(now),
+                }
+            });
+            login_failure::Entity::insert_many(failures).exec(self.db.conn()).await?;
+            return Err(Error::InvalidCredentials);
+        }
+        let Some(user) = found else {
+            return Err(Error::InvalidCredentials);
+        };
+        login_failure::Entity::delete_many()
+            .filter(login_failure::Column::Scope.eq(account_scope))
+            .exec(self.db.conn())
+            .await?;
+        let family = SessionId::generate();
+        let refresh_token = self.insert_session(self.db.conn(), UserId::from_uuid(user.id), family, now).await?;
+        self.issue(user.into(), family, refresh_token, now)
+    }
+
+    /// Trades a refresh token for a new pair. Each refresh token works once: presenting
+    /// one that was already used revokes its whole session, since one of the two parties
+    /// holding it is not the user.
+    #[tracing::instrument(name = "tenancy.refresh", skip_all, err(level = "debug"))]
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens> {
+        let now = self.clock.now();
+        let txn = self.db.begin(TxMode::Write).await?;
+        let row = session::Entity::find()
+            .filter(session::Column::TokenHash.eq(crypto::digest(refresh_token)))
+            .one(&txn)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        if row.rotated_at.is_some() {
+            revoke_family(&txn, row.family_id, now).await?;
+            txn.commit().await?;
+            return Err(Error::InvalidToken);
+        }
+        if row.revoked_at.is_some() || row.expires_at <= now {
+            return Err(Error::InvalidToken);
+        }
+        // Only one of two concurrent refreshes with the same token wins the rotation.
+        let rotated = session::Entity::update_many()
+            .col_expr(session::Column::RotatedAt, Expr::value(now))
+            .filter(session::Column::Id.eq(row.id))
+            .filter(session::Column::RotatedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if rotated.rows_affected != 1 {
+            return Err(Error::InvalidToken);
+        }
+        let user: User = user::Entity::find_by_id(row.user_id)
+            .one(&txn)
+            .await?
+            .ok_or(Error::InvalidToken)?
+            .into();
+        let family = SessionId::from_uuid(row.family_id);
+        let refresh_token = self.insert_session(&txn, user.id, family, now).await?;
+        txn.commit().await?;
+        self.issue(user, family, refresh_token, now)
+    }
+
+    /// Ends the session the access token belongs to: its refresh tokens stop working and
+    /// so does the access token itself.
+    #[tracing::instrument(name = "tenancy.log_out", skip_all, err(level = "debug"))]
+    pub async fn log_out(&self, session: SessionId) -> Result<()> {
+        revoke_family(self.db.conn(), session.as_uuid(), self.clock.now()).await
+    }
+
+    /// Turns `Authorization: Bearer <credential>` into a principal: an access token of a
+    /// live session, or an unrevoked API key (whose `lastUsedAt` is kept to the minute).
+    #[tracing::instrument(name = "tenancy.authenticate", skip_all, err(level = "debug"))]
+    pub async fn authenticate(&self, credential: &str) -> Result<(Principal, Option<SessionId>)> {
+        if let Some(rest) = credential.strip_prefix(API_KEY_PREFIX) {
+            let principal = self.authenticate_api_key(rest).await?;
+            return Ok((principal, None));
+        }
+        let now = self.clock.now();
+        let claims = self.signer.verify(credential, now)?;
+        let live = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::FamilyId.eq(claims.session.as_uuid()))
+            .filter(session::Column::UserId.eq(claims.user.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .into_tuple::<Uuid>()
+            .one(self.db.conn())
+            .await?;
+        if live.is_none() {
+            return Err(Error::InvalidToken);
+        }
+        Ok((Principal::User(claims.user), Some(claims.session)))
+    }
+
+    async fn authenticate_api_key(&self, rest: &str) -> Result<Principal> {
+        let mut parts = rest.splitn(3, '_');
+        let (Some(org), Some(key), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Error::InvalidToken);
+        };
+        let (Ok(org), Ok(key)) = (Uuid::try_parse(org), Uuid::try_parse(key)) else {
+            return Err(Error::InvalidToken);
+        };
+        let (org, key) = (OrgId::from_uuid(org), ApiKeyId::from_uuid(key));
+        let now = self.clock.now();
+        let tx = self.open(org, TxMode::Read).await?;
+        let row = tx
+            .select::<api_key::Entity>()
+            .filter(api_key::Column::Id.eq(key.as_uuid()))
+            .one(tx.conn())
+            .await?;
+        tx.rollback().await?;
+        let row = row.ok_or(Error::InvalidToken)?;
+        if row.revoked_at.is_some() || !crypto::digests_equal(&row.secret_hash, &crypto::digest(secret)) {
+            return Err(Error::InvalidToken);
+        }
+        if row.last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1)) {
+            let tx = self.open(org, TxMode::Write).await?;
+            api_key::Entity::update_many()
+                .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
+                .filter(api_key::Column::OrganizationId.eq(org.as_uuid()))
+                .filter(api_key::Column::Id.eq(key.as_uuid()))
+                .exec(tx.conn())
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(Principal::ApiKey { key, org })
+    }
+
+    async fn ensure_not_throttled(&self, scope: &str, limit: u64, now: DateTime<Utc>) -> Result<()> {
+        let since = now - self.settings.failure_window;
+        let recent: Vec<DateTime<Utc>> = login_failure::Entity::find()
+            .select_only()
+            .column(login_failure::Column::OccurredAt)
+            .filter(login_failure::Column::Scope.eq(scope))
+            .filter(login_failure::Column::OccurredAt.gt(since))
+            .order_by_desc(login_failure::Column::OccurredAt)
+            .limit(limit)
+            .into_tuple()
+            .all(self.db.conn())
+            .await?;
+        match recent.last() {
+            Some(oldest) if recent.len() as u64 >= limit => Err(Error::Throttled {
+                retry_after_secs: (*oldest + self.settings.failure_window - now).num_seconds().max(1),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn insert_session(
+        &self,
+        conn: &impl ConnectionTrait,
+        user: UserId,
+        family: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        let token = format!("{REFRESH_PREFIX}{}", crypto::random_secret());
+        session::Entity::insert(session::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(user.as_uuid()),
+            family_id: Set(family.as_uuid()),
+            token_hash: Set(crypto::digest(&token)),
+            expires_at: Set(now + self.settings.refresh_token_ttl),
+            rotated_at: Set(None),
+            revoked_at: Set(None),
+            created_at: Set(now),
+        })
+        .exec(conn)
+        .await?;
+        Ok(token)
+    }
+
+    fn issue(&self, user: User, family: SessionId, refresh_token: String, now: DateTime<Utc>) -> Result<Tokens> {
+        let (access_token, expires_at) =
+            self.signer.sign(user.id, family, now, self.settings.access_token_ttl)?;
+        Ok(Tokens {
+            access_token,
+            refresh_token,
+            expires_at,
+            user,
+        })
+    }
+
+    /// A user by id.
+    pub async fn user(&self, id: UserId) -> Result<User> {
+        user::Entity::find_by_id(id.as_uuid())
+            .one(self.db.conn())
+            .await?
+            .map(User::from)
+            .ok_or(Error::NotFound { entity: "user" })
+    }
+}
+
+async fn revoke_family(conn: &impl ConnectionTrait, family: Uuid, now: DateTime<Utc>) -> Result<()> {
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::FamilyId.eq(family))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! One module per table this crate owns. Private to the crate: other crates use the
+//! services, never these.
+
+pub(crate) mod api_key;
+pub(crate) mod invitation;
+pub(crate) mod login_failure;
+pub(crate) mod membership;
+pub(crate) mod organization;
+pub(crate) mod session;
+pub(crate) mod user;

@@ -1,0 +1,78 @@
+//! Errors of the tenancy crate, each with the stable code clients see.
+
+use kernel::ErrorCode;
+use sea_orm::DbErr;
+
+/// What can go wrong in tenancy.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Wrong email or password. Says nothing about which of the two.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// A missing, malformed, tampered, expired or revoked token or key.
+    #[error("the credentials are invalid, expired or revoked")]
+    InvalidToken,
+    /// Too many failed log-ins for the account or the address.
+    #[error("too many failed log-in attempts; try again in {retry_after_secs} seconds")]
+    Throttled {
+        /// Seconds until the oldest counted failure leaves the window.
+        retry_after_secs: i64,
+    },
+    /// The caller is not a member of the organization it named.
+    #[error("you are not a member of this organization")]
+    NotMember,
+    /// The caller's role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such record in this organization (or none the caller may see).
+    #[error("{entity} not found")]
+    NotFound {
+        /// What was looked for.
+        entity: &'static str,
+    },
+    /// Malformed input.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The input field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request clashes with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The change would leave the organization without an owner.
+    #[error("an organization must keep at least one owner")]
+    LastOwner,
+    /// Password hashing failed (a bug or resource exhaustion, never the user's fault).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Results of tenancy services.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The code clients see.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidCredentials | Self::InvalidToken => ErrorCode::Unauthenticated,
+            Self::Throttled { .. } => ErrorCode::RateLimited,
+            Self::NotMember | Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound { .. } => ErrorCode::NotFound,
+            Self::Invalid { .. } => ErrorCode::BadUserInput,
+            Self::Conflict(_) | Self::LastOwner => ErrorCode::Conflict,
+            Self::Hashing(_) | Self::Db(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

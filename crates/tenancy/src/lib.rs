@@ -1,0 +1,25 @@
+//! Tenancy: users, organizations, memberships, invitations, API keys and log-in
+//! sessions. This is the only crate that opens a [`kernel::TenantTx`], and it does so
+//! only after it has verified a membership, an API key or an invitation: that is the
+//! tenant boundary in code.
+
+mod api_keys;
+mod auth;
+mod crypto;
+mod entity;
+pub mod error;
+mod invitations;
+pub mod model;
+mod orgs;
+mod repo;
+pub mod role;
+mod service;
+mod tokens;
+
+pub use error::{Error, Result};
+pub use model::{
+    Actor, ApiKey, Invitation, InvitationStatus, IssuedApiKey, IssuedInvitation, Membership,
+    NewUser, Organization, Tokens, User,
+};
+pub use role::Role;
+pub use service::{ClientInfo, TenancyService, TenancySettings};

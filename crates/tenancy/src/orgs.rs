@@ -1,0 +1,258 @@
+//! Organizations and their members: creating one, listing a user's, changing roles,
+//! removing members and leaving, under the rule that an organization keeps an owner.
+
+use crate::entity::{membership, organization};
+use crate::error::{Error, Result};
+use crate::model::{Actor, Membership, Organization, User};
+use crate::repo::{self, membership_from_row, users_by_id, validate_name};
+use crate::role::Role;
+use crate::service::TenancyService;
+use kernel::page::keyset;
+use kernel::{Backend, MembershipId, OrgId, Page, PageRequest, Principal, TenantTx, TxMode, UserId};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr, Statement,
+};
+use uuid::Uuid;
+
+impl TenancyService {
+    /// Creates an organization with `creator` as its owner.
+    #[tracing::instrument(name = "tenancy.create_organization", skip_all, err(level = "debug"))]
+    pub async fn create_organization(&self, creator: UserId, name: &str) -> Result<(Organization, Membership)> {
+        let name = validate_name("name", name)?;
+        let base = slugify(&name);
+        let now = self.clock.now();
+        // A racing creator can take a free-looking slug between our check and insert;
+        // the unique index catches it and we try the next candidate.
+        for attempt in 0..20u32 {
+            let slug = match attempt {
+                0 => base.clone(),
+                1..=9 => format!("{base}-{}", attempt + 1),
+                _ => format!("{base}-{}", &Uuid::now_v7().simple().to_string()[24..]),
+            };
+            let org = OrgId::generate();
+            let tx = self.open(org, TxMode::Write).await?;
+            let inserted = organization::Entity::insert(organization::ActiveModel {
+                id: Set(org.as_uuid()),
+                name: Set(name.clone()),
+                slug: Set(slug),
+                created_at: Set(now),
+            })
+            .exec_with_returning(tx.conn())
+            .await;
+            let row = match inserted {
+                Ok(row) => row,
+                Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    tx.rollback().await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let owner = insert_membership(&tx, creator, Role::Owner, now).await?;
+            tx.commit().await?;
+            return Ok((row.into(), owner));
+        }
+        Err(Error::Conflict("could not find a free slug for this name".into()))
+    }
+
+    /// The organizations `user` belongs to, with the membership in each, oldest first.
+    #[tracing::instrument(name = "tenancy.user_organizations", skip_all, err(level = "debug"))]
+    pub async fn user_organizations(&self, user: UserId) -> Result<Vec<(Organization, Membership)>> {
+        let txn = self.db.begin(TxMode::Read).await?;
+        if self.db.backend() == Backend::Postgres {
+            // Memberships are under RLS; this setting opens exactly the user's own rows.
+            txn.execute_raw(Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT set_config('app.user_id', $1, true)",
+                [user.to_string().into()],
+            ))
+            .await?;
+        }
+        let memberships = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(user.as_uuid()))
+            .all(&txn)
+            .await?;
+        let orgs = organization::Entity::find()
+            .filter(organization::Column::Id.is_in(memberships.iter().map(|m| m.organization_id)))
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        let mut result: Vec<(Organization, Membership)> = Vec::with_capacity(memberships.len());
+        for m in memberships {
+            if let Some(org) = orgs.iter().find(|o| o.id == m.organization_id) {
+                result.push((org.clone().into(), membership_from_row(m)?));
+            }
+        }
+        result.sort_by_key(|(org, _)| org.id);
+        Ok(result)
+    }
+
+    /// The organization of the transaction.
+    pub async fn organization(&self, tx: &TenantTx) -> Result<Organization> {
+        organization::Entity::find_by_id(tx.org_id().as_uuid())
+            .one(tx.conn())
+            .await?
+            .map(Organization::from)
+            .ok_or(Error::NotFound { entity: "organization" })
+    }
+
+    /// One page of the organization's members with their users.
+    pub async fn members(&self, tx: &TenantTx, page: &PageRequest) -> Result<Page<(Membership, User)>> {
+        let rows = keyset(tx.select::<membership::Entity>(), membership::Column::Id, page)
+            .all(tx.conn())
+            .await?;
+        let page = Page::from_overfetch(rows, page);
+        let users = users_by_id(tx.conn(), page.items.iter().map(|m| m.user_id)).await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for row in page.items {
+            let user = users
+                .get(&row.user_id)
+                .cloned()
+                .ok_or(Error::NotFound { entity: "user" })?;
+            items.push((membership_from_row(row)?, user));
+        }
+        Ok(Page {
+            items,
+            has_previous: page.has_previous,
+            has_next: page.has_next,
+        })
+    }
+
+    /// A member of this organization with their user.
+    pub async fn member(&self, tx: &TenantTx, id: MembershipId) -> Result<(Membership, User)> {
+        let row = repo::membership(tx, id).await?;
+        let users = users_by_id(tx.conn(), [row.user_id]).await?;
+        let user = users.into_values().next().ok_or(Error::NotFound { entity: "user" })?;
+        Ok((membership_from_row(row)?, user))
+    }
+
+    /// The membership of `user` in this organization, if any: how another member of the
+    /// organization may see that user at all.
+    pub async fn membership_of(&self, tx: &TenantTx, user: UserId) -> Result<Option<(Membership, User)>> {
+        let row = tx
+            .select::<membership::Entity>()
+            .filter(membership::Column::UserId.eq(user.as_uuid()))
+            .one(tx.conn())
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.member(tx, MembershipId::from_uuid(row.id)).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Gives a member another role. Only owners make or unmake owners; the last owner
+    /// cannot be demoted.
+    #[tracing::instrument(name = "tenancy.change_member_role", skip_all, err(level = "debug"))]
+    pub async fn change_member_role(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        member: MembershipId,
+        role: Role,
+    ) -> Result<Membership> {
+        Self::ensure_manager(actor)?;
+        let row = repo::membership(tx, member).await?;
+        let current = Role::parse(&row.role)?;
+        actor.role.ensure_may_assign(role)?;
+        actor.role.ensure_may_assign(current)?;
+        if current == Role::Owner && role != Role::Owner && repo::owner_count(tx, self.db.backend()).await? <= 1 {
+            return Err(Error::LastOwner);
+        }
+        membership::Entity::update_many()
+            .col_expr(membership::Column::Role, Expr::value(role.as_str()))
+            .filter(membership::Column::OrganizationId.eq(tx.org_id().as_uuid()))
+            .filter(membership::Column::Id.eq(row.id))
+            .exec(tx.conn())
+            .await?;
+        membership_from_row(membership::Model {
+            role: role.as_str().to_owned(),
+            ..row
+        })
+    }
+
+    /// Removes a member. Only owners remove owners; the last owner cannot be removed.
+    #[tracing::instrument(name = "tenancy.remove_member", skip_all, err(level = "debug"))]
+    pub async fn remove_member(&self, tx: &TenantTx, actor: &Actor, member: MembershipId) -> Result<Membership> {
+        Self::ensure_manager(actor)?;
+        let row = repo::membership(tx, member).await?;
+        let current = Role::parse(&row.role)?;
+        actor.role.ensure_may_assign(current)?;
+        self.delete_membership(tx, row, current).await
+    }
+
+    /// The calling user leaves the organization; the last owner cannot.
+    #[tracing::instrument(name = "tenancy.leave", skip_all, err(level = "debug"))]
+    pub async fn leave(&self, tx: &TenantTx, actor: &Actor) -> Result<Membership> {
+        let (Principal::User(_), Some(member)) = (actor.principal, actor.membership_id) else {
+            return Err(Error::Forbidden("only a member can leave an organization".into()));
+        };
+        let row = repo::membership(tx, member).await?;
+        let current = Role::parse(&row.role)?;
+        self.delete_membership(tx, row, current).await
+    }
+
+    async fn delete_membership(&self, tx: &TenantTx, row: membership::Model, role: Role) -> Result<Membership> {
+        if role == Role::Owner && repo::owner_count(tx, self.db.backend()).await? <= 1 {
+            return Err(Error::LastOwner);
+        }
+        membership::Entity::delete_many()
+            .filter(membership::Column::OrganizationId.eq(tx.org_id().as_uuid()))
+            .filter(membership::Column::Id.eq(row.id))
+            .exec(tx.conn())
+            .await?;
+        membership_from_row(row)
+    }
+}
+
+/// Inserts a membership; a user who already belongs to the organization is a conflict.
+pub(crate) async fn insert_membership(
+    tx: &TenantTx,
+    user: UserId,
+    role: Role,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Membership> {
+    let inserted = membership::Entity::insert(membership::ActiveModel {
+        organization_id: Set(tx.org_id().as_uuid()),
+        id: Set(MembershipId::generate().as_uuid()),
+        user_id: Set(user.as_uuid()),
+        role: Set(role.as_str().to_owned()),
+        created_at: Set(now),
+    })
+    .exec_with_returning(tx.conn())
+    .await;
+    match inserted {
+        Ok(row) => membership_from_row(row),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(Error::Conflict("this user is already a member of the organization".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `"Acme GmbH & Co."` → `"acme-gmbh-co"`; never empty.
+fn slugify(name: &str) -> String {
+    let mut slug = String::with_capacity(name.len());
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let slug: String = slug.chars().take(48).collect();
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() { "org".to_owned() } else { slug.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slugify;
+
+    #[test]
+    fn slugs_are_lowercase_ascii_words_joined_by_dashes() {
+        assert_eq!(slugify("Acme GmbH & Co."), "acme-gmbh-co");
+        assert_eq!(slugify("  Ünïcode only ✓ "), "n-code-only");
+        assert_eq!(slugify("✓✓"), "org");
+    }
+}

@@ -1,0 +1,133 @@
+//! The tenancy service and the one place a tenant transaction is opened.
+
+use crate::entity::{api_key, membership};
+use crate::error::{Error, Result};
+use crate::model::Actor;
+use crate::role::Role;
+use crate::tokens::TokenSigner;
+use chrono::Duration;
+use kernel::{Db, OrgId, Principal, SharedClock, TenantOpener, TenantTx, TxMode};
+use sea_orm::{ColumnTrait, QueryFilter};
+use secrecy::SecretString;
+
+/// Lifetimes and limits of the tenancy rules.
+#[derive(Debug, Clone)]
+pub struct TenancySettings {
+    /// How long an access token is valid.
+    pub access_token_ttl: Duration,
+    /// How long a refresh token is valid (each refresh starts a new period).
+    pub refresh_token_ttl: Duration,
+    /// How long an invitation can be accepted.
+    pub invitation_ttl: Duration,
+    /// Failed log-ins per account within the window before log-in is refused.
+    pub max_failures_per_account: u64,
+    /// Failed log-ins per client address within the window before log-in is refused.
+    pub max_failures_per_ip: u64,
+    /// The window failed log-ins are counted in.
+    pub failure_window: Duration,
+}
+
+impl Default for TenancySettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::minutes(15),
+            refresh_token_ttl: Duration::days(30),
+            invitation_ttl: Duration::days(7),
+            max_failures_per_account: 10,
+            max_failures_per_ip: 100,
+            failure_window: Duration::minutes(15),
+        }
+    }
+}
+
+/// Where a request comes from, for throttling and (later) the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// The client's address.
+    pub ip: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// Users, organizations and who may act where.
+#[derive(Debug, Clone)]
+pub struct TenancyService {
+    pub(crate) db: Db,
+    pub(crate) clock: SharedClock,
+    pub(crate) signer: TokenSigner,
+    pub(crate) settings: TenancySettings,
+}
+
+impl TenancyService {
+    /// A service over `db`, signing tokens with `token_secret`.
+    pub fn new(db: Db, clock: SharedClock, token_secret: &SecretString, settings: TenancySettings) -> Self {
+        Self {
+            db,
+            clock,
+            signer: TokenSigner::new(token_secret),
+            settings,
+        }
+    }
+
+    /// The database handle.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Opens `org`'s transaction for `principal` after checking that it may act there:
+    /// a user must be a member, an API key must belong to `org` and be unrevoked. Anyone
+    /// else gets [`Error::NotMember`] and the transaction is rolled back unread.
+    #[tracing::instrument(name = "tenancy.enter", skip_all, fields(org.id = %org), err(level = "debug"))]
+    pub async fn enter(&self, principal: Principal, org: OrgId, mode: TxMode) -> Result<(TenantTx, Actor)> {
+        if let Principal::ApiKey { org: key_org, .. } = principal
+            && key_org != org
+        {
+            return Err(Error::NotMember);
+        }
+        let tx = self.open(org, mode).await?;
+        let found = match principal {
+            Principal::User(user) => tx
+                .select::<membership::Entity>()
+                .filter(membership::Column::UserId.eq(user.as_uuid()))
+                .one(tx.conn())
+                .await?
+                .map(|m| (m.role, Some(kernel::MembershipId::from_uuid(m.id)))),
+            Principal::ApiKey { key, .. } => tx
+                .select::<api_key::Entity>()
+                .filter(api_key::Column::Id.eq(key.as_uuid()))
+                .filter(api_key::Column::RevokedAt.is_null())
+                .one(tx.conn())
+                .await?
+                .map(|k| (k.role, None)),
+        };
+        let Some((role, membership_id)) = found else {
+            tx.rollback().await?;
+            return Err(Error::NotMember);
+        };
+        let actor = Actor {
+            principal,
+            org_id: org,
+            role: Role::parse(&role)?,
+            membership_id,
+        };
+        Ok((tx, actor))
+    }
+
+    /// Opens a tenant transaction. Private: every caller in this crate has verified its
+    /// right to the organization (or is creating it).
+    pub(crate) async fn open(&self, org: OrgId, mode: TxMode) -> Result<TenantTx> {
+        Ok(TenantTx::open(&self.db, org, mode, TenantOpener::issued_by_tenancy()).await?)
+    }
+
+    /// Checks that an actor may manage members, invitations and keys.
+    pub(crate) fn ensure_manager(actor: &Actor) -> Result<()> {
+        if actor.role.manages_members() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "this requires the owner or admin role in the organization".into(),
+            ))
+        }
+    }
+}
+

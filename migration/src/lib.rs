@@ -1,0 +1,22 @@
+//! Every table, index, Row-Level Security policy and trigger, as ordered migrations.
+//! Migrations name their own tables and columns (never the entities), so history stays
+//! frozen. They run as the owner role; on PostgreSQL they create the application role
+//! `platform_app`, which owns nothing, has no `BYPASSRLS`, and gets only the rights each
+//! table grants it.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_spine;
+mod tenant_table;
+
+pub use tenant_table::APP_ROLE;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_spine::Migration)]
+    }
+}
