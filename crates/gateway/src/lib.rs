@@ -1,1 +1,15 @@
-//! placeholder
+//! The gateway: the GraphQL schema over the domain services, the axum HTTP server, and
+//! the `platform` command-line tool that serves, migrates, seeds and exports the schema.
+
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod seed;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::{AppState, Application};

@@ -1,1 +1,5 @@
-fn main(){}
+//! The `platform` binary: see `gateway::cli`.
+
+fn main() -> anyhow::Result<()> {
+    gateway::cli::main()
+}

@@ -1,0 +1,45 @@
+# The two commands of the README: `make run` and `make test`.
+CARGO ?= cargo
+PLATFORM := ./target/debug/platform
+
+.PHONY: run build test test-sqlite test-postgres lint fmt schema bench
+
+## Build, migrate, seed the demo data once, and serve at http://127.0.0.1:8080/
+run: build
+	$(PLATFORM) migrate
+	$(PLATFORM) seed
+	$(PLATFORM) serve
+
+build:
+	$(CARGO) build -p gateway --bin platform
+
+## Every test: SQLite always; PostgreSQL too when TEST_DATABASE_URL is set.
+test: test-sqlite test-postgres
+
+test-sqlite:
+	env -u TEST_BACKEND $(CARGO) test --workspace
+
+test-postgres:
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== end-to-end tests on PostgreSQL ($$TEST_DATABASE_URL)"; \
+		TEST_BACKEND=postgres $(CARGO) test -p api-tests; \
+	else \
+		echo "== TEST_DATABASE_URL is not set: PostgreSQL tests not run (.ci/run sets it)"; \
+	fi
+
+## Formatting, clippy with warnings as errors, and domain crates free of web types.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@for crate in kernel tenancy; do \
+		if $(CARGO) tree -p $$crate -e normal --prefix none | grep -Eq '^(axum|async-graphql|tower|clap|anyhow) '; then \
+			echo "$$crate depends on a web or CLI crate"; exit 1; \
+		fi; \
+	done
+
+fmt:
+	$(CARGO) fmt --all
+
+## Regenerate schema.graphql from the code.
+schema: build
+	$(PLATFORM) export-schema --out schema.graphql

@@ -1,0 +1,128 @@
+//! Configuration, from flags or the environment. Defaults make `make run` work on a fresh
+//! clone: a SQLite file in the working directory and a signing secret generated once.
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where the server runs and what it connects to.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database the server uses: `sqlite://FILE` or `postgres://…` (on PostgreSQL, connect
+    /// as the application role `platform_app`, which Row-Level Security applies to).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://platform.db")]
+    pub database_url: String,
+
+    /// Database URL for `migrate` (the owner role); defaults to `DATABASE_URL`.
+    #[arg(long, env = "MIGRATE_DATABASE_URL")]
+    pub migrate_database_url: Option<String>,
+
+    /// Address the HTTP server listens on; port 0 picks a free one.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: SocketAddr,
+
+    /// Secret that signs access tokens (at least 32 characters). Required in production;
+    /// in development it is generated once and kept in `token_secret_file`.
+    #[arg(long, env = "TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<SecretString>,
+
+    /// Where the development signing secret is kept.
+    #[arg(long, env = "TOKEN_SECRET_FILE", default_value = ".platform-secret")]
+    pub token_secret_file: PathBuf,
+
+    /// `development` or `production` (which refuses to start without `TOKEN_SECRET`).
+    #[arg(long, env = "PLATFORM_ENV", value_enum, default_value_t = Environment::Development)]
+    pub environment: Environment,
+
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Which log lines to keep (tracing `EnvFilter` syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,sea_orm=warn")]
+    pub log_filter: String,
+
+    /// Database connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+}
+
+/// Deployment mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    /// Local development: convenient defaults.
+    Development,
+    /// Production: no generated secrets.
+    Production,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+const MIN_SECRET_CHARS: usize = 32;
+
+impl Config {
+    /// The signing secret: configured, or in development read from (or created in) the
+    /// secret file.
+    pub fn resolve_token_secret(&self) -> anyhow::Result<SecretString> {
+        if let Some(secret) = &self.token_secret {
+            if secret.expose_secret().chars().count() < MIN_SECRET_CHARS {
+                bail!("TOKEN_SECRET must be at least {MIN_SECRET_CHARS} characters");
+            }
+            return Ok(secret.clone());
+        }
+        if self.environment == Environment::Production {
+            bail!("TOKEN_SECRET is required when PLATFORM_ENV=production");
+        }
+        let path = &self.token_secret_file;
+        if let Ok(existing) = std::fs::read_to_string(path) {
+            let existing = existing.trim().to_owned();
+            if existing.chars().count() >= MIN_SECRET_CHARS {
+                return Ok(SecretString::from(existing));
+            }
+        }
+        let generated = generate_secret();
+        write_private(path, &generated)
+            .with_context(|| format!("writing the development token secret to {}", path.display()))?;
+        Ok(SecretString::from(generated))
+    }
+
+    /// The URL migrations run with.
+    pub fn migration_url(&self) -> &str {
+        self.migrate_database_url.as_deref().unwrap_or(&self.database_url)
+    }
+}
+
+fn generate_secret() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}

@@ -1,0 +1,92 @@
+//! What a resolver knows about its request, and the two steps every resolver starts
+//! with: who is calling, and the organization's transaction for them.
+
+use crate::error::{ApiError, GqlResult, ResultExt};
+use crate::startup::AppState;
+use async_graphql::Context;
+use kernel::{OrgId, Principal, SessionId, TenantTx, TxMode, UserId};
+use tenancy::{Actor, ClientInfo};
+
+/// How the caller authenticated, if at all.
+#[derive(Debug, Clone)]
+pub enum Authentication {
+    /// No `Authorization` header.
+    Anonymous,
+    /// A header that did not verify (expired, tampered, revoked). Kept so that only the
+    /// operations that need a caller fail, with `UNAUTHENTICATED`.
+    Invalid,
+    /// A verified caller.
+    Principal {
+        /// Who.
+        principal: Principal,
+        /// The log-in session, for users.
+        session: Option<SessionId>,
+    },
+}
+
+/// Per-request facts, built by the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The caller.
+    pub auth: Authentication,
+    /// The organization named by `X-Organization-Id` (or the API key's own).
+    pub org: Option<OrgId>,
+    /// `X-Request-Id` or a fresh UUIDv7.
+    pub request_id: String,
+    /// Address and user agent.
+    pub client: ClientInfo,
+}
+
+impl RequestContext {
+    /// The verified caller, or `UNAUTHENTICATED`.
+    pub fn principal(&self) -> Result<Principal, ApiError> {
+        match self.auth {
+            Authentication::Principal { principal, .. } => Ok(principal),
+            Authentication::Anonymous | Authentication::Invalid => Err(ApiError::Unauthenticated),
+        }
+    }
+
+    /// The calling person, or an error for anonymous callers and API keys.
+    pub fn user(&self) -> Result<UserId, ApiError> {
+        self.principal()?
+            .user_id()
+            .ok_or(ApiError::WrongPrincipal("this operation is for people, not API keys"))
+    }
+
+    /// The active organization, or `BAD_USER_INPUT` when none was named.
+    pub fn active_org(&self) -> Result<OrgId, ApiError> {
+        self.org.ok_or(ApiError::NoActiveOrganization)
+    }
+}
+
+/// Shortcuts for resolvers.
+pub trait ContextExt {
+    /// The application state.
+    fn state(&self) -> &AppState;
+    /// The request's facts.
+    fn request(&self) -> &RequestContext;
+    /// Opens `org`'s transaction for the caller (membership or key verified).
+    fn enter(&self, org: OrgId, mode: TxMode) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
+    /// Opens the active organization's transaction for the caller.
+    fn enter_active(&self, mode: TxMode) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
+}
+
+impl ContextExt for Context<'_> {
+    fn state(&self) -> &AppState {
+        self.data_unchecked::<AppState>()
+    }
+
+    fn request(&self) -> &RequestContext {
+        self.data_unchecked::<RequestContext>()
+    }
+
+    async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(TenantTx, Actor)> {
+        let principal = self.request().principal().gql()?;
+        self.state().tenancy.enter(principal, org, mode).await.gql()
+    }
+
+    async fn enter_active(&self, mode: TxMode) -> GqlResult<(TenantTx, Actor)> {
+        let org = self.request().active_org().gql()?;
+        self.enter(org, mode).await
+    }
+}

@@ -1,0 +1,179 @@
+//! The one place errors become GraphQL errors: a message plus a stable `extensions.code`.
+//! Internal failures are logged once, inside the request's span (so with its request
+//! id), and the client sees a generic message, never SQL text.
+
+use async_graphql::{ErrorExtensions, ServerError};
+use kernel::ErrorCode;
+
+/// An error on its way to a GraphQL client.
+#[derive(Debug)]
+pub enum ApiError {
+    /// From the tenancy services.
+    Tenancy(tenancy::Error),
+    /// The operation needs a logged-in caller.
+    Unauthenticated,
+    /// The operation needs a person, not an API key (or the other way round).
+    WrongPrincipal(&'static str),
+    /// The operation needs an active organization (`X-Organization-Id`).
+    NoActiveOrganization,
+    /// The database failed outside a domain service (commit, rollback).
+    Db(sea_orm::DbErr),
+    /// Malformed input the gateway itself checks (ids, cursors, page sizes).
+    BadInput {
+        /// The argument.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Results of resolvers.
+pub type GqlResult<T> = async_graphql::Result<T>;
+
+impl ApiError {
+    /// Malformed input.
+    pub fn bad_input(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::BadInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The code clients see.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Tenancy(e) => e.code(),
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::WrongPrincipal(_) => ErrorCode::Forbidden,
+            Self::NoActiveOrganization | Self::BadInput { .. } => ErrorCode::BadUserInput,
+            Self::Db(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Tenancy(e) => e.to_string(),
+            Self::Unauthenticated => "authentication required: send Authorization: Bearer <token>".into(),
+            Self::WrongPrincipal(what) => (*what).to_owned(),
+            Self::NoActiveOrganization => {
+                "no active organization: send the X-Organization-Id header".into()
+            }
+            Self::BadInput { field, reason } => format!("invalid {field}: {reason}"),
+            Self::Db(e) => e.to_string(),
+        }
+    }
+}
+
+impl From<tenancy::Error> for ApiError {
+    fn from(e: tenancy::Error) -> Self {
+        Self::Tenancy(e)
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(e: ApiError) -> Self {
+        let code = e.code();
+        let message = if code == ErrorCode::Internal {
+            tracing::error!(error = ?e, "internal error");
+            "internal error".to_owned()
+        } else {
+            e.message()
+        };
+        async_graphql::Error::new(message).extend_with(|_, ext| {
+            ext.set("code", code.as_str());
+            match &e {
+                ApiError::Tenancy(tenancy::Error::Throttled { retry_after_secs }) => {
+                    ext.set("retryAfterSeconds", *retry_after_secs);
+                }
+                ApiError::Tenancy(tenancy::Error::Invalid { field, .. })
+                | ApiError::BadInput { field, .. } => ext.set("field", *field),
+                _ => {}
+            }
+        })
+    }
+}
+
+/// `?` on a domain result inside a resolver: `service.call().await.gql()?`.
+pub trait ResultExt<T> {
+    /// Converts the error into a GraphQL error with its code.
+    fn gql(self) -> GqlResult<T>;
+}
+
+impl<T, E: Into<ApiError>> ResultExt<T> for Result<T, E> {
+    fn gql(self) -> GqlResult<T> {
+        self.map_err(|e| async_graphql::Error::from(e.into()))
+    }
+}
+
+/// A request-level error (no resolver ran) with a code.
+pub fn request_error(code: ErrorCode, message: impl Into<String>) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", code.as_str());
+    error.extensions = Some(ext);
+    error
+}
+
+/// Gives every error that has no code one: the errors async-graphql raises itself (parse,
+/// validation, limits) are classified by stage in `CodeExtension`; anything left is
+/// `INTERNAL`.
+pub fn ensure_code(error: &mut ServerError, fallback: ErrorCode) {
+    let has_code = error.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
+    if !has_code {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", fallback.as_str());
+    }
+}
+
+/// Classifies async-graphql's own errors by the stage that raised them.
+pub struct CodeExtension;
+
+impl async_graphql::extensions::ExtensionFactory for CodeExtension {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(CodeExtensionImpl)
+    }
+}
+
+struct CodeExtensionImpl;
+
+#[async_graphql::async_trait::async_trait]
+impl async_graphql::extensions::Extension for CodeExtensionImpl {
+    async fn parse_query(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        query: &str,
+        variables: &async_graphql::Variables,
+        next: async_graphql::extensions::NextParseQuery<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::parser::types::ExecutableDocument> {
+        next.run(ctx, query, variables).await.map_err(|mut e| {
+            ensure_code(&mut e, ErrorCode::GraphqlParseFailed);
+            e
+        })
+    }
+
+    async fn validation(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        next: async_graphql::extensions::NextValidation<'_>,
+    ) -> Result<async_graphql::ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|mut errors| {
+            for e in &mut errors {
+                let code = match e.message.as_str() {
+                    "Query is nested too deep." => ErrorCode::QueryTooDeep,
+                    "Query is too complex." => ErrorCode::QueryTooComplex,
+                    _ => ErrorCode::GraphqlValidationFailed,
+                };
+                ensure_code(e, code);
+            }
+            errors
+        })
+    }
+}

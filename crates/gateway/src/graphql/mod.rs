@@ -1,0 +1,33 @@
+//! The GraphQL schema: queries and mutations merged from one module per area, with depth
+//! and complexity limits and error codes on everything.
+
+pub mod connection;
+pub mod ids;
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+use crate::error::CodeExtension;
+use async_graphql::{EmptySubscription, Schema};
+
+/// The schema type.
+pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Deepest nesting a document may have (GraphiQL's introspection query needs 13).
+pub const MAX_DEPTH: usize = 16;
+/// Most complex document accepted (each field costs 1; connections multiply by nothing
+/// yet, as `first` is capped at 100).
+pub const MAX_COMPLEXITY: usize = 1_000;
+
+/// Builds the schema without data: for `export-schema` and the staleness test.
+pub fn schema_builder() -> async_graphql::SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
+    Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .extension(CodeExtension)
+}
+
+/// The SDL that `schema.graphql` must hold.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}

@@ -1,0 +1,77 @@
+//! Creating and revoking API keys of the active organization.
+
+use crate::context::ContextExt;
+use crate::error::{GqlResult, ResultExt};
+use crate::graphql::ids::{GlobalId, NodeKind};
+use crate::graphql::mutation::enter_record_org;
+use crate::graphql::types::{ApiKey, Role};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use kernel::{ApiKeyId, TxMode};
+
+#[derive(Default)]
+pub struct ApiKeyMutation;
+
+/// Input of `createApiKey`.
+#[derive(InputObject)]
+pub struct CreateApiKeyInput {
+    /// What the key is for.
+    pub name: String,
+    /// The role it acts with (not `OWNER`, and not above the creator's).
+    pub role: Role,
+}
+
+/// A new key with its secret, shown only here.
+#[derive(SimpleObject)]
+pub struct CreateApiKeyPayload {
+    /// The key.
+    pub api_key: ApiKey,
+    /// Send as `Authorization: Bearer <secret>`.
+    pub secret: String,
+}
+
+/// Input of `revokeApiKey`.
+#[derive(InputObject)]
+pub struct RevokeApiKeyInput {
+    /// The key.
+    pub api_key_id: ID,
+}
+
+/// Result of `revokeApiKey`.
+#[derive(SimpleObject)]
+pub struct RevokeApiKeyPayload {
+    /// The revoked key.
+    pub api_key: ApiKey,
+}
+
+#[Object]
+impl ApiKeyMutation {
+    /// Creates a service-account key for the active organization (owners and admins).
+    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> GqlResult<CreateApiKeyPayload> {
+        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
+        let issued = ctx
+            .state()
+            .tenancy
+            .create_api_key(&tx, &actor, &input.name, input.role.into())
+            .await
+            .gql()?;
+        tx.commit().await.gql()?;
+        Ok(CreateApiKeyPayload {
+            api_key: ApiKey(issued.api_key),
+            secret: issued.secret,
+        })
+    }
+
+    /// Revokes a key; it stops authenticating at once.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, input: RevokeApiKeyInput) -> GqlResult<RevokeApiKeyPayload> {
+        let id = GlobalId::expect("apiKeyId", &input.api_key_id, NodeKind::ApiKey).gql()?;
+        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
+        let key = ctx
+            .state()
+            .tenancy
+            .revoke_api_key(&tx, &actor, ApiKeyId::from_uuid(id.id))
+            .await
+            .gql()?;
+        tx.commit().await.gql()?;
+        Ok(RevokeApiKeyPayload { api_key: ApiKey(key) })
+    }
+}

@@ -1,0 +1,124 @@
+//! Sign-up, log-in, token refresh and log-out.
+
+use crate::context::{Authentication, ContextExt};
+use crate::error::{ApiError, GqlResult, ResultExt};
+use crate::graphql::types::User;
+use async_graphql::{Context, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+/// Input of `signUp`.
+#[derive(InputObject)]
+pub struct SignUpInput {
+    /// Email address; unique, compared case-insensitively.
+    pub email: String,
+    /// At least 10 characters.
+    pub password: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Result of `signUp`.
+#[derive(SimpleObject)]
+pub struct SignUpPayload {
+    /// The new account; log in to get tokens.
+    pub user: User,
+}
+
+/// Input of `logIn`.
+#[derive(InputObject)]
+pub struct LogInInput {
+    /// Email address.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Tokens for a session.
+#[derive(SimpleObject)]
+pub struct LogInPayload {
+    /// Send as `Authorization: Bearer <accessToken>`; valid for 15 minutes.
+    pub access_token: String,
+    /// Single-use; trade it with `refreshToken` for a new pair before it expires.
+    pub refresh_token: String,
+    /// When the access token expires.
+    pub expires_at: DateTime<Utc>,
+    /// Who logged in.
+    pub user: User,
+}
+
+impl From<tenancy::Tokens> for LogInPayload {
+    fn from(tokens: tenancy::Tokens) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            expires_at: tokens.expires_at,
+            user: User(tokens.user),
+        }
+    }
+}
+
+/// Input of `refreshToken`.
+#[derive(InputObject)]
+pub struct RefreshTokenInput {
+    /// The refresh token from `logIn` or the last `refreshToken`.
+    pub refresh_token: String,
+}
+
+/// Result of `logOut`.
+#[derive(SimpleObject)]
+pub struct LogOutPayload {
+    /// Whether the session was ended.
+    pub ok: bool,
+}
+
+#[Object]
+impl AuthMutation {
+    /// Creates an account.
+    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> GqlResult<SignUpPayload> {
+        let user = ctx
+            .state()
+            .tenancy
+            .sign_up(tenancy::NewUser {
+                email: input.email,
+                password: input.password,
+                name: input.name,
+            })
+            .await
+            .gql()?;
+        Ok(SignUpPayload { user: User(user) })
+    }
+
+    /// Logs in with email and password. After too many failures for the account or the
+    /// address, `RATE_LIMITED` with `extensions.retryAfterSeconds`.
+    async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> GqlResult<LogInPayload> {
+        let tokens = ctx
+            .state()
+            .tenancy
+            .log_in(&input.email, input.password, &ctx.request().client)
+            .await
+            .gql()?;
+        Ok(tokens.into())
+    }
+
+    /// Trades a refresh token for a new pair; the old refresh token stops working, and
+    /// presenting it again ends the whole session.
+    async fn refresh_token(&self, ctx: &Context<'_>, input: RefreshTokenInput) -> GqlResult<LogInPayload> {
+        let tokens = ctx.state().tenancy.refresh(&input.refresh_token).await.gql()?;
+        Ok(tokens.into())
+    }
+
+    /// Ends the caller's session: its access and refresh tokens stop working.
+    async fn log_out(&self, ctx: &Context<'_>) -> GqlResult<LogOutPayload> {
+        let Authentication::Principal { session, .. } = &ctx.request().auth else {
+            return Err(ApiError::Unauthenticated.into());
+        };
+        let Some(session) = session else {
+            return Err(ApiError::WrongPrincipal("API keys have no session; revoke the key instead").into());
+        };
+        ctx.state().tenancy.log_out(*session).await.gql()?;
+        Ok(LogOutPayload { ok: true })
+    }
+}

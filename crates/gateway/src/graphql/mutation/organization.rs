@@ -1,0 +1,97 @@
+//! Creating organizations, accepting invitations and leaving.
+
+use crate::context::ContextExt;
+use crate::error::{GqlResult, ResultExt};
+use crate::graphql::ids::{GlobalId, NodeKind};
+use crate::graphql::types::{Membership, Organization};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use kernel::TxMode;
+
+#[derive(Default)]
+pub struct OrganizationMutation;
+
+/// Input of `createOrganization`.
+#[derive(InputObject)]
+pub struct CreateOrganizationInput {
+    /// Display name; the slug is derived from it.
+    pub name: String,
+}
+
+/// Result of `createOrganization`.
+#[derive(SimpleObject)]
+pub struct CreateOrganizationPayload {
+    /// The new organization.
+    pub organization: Organization,
+    /// The caller's owner membership in it.
+    pub membership: Membership,
+}
+
+/// Input of `acceptInvitation`.
+#[derive(InputObject)]
+pub struct AcceptInvitationInput {
+    /// The token from the invitation.
+    pub token: String,
+}
+
+/// Result of `acceptInvitation`.
+#[derive(SimpleObject)]
+pub struct AcceptInvitationPayload {
+    /// The organization joined.
+    pub organization: Organization,
+    /// The new membership.
+    pub membership: Membership,
+}
+
+/// Result of `leaveOrganization`.
+#[derive(SimpleObject)]
+pub struct LeaveOrganizationPayload {
+    /// The organization left.
+    pub organization_id: ID,
+}
+
+#[Object]
+impl OrganizationMutation {
+    /// Creates an organization; the caller becomes its owner.
+    async fn create_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrganizationInput,
+    ) -> GqlResult<CreateOrganizationPayload> {
+        let user_id = ctx.request().user().gql()?;
+        let tenancy = &ctx.state().tenancy;
+        let (organization, membership) = tenancy.create_organization(user_id, &input.name).await.gql()?;
+        let user = tenancy.user(user_id).await.gql()?;
+        Ok(CreateOrganizationPayload {
+            organization: Organization(organization),
+            membership: Membership { membership, user },
+        })
+    }
+
+    /// Joins an organization with an invitation sent to the caller's email address.
+    async fn accept_invitation(
+        &self,
+        ctx: &Context<'_>,
+        input: AcceptInvitationInput,
+    ) -> GqlResult<AcceptInvitationPayload> {
+        let user_id = ctx.request().user().gql()?;
+        let tenancy = &ctx.state().tenancy;
+        let membership = tenancy.accept_invitation(user_id, &input.token).await.gql()?;
+        let (tx, _) = ctx.enter(membership.org_id, TxMode::Read).await?;
+        let organization = tenancy.organization(&tx).await.gql()?;
+        let (membership, user) = tenancy.member(&tx, membership.id).await.gql()?;
+        Ok(AcceptInvitationPayload {
+            organization: Organization(organization),
+            membership: Membership { membership, user },
+        })
+    }
+
+    /// Leaves the active organization. The last owner cannot leave (`CONFLICT`).
+    async fn leave_organization(&self, ctx: &Context<'_>) -> GqlResult<LeaveOrganizationPayload> {
+        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
+        ctx.state().tenancy.leave(&tx, &actor).await.gql()?;
+        tx.commit().await.gql()?;
+        Ok(LeaveOrganizationPayload {
+            organization_id: GlobalId::global(NodeKind::Organization, actor.org_id.as_uuid()),
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! Queries.
+
+mod node;
+mod viewer;
+
+/// The root query type.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(node::NodeQuery, viewer::ViewerQuery);

@@ -1,0 +1,107 @@
+//! `node(id:)` and `nodes(ids:)`. Each id is resolved inside its own organization's
+//! membership-checked transaction; a record the caller may not see answers `null`,
+//! exactly like one that does not exist.
+
+use crate::context::ContextExt;
+use crate::error::{ApiError, GqlResult, ResultExt};
+use crate::graphql::ids::{GlobalId, NodeKind};
+use crate::graphql::types::{ApiKey, Invitation, Membership, Node, Organization, User};
+use async_graphql::{Context, ID, Object};
+use kernel::{ApiKeyId, InvitationId, MembershipId, OrgId, Principal, TxMode, UserId};
+
+/// Most ids one `nodes` call may name.
+const MAX_NODES: usize = 100;
+
+#[derive(Default)]
+pub struct NodeQuery;
+
+#[Object]
+impl NodeQuery {
+    /// Fetches any object by its global id; null when it does not exist or is not the
+    /// caller's to see.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Node>> {
+        let id = GlobalId::decode("id", &id).gql()?;
+        resolve(ctx, id).await
+    }
+
+    /// Fetches several objects by global id, in the order asked (at most 100).
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<Node>>> {
+        if ids.len() > MAX_NODES {
+            return Err(ApiError::bad_input("ids", format!("at most {MAX_NODES} ids per call")).into());
+        }
+        let decoded = ids
+            .iter()
+            .map(|id| GlobalId::decode("ids", id))
+            .collect::<Result<Vec<_>, _>>()
+            .gql()?;
+        let mut nodes = Vec::with_capacity(decoded.len());
+        for id in decoded {
+            nodes.push(resolve(ctx, id).await?);
+        }
+        Ok(nodes)
+    }
+}
+
+async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
+    let principal = ctx.request().principal().gql()?;
+    let tenancy = &ctx.state().tenancy;
+    let org = match (id.kind, id.org) {
+        (NodeKind::Organization, _) => OrgId::from_uuid(id.id),
+        (NodeKind::User, _) => {
+            let user = UserId::from_uuid(id.id);
+            if principal == Principal::User(user) {
+                return Ok(Some(Node::User(User(tenancy.user(user).await.gql()?))));
+            }
+            // Another person is visible only through the active organization they share.
+            let Some(org) = ctx.request().org else { return Ok(None) };
+            let Some((tx, _)) = hidden_as_none(ctx.enter(org, TxMode::Read).await)? else {
+                return Ok(None);
+            };
+            let found = tenancy.membership_of(&tx, user).await.gql()?;
+            return Ok(found.map(|(_, user)| Node::User(User(user))));
+        }
+        (_, Some(org)) => org,
+        (_, None) => return Ok(None),
+    };
+    let Some((tx, actor)) = hidden_as_none(ctx.enter(org, TxMode::Read).await)? else {
+        return Ok(None);
+    };
+    let node = match id.kind {
+        NodeKind::Organization => Ok(Node::Organization(Organization(tenancy.organization(&tx).await.gql()?))),
+        NodeKind::Membership => tenancy
+            .member(&tx, MembershipId::from_uuid(id.id))
+            .await
+            .map(|(membership, user)| Node::Membership(Membership { membership, user })),
+        NodeKind::Invitation => tenancy
+            .invitation(&tx, &actor, InvitationId::from_uuid(id.id))
+            .await
+            .map(|i| Node::Invitation(Invitation(i))),
+        NodeKind::ApiKey => tenancy
+            .api_key(&tx, &actor, ApiKeyId::from_uuid(id.id))
+            .await
+            .map(|k| Node::ApiKey(ApiKey(k))),
+        NodeKind::User => return Ok(None),
+    };
+    match node {
+        Ok(node) => Ok(Some(node)),
+        Err(tenancy::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e).gql(),
+    }
+}
+
+/// Not being a member of the id's organization looks exactly like a missing record.
+fn hidden_as_none<T>(result: GqlResult<T>) -> GqlResult<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if is_forbidden(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_forbidden(error: &async_graphql::Error) -> bool {
+    error
+        .extensions
+        .as_ref()
+        .and_then(|ext| ext.get("code"))
+        .is_some_and(|code| *code == async_graphql::Value::from(kernel::ErrorCode::Forbidden.as_str()))
+}

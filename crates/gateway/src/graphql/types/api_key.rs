@@ -1,0 +1,43 @@
+//! A service account's key.
+
+use super::Role;
+use crate::graphql::ids::{GlobalId, NodeKind};
+use async_graphql::{ID, Object};
+use chrono::{DateTime, Utc};
+
+/// A service account key of one organization, acting with its own role. The secret is
+/// only ever shown by `createApiKey`.
+pub struct ApiKey(pub tenancy::ApiKey);
+
+#[Object]
+impl ApiKey {
+    /// Global id.
+    pub async fn id(&self) -> ID {
+        GlobalId::scoped(NodeKind::ApiKey, self.0.org_id, self.0.id.as_uuid())
+    }
+
+    /// What the key is for.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The role it acts with.
+    async fn role(&self) -> Role {
+        self.0.role.into()
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When it last authenticated a request (kept to the minute).
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+
+    /// When it was revoked; a revoked key no longer authenticates.
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+}

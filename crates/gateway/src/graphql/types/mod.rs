@@ -1,0 +1,17 @@
+//! GraphQL object types, each a thin wrapper over a domain model.
+
+pub mod api_key;
+pub mod invitation;
+pub mod membership;
+pub mod node;
+pub mod organization;
+pub mod role;
+pub mod user;
+
+pub use api_key::ApiKey;
+pub use invitation::Invitation;
+pub use membership::Membership;
+pub use node::Node;
+pub use organization::Organization;
+pub use role::Role;
+pub use user::User;

@@ -1,0 +1,20 @@
+//! The Relay `Node` interface.
+
+use super::{ApiKey, Invitation, Membership, Organization, User};
+use async_graphql::{ID, Interface};
+
+/// An object with a global id, fetchable with `node(id:)`.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "Global id."))]
+pub enum Node {
+    /// A person.
+    User(User),
+    /// An organization.
+    Organization(Organization),
+    /// A membership.
+    Membership(Membership),
+    /// An invitation.
+    Invitation(Invitation),
+    /// An API key.
+    ApiKey(ApiKey),
+}

@@ -1,0 +1,93 @@
+//! An organization and its people.
+
+use super::{ApiKey, Invitation, Membership, Role};
+use crate::context::ContextExt;
+use crate::error::{GqlResult, ResultExt};
+use crate::graphql::connection::{PageArgs, connection};
+use crate::graphql::ids::{GlobalId, NodeKind};
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+use kernel::TxMode;
+
+/// An organization: the tenant. Visible to its members.
+pub struct Organization(pub tenancy::Organization);
+
+#[Object]
+impl Organization {
+    /// Global id; send it as `X-Organization-Id` to act in this organization.
+    pub async fn id(&self) -> ID {
+        GlobalId::global(NodeKind::Organization, self.0.id.as_uuid())
+    }
+
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Unique, URL-safe name.
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// The caller's role here.
+    async fn viewer_role(&self, ctx: &Context<'_>) -> GqlResult<Role> {
+        let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        tx.rollback().await.gql()?;
+        Ok(actor.role.into())
+    }
+
+    /// The members, oldest first.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, Membership>> {
+        let page = PageArgs { after, before, first, last }.into_request().gql()?;
+        let (tx, _actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let members = ctx.state().tenancy.members(&tx, &page).await.gql()?;
+        Ok(connection(
+            members,
+            |(m, _)| m.id.as_uuid(),
+            |(membership, user)| Membership { membership, user },
+        ))
+    }
+
+    /// Invitations in every status, oldest first (owners and admins).
+    async fn invitations(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, Invitation>> {
+        let page = PageArgs { after, before, first, last }.into_request().gql()?;
+        let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let invitations = ctx.state().tenancy.invitations(&tx, &actor, &page).await.gql()?;
+        Ok(connection(invitations, |i| i.id.as_uuid(), Invitation))
+    }
+
+    /// API keys, revoked ones included, oldest first (owners and admins).
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, ApiKey>> {
+        let page = PageArgs { after, before, first, last }.into_request().gql()?;
+        let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let keys = ctx.state().tenancy.api_keys(&tx, &actor, &page).await.gql()?;
+        Ok(connection(keys, |k| k.id.as_uuid(), ApiKey))
+    }
+}

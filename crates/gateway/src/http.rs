@@ -1,0 +1,273 @@
+//! HTTP: `POST /graphql` (single or batched), `GET /graphql` (queries only), GraphiQL at
+//! `/`, `/healthz` and `/readyz`. Authentication and the active organization are
+//! resolved here, once per request, into a `RequestContext`.
+
+use crate::context::{Authentication, RequestContext};
+use crate::error::{ensure_code, request_error};
+use crate::graphql::AppSchema;
+use crate::graphql::ids::{GlobalId, NodeKind};
+use crate::startup::AppState;
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Request, Response, ServerError};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use kernel::{ErrorCode, OrgId, Principal};
+use std::net::SocketAddr;
+use tenancy::ClientInfo;
+use tracing::Instrument;
+
+/// Most operations one batched request may carry.
+pub const MAX_BATCH: usize = 10;
+/// Largest request body accepted.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+struct HttpState {
+    app: AppState,
+    schema: AppSchema,
+}
+
+/// The router.
+pub fn router(app: AppState, schema: AppSchema) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(HttpState { app, schema })
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").title("Platform GraphiQL").finish())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
+    match state.app.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+async fn graphql_post(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let request_id = request_id(&headers);
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return reject(
+                &request_id,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                format!("the body is not a GraphQL request: {e}"),
+            );
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.len() > MAX_BATCH {
+            return reject(
+                &request_id,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                format!("a batch may hold at most {MAX_BATCH} operations"),
+            );
+        }
+    }
+    execute(state, peer, headers, request_id, batch).await
+}
+
+async fn graphql_get(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> axum::response::Response {
+    let request_id = request_id(&headers);
+    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or_default()) {
+        Ok(request) => request,
+        Err(e) => {
+            return reject(&request_id, StatusCode::BAD_REQUEST, ErrorCode::BadRequest, e.to_string());
+        }
+    };
+    if is_mutation(&request) {
+        return reject(
+            &request_id,
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BadRequest,
+            "mutations are only accepted over POST".into(),
+        );
+    }
+    execute(state, peer, headers, request_id, BatchRequest::Single(request)).await
+}
+
+/// Whether the operation the request would run is a mutation. A document that does not
+/// parse is left to the executor, which reports it with its code.
+fn is_mutation(request: &Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let selected = match &request.operation_name {
+        Some(name) => document
+            .operations
+            .iter()
+            .find(|(op_name, _)| op_name.map(|n| n.as_str()) == Some(name.as_str()))
+            .map(|(_, op)| op.node.ty),
+        None => document.operations.iter().next().map(|(_, op)| op.node.ty),
+    };
+    selected == Some(OperationType::Mutation)
+}
+
+async fn execute(
+    state: HttpState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    request_id: String,
+    batch: BatchRequest,
+) -> axum::response::Response {
+    let span = tracing::info_span!(
+        "http.graphql",
+        request_id = %request_id,
+        org.id = tracing::field::Empty,
+        principal.id = tracing::field::Empty,
+    );
+    async move {
+        let context = match request_context(&state.app, peer, &headers, request_id.clone()).await {
+            Ok(context) => context,
+            Err(error) => {
+                return respond(&request_id, StatusCode::OK, BatchResponse::Single(Response::from_errors(vec![error])));
+            }
+        };
+        let span = tracing::Span::current();
+        if let Some(org) = context.org {
+            span.record("org.id", tracing::field::display(org));
+        }
+        if let Authentication::Principal { principal, .. } = &context.auth {
+            span.record("principal.id", tracing::field::display(principal.subject()));
+        }
+        let batch = batch.data(context);
+        let mut response = state.schema.execute_batch(batch).await;
+        match &mut response {
+            BatchResponse::Single(r) => add_missing_codes(r),
+            BatchResponse::Batch(rs) => rs.iter_mut().for_each(add_missing_codes),
+        }
+        respond(&request_id, StatusCode::OK, response)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Authentication and the active organization. A bad `X-Organization-Id` fails the
+/// whole request; bad credentials only fail the operations that need a caller.
+async fn request_context(
+    app: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    request_id: String,
+) -> Result<RequestContext, ServerError> {
+    let auth = match bearer(headers) {
+        None => Authentication::Anonymous,
+        Some(credential) => match app.tenancy.authenticate(credential).await {
+            Ok((principal, session)) => Authentication::Principal { principal, session },
+            Err(tenancy::Error::InvalidToken) => Authentication::Invalid,
+            Err(e) => {
+                tracing::error!(error = ?e, "authentication failed");
+                return Err(request_error(ErrorCode::Internal, "internal error"));
+            }
+        },
+    };
+    let header_org = match headers.get("x-organization-id") {
+        None => None,
+        Some(value) => {
+            let decoded = value
+                .to_str()
+                .ok()
+                .and_then(|v| GlobalId::expect("X-Organization-Id", &v.trim().into(), NodeKind::Organization).ok());
+            match decoded {
+                Some(id) => Some(OrgId::from_uuid(id.id)),
+                None => {
+                    return Err(request_error(
+                        ErrorCode::BadUserInput,
+                        "X-Organization-Id is not an organization id issued by this API",
+                    ));
+                }
+            }
+        }
+    };
+    let key_org = match &auth {
+        Authentication::Principal { principal: Principal::ApiKey { org, .. }, .. } => Some(*org),
+        _ => None,
+    };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok(RequestContext {
+        auth,
+        org: header_org.or(key_org),
+        request_id,
+        client: ClientInfo {
+            ip: Some(peer.ip().to_string()),
+            user_agent,
+        },
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credential.trim())
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// Errors that reached the response without a code came from async-graphql's input
+/// coercion (a variable of the wrong type) or from somewhere unforeseen.
+fn add_missing_codes(response: &mut Response) {
+    for error in &mut response.errors {
+        let fallback = if error.message.starts_with("Failed to parse")
+            || error.message.starts_with("Invalid value for argument")
+        {
+            ErrorCode::BadUserInput
+        } else {
+            ErrorCode::Internal
+        };
+        ensure_code(error, fallback);
+    }
+}
+
+fn reject(request_id: &str, status: StatusCode, code: ErrorCode, message: String) -> axum::response::Response {
+    let response = Response::from_errors(vec![request_error(code, message)]);
+    respond(request_id, status, BatchResponse::Single(response))
+}
+
+fn respond(request_id: &str, status: StatusCode, response: BatchResponse) -> axum::response::Response {
+    let body = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec());
+    let mut http = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        http.headers_mut().insert("x-request-id", value);
+    }
+    http
+}

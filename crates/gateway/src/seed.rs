@@ -1,0 +1,66 @@
+//! Demo data: two organizations with a few people each, created through the same
+//! services the API uses. Running it again changes nothing.
+
+use kernel::{Principal, TxMode};
+use tenancy::{NewUser, Role, TenancyService};
+
+/// Every demo account's password.
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// Demo people: (email, name, organization slug, role).
+pub const DEMO_PEOPLE: &[(&str, &str, &str, Role)] = &[
+    ("alice@acme.test", "Alice Owner", "acme", Role::Owner),
+    ("bob@acme.test", "Bob Admin", "acme", Role::Admin),
+    ("carol@acme.test", "Carol Member", "acme", Role::Member),
+    ("dave@acme.test", "Dave Viewer", "acme", Role::Viewer),
+    ("erin@globex.test", "Erin Owner", "globex", Role::Owner),
+    ("frank@globex.test", "Frank Billing", "globex", Role::BillingAdmin),
+    ("grace@globex.test", "Grace Auditor", "globex", Role::Auditor),
+];
+
+/// Demo organizations: (slug, name).
+pub const DEMO_ORGS: &[(&str, &str)] = &[("acme", "Acme"), ("globex", "Globex")];
+
+/// Whether anything was created.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seeded {
+    /// The demo data was created now.
+    Created,
+    /// It was there already.
+    AlreadyPresent,
+}
+
+/// Creates the demo organizations and people unless they exist.
+pub async fn seed(tenancy: &TenancyService) -> anyhow::Result<Seeded> {
+    let mut users = Vec::new();
+    for (email, name, _, _) in DEMO_PEOPLE {
+        match tenancy
+            .sign_up(NewUser {
+                email: (*email).to_owned(),
+                password: DEMO_PASSWORD.to_owned(),
+                name: (*name).to_owned(),
+            })
+            .await
+        {
+            Ok(user) => users.push(user),
+            Err(tenancy::Error::Conflict(_)) => return Ok(Seeded::AlreadyPresent),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (slug, org_name) in DEMO_ORGS {
+        let people: Vec<_> = DEMO_PEOPLE
+            .iter()
+            .zip(&users)
+            .filter(|((_, _, org, _), _)| org == slug)
+            .collect();
+        let Some(((_, _, _, _), owner)) = people.first() else { continue };
+        let (org, _) = tenancy.create_organization(owner.id, org_name).await?;
+        for ((email, _, _, role), user) in people.iter().skip(1) {
+            let (tx, actor) = tenancy.enter(Principal::User(owner.id), org.id, TxMode::Write).await?;
+            let issued = tenancy.invite(&tx, &actor, email, *role).await?;
+            tx.commit().await?;
+            tenancy.accept_invitation(user.id, &issued.token).await?;
+        }
+    }
+    Ok(Seeded::Created)
+}

@@ -1,0 +1,93 @@
+//! Building the application: database, services, schema, router, listener.
+
+use crate::config::Config;
+use crate::graphql::{AppSchema, schema_builder};
+use crate::http;
+use anyhow::Context as _;
+use kernel::{Backend, Db, SharedClock};
+use migration::{Migrator, MigratorTrait};
+use std::net::SocketAddr;
+use tenancy::{TenancyService, TenancySettings};
+use tokio::net::TcpListener;
+
+/// The services every request shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Users, organizations and the tenant boundary.
+    pub tenancy: TenancyService,
+    /// The database.
+    pub db: Db,
+}
+
+/// A built server, bound to its port but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    port: u16,
+}
+
+impl Application {
+    /// Connects, migrates (SQLite only: on PostgreSQL `platform migrate` runs as the owner
+    /// role), and binds `config.bind_addr`.
+    pub async fn build(config: &Config, clock: SharedClock) -> anyhow::Result<Self> {
+        let db = Db::connect(&config.database_url, config.database_max_connections)
+            .await
+            .context("connecting to the database")?;
+        if db.backend() == Backend::Sqlite {
+            Migrator::up(db.conn(), None).await.context("applying migrations")?;
+        }
+        let secret = config.resolve_token_secret()?;
+        let tenancy = TenancyService::new(db.clone(), clock, &secret, TenancySettings::default());
+        let state = AppState { tenancy, db };
+        let schema = build_schema(state.clone());
+        let router = http::router(state, schema);
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("binding {}", config.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self { listener, router, port })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, finishing requests in flight.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(port = self.port, "serving GraphQL at /graphql, GraphiQL at /");
+        axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+        Ok(())
+    }
+}
+
+/// The schema with the application's services attached.
+pub fn build_schema(state: AppState) -> AppSchema {
+    schema_builder().data(state).finish()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
