@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` and `make test`.
 CARGO ?= cargo
-PLATFORM := ./target/debug/platform
+PLATFORM := $(CARGO) run --quiet -p gateway --bin platform --
 
 .PHONY: run build test test-sqlite test-postgres lint fmt schema bench
 

@@ -1,1 +1,16 @@
+//! End-to-end tests: the real server, a fresh database per test, HTTP like a client.
 
+// Test code fails loudly by design: a panic with a message is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_keys;
+mod auth;
+mod boundary_source;
+mod conventions;
+mod helpers;
+mod invitations;
+mod isolation;
+mod members;
+mod organizations;
+mod postgres_rls;
+mod schema;

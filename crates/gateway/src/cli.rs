@@ -40,7 +40,11 @@ enum Command {
 /// Entry point of the binary.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(&cli.config.log_filter, cli.config.log_format, std::io::stdout);
+    telemetry::init(
+        &cli.config.log_filter,
+        cli.config.log_format,
+        std::io::stdout,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,18 +60,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await
         }
         Command::Migrate => {
-            let db = Db::connect(config.migration_url(), 2).await.context("connecting to the database")?;
-            Migrator::up(db.conn(), None).await.context("applying migrations")?;
+            let db = Db::connect(config.migration_url(), 2)
+                .await
+                .context("connecting to the database")?;
+            Migrator::up(db.conn(), None)
+                .await
+                .context("applying migrations")?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Seed => {
-            let db = Db::connect(&config.database_url, 4).await.context("connecting to the database")?;
+            let db = Db::connect(&config.database_url, 4)
+                .await
+                .context("connecting to the database")?;
             if db.backend() == kernel::Backend::Sqlite {
-                Migrator::up(db.conn(), None).await.context("applying migrations")?;
+                Migrator::up(db.conn(), None)
+                    .await
+                    .context("applying migrations")?;
             }
             let secret = config.resolve_token_secret()?;
-            let tenancy = TenancyService::new(db, Arc::new(SystemClock), &secret, TenancySettings::default());
+            let tenancy = TenancyService::new(
+                db,
+                Arc::new(SystemClock),
+                &secret,
+                TenancySettings::default(),
+            );
             match seed::seed(&tenancy).await? {
                 seed::Seeded::Created => tracing::info!("demo data created"),
                 seed::Seeded::AlreadyPresent => tracing::info!("demo data already present"),
@@ -75,7 +92,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ExportSchema { out } => {
-            std::fs::write(&out, graphql::sdl()).with_context(|| format!("writing {}", out.display()))?;
+            std::fs::write(&out, graphql::sdl())
+                .with_context(|| format!("writing {}", out.display()))?;
             tracing::info!(path = %out.display(), "schema written");
             Ok(())
         }

@@ -90,14 +90,17 @@ impl Config {
             }
         }
         let generated = generate_secret();
-        write_private(path, &generated)
-            .with_context(|| format!("writing the development token secret to {}", path.display()))?;
+        write_private(path, &generated).with_context(|| {
+            format!("writing the development token secret to {}", path.display())
+        })?;
         Ok(SecretString::from(generated))
     }
 
     /// The URL migrations run with.
     pub fn migration_url(&self) -> &str {
-        self.migrate_database_url.as_deref().unwrap_or(&self.database_url)
+        self.migrate_database_url
+            .as_deref()
+            .unwrap_or(&self.database_url)
     }
 }
 

@@ -48,9 +48,9 @@ impl RequestContext {
 
     /// The calling person, or an error for anonymous callers and API keys.
     pub fn user(&self) -> Result<UserId, ApiError> {
-        self.principal()?
-            .user_id()
-            .ok_or(ApiError::WrongPrincipal("this operation is for people, not API keys"))
+        self.principal()?.user_id().ok_or(ApiError::WrongPrincipal(
+            "this operation is for people, not API keys",
+        ))
     }
 
     /// The active organization, or `BAD_USER_INPUT` when none was named.
@@ -66,9 +66,16 @@ pub trait ContextExt {
     /// The request's facts.
     fn request(&self) -> &RequestContext;
     /// Opens `org`'s transaction for the caller (membership or key verified).
-    fn enter(&self, org: OrgId, mode: TxMode) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
+    fn enter(
+        &self,
+        org: OrgId,
+        mode: TxMode,
+    ) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
     /// Opens the active organization's transaction for the caller.
-    fn enter_active(&self, mode: TxMode) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
+    fn enter_active(
+        &self,
+        mode: TxMode,
+    ) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
 }
 
 impl ContextExt for Context<'_> {

@@ -53,7 +53,9 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             Self::Tenancy(e) => e.to_string(),
-            Self::Unauthenticated => "authentication required: send Authorization: Bearer <token>".into(),
+            Self::Unauthenticated => {
+                "authentication required: send Authorization: Bearer <token>".into()
+            }
             Self::WrongPrincipal(what) => (*what).to_owned(),
             Self::NoActiveOrganization => {
                 "no active organization: send the X-Organization-Id header".into()
@@ -124,7 +126,10 @@ pub fn request_error(code: ErrorCode, message: impl Into<String>) -> ServerError
 /// validation, limits) are classified by stage in `CodeExtension`; anything left is
 /// `INTERNAL`.
 pub fn ensure_code(error: &mut ServerError, fallback: ErrorCode) {
-    let has_code = error.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|ext| ext.get("code").is_some());
     if !has_code {
         error
             .extensions

@@ -44,7 +44,12 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
 }
 
 async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").title("Platform GraphiQL").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("Platform GraphiQL")
+            .finish(),
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -79,15 +84,15 @@ async fn graphql_post(
             );
         }
     };
-    if let BatchRequest::Batch(requests) = &batch {
-        if requests.len() > MAX_BATCH {
-            return reject(
-                &request_id,
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadRequest,
-                format!("a batch may hold at most {MAX_BATCH} operations"),
-            );
-        }
+    if let BatchRequest::Batch(requests) = &batch
+        && requests.len() > MAX_BATCH
+    {
+        return reject(
+            &request_id,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            format!("a batch may hold at most {MAX_BATCH} operations"),
+        );
     }
     execute(state, peer, headers, request_id, batch).await
 }
@@ -99,12 +104,18 @@ async fn graphql_get(
     RawQuery(query): RawQuery,
 ) -> axum::response::Response {
     let request_id = request_id(&headers);
-    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or_default()) {
-        Ok(request) => request,
-        Err(e) => {
-            return reject(&request_id, StatusCode::BAD_REQUEST, ErrorCode::BadRequest, e.to_string());
-        }
-    };
+    let request =
+        match async_graphql::http::parse_query_string(query.as_deref().unwrap_or_default()) {
+            Ok(request) => request,
+            Err(e) => {
+                return reject(
+                    &request_id,
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadRequest,
+                    e.to_string(),
+                );
+            }
+        };
     if is_mutation(&request) {
         return reject(
             &request_id,
@@ -113,7 +124,14 @@ async fn graphql_get(
             "mutations are only accepted over POST".into(),
         );
     }
-    execute(state, peer, headers, request_id, BatchRequest::Single(request)).await
+    execute(
+        state,
+        peer,
+        headers,
+        request_id,
+        BatchRequest::Single(request),
+    )
+    .await
 }
 
 /// Whether the operation the request would run is a mutation. A document that does not
@@ -150,7 +168,11 @@ async fn execute(
         let context = match request_context(&state.app, peer, &headers, request_id.clone()).await {
             Ok(context) => context,
             Err(error) => {
-                return respond(&request_id, StatusCode::OK, BatchResponse::Single(Response::from_errors(vec![error])));
+                return respond(
+                    &request_id,
+                    StatusCode::OK,
+                    BatchResponse::Single(Response::from_errors(vec![error])),
+                );
             }
         };
         let span = tracing::Span::current();
@@ -194,10 +216,14 @@ async fn request_context(
     let header_org = match headers.get("x-organization-id") {
         None => None,
         Some(value) => {
-            let decoded = value
-                .to_str()
+            let decoded = value.to_str().ok().and_then(|v| {
+                GlobalId::expect(
+                    "X-Organization-Id",
+                    &v.trim().into(),
+                    NodeKind::Organization,
+                )
                 .ok()
-                .and_then(|v| GlobalId::expect("X-Organization-Id", &v.trim().into(), NodeKind::Organization).ok());
+            });
             match decoded {
                 Some(id) => Some(OrgId::from_uuid(id.id)),
                 None => {
@@ -210,7 +236,10 @@ async fn request_context(
         }
     };
     let key_org = match &auth {
-        Authentication::Principal { principal: Principal::ApiKey { org, .. }, .. } => Some(*org),
+        Authentication::Principal {
+            principal: Principal::ApiKey { org, .. },
+            ..
+        } => Some(*org),
         _ => None,
     };
     let user_agent = headers
@@ -231,7 +260,9 @@ async fn request_context(
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credential) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| credential.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -258,12 +289,21 @@ fn add_missing_codes(response: &mut Response) {
     }
 }
 
-fn reject(request_id: &str, status: StatusCode, code: ErrorCode, message: String) -> axum::response::Response {
+fn reject(
+    request_id: &str,
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+) -> axum::response::Response {
     let response = Response::from_errors(vec![request_error(code, message)]);
     respond(request_id, status, BatchResponse::Single(response))
 }
 
-fn respond(request_id: &str, status: StatusCode, response: BatchResponse) -> axum::response::Response {
+fn respond(
+    request_id: &str,
+    status: StatusCode,
+    response: BatchResponse,
+) -> axum::response::Response {
     let body = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec());
     let mut http = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Ok(value) = HeaderValue::from_str(request_id) {

@@ -14,8 +14,18 @@ pub const DEMO_PEOPLE: &[(&str, &str, &str, Role)] = &[
     ("carol@acme.test", "Carol Member", "acme", Role::Member),
     ("dave@acme.test", "Dave Viewer", "acme", Role::Viewer),
     ("erin@globex.test", "Erin Owner", "globex", Role::Owner),
-    ("frank@globex.test", "Frank Billing", "globex", Role::BillingAdmin),
-    ("grace@globex.test", "Grace Auditor", "globex", Role::Auditor),
+    (
+        "frank@globex.test",
+        "Frank Billing",
+        "globex",
+        Role::BillingAdmin,
+    ),
+    (
+        "grace@globex.test",
+        "Grace Auditor",
+        "globex",
+        Role::Auditor,
+    ),
 ];
 
 /// Demo organizations: (slug, name).
@@ -53,10 +63,14 @@ pub async fn seed(tenancy: &TenancyService) -> anyhow::Result<Seeded> {
             .zip(&users)
             .filter(|((_, _, org, _), _)| org == slug)
             .collect();
-        let Some(((_, _, _, _), owner)) = people.first() else { continue };
+        let Some(((_, _, _, _), owner)) = people.first() else {
+            continue;
+        };
         let (org, _) = tenancy.create_organization(owner.id, org_name).await?;
         for ((email, _, _, role), user) in people.iter().skip(1) {
-            let (tx, actor) = tenancy.enter(Principal::User(owner.id), org.id, TxMode::Write).await?;
+            let (tx, actor) = tenancy
+                .enter(Principal::User(owner.id), org.id, TxMode::Write)
+                .await?;
             let issued = tenancy.invite(&tx, &actor, email, *role).await?;
             tx.commit().await?;
             tenancy.accept_invitation(user.id, &issued.token).await?;

@@ -34,7 +34,9 @@ impl Application {
             .await
             .context("connecting to the database")?;
         if db.backend() == Backend::Sqlite {
-            Migrator::up(db.conn(), None).await.context("applying migrations")?;
+            Migrator::up(db.conn(), None)
+                .await
+                .context("applying migrations")?;
         }
         let secret = config.resolve_token_secret()?;
         let tenancy = TenancyService::new(db.clone(), clock, &secret, TenancySettings::default());
@@ -45,7 +47,11 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, router, port })
+        Ok(Self {
+            listener,
+            router,
+            port,
+        })
     }
 
     /// The bound port (useful with port 0).
@@ -55,10 +61,14 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM, finishing requests in flight.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        tracing::info!(port = self.port, "serving GraphQL at /graphql, GraphiQL at /");
+        tracing::info!(
+            port = self.port,
+            "serving GraphQL at /graphql, GraphiQL at /"
+        );
         axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -64,7 +64,8 @@ impl Db {
             .sqlx_logging(false);
         let conn = Database::connect(options).await?;
         if backend == Backend::Sqlite {
-            conn.execute_unprepared("PRAGMA journal_mode = WAL;").await?;
+            conn.execute_unprepared("PRAGMA journal_mode = WAL;")
+                .await?;
             conn.execute_unprepared("PRAGMA foreign_keys = ON;").await?;
         }
         Ok(Self { conn, backend })

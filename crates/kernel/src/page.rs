@@ -104,12 +104,19 @@ mod tests {
 
     #[test]
     fn overfetch_tells_whether_more_rows_exist_in_the_reading_direction() {
-        let forward = PageRequest { limit: 2, ..PageRequest::first_page() };
+        let forward = PageRequest {
+            limit: 2,
+            ..PageRequest::first_page()
+        };
         let page = Page::from_overfetch(vec![1, 2, 3], &forward);
         assert_eq!(page.items, vec![1, 2]);
         assert!(page.has_next && !page.has_previous);
 
-        let backward = PageRequest { limit: 2, from_end: true, ..PageRequest::first_page() };
+        let backward = PageRequest {
+            limit: 2,
+            from_end: true,
+            ..PageRequest::first_page()
+        };
         let page = Page::from_overfetch(vec![9, 8, 7], &backward);
         assert_eq!(page.items, vec![8, 9]);
         assert!(page.has_previous && !page.has_next);

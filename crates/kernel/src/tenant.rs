@@ -43,7 +43,12 @@ pub struct TenantTx {
 
 impl TenantTx {
     /// Begins the organization's transaction and, on PostgreSQL, binds RLS to it.
-    pub async fn open(db: &Db, org: OrgId, mode: TxMode, _opener: TenantOpener) -> Result<Self, DbErr> {
+    pub async fn open(
+        db: &Db,
+        org: OrgId,
+        mode: TxMode,
+        _opener: TenantOpener,
+    ) -> Result<Self, DbErr> {
         let txn = db.begin(mode).await?;
         if db.backend() == Backend::Postgres {
             txn.execute_raw(Statement::from_sql_and_values(

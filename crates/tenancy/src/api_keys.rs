@@ -18,7 +18,13 @@ impl TenancyService {
     /// Creates a key acting with `role`. Keys cannot be owners, and nobody creates a key
     /// more powerful than themselves.
     #[tracing::instrument(name = "tenancy.create_api_key", skip_all, err(level = "debug"))]
-    pub async fn create_api_key(&self, tx: &TenantTx, actor: &Actor, name: &str, role: Role) -> Result<IssuedApiKey> {
+    pub async fn create_api_key(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+    ) -> Result<IssuedApiKey> {
         Self::ensure_manager(actor)?;
         if role == Role::Owner {
             return Err(Error::invalid("role", "an API key cannot be an owner"));
@@ -55,13 +61,22 @@ impl TenancyService {
     }
 
     /// One page of the organization's keys (revoked ones included).
-    pub async fn api_keys(&self, tx: &TenantTx, actor: &Actor, page: &PageRequest) -> Result<Page<ApiKey>> {
+    pub async fn api_keys(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        page: &PageRequest,
+    ) -> Result<Page<ApiKey>> {
         Self::ensure_manager(actor)?;
         let rows = keyset(tx.select::<api_key::Entity>(), api_key::Column::Id, page)
             .all(tx.conn())
             .await?;
         let page = Page::from_overfetch(rows, page);
-        let items = page.items.into_iter().map(api_key_from_row).collect::<Result<_>>()?;
+        let items = page
+            .items
+            .into_iter()
+            .map(api_key_from_row)
+            .collect::<Result<_>>()?;
         Ok(Page {
             items,
             has_previous: page.has_previous,
@@ -77,7 +92,12 @@ impl TenancyService {
 
     /// Revokes a key; it stops authenticating at once.
     #[tracing::instrument(name = "tenancy.revoke_api_key", skip_all, err(level = "debug"))]
-    pub async fn revoke_api_key(&self, tx: &TenantTx, actor: &Actor, id: ApiKeyId) -> Result<ApiKey> {
+    pub async fn revoke_api_key(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        id: ApiKeyId,
+    ) -> Result<ApiKey> {
         Self::ensure_manager(actor)?;
         let row = find(tx, id).await?;
         if row.revoked_at.is_some() {
@@ -90,7 +110,10 @@ impl TenancyService {
             .filter(api_key::Column::Id.eq(row.id))
             .exec(tx.conn())
             .await?;
-        api_key_from_row(api_key::Model { revoked_at: Some(now), ..row })
+        api_key_from_row(api_key::Model {
+            revoked_at: Some(now),
+            ..row
+        })
     }
 }
 

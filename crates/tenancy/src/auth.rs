@@ -53,7 +53,10 @@ impl TenancyService {
             password_hash: Set(password_hash),
             created_at: Set(self.clock.now()),
         };
-        match user::Entity::insert(row).exec_with_returning(self.db.conn()).await {
+        match user::Entity::insert(row)
+            .exec_with_returning(self.db.conn())
+            .await
+        {
             Ok(row) => Ok(row.into()),
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
                 Error::Conflict("an account with this email already exists".into()),
@@ -65,7 +68,12 @@ impl TenancyService {
     /// Checks the password and starts a session. Refused for a while after too many
     /// failures for the account or the client address.
     #[tracing::instrument(name = "tenancy.log_in", skip_all, err(level = "debug"))]
-    pub async fn log_in(&self, email: &str, password: String, client: &ClientInfo) -> Result<Tokens> {
+    pub async fn log_in(
+        &self,
+        email: &str,
+        password: String,
+        client: &ClientInfo,
+    ) -> Result<Tokens> {
         let normalized = normalize_email(email);
         let account_scope = format!("account:{normalized}");
         let ip_scope = client.ip.as_ref().map(|ip| format!("ip:{ip}"));
@@ -83,14 +91,17 @@ impl TenancyService {
             .await?;
         let stored = found.as_ref().map(|u| u.password_hash.clone());
         if !crypto::verify_password(password, stored).await? {
-            let failures = [Some(account_scope), ip_scope].into_iter().flatten().map(|scope| {
-                login_failure::ActiveModel {
+            let failures = [Some(account_scope), ip_scope]
+                .into_iter()
+                .flatten()
+                .map(|scope| login_failure::ActiveModel {
                     id: Set(Uuid::now_v7()),
                     scope: Set(scope),
                     occurred_at: Set(now),
-                }
-            });
-            login_failure::Entity::insert_many(failures).exec(self.db.conn()).await?;
+                });
+            login_failure::Entity::insert_many(failures)
+                .exec(self.db.conn())
+                .await?;
             return Err(Error::InvalidCredentials);
         }
         let Some(user) = found else {
@@ -101,7 +112,9 @@ impl TenancyService {
             .exec(self.db.conn())
             .await?;
         let family = SessionId::generate();
-        let refresh_token = self.insert_session(self.db.conn(), UserId::from_uuid(user.id), family, now).await?;
+        let refresh_token = self
+            .insert_session(self.db.conn(), UserId::from_uuid(user.id), family, now)
+            .await?;
         self.issue(user.into(), family, refresh_token, now)
     }
 
@@ -180,7 +193,8 @@ impl TenancyService {
 
     async fn authenticate_api_key(&self, rest: &str) -> Result<Principal> {
         let mut parts = rest.splitn(3, '_');
-        let (Some(org), Some(key), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(org), Some(key), Some(secret)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(Error::InvalidToken);
         };
         let (Ok(org), Ok(key)) = (Uuid::try_parse(org), Uuid::try_parse(key)) else {
@@ -196,10 +210,15 @@ impl TenancyService {
             .await?;
         tx.rollback().await?;
         let row = row.ok_or(Error::InvalidToken)?;
-        if row.revoked_at.is_some() || !crypto::digests_equal(&row.secret_hash, &crypto::digest(secret)) {
+        if row.revoked_at.is_some()
+            || !crypto::digests_equal(&row.secret_hash, &crypto::digest(secret))
+        {
             return Err(Error::InvalidToken);
         }
-        if row.last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1)) {
+        if row
+            .last_used_at
+            .is_none_or(|at| now - at >= chrono::Duration::minutes(1))
+        {
             let tx = self.open(org, TxMode::Write).await?;
             api_key::Entity::update_many()
                 .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
@@ -212,7 +231,12 @@ impl TenancyService {
         Ok(Principal::ApiKey { key, org })
     }
 
-    async fn ensure_not_throttled(&self, scope: &str, limit: u64, now: DateTime<Utc>) -> Result<()> {
+    async fn ensure_not_throttled(
+        &self,
+        scope: &str,
+        limit: u64,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let since = now - self.settings.failure_window;
         let recent: Vec<DateTime<Utc>> = login_failure::Entity::find()
             .select_only()
@@ -226,7 +250,9 @@ impl TenancyService {
             .await?;
         match recent.last() {
             Some(oldest) if recent.len() as u64 >= limit => Err(Error::Throttled {
-                retry_after_secs: (*oldest + self.settings.failure_window - now).num_seconds().max(1),
+                retry_after_secs: (*oldest + self.settings.failure_window - now)
+                    .num_seconds()
+                    .max(1),
             }),
             _ => Ok(()),
         }
@@ -255,9 +281,16 @@ impl TenancyService {
         Ok(token)
     }
 
-    fn issue(&self, user: User, family: SessionId, refresh_token: String, now: DateTime<Utc>) -> Result<Tokens> {
+    fn issue(
+        &self,
+        user: User,
+        family: SessionId,
+        refresh_token: String,
+        now: DateTime<Utc>,
+    ) -> Result<Tokens> {
         let (access_token, expires_at) =
-            self.signer.sign(user.id, family, now, self.settings.access_token_ttl)?;
+            self.signer
+                .sign(user.id, family, now, self.settings.access_token_ttl)?;
         Ok(Tokens {
             access_token,
             refresh_token,
@@ -276,7 +309,11 @@ impl TenancyService {
     }
 }
 
-async fn revoke_family(conn: &impl ConnectionTrait, family: Uuid, now: DateTime<Utc>) -> Result<()> {
+async fn revoke_family(
+    conn: &impl ConnectionTrait,
+    family: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
     session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(now))
         .filter(session::Column::FamilyId.eq(family))

@@ -22,10 +22,18 @@ impl TenancyService {
     /// Invites `email` with `role`. Refused when that person is already a member or has a
     /// pending invitation (re-send that one instead).
     #[tracing::instrument(name = "tenancy.invite", skip_all, err(level = "debug"))]
-    pub async fn invite(&self, tx: &TenantTx, actor: &Actor, email: &str, role: Role) -> Result<IssuedInvitation> {
+    pub async fn invite(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        email: &str,
+        role: Role,
+    ) -> Result<IssuedInvitation> {
         actor.role.ensure_may_assign(role)?;
         let Principal::User(inviter) = actor.principal else {
-            return Err(Error::Forbidden("invitations are sent by people, not API keys".into()));
+            return Err(Error::Forbidden(
+                "invitations are sent by people, not API keys".into(),
+            ));
         };
         validate_email(email)?;
         let normalized = normalize_email(email);
@@ -83,12 +91,21 @@ impl TenancyService {
     }
 
     /// One page of the organization's invitations, in every status.
-    pub async fn invitations(&self, tx: &TenantTx, actor: &Actor, page: &PageRequest) -> Result<Page<Invitation>> {
+    pub async fn invitations(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        page: &PageRequest,
+    ) -> Result<Page<Invitation>> {
         Self::ensure_manager(actor)?;
         let now = self.clock.now();
-        let rows = keyset(tx.select::<invitation::Entity>(), invitation::Column::Id, page)
-            .all(tx.conn())
-            .await?;
+        let rows = keyset(
+            tx.select::<invitation::Entity>(),
+            invitation::Column::Id,
+            page,
+        )
+        .all(tx.conn())
+        .await?;
         let page = Page::from_overfetch(rows, page);
         let items = page
             .items
@@ -103,19 +120,31 @@ impl TenancyService {
     }
 
     /// An invitation of this organization.
-    pub async fn invitation(&self, tx: &TenantTx, actor: &Actor, id: InvitationId) -> Result<Invitation> {
+    pub async fn invitation(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        id: InvitationId,
+    ) -> Result<Invitation> {
         Self::ensure_manager(actor)?;
         invitation_from_row(find(tx, id).await?, self.clock.now())
     }
 
     /// Withdraws a pending invitation; its token stops working.
     #[tracing::instrument(name = "tenancy.revoke_invitation", skip_all, err(level = "debug"))]
-    pub async fn revoke_invitation(&self, tx: &TenantTx, actor: &Actor, id: InvitationId) -> Result<Invitation> {
+    pub async fn revoke_invitation(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        id: InvitationId,
+    ) -> Result<Invitation> {
         let row = find(tx, id).await?;
         actor.role.ensure_may_assign(Role::parse(&row.role)?)?;
         let now = self.clock.now();
         if invitation_from_row(row.clone(), now)?.status != InvitationStatus::Pending {
-            return Err(Error::Conflict("only a pending invitation can be revoked".into()));
+            return Err(Error::Conflict(
+                "only a pending invitation can be revoked".into(),
+            ));
         }
         invitation::Entity::update_many()
             .col_expr(invitation::Column::RevokedAt, Expr::value(now))
@@ -123,24 +152,43 @@ impl TenancyService {
             .filter(invitation::Column::Id.eq(row.id))
             .exec(tx.conn())
             .await?;
-        invitation_from_row(invitation::Model { revoked_at: Some(now), ..row }, now)
+        invitation_from_row(
+            invitation::Model {
+                revoked_at: Some(now),
+                ..row
+            },
+            now,
+        )
     }
 
     /// Sends a pending or expired invitation again: a new token and a new expiry; the
     /// old token stops working.
     #[tracing::instrument(name = "tenancy.resend_invitation", skip_all, err(level = "debug"))]
-    pub async fn resend_invitation(&self, tx: &TenantTx, actor: &Actor, id: InvitationId) -> Result<IssuedInvitation> {
+    pub async fn resend_invitation(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        id: InvitationId,
+    ) -> Result<IssuedInvitation> {
         let row = find(tx, id).await?;
         actor.role.ensure_may_assign(Role::parse(&row.role)?)?;
         let now = self.clock.now();
         let status = invitation_from_row(row.clone(), now)?.status;
-        if !matches!(status, InvitationStatus::Pending | InvitationStatus::Expired) {
-            return Err(Error::Conflict("an accepted or revoked invitation cannot be re-sent".into()));
+        if !matches!(
+            status,
+            InvitationStatus::Pending | InvitationStatus::Expired
+        ) {
+            return Err(Error::Conflict(
+                "an accepted or revoked invitation cannot be re-sent".into(),
+            ));
         }
         let (token, token_hash) = new_token(tx.org_id());
         let expires_at = now + self.settings.invitation_ttl;
         invitation::Entity::update_many()
-            .col_expr(invitation::Column::TokenHash, Expr::value(token_hash.clone()))
+            .col_expr(
+                invitation::Column::TokenHash,
+                Expr::value(token_hash.clone()),
+            )
             .col_expr(invitation::Column::ExpiresAt, Expr::value(expires_at))
             .col_expr(invitation::Column::CreatedAt, Expr::value(now))
             .filter(invitation::Column::OrganizationId.eq(tx.org_id().as_uuid()))
@@ -163,8 +211,12 @@ impl TenancyService {
     /// new membership; the token cannot be used again.
     #[tracing::instrument(name = "tenancy.accept_invitation", skip_all, err(level = "debug"))]
     pub async fn accept_invitation(&self, user: UserId, token: &str) -> Result<Membership> {
-        let not_found = || Error::NotFound { entity: "invitation" };
-        let rest = token.strip_prefix(INVITATION_PREFIX).ok_or_else(not_found)?;
+        let not_found = || Error::NotFound {
+            entity: "invitation",
+        };
+        let rest = token
+            .strip_prefix(INVITATION_PREFIX)
+            .ok_or_else(not_found)?;
         let (org, secret) = rest.split_once('_').ok_or_else(not_found)?;
         let org = OrgId::from_uuid(Uuid::try_parse(org).map_err(|_| not_found())?);
         let now = self.clock.now();
@@ -178,7 +230,9 @@ impl TenancyService {
             .ok_or_else(not_found)?;
         match invitation_from_row(row.clone(), now)?.status {
             InvitationStatus::Pending => {}
-            InvitationStatus::Expired => return Err(Error::Conflict("this invitation has expired".into())),
+            InvitationStatus::Expired => {
+                return Err(Error::Conflict("this invitation has expired".into()));
+            }
             InvitationStatus::Accepted | InvitationStatus::Revoked => return Err(not_found()),
         }
         let invitee = user::Entity::find_by_id(user.as_uuid())
@@ -209,11 +263,16 @@ async fn find(tx: &TenantTx, id: InvitationId) -> Result<invitation::Model> {
         .filter(invitation::Column::Id.eq(id.as_uuid()))
         .one(tx.conn())
         .await?
-        .ok_or(Error::NotFound { entity: "invitation" })
+        .ok_or(Error::NotFound {
+            entity: "invitation",
+        })
 }
 
 fn new_token(org: OrgId) -> (String, String) {
     let secret = crypto::random_secret();
     let digest = crypto::digest(&secret);
-    (format!("{INVITATION_PREFIX}{}_{secret}", org.as_uuid().simple()), digest)
+    (
+        format!("{INVITATION_PREFIX}{}_{secret}", org.as_uuid().simple()),
+        digest,
+    )
 }

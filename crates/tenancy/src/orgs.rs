@@ -8,7 +8,9 @@ use crate::repo::{self, membership_from_row, users_by_id, validate_name};
 use crate::role::Role;
 use crate::service::TenancyService;
 use kernel::page::keyset;
-use kernel::{Backend, MembershipId, OrgId, Page, PageRequest, Principal, TenantTx, TxMode, UserId};
+use kernel::{
+    Backend, MembershipId, OrgId, Page, PageRequest, Principal, TenantTx, TxMode, UserId,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr, Statement,
@@ -18,7 +20,11 @@ use uuid::Uuid;
 impl TenancyService {
     /// Creates an organization with `creator` as its owner.
     #[tracing::instrument(name = "tenancy.create_organization", skip_all, err(level = "debug"))]
-    pub async fn create_organization(&self, creator: UserId, name: &str) -> Result<(Organization, Membership)> {
+    pub async fn create_organization(
+        &self,
+        creator: UserId,
+        name: &str,
+    ) -> Result<(Organization, Membership)> {
         let name = validate_name("name", name)?;
         let base = slugify(&name);
         let now = self.clock.now();
@@ -52,12 +58,17 @@ impl TenancyService {
             tx.commit().await?;
             return Ok((row.into(), owner));
         }
-        Err(Error::Conflict("could not find a free slug for this name".into()))
+        Err(Error::Conflict(
+            "could not find a free slug for this name".into(),
+        ))
     }
 
     /// The organizations `user` belongs to, with the membership in each, oldest first.
     #[tracing::instrument(name = "tenancy.user_organizations", skip_all, err(level = "debug"))]
-    pub async fn user_organizations(&self, user: UserId) -> Result<Vec<(Organization, Membership)>> {
+    pub async fn user_organizations(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<(Organization, Membership)>> {
         let txn = self.db.begin(TxMode::Read).await?;
         if self.db.backend() == Backend::Postgres {
             // Memberships are under RLS; this setting opens exactly the user's own rows.
@@ -93,14 +104,24 @@ impl TenancyService {
             .one(tx.conn())
             .await?
             .map(Organization::from)
-            .ok_or(Error::NotFound { entity: "organization" })
+            .ok_or(Error::NotFound {
+                entity: "organization",
+            })
     }
 
     /// One page of the organization's members with their users.
-    pub async fn members(&self, tx: &TenantTx, page: &PageRequest) -> Result<Page<(Membership, User)>> {
-        let rows = keyset(tx.select::<membership::Entity>(), membership::Column::Id, page)
-            .all(tx.conn())
-            .await?;
+    pub async fn members(
+        &self,
+        tx: &TenantTx,
+        page: &PageRequest,
+    ) -> Result<Page<(Membership, User)>> {
+        let rows = keyset(
+            tx.select::<membership::Entity>(),
+            membership::Column::Id,
+            page,
+        )
+        .all(tx.conn())
+        .await?;
         let page = Page::from_overfetch(rows, page);
         let users = users_by_id(tx.conn(), page.items.iter().map(|m| m.user_id)).await?;
         let mut items = Vec::with_capacity(page.items.len());
@@ -122,20 +143,29 @@ impl TenancyService {
     pub async fn member(&self, tx: &TenantTx, id: MembershipId) -> Result<(Membership, User)> {
         let row = repo::membership(tx, id).await?;
         let users = users_by_id(tx.conn(), [row.user_id]).await?;
-        let user = users.into_values().next().ok_or(Error::NotFound { entity: "user" })?;
+        let user = users
+            .into_values()
+            .next()
+            .ok_or(Error::NotFound { entity: "user" })?;
         Ok((membership_from_row(row)?, user))
     }
 
     /// The membership of `user` in this organization, if any: how another member of the
     /// organization may see that user at all.
-    pub async fn membership_of(&self, tx: &TenantTx, user: UserId) -> Result<Option<(Membership, User)>> {
+    pub async fn membership_of(
+        &self,
+        tx: &TenantTx,
+        user: UserId,
+    ) -> Result<Option<(Membership, User)>> {
         let row = tx
             .select::<membership::Entity>()
             .filter(membership::Column::UserId.eq(user.as_uuid()))
             .one(tx.conn())
             .await?;
         match row {
-            Some(row) => Ok(Some(self.member(tx, MembershipId::from_uuid(row.id)).await?)),
+            Some(row) => Ok(Some(
+                self.member(tx, MembershipId::from_uuid(row.id)).await?,
+            )),
             None => Ok(None),
         }
     }
@@ -155,7 +185,10 @@ impl TenancyService {
         let current = Role::parse(&row.role)?;
         actor.role.ensure_may_assign(role)?;
         actor.role.ensure_may_assign(current)?;
-        if current == Role::Owner && role != Role::Owner && repo::owner_count(tx, self.db.backend()).await? <= 1 {
+        if current == Role::Owner
+            && role != Role::Owner
+            && repo::owner_count(tx, self.db.backend()).await? <= 1
+        {
             return Err(Error::LastOwner);
         }
         membership::Entity::update_many()
@@ -172,7 +205,12 @@ impl TenancyService {
 
     /// Removes a member. Only owners remove owners; the last owner cannot be removed.
     #[tracing::instrument(name = "tenancy.remove_member", skip_all, err(level = "debug"))]
-    pub async fn remove_member(&self, tx: &TenantTx, actor: &Actor, member: MembershipId) -> Result<Membership> {
+    pub async fn remove_member(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        member: MembershipId,
+    ) -> Result<Membership> {
         Self::ensure_manager(actor)?;
         let row = repo::membership(tx, member).await?;
         let current = Role::parse(&row.role)?;
@@ -184,14 +222,21 @@ impl TenancyService {
     #[tracing::instrument(name = "tenancy.leave", skip_all, err(level = "debug"))]
     pub async fn leave(&self, tx: &TenantTx, actor: &Actor) -> Result<Membership> {
         let (Principal::User(_), Some(member)) = (actor.principal, actor.membership_id) else {
-            return Err(Error::Forbidden("only a member can leave an organization".into()));
+            return Err(Error::Forbidden(
+                "only a member can leave an organization".into(),
+            ));
         };
         let row = repo::membership(tx, member).await?;
         let current = Role::parse(&row.role)?;
         self.delete_membership(tx, row, current).await
     }
 
-    async fn delete_membership(&self, tx: &TenantTx, row: membership::Model, role: Role) -> Result<Membership> {
+    async fn delete_membership(
+        &self,
+        tx: &TenantTx,
+        row: membership::Model,
+        role: Role,
+    ) -> Result<Membership> {
         if role == Role::Owner && repo::owner_count(tx, self.db.backend()).await? <= 1 {
             return Err(Error::LastOwner);
         }
@@ -222,9 +267,9 @@ pub(crate) async fn insert_membership(
     .await;
     match inserted {
         Ok(row) => membership_from_row(row),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(Error::Conflict("this user is already a member of the organization".into()))
-        }
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
+            Error::Conflict("this user is already a member of the organization".into()),
+        ),
         Err(e) => Err(e.into()),
     }
 }
@@ -242,7 +287,11 @@ fn slugify(name: &str) -> String {
     let slug = slug.trim_end_matches('-');
     let slug: String = slug.chars().take(48).collect();
     let slug = slug.trim_end_matches('-');
-    if slug.is_empty() { "org".to_owned() } else { slug.to_owned() }
+    if slug.is_empty() {
+        "org".to_owned()
+    } else {
+        slug.to_owned()
+    }
 }
 
 #[cfg(test)]

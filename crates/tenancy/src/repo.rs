@@ -7,7 +7,9 @@ use crate::model::{ApiKey, Invitation, InvitationStatus, Membership, Organizatio
 use crate::role::Role;
 use chrono::{DateTime, Utc};
 use kernel::{ApiKeyId, Backend, InvitationId, MembershipId, OrgId, TenantTx, UserId};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -43,7 +45,10 @@ pub(crate) fn membership_from_row(row: membership::Model) -> Result<Membership> 
     })
 }
 
-pub(crate) fn invitation_from_row(row: invitation::Model, now: DateTime<Utc>) -> Result<Invitation> {
+pub(crate) fn invitation_from_row(
+    row: invitation::Model,
+    now: DateTime<Utc>,
+) -> Result<Invitation> {
     let status = if row.accepted_at.is_some() {
         InvitationStatus::Accepted
     } else if row.revoked_at.is_some() {

@@ -67,7 +67,9 @@ impl Role {
             ));
         }
         if target == Role::Owner && self != Role::Owner {
-            return Err(Error::Forbidden("only an owner can grant or revoke the owner role".into()));
+            return Err(Error::Forbidden(
+                "only an owner can grant or revoke the owner role".into(),
+            ));
         }
         Ok(())
     }
@@ -95,7 +97,13 @@ mod tests {
     fn only_owners_hand_out_ownership_and_only_managers_assign_roles() {
         assert!(Role::Owner.ensure_may_assign(Role::Owner).is_ok());
         assert!(Role::Admin.ensure_may_assign(Role::Member).is_ok());
-        assert!(matches!(Role::Admin.ensure_may_assign(Role::Owner), Err(Error::Forbidden(_))));
-        assert!(matches!(Role::Member.ensure_may_assign(Role::Viewer), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            Role::Admin.ensure_may_assign(Role::Owner),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            Role::Member.ensure_may_assign(Role::Viewer),
+            Err(Error::Forbidden(_))
+        ));
     }
 }

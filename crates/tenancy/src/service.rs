@@ -60,7 +60,12 @@ pub struct TenancyService {
 
 impl TenancyService {
     /// A service over `db`, signing tokens with `token_secret`.
-    pub fn new(db: Db, clock: SharedClock, token_secret: &SecretString, settings: TenancySettings) -> Self {
+    pub fn new(
+        db: Db,
+        clock: SharedClock,
+        token_secret: &SecretString,
+        settings: TenancySettings,
+    ) -> Self {
         Self {
             db,
             clock,
@@ -78,7 +83,12 @@ impl TenancyService {
     /// a user must be a member, an API key must belong to `org` and be unrevoked. Anyone
     /// else gets [`Error::NotMember`] and the transaction is rolled back unread.
     #[tracing::instrument(name = "tenancy.enter", skip_all, fields(org.id = %org), err(level = "debug"))]
-    pub async fn enter(&self, principal: Principal, org: OrgId, mode: TxMode) -> Result<(TenantTx, Actor)> {
+    pub async fn enter(
+        &self,
+        principal: Principal,
+        org: OrgId,
+        mode: TxMode,
+    ) -> Result<(TenantTx, Actor)> {
         if let Principal::ApiKey { org: key_org, .. } = principal
             && key_org != org
         {
@@ -130,4 +140,3 @@ impl TenancyService {
         }
     }
 }
-

@@ -99,14 +99,25 @@ mod tests {
     fn a_token_verifies_until_it_expires_and_never_under_another_key() {
         let now = Utc::now();
         let (user, session) = (UserId::generate(), SessionId::generate());
-        let (token, expires_at) = signer("k1").sign(user, session, now, Duration::minutes(15)).unwrap();
+        let (token, expires_at) = signer("k1")
+            .sign(user, session, now, Duration::minutes(15))
+            .unwrap();
         assert_eq!(expires_at, now + Duration::minutes(15));
         let claims = signer("k1").verify(&token, now).unwrap();
         assert_eq!(claims, AccessClaims { user, session });
-        assert!(matches!(signer("k1").verify(&token, expires_at), Err(Error::InvalidToken)));
-        assert!(matches!(signer("k2").verify(&token, now), Err(Error::InvalidToken)));
+        assert!(matches!(
+            signer("k1").verify(&token, expires_at),
+            Err(Error::InvalidToken)
+        ));
+        assert!(matches!(
+            signer("k2").verify(&token, now),
+            Err(Error::InvalidToken)
+        ));
         let mut tampered = token.clone();
         tampered.insert(tampered.len() - 3, 'x');
-        assert!(matches!(signer("k1").verify(&tampered, now), Err(Error::InvalidToken)));
+        assert!(matches!(
+            signer("k1").verify(&tampered, now),
+            Err(Error::InvalidToken)
+        ));
     }
 }

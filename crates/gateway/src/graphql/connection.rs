@@ -27,23 +27,38 @@ impl PageArgs {
     /// Checks the arguments and turns them into a keyset request.
     pub fn into_request(self) -> Result<PageRequest, ApiError> {
         let size = |field: &'static str, n: i32| -> Result<u64, ApiError> {
-            let n = u64::try_from(n).map_err(|_| ApiError::bad_input(field, "must not be negative"))?;
+            let n =
+                u64::try_from(n).map_err(|_| ApiError::bad_input(field, "must not be negative"))?;
             if n > MAX_PAGE_SIZE {
-                return Err(ApiError::bad_input(field, format!("must be at most {MAX_PAGE_SIZE}")));
+                return Err(ApiError::bad_input(
+                    field,
+                    format!("must be at most {MAX_PAGE_SIZE}"),
+                ));
             }
             Ok(n)
         };
         let (limit, from_end) = match (self.first, self.last) {
             (Some(_), Some(_)) => {
-                return Err(ApiError::bad_input("last", "pass either first or last, not both"));
+                return Err(ApiError::bad_input(
+                    "last",
+                    "pass either first or last, not both",
+                ));
             }
             (Some(first), None) => (size("first", first)?, false),
             (None, Some(last)) => (size("last", last)?, true),
             (None, None) => (DEFAULT_PAGE_SIZE, false),
         };
         Ok(PageRequest {
-            after: self.after.as_deref().map(|c| decode_cursor("after", c)).transpose()?,
-            before: self.before.as_deref().map(|c| decode_cursor("before", c)).transpose()?,
+            after: self
+                .after
+                .as_deref()
+                .map(|c| decode_cursor("after", c))
+                .transpose()?,
+            before: self
+                .before
+                .as_deref()
+                .map(|c| decode_cursor("before", c))
+                .transpose()?,
             limit,
             from_end,
         })
@@ -64,7 +79,11 @@ fn decode_cursor(field: &'static str, cursor: &str) -> Result<Uuid, ApiError> {
 }
 
 /// Builds a connection from a page, given each node's keyset id.
-pub fn connection<T, N>(page: Page<T>, key: impl Fn(&T) -> Uuid, node: impl Fn(T) -> N) -> Connection<String, N>
+pub fn connection<T, N>(
+    page: Page<T>,
+    key: impl Fn(&T) -> Uuid,
+    node: impl Fn(T) -> N,
+) -> Connection<String, N>
 where
     N: OutputType,
 {
@@ -91,10 +110,47 @@ mod tests {
         }
         .into_request()
         .unwrap();
-        assert_eq!(request, PageRequest { after: Some(id), before: None, limit: 5, from_end: false });
-        assert!(PageArgs { first: Some(101), ..Default::default() }.into_request().is_err());
-        assert!(PageArgs { first: Some(-1), ..Default::default() }.into_request().is_err());
-        assert!(PageArgs { first: Some(1), last: Some(1), ..Default::default() }.into_request().is_err());
-        assert!(PageArgs { after: Some("zz".into()), ..Default::default() }.into_request().is_err());
+        assert_eq!(
+            request,
+            PageRequest {
+                after: Some(id),
+                before: None,
+                limit: 5,
+                from_end: false
+            }
+        );
+        assert!(
+            PageArgs {
+                first: Some(101),
+                ..Default::default()
+            }
+            .into_request()
+            .is_err()
+        );
+        assert!(
+            PageArgs {
+                first: Some(-1),
+                ..Default::default()
+            }
+            .into_request()
+            .is_err()
+        );
+        assert!(
+            PageArgs {
+                first: Some(1),
+                last: Some(1),
+                ..Default::default()
+            }
+            .into_request()
+            .is_err()
+        );
+        assert!(
+            PageArgs {
+                after: Some("zz".into()),
+                ..Default::default()
+            }
+            .into_request()
+            .is_err()
+        );
     }
 }

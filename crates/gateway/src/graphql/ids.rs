@@ -88,7 +88,11 @@ impl GlobalId {
             .collect::<Result<_, _>>()?;
         let scoped = !matches!(kind, NodeKind::User | NodeKind::Organization);
         match (scoped, uuids.as_slice()) {
-            (false, [id]) => Ok(Self { kind, org: None, id: *id }),
+            (false, [id]) => Ok(Self {
+                kind,
+                org: None,
+                id: *id,
+            }),
             (true, [org, id]) => Ok(Self {
                 kind,
                 org: Some(OrgId::from_uuid(*org)),
@@ -104,7 +108,10 @@ impl GlobalId {
         if decoded.kind == kind {
             Ok(decoded)
         } else {
-            Err(ApiError::bad_input(field, format!("expected the id of a {}", kind.name())))
+            Err(ApiError::bad_input(
+                field,
+                format!("expected the id of a {}", kind.name()),
+            ))
         }
     }
 }
@@ -119,7 +126,14 @@ mod tests {
         let id = Uuid::now_v7();
         let encoded = GlobalId::scoped(NodeKind::Membership, org, id);
         let decoded = GlobalId::decode("id", &encoded).unwrap();
-        assert_eq!(decoded, GlobalId { kind: NodeKind::Membership, org: Some(org), id });
+        assert_eq!(
+            decoded,
+            GlobalId {
+                kind: NodeKind::Membership,
+                org: Some(org),
+                id
+            }
+        );
         assert!(GlobalId::expect("id", &encoded, NodeKind::ApiKey).is_err());
         assert!(GlobalId::decode("id", &ID("nope".into())).is_err());
         let unscoped_membership = GlobalId::global(NodeKind::Membership, id);

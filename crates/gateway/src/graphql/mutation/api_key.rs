@@ -46,7 +46,11 @@ pub struct RevokeApiKeyPayload {
 #[Object]
 impl ApiKeyMutation {
     /// Creates a service-account key for the active organization (owners and admins).
-    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> GqlResult<CreateApiKeyPayload> {
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> GqlResult<CreateApiKeyPayload> {
         let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
         let issued = ctx
             .state()
@@ -62,7 +66,11 @@ impl ApiKeyMutation {
     }
 
     /// Revokes a key; it stops authenticating at once.
-    async fn revoke_api_key(&self, ctx: &Context<'_>, input: RevokeApiKeyInput) -> GqlResult<RevokeApiKeyPayload> {
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeApiKeyInput,
+    ) -> GqlResult<RevokeApiKeyPayload> {
         let id = GlobalId::expect("apiKeyId", &input.api_key_id, NodeKind::ApiKey).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
         let key = ctx
@@ -72,6 +80,8 @@ impl ApiKeyMutation {
             .await
             .gql()?;
         tx.commit().await.gql()?;
-        Ok(RevokeApiKeyPayload { api_key: ApiKey(key) })
+        Ok(RevokeApiKeyPayload {
+            api_key: ApiKey(key),
+        })
     }
 }

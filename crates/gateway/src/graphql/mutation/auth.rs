@@ -105,8 +105,17 @@ impl AuthMutation {
 
     /// Trades a refresh token for a new pair; the old refresh token stops working, and
     /// presenting it again ends the whole session.
-    async fn refresh_token(&self, ctx: &Context<'_>, input: RefreshTokenInput) -> GqlResult<LogInPayload> {
-        let tokens = ctx.state().tenancy.refresh(&input.refresh_token).await.gql()?;
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        input: RefreshTokenInput,
+    ) -> GqlResult<LogInPayload> {
+        let tokens = ctx
+            .state()
+            .tenancy
+            .refresh(&input.refresh_token)
+            .await
+            .gql()?;
         Ok(tokens.into())
     }
 
@@ -116,7 +125,10 @@ impl AuthMutation {
             return Err(ApiError::Unauthenticated.into());
         };
         let Some(session) = session else {
-            return Err(ApiError::WrongPrincipal("API keys have no session; revoke the key instead").into());
+            return Err(ApiError::WrongPrincipal(
+                "API keys have no session; revoke the key instead",
+            )
+            .into());
         };
         ctx.state().tenancy.log_out(*session).await.gql()?;
         Ok(LogOutPayload { ok: true })

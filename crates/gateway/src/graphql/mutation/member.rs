@@ -77,7 +77,11 @@ pub struct RemoveMemberPayload {
 impl MemberMutation {
     /// Invites someone to the active organization (owners and admins; only owners invite
     /// owners).
-    async fn invite_member(&self, ctx: &Context<'_>, input: InviteMemberInput) -> GqlResult<InvitationPayload> {
+    async fn invite_member(
+        &self,
+        ctx: &Context<'_>,
+        input: InviteMemberInput,
+    ) -> GqlResult<InvitationPayload> {
         let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
         let issued = ctx
             .state()
@@ -93,8 +97,13 @@ impl MemberMutation {
     }
 
     /// Sends a pending or expired invitation again with a new token and expiry.
-    async fn resend_invitation(&self, ctx: &Context<'_>, input: InvitationIdInput) -> GqlResult<InvitationPayload> {
-        let id = GlobalId::expect("invitationId", &input.invitation_id, NodeKind::Invitation).gql()?;
+    async fn resend_invitation(
+        &self,
+        ctx: &Context<'_>,
+        input: InvitationIdInput,
+    ) -> GqlResult<InvitationPayload> {
+        let id =
+            GlobalId::expect("invitationId", &input.invitation_id, NodeKind::Invitation).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
         let issued = ctx
             .state()
@@ -110,8 +119,13 @@ impl MemberMutation {
     }
 
     /// Withdraws a pending invitation.
-    async fn revoke_invitation(&self, ctx: &Context<'_>, input: InvitationIdInput) -> GqlResult<RevokeInvitationPayload> {
-        let id = GlobalId::expect("invitationId", &input.invitation_id, NodeKind::Invitation).gql()?;
+    async fn revoke_invitation(
+        &self,
+        ctx: &Context<'_>,
+        input: InvitationIdInput,
+    ) -> GqlResult<RevokeInvitationPayload> {
+        let id =
+            GlobalId::expect("invitationId", &input.invitation_id, NodeKind::Invitation).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
         let invitation = ctx
             .state()
@@ -136,7 +150,10 @@ impl MemberMutation {
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
         let tenancy = &ctx.state().tenancy;
         let member = MembershipId::from_uuid(id.id);
-        tenancy.change_member_role(&tx, &actor, member, input.role.into()).await.gql()?;
+        tenancy
+            .change_member_role(&tx, &actor, member, input.role.into())
+            .await
+            .gql()?;
         let (membership, user) = tenancy.member(&tx, member).await.gql()?;
         tx.commit().await.gql()?;
         Ok(ChangeMemberRolePayload {
@@ -145,7 +162,11 @@ impl MemberMutation {
     }
 
     /// Removes a member. Only owners remove owners; the last owner stays (`CONFLICT`).
-    async fn remove_member(&self, ctx: &Context<'_>, input: RemoveMemberInput) -> GqlResult<RemoveMemberPayload> {
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        input: RemoveMemberInput,
+    ) -> GqlResult<RemoveMemberPayload> {
         let id = GlobalId::expect("memberId", &input.member_id, NodeKind::Membership).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
         ctx.state()

@@ -59,7 +59,10 @@ impl OrganizationMutation {
     ) -> GqlResult<CreateOrganizationPayload> {
         let user_id = ctx.request().user().gql()?;
         let tenancy = &ctx.state().tenancy;
-        let (organization, membership) = tenancy.create_organization(user_id, &input.name).await.gql()?;
+        let (organization, membership) = tenancy
+            .create_organization(user_id, &input.name)
+            .await
+            .gql()?;
         let user = tenancy.user(user_id).await.gql()?;
         Ok(CreateOrganizationPayload {
             organization: Organization(organization),
@@ -75,7 +78,10 @@ impl OrganizationMutation {
     ) -> GqlResult<AcceptInvitationPayload> {
         let user_id = ctx.request().user().gql()?;
         let tenancy = &ctx.state().tenancy;
-        let membership = tenancy.accept_invitation(user_id, &input.token).await.gql()?;
+        let membership = tenancy
+            .accept_invitation(user_id, &input.token)
+            .await
+            .gql()?;
         let (tx, _) = ctx.enter(membership.org_id, TxMode::Read).await?;
         let organization = tenancy.organization(&tx).await.gql()?;
         let (membership, user) = tenancy.member(&tx, membership.id).await.gql()?;

@@ -27,7 +27,9 @@ impl NodeQuery {
     /// Fetches several objects by global id, in the order asked (at most 100).
     async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<Node>>> {
         if ids.len() > MAX_NODES {
-            return Err(ApiError::bad_input("ids", format!("at most {MAX_NODES} ids per call")).into());
+            return Err(
+                ApiError::bad_input("ids", format!("at most {MAX_NODES} ids per call")).into(),
+            );
         }
         let decoded = ids
             .iter()
@@ -53,7 +55,9 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
                 return Ok(Some(Node::User(User(tenancy.user(user).await.gql()?))));
             }
             // Another person is visible only through the active organization they share.
-            let Some(org) = ctx.request().org else { return Ok(None) };
+            let Some(org) = ctx.request().org else {
+                return Ok(None);
+            };
             let Some((tx, _)) = hidden_as_none(ctx.enter(org, TxMode::Read).await)? else {
                 return Ok(None);
             };
@@ -67,7 +71,9 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         return Ok(None);
     };
     let node = match id.kind {
-        NodeKind::Organization => Ok(Node::Organization(Organization(tenancy.organization(&tx).await.gql()?))),
+        NodeKind::Organization => Ok(Node::Organization(Organization(
+            tenancy.organization(&tx).await.gql()?,
+        ))),
         NodeKind::Membership => tenancy
             .member(&tx, MembershipId::from_uuid(id.id))
             .await
@@ -103,5 +109,7 @@ fn is_forbidden(error: &async_graphql::Error) -> bool {
         .extensions
         .as_ref()
         .and_then(|ext| ext.get("code"))
-        .is_some_and(|code| *code == async_graphql::Value::from(kernel::ErrorCode::Forbidden.as_str()))
+        .is_some_and(|code| {
+            *code == async_graphql::Value::from(kernel::ErrorCode::Forbidden.as_str())
+        })
 }

@@ -58,7 +58,9 @@ impl Viewer {
             return Ok(None);
         };
         let (tx, _) = ctx.enter(org, TxMode::Read).await?;
-        Ok(Some(Organization(ctx.state().tenancy.organization(&tx).await.gql()?)))
+        Ok(Some(Organization(
+            ctx.state().tenancy.organization(&tx).await.gql()?,
+        )))
     }
 
     /// The caller's membership in the active organization (null for API keys and when

@@ -17,7 +17,11 @@ pub struct Membership {
 impl Membership {
     /// Global id.
     pub async fn id(&self) -> ID {
-        GlobalId::scoped(NodeKind::Membership, self.membership.org_id, self.membership.id.as_uuid())
+        GlobalId::scoped(
+            NodeKind::Membership,
+            self.membership.org_id,
+            self.membership.id.as_uuid(),
+        )
     }
 
     /// The member's role.

@@ -51,7 +51,14 @@ impl Organization {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Membership>> {
-        let page = PageArgs { after, before, first, last }.into_request().gql()?;
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .into_request()
+        .gql()?;
         let (tx, _actor) = ctx.enter(self.0.id, TxMode::Read).await?;
         let members = ctx.state().tenancy.members(&tx, &page).await.gql()?;
         Ok(connection(
@@ -70,9 +77,21 @@ impl Organization {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Invitation>> {
-        let page = PageArgs { after, before, first, last }.into_request().gql()?;
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .into_request()
+        .gql()?;
         let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
-        let invitations = ctx.state().tenancy.invitations(&tx, &actor, &page).await.gql()?;
+        let invitations = ctx
+            .state()
+            .tenancy
+            .invitations(&tx, &actor, &page)
+            .await
+            .gql()?;
         Ok(connection(invitations, |i| i.id.as_uuid(), Invitation))
     }
 
@@ -85,9 +104,21 @@ impl Organization {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, ApiKey>> {
-        let page = PageArgs { after, before, first, last }.into_request().gql()?;
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .into_request()
+        .gql()?;
         let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
-        let keys = ctx.state().tenancy.api_keys(&tx, &actor, &page).await.gql()?;
+        let keys = ctx
+            .state()
+            .tenancy
+            .api_keys(&tx, &actor, &page)
+            .await
+            .gql()?;
         Ok(connection(keys, |k| k.id.as_uuid(), ApiKey))
     }
 }

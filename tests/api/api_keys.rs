@@ -1,0 +1,108 @@
+//! API keys: shown once, act with their own role in their own organization, revocable.
+
+use crate::helpers::TestApp;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_key_authenticates_with_its_own_role_until_revoked() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let (viewer_key_id, viewer_key) = app.api_key(&alice, &org, "VIEWER").await;
+    assert!(viewer_key.starts_with("pk_"));
+
+    // The key names its organization itself; no header needed.
+    let me = app
+        .gql("{ viewer { user { id } activeOrganization { name viewerRole } } }")
+        .bearer(&viewer_key)
+        .send()
+        .await;
+    assert!(me.data()["viewer"]["user"].is_null());
+    assert_eq!(
+        me.data()["viewer"]["activeOrganization"]["viewerRole"],
+        "VIEWER"
+    );
+
+    // A viewer key cannot do what its owner creator could.
+    let invite = app
+        .gql("mutation { inviteMember(input: {email: \"x@example.com\", role: MEMBER}) { token } }")
+        .bearer(&viewer_key)
+        .send()
+        .await;
+    assert_eq!(invite.code(), "FORBIDDEN");
+    let keys = app
+        .gql("{ viewer { activeOrganization { apiKeys { edges { node { id lastUsedAt } } } } } }");
+    assert_eq!(keys.bearer(&viewer_key).send().await.code(), "FORBIDDEN");
+
+    let listed = app
+        .gql("{ viewer { activeOrganization { apiKeys { edges { node { id name role lastUsedAt revokedAt } } } } } }")
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    let node = &listed.data()["viewer"]["activeOrganization"]["apiKeys"]["edges"][0]["node"];
+    assert_eq!(node["id"], viewer_key_id);
+    assert!(node["lastUsedAt"].is_string());
+    assert!(
+        !listed.body.to_string().contains(&viewer_key),
+        "the secret is shown only once"
+    );
+
+    let revoke = app
+        .gql("mutation($id: ID!) { revokeApiKey(input: {apiKeyId: $id}) { apiKey { revokedAt } } }")
+        .vars(json!({ "id": viewer_key_id }))
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    assert!(revoke.data()["revokeApiKey"]["apiKey"]["revokedAt"].is_string());
+    let after = app
+        .gql("{ viewer { activeOrganization { name } } }")
+        .bearer(&viewer_key)
+        .send()
+        .await;
+    assert_eq!(after.code(), "UNAUTHENTICATED");
+    let mut forged = viewer_key.clone();
+    forged.push('x');
+    assert_eq!(
+        app.gql("{ viewer { activeOrganization { name } } }")
+            .bearer(&forged)
+            .send()
+            .await
+            .code(),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn keys_are_never_owners_and_only_managers_create_them() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let carol = app.user("carol@example.com").await;
+    app.add_member(&alice, &org, &carol, "MEMBER").await;
+    let create = "mutation($r: Role!) { createApiKey(input: {name: \"k\", role: $r}) { secret } }";
+    let owner_key = app
+        .gql(create)
+        .vars(json!({ "r": "OWNER" }))
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(owner_key.code(), "BAD_USER_INPUT");
+    let by_member = app
+        .gql(create)
+        .vars(json!({ "r": "VIEWER" }))
+        .as_user(&carol)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(by_member.code(), "FORBIDDEN");
+    let no_org = app
+        .gql(create)
+        .vars(json!({ "r": "VIEWER" }))
+        .as_user(&alice)
+        .send()
+        .await;
+    assert_eq!(no_org.code(), "BAD_USER_INPUT");
+}

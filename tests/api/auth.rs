@@ -1,0 +1,205 @@
+//! Sign-up, log-in, tokens, refresh rotation, log-out and throttling.
+
+use crate::helpers::{PASSWORD, TestApp};
+use chrono::Duration;
+use serde_json::json;
+
+const VIEWER: &str = "{ viewer { user { email } } }";
+
+#[tokio::test]
+async fn sign_up_then_log_in_and_ask_who_i_am() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice@Example.com").await;
+    let me = app.gql(VIEWER).as_user(&alice).send().await;
+    assert_eq!(me.data()["viewer"]["user"]["email"], "Alice@Example.com");
+
+    // Email is unique case-insensitively; log-in ignores case too.
+    let again = app
+        .gql("mutation { signUp(input: {email: \"alice@EXAMPLE.com\", password: \"another-password\", name: \"A\"}) { user { id } } }")
+        .send()
+        .await;
+    assert_eq!(again.code(), "CONFLICT");
+    assert!(
+        app.log_in("ALICE@example.com", PASSWORD)
+            .await
+            .body
+            .get("errors")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn bad_sign_up_input_is_bad_user_input() {
+    let app = TestApp::spawn().await;
+    for (email, password, name) in [
+        ("not-an-email", "long-enough-password", "N"),
+        ("a@b.test", "short", "N"),
+        ("a@b.test", "long-enough-password", "   "),
+    ] {
+        let response = app
+            .gql("mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }")
+            .vars(json!({ "i": { "email": email, "password": password, "name": name } }))
+            .send()
+            .await;
+        assert_eq!(
+            response.code(),
+            "BAD_USER_INPUT",
+            "{email} {password} {name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_bad_tokens_are_unauthenticated() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    assert_eq!(
+        app.log_in("alice@example.com", "wrong-password")
+            .await
+            .code(),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        app.log_in("nobody@example.com", PASSWORD).await.code(),
+        "UNAUTHENTICATED"
+    );
+
+    assert_eq!(app.gql(VIEWER).send().await.code(), "UNAUTHENTICATED");
+    assert_eq!(
+        app.gql(VIEWER).bearer("garbage").send().await.code(),
+        "UNAUTHENTICATED"
+    );
+    let mut tampered = alice.token.clone();
+    let flipped = if tampered.ends_with('A') { "B" } else { "A" };
+    tampered.replace_range(tampered.len() - 1.., flipped);
+    assert_eq!(
+        app.gql(VIEWER).bearer(&tampered).send().await.code(),
+        "UNAUTHENTICATED"
+    );
+
+    // Expired: the access token lives 15 minutes on the server's clock.
+    app.clock.advance(Duration::minutes(16));
+    assert_eq!(
+        app.gql(VIEWER).as_user(&alice).send().await.code(),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_refresh_token_ends_the_session() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let refresh = "mutation($t: String!) { refreshToken(input: {refreshToken: $t}) { accessToken refreshToken } }";
+
+    let first = app
+        .gql(refresh)
+        .vars(json!({ "t": alice.refresh_token }))
+        .send()
+        .await;
+    let new_access = first.data()["refreshToken"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new_refresh = first.data()["refreshToken"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_refresh, alice.refresh_token);
+    assert!(
+        app.gql(VIEWER)
+            .bearer(&new_access)
+            .send()
+            .await
+            .body
+            .get("errors")
+            .is_none()
+    );
+
+    // The old refresh token was used: presenting it again is theft, the session ends.
+    let reuse = app
+        .gql(refresh)
+        .vars(json!({ "t": alice.refresh_token }))
+        .send()
+        .await;
+    assert_eq!(reuse.code(), "UNAUTHENTICATED");
+    assert_eq!(
+        app.gql(VIEWER).bearer(&new_access).send().await.code(),
+        "UNAUTHENTICATED"
+    );
+    let after = app
+        .gql(refresh)
+        .vars(json!({ "t": new_refresh }))
+        .send()
+        .await;
+    assert_eq!(after.code(), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn log_out_revokes_the_access_and_refresh_tokens() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let other_session = app.log_in("alice@example.com", PASSWORD).await;
+    let other_token = other_session.data()["logIn"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let out = app
+        .gql("mutation { logOut { ok } }")
+        .as_user(&alice)
+        .send()
+        .await;
+    assert_eq!(out.data()["logOut"]["ok"], true);
+    assert_eq!(
+        app.gql(VIEWER).as_user(&alice).send().await.code(),
+        "UNAUTHENTICATED"
+    );
+    let refresh = app
+        .gql("mutation($t: String!) { refreshToken(input: {refreshToken: $t}) { accessToken } }")
+        .vars(json!({ "t": alice.refresh_token }))
+        .send()
+        .await;
+    assert_eq!(refresh.code(), "UNAUTHENTICATED");
+    // Another session of the same person is untouched.
+    assert!(
+        app.gql(VIEWER)
+            .bearer(&other_token)
+            .send()
+            .await
+            .body
+            .get("errors")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn log_in_is_throttled_per_account_after_repeated_failures() {
+    let app = TestApp::spawn().await;
+    app.user("alice@example.com").await;
+    for _ in 0..10 {
+        assert_eq!(
+            app.log_in("alice@example.com", "wrong-password")
+                .await
+                .code(),
+            "UNAUTHENTICATED"
+        );
+    }
+    let throttled = app.log_in("alice@example.com", PASSWORD).await;
+    assert_eq!(throttled.code(), "RATE_LIMITED");
+    assert!(
+        throttled.error()["extensions"]["retryAfterSeconds"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+
+    // The window passes; the right password works again.
+    app.clock.advance(Duration::minutes(16));
+    assert!(
+        app.log_in("alice@example.com", PASSWORD)
+            .await
+            .body
+            .get("errors")
+            .is_none()
+    );
+}

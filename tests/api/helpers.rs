@@ -1,0 +1,452 @@
+//! `TestApp`: the real server on a random port against a fresh database (a temporary
+//! SQLite file, or a PostgreSQL database cloned from a template migrated once per run,
+//! reached as the non-owner application role so Row-Level Security really applies), and
+//! a small GraphQL client. Every response's errors are checked to carry an
+//! `extensions.code`.
+
+use chrono::Utc;
+use gateway::config::{Environment, LogFormat};
+use gateway::{Application, Config};
+use kernel::FakeClock;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+pub const PASSWORD: &str = "a-long-test-password";
+const TEMPLATE_DB: &str = "platform_test_template";
+
+/// Which database the tests run on: `TEST_BACKEND=postgres` picks PostgreSQL at
+/// `TEST_DATABASE_URL`; anything else SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// `admin_url` with another user and database.
+fn pg_url(user: &str, database: &str) -> String {
+    let mut url = reqwest::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
+    url.set_username(user).expect("settable user");
+    url.set_password(None).expect("settable password");
+    url.set_path(&format!("/{database}"));
+    url.to_string()
+}
+
+static TEMPLATE: OnceCell<()> = OnceCell::const_new();
+
+async fn migrated_template() {
+    TEMPLATE
+        .get_or_init(|| async {
+            let admin = Database::connect(admin_url())
+                .await
+                .expect("connect as admin");
+            admin
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"
+                ))
+                .await
+                .expect("drop old template");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {TEMPLATE_DB}"))
+                .await
+                .expect("create template");
+            let template = Database::connect(pg_url("postgres", TEMPLATE_DB))
+                .await
+                .expect("connect template");
+            Migrator::up(&template, None)
+                .await
+                .expect("migrate template");
+            template.close().await.expect("close template");
+            admin.close().await.expect("close admin");
+        })
+        .await;
+}
+
+/// The database a test runs on, removed when the test ends.
+enum TestDb {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres(name) = self {
+            let name = name.clone();
+            // Drop runs inside the test's runtime; drop the database from a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let admin = Database::connect(admin_url()).await?;
+                    admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await?;
+                    admin.close().await
+                })?;
+                Ok::<_, anyhow::Error>(())
+            })
+            .join();
+        }
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub clock: FakeClock,
+    pub http: reqwest::Client,
+    /// URL of the test database as the application role (PostgreSQL) or the SQLite file.
+    pub database_url: String,
+    _db: TestDb,
+}
+
+/// A logged-in person.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+/// An organization created by a test.
+#[derive(Debug, Clone)]
+pub struct TestOrg {
+    pub id: String,
+}
+
+impl TestApp {
+    /// Starts the server on a fresh database.
+    pub async fn spawn() -> TestApp {
+        if std::env::var("TEST_LOG").is_ok() {
+            gateway::telemetry::init("info,sqlx=warn", LogFormat::Pretty, std::io::stdout);
+        }
+        let (db, database_url) = if on_postgres() {
+            migrated_template().await;
+            let name = format!("platform_test_{}", uuid::Uuid::now_v7().simple());
+            let admin = Database::connect(admin_url())
+                .await
+                .expect("connect as admin");
+            create_from_template(&admin, &name).await;
+            admin.close().await.expect("close admin");
+            (
+                TestDb::Postgres(name.clone()),
+                pg_url(migration::APP_ROLE, &name),
+            )
+        } else {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            (TestDb::Sqlite(dir), url)
+        };
+        let config = Config {
+            database_url: database_url.clone(),
+            migrate_database_url: None,
+            bind_addr: "127.0.0.1:0".parse().expect("address"),
+            token_secret: Some(
+                "test-secret-that-is-long-enough-0123456789"
+                    .to_owned()
+                    .into(),
+            ),
+            token_secret_file: ".unused".into(),
+            environment: Environment::Development,
+            log_format: LogFormat::Pretty,
+            log_filter: "warn".into(),
+            database_max_connections: 8,
+        };
+        let clock = FakeClock::at(Utc::now());
+        let app = Application::build(&config, Arc::new(clock.clone()))
+            .await
+            .expect("build app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            clock,
+            http: reqwest::Client::new(),
+            database_url,
+            _db: db,
+        }
+    }
+
+    /// A GraphQL request.
+    pub fn gql(&self, query: &str) -> Gql<'_> {
+        Gql {
+            app: self,
+            body: json!({ "query": query }),
+            token: None,
+            org: None,
+        }
+    }
+
+    /// Signs up and logs in a new person.
+    pub async fn user(&self, email: &str) -> TestUser {
+        let signed_up = self
+            .gql("mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }")
+            .vars(json!({ "i": { "email": email, "password": PASSWORD, "name": email.split('@').next() } }))
+            .send()
+            .await;
+        let id = signed_up.data()["signUp"]["user"]["id"]
+            .as_str()
+            .expect("user id")
+            .to_owned();
+        let tokens = self.log_in(email, PASSWORD).await;
+        let data = tokens.data();
+        TestUser {
+            id,
+            email: email.to_owned(),
+            token: data["logIn"]["accessToken"]
+                .as_str()
+                .expect("token")
+                .to_owned(),
+            refresh_token: data["logIn"]["refreshToken"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+        }
+    }
+
+    /// Logs `user` in again (after the clock moved past their access token's expiry).
+    pub async fn relog(&self, user: &TestUser) -> TestUser {
+        let response = self.log_in(&user.email, PASSWORD).await;
+        TestUser {
+            token: response.data()["logIn"]["accessToken"]
+                .as_str()
+                .expect("token")
+                .to_owned(),
+            refresh_token: response.data()["logIn"]["refreshToken"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+            ..user.clone()
+        }
+    }
+
+    /// `logIn` as given.
+    pub async fn log_in(&self, email: &str, password: &str) -> GqlResponse {
+        self.gql("mutation($i: LogInInput!) { logIn(input: $i) { accessToken refreshToken expiresAt user { id email } } }")
+            .vars(json!({ "i": { "email": email, "password": password } }))
+            .send()
+            .await
+    }
+
+    /// Creates an organization owned by `owner`.
+    pub async fn org(&self, owner: &TestUser, name: &str) -> TestOrg {
+        let response = self
+            .gql("mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { organization { id } } }")
+            .vars(json!({ "i": { "name": name } }))
+            .as_user(owner)
+            .send()
+            .await;
+        TestOrg {
+            id: response.data()["createOrganization"]["organization"]["id"]
+                .as_str()
+                .expect("org id")
+                .to_owned(),
+        }
+    }
+
+    /// Invites `user` into `org` with `role` (as `inviter`) and accepts; returns the
+    /// membership id.
+    pub async fn add_member(
+        &self,
+        inviter: &TestUser,
+        org: &TestOrg,
+        user: &TestUser,
+        role: &str,
+    ) -> String {
+        let token =
+            self.invite(inviter, org, &user.email, role).await.data()["inviteMember"]["token"]
+                .as_str()
+                .expect("invitation token")
+                .to_owned();
+        let accepted = self
+            .gql("mutation($t: String!) { acceptInvitation(input: {token: $t}) { membership { id } } }")
+            .vars(json!({ "t": token }))
+            .as_user(user)
+            .send()
+            .await;
+        accepted.data()["acceptInvitation"]["membership"]["id"]
+            .as_str()
+            .expect("membership id")
+            .to_owned()
+    }
+
+    /// `inviteMember` as given.
+    pub async fn invite(
+        &self,
+        inviter: &TestUser,
+        org: &TestOrg,
+        email: &str,
+        role: &str,
+    ) -> GqlResponse {
+        self.gql("mutation($e: String!, $r: Role!) { inviteMember(input: {email: $e, role: $r}) { token invitation { id status role } } }")
+            .vars(json!({ "e": email, "r": role }))
+            .as_user(inviter)
+            .in_org(org)
+            .send()
+            .await
+    }
+
+    /// An API key of `org` with `role`, created by `admin`: (key id, secret).
+    pub async fn api_key(&self, admin: &TestUser, org: &TestOrg, role: &str) -> (String, String) {
+        let response = self
+            .gql("mutation($r: Role!) { createApiKey(input: {name: \"ci\", role: $r}) { secret apiKey { id } } }")
+            .vars(json!({ "r": role }))
+            .as_user(admin)
+            .in_org(org)
+            .send()
+            .await;
+        let data = response.data();
+        (
+            data["createApiKey"]["apiKey"]["id"]
+                .as_str()
+                .expect("key id")
+                .to_owned(),
+            data["createApiKey"]["secret"]
+                .as_str()
+                .expect("secret")
+                .to_owned(),
+        )
+    }
+
+    /// A connection to the test database as the application role (PostgreSQL) or the file.
+    pub async fn app_db(&self) -> DatabaseConnection {
+        Database::connect(&self.database_url)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// A connection to the test database as the owner (PostgreSQL only).
+    pub async fn owner_db(&self) -> DatabaseConnection {
+        let TestDb::Postgres(name) = &self._db else {
+            panic!("owner_db is for PostgreSQL");
+        };
+        Database::connect(pg_url("postgres", name))
+            .await
+            .expect("connect as owner")
+    }
+}
+
+async fn create_from_template(admin: &DatabaseConnection, name: &str) {
+    // Two clones of one template at the same instant can collide on its lock; retry.
+    for attempt in 0..20 {
+        match admin
+            .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"))
+            .await
+        {
+            Ok(_) => return,
+            Err(e) if attempt < 19 && e.to_string().contains("being accessed by other users") => {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * (attempt + 1))).await;
+            }
+            Err(e) => panic!("create test database: {e}"),
+        }
+    }
+}
+
+/// A GraphQL request under construction.
+pub struct Gql<'a> {
+    app: &'a TestApp,
+    body: Value,
+    token: Option<String>,
+    org: Option<String>,
+}
+
+impl Gql<'_> {
+    pub fn vars(mut self, variables: Value) -> Self {
+        self.body["variables"] = variables;
+        self
+    }
+
+    #[expect(
+        clippy::wrong_self_convention,
+        reason = "reads as a sentence: gql(q).as_user(&u).send()"
+    )]
+    pub fn as_user(self, user: &TestUser) -> Self {
+        self.bearer(&user.token)
+    }
+
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    pub fn in_org(self, org: &TestOrg) -> Self {
+        self.org_header(&org.id)
+    }
+
+    pub fn org_header(mut self, id: &str) -> Self {
+        self.org = Some(id.to_owned());
+        self
+    }
+
+    /// Posts the request; every error in the answer must have a code.
+    pub async fn send(self) -> GqlResponse {
+        let mut request = self
+            .app
+            .http
+            .post(format!("{}/graphql", self.app.address))
+            .json(&self.body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(org) = &self.org {
+            request = request.header("X-Organization-Id", org);
+        }
+        let response = request.send().await.expect("request sent");
+        let body: Value = response.json().await.expect("JSON body");
+        assert_every_error_has_a_code(&body);
+        GqlResponse { body }
+    }
+}
+
+/// Fails the test when any error lacks `extensions.code`.
+pub fn assert_every_error_has_a_code(body: &Value) {
+    let responses = match body {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    for response in responses {
+        for error in response["errors"].as_array().into_iter().flatten() {
+            assert!(
+                error["extensions"]["code"].is_string(),
+                "error without extensions.code: {error}"
+            );
+        }
+    }
+}
+
+/// A GraphQL answer.
+#[derive(Debug)]
+pub struct GqlResponse {
+    pub body: Value,
+}
+
+impl GqlResponse {
+    /// The data; fails the test when there are errors.
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
+        &self.body["data"]
+    }
+
+    /// The first error's code; fails the test when there is none.
+    pub fn code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error, got {}", self.body))
+    }
+
+    /// The first error.
+    pub fn error(&self) -> &Value {
+        &self.body["errors"][0]
+    }
+}
