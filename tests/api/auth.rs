@@ -203,3 +203,29 @@ async fn log_in_is_throttled_per_account_after_repeated_failures() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn log_in_is_throttled_per_address_across_accounts() {
+    let app = TestApp::spawn().await;
+    app.user("alice@example.com").await;
+    // A hundred failures from one address, each on a different (unknown) account.
+    for i in 0..100 {
+        let failed = app
+            .log_in(&format!("probe{i}@example.com"), "wrong-password")
+            .await;
+        assert_eq!(failed.code(), "UNAUTHENTICATED");
+    }
+    // Now even a correct log-in from that address waits.
+    assert_eq!(
+        app.log_in("alice@example.com", PASSWORD).await.code(),
+        "RATE_LIMITED"
+    );
+    app.clock.advance(Duration::minutes(16));
+    assert!(
+        app.log_in("alice@example.com", PASSWORD)
+            .await
+            .body
+            .get("errors")
+            .is_none()
+    );
+}
