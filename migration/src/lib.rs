@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m0001_spine;
+mod m0002_authz;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -17,6 +18,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_spine::Migration)]
+        vec![
+            Box::new(m0001_spine::Migration),
+            Box::new(m0002_authz::Migration),
+        ]
     }
 }

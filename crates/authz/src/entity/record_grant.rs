@@ -1,0 +1,29 @@
+//! The `record_grants` table.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "record_grants")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub organization_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub subject: String,
+    pub resource_type: String,
+    pub resource_id: Uuid,
+    pub relation: String,
+    pub granted_by: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+impl kernel::TenantScoped for Entity {
+    fn organization_column() -> Column {
+        Column::OrganizationId
+    }
+}
