@@ -84,6 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Arc::new(SystemClock),
                 &secret,
                 TenancySettings::default(),
+                authz::Authorizer::new(crate::startup::ENFORCER_CACHE_BYTES).await?,
             );
             match seed::seed(&tenancy).await? {
                 seed::Seeded::Created => tracing::info!("demo data created"),

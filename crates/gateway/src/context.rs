@@ -4,6 +4,7 @@
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::startup::AppState;
 use async_graphql::Context;
+use authz::{Action, Permit, Resource};
 use kernel::{OrgId, Principal, SessionId, TenantTx, TxMode, UserId};
 use tenancy::{Actor, ClientInfo};
 
@@ -71,6 +72,15 @@ pub trait ContextExt {
         org: OrgId,
         mode: TxMode,
     ) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
+    /// A permit for the caller to do `action` on `resource` in the transaction's
+    /// organization, or `FORBIDDEN`.
+    fn permit(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        resource: Resource,
+        action: Action,
+    ) -> impl Future<Output = GqlResult<Permit>> + Send;
     /// Opens the active organization's transaction for the caller.
     fn enter_active(
         &self,
@@ -90,6 +100,20 @@ impl ContextExt for Context<'_> {
     async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(TenantTx, Actor)> {
         let principal = self.request().principal().gql()?;
         self.state().tenancy.enter(principal, org, mode).await.gql()
+    }
+
+    async fn permit(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+        resource: Resource,
+        action: Action,
+    ) -> GqlResult<Permit> {
+        self.state()
+            .authz
+            .check(tx, actor.principal, resource, action)
+            .await
+            .gql()
     }
 
     async fn enter_active(&self, mode: TxMode) -> GqlResult<(TenantTx, Actor)> {

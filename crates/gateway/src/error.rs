@@ -10,6 +10,8 @@ use kernel::ErrorCode;
 pub enum ApiError {
     /// From the tenancy services.
     Tenancy(tenancy::Error),
+    /// From authorization.
+    Authz(authz::Error),
     /// The operation needs a logged-in caller.
     Unauthenticated,
     /// The operation needs a person, not an API key (or the other way round).
@@ -43,6 +45,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Tenancy(e) => e.code(),
+            Self::Authz(e) => e.code(),
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::WrongPrincipal(_) => ErrorCode::Forbidden,
             Self::NoActiveOrganization | Self::BadInput { .. } => ErrorCode::BadUserInput,
@@ -53,6 +56,7 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             Self::Tenancy(e) => e.to_string(),
+            Self::Authz(e) => e.to_string(),
             Self::Unauthenticated => {
                 "authentication required: send Authorization: Bearer <token>".into()
             }
@@ -69,6 +73,12 @@ impl ApiError {
 impl From<tenancy::Error> for ApiError {
     fn from(e: tenancy::Error) -> Self {
         Self::Tenancy(e)
+    }
+}
+
+impl From<authz::Error> for ApiError {
+    fn from(e: authz::Error) -> Self {
+        Self::Authz(e)
     }
 }
 

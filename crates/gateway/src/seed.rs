@@ -1,6 +1,7 @@
 //! Demo data: two organizations with a few people each, created through the same
 //! services the API uses. Running it again changes nothing.
 
+use authz::{Action, Resource, ResourceType};
 use kernel::{Principal, TxMode};
 use tenancy::{NewUser, Role, TenancyService};
 
@@ -71,7 +72,16 @@ pub async fn seed(tenancy: &TenancyService) -> anyhow::Result<Seeded> {
             let (tx, actor) = tenancy
                 .enter(Principal::User(owner.id), org.id, TxMode::Write)
                 .await?;
-            let issued = tenancy.invite(&tx, &actor, email, *role).await?;
+            let permit = tenancy
+                .authz()
+                .check(
+                    &tx,
+                    actor.principal,
+                    Resource::of_type(ResourceType::Invitation),
+                    Action::Create,
+                )
+                .await?;
+            let issued = tenancy.invite(&tx, &permit, email, *role).await?;
             tx.commit().await?;
             tenancy.accept_invitation(user.id, &issued.token).await?;
         }

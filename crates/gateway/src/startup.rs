@@ -4,17 +4,24 @@ use crate::config::Config;
 use crate::graphql::{AppSchema, schema_builder};
 use crate::http;
 use anyhow::Context as _;
+use authz::Authorizer;
 use kernel::{Backend, Db, SharedClock};
 use migration::{Migrator, MigratorTrait};
 use std::net::SocketAddr;
 use tenancy::{TenancyService, TenancySettings};
 use tokio::net::TcpListener;
 
+/// Memory for cached per-organization enforcers (about 1,000 organizations of 100 rows
+/// take a few megabytes).
+pub const ENFORCER_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The services every request shares.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// Users, organizations and the tenant boundary.
     pub tenancy: TenancyService,
+    /// Permissions.
+    pub authz: Authorizer,
     /// The database.
     pub db: Db,
 }
@@ -39,8 +46,15 @@ impl Application {
                 .context("applying migrations")?;
         }
         let secret = config.resolve_token_secret()?;
-        let tenancy = TenancyService::new(db.clone(), clock, &secret, TenancySettings::default());
-        let state = AppState { tenancy, db };
+        let authz = Authorizer::new(ENFORCER_CACHE_BYTES).await?;
+        let tenancy = TenancyService::new(
+            db.clone(),
+            clock,
+            &secret,
+            TenancySettings::default(),
+            authz.clone(),
+        );
+        let state = AppState { tenancy, authz, db };
         let schema = build_schema(state.clone());
         let router = http::router(state, schema);
         let listener = TcpListener::bind(config.bind_addr)

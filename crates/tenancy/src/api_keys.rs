@@ -5,10 +5,11 @@ use crate::auth::API_KEY_PREFIX;
 use crate::crypto;
 use crate::entity::api_key;
 use crate::error::{Error, Result};
-use crate::model::{Actor, ApiKey, IssuedApiKey};
+use crate::model::{ApiKey, IssuedApiKey};
 use crate::repo::{api_key_from_row, validate_name};
 use crate::role::Role;
 use crate::service::TenancyService;
+use authz::{Action, Permit, ResourceType, Subject};
 use kernel::page::keyset;
 use kernel::{ApiKeyId, Page, PageRequest, Principal, TenantTx};
 use sea_orm::sea_query::Expr;
@@ -21,17 +22,17 @@ impl TenancyService {
     pub async fn create_api_key(
         &self,
         tx: &TenantTx,
-        actor: &Actor,
+        permit: &Permit,
         name: &str,
         role: Role,
     ) -> Result<IssuedApiKey> {
-        Self::ensure_manager(actor)?;
+        permit.ensure(tx, ResourceType::ApiKey, Action::Create, None)?;
         if role == Role::Owner {
             return Err(Error::invalid("role", "an API key cannot be an owner"));
         }
-        actor.role.ensure_may_assign(role)?;
+        self.ensure_may_confer(tx, permit, role).await?;
         let name = validate_name("name", name)?;
-        let created_by = match actor.principal {
+        let created_by = match permit.principal() {
             Principal::User(user) => user.as_uuid(),
             Principal::ApiKey { key, .. } => key.as_uuid(),
         };
@@ -50,6 +51,9 @@ impl TenancyService {
         })
         .exec_with_returning(tx.conn())
         .await?;
+        self.authz
+            .assign_role(tx, &Subject::Key(id), role.as_str())
+            .await?;
         Ok(IssuedApiKey {
             api_key: api_key_from_row(row)?,
             secret: format!(
@@ -64,10 +68,10 @@ impl TenancyService {
     pub async fn api_keys(
         &self,
         tx: &TenantTx,
-        actor: &Actor,
+        permit: &Permit,
         page: &PageRequest,
     ) -> Result<Page<ApiKey>> {
-        Self::ensure_manager(actor)?;
+        permit.ensure(tx, ResourceType::ApiKey, Action::Read, None)?;
         let rows = keyset(tx.select::<api_key::Entity>(), api_key::Column::Id, page)
             .all(tx.conn())
             .await?;
@@ -85,20 +89,20 @@ impl TenancyService {
     }
 
     /// A key of this organization.
-    pub async fn api_key(&self, tx: &TenantTx, actor: &Actor, id: ApiKeyId) -> Result<ApiKey> {
-        Self::ensure_manager(actor)?;
+    pub async fn api_key(&self, tx: &TenantTx, permit: &Permit, id: ApiKeyId) -> Result<ApiKey> {
+        permit.ensure(tx, ResourceType::ApiKey, Action::Read, Some(id.as_uuid()))?;
         api_key_from_row(find(tx, id).await?)
     }
 
-    /// Revokes a key; it stops authenticating at once.
+    /// Revokes a key; it stops authenticating at once and loses its roles.
     #[tracing::instrument(name = "tenancy.revoke_api_key", skip_all, err(level = "debug"))]
     pub async fn revoke_api_key(
         &self,
         tx: &TenantTx,
-        actor: &Actor,
+        permit: &Permit,
         id: ApiKeyId,
     ) -> Result<ApiKey> {
-        Self::ensure_manager(actor)?;
+        permit.ensure(tx, ResourceType::ApiKey, Action::Delete, Some(id.as_uuid()))?;
         let row = find(tx, id).await?;
         if row.revoked_at.is_some() {
             return Err(Error::Conflict("this API key is already revoked".into()));
@@ -110,6 +114,7 @@ impl TenancyService {
             .filter(api_key::Column::Id.eq(row.id))
             .exec(tx.conn())
             .await?;
+        self.authz.remove_subject(tx, &Subject::Key(id)).await?;
         api_key_from_row(api_key::Model {
             revoked_at: Some(now),
             ..row

@@ -47,6 +47,9 @@ pub enum Error {
     /// Password hashing failed (a bug or resource exhaustion, never the user's fault).
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// A permission decision or change failed.
+    #[error(transparent)]
+    Authz(#[from] authz::Error),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -65,6 +68,7 @@ impl Error {
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Invalid { .. } => ErrorCode::BadUserInput,
             Self::Conflict(_) | Self::LastOwner => ErrorCode::Conflict,
+            Self::Authz(e) => e.code(),
             Self::Hashing(_) | Self::Db(_) => ErrorCode::Internal,
         }
     }

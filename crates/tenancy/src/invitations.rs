@@ -5,11 +5,12 @@
 use crate::crypto;
 use crate::entity::{invitation, membership, user};
 use crate::error::{Error, Result};
-use crate::model::{Actor, Invitation, InvitationStatus, IssuedInvitation, Membership};
+use crate::model::{Invitation, InvitationStatus, IssuedInvitation, Membership};
 use crate::orgs::insert_membership;
 use crate::repo::{invitation_from_row, normalize_email, validate_email};
 use crate::role::Role;
 use crate::service::TenancyService;
+use authz::{Action, Permit, ResourceType};
 use kernel::page::keyset;
 use kernel::{InvitationId, OrgId, Page, PageRequest, Principal, TenantTx, TxMode, UserId};
 use sea_orm::sea_query::Expr;
@@ -25,12 +26,13 @@ impl TenancyService {
     pub async fn invite(
         &self,
         tx: &TenantTx,
-        actor: &Actor,
+        permit: &Permit,
         email: &str,
         role: Role,
     ) -> Result<IssuedInvitation> {
-        actor.role.ensure_may_assign(role)?;
-        let Principal::User(inviter) = actor.principal else {
+        permit.ensure(tx, ResourceType::Invitation, Action::Create, None)?;
+        self.ensure_may_confer(tx, permit, role).await?;
+        let Principal::User(inviter) = permit.principal() else {
             return Err(Error::Forbidden(
                 "invitations are sent by people, not API keys".into(),
             ));
@@ -94,10 +96,10 @@ impl TenancyService {
     pub async fn invitations(
         &self,
         tx: &TenantTx,
-        actor: &Actor,
+        permit: &Permit,
         page: &PageRequest,
     ) -> Result<Page<Invitation>> {
-        Self::ensure_manager(actor)?;
+        permit.ensure(tx, ResourceType::Invitation, Action::Read, None)?;
         let now = self.clock.now();
         let rows = keyset(
             tx.select::<invitation::Entity>(),
@@ -123,10 +125,15 @@ impl TenancyService {
     pub async fn invitation(
         &self,
         tx: &TenantTx,
-        actor: &Actor,
+        permit: &Permit,
         id: InvitationId,
     ) -> Result<Invitation> {
-        Self::ensure_manager(actor)?;
+        permit.ensure(
+            tx,
+            ResourceType::Invitation,
+            Action::Read,
+            Some(id.as_uuid()),
+        )?;
         invitation_from_row(find(tx, id).await?, self.clock.now())
     }
 
@@ -135,11 +142,18 @@ impl TenancyService {
     pub async fn revoke_invitation(
         &self,
         tx: &TenantTx,
-        actor: &Actor,
+        permit: &Permit,
         id: InvitationId,
     ) -> Result<Invitation> {
+        permit.ensure(
+            tx,
+            ResourceType::Invitation,
+            Action::Delete,
+            Some(id.as_uuid()),
+        )?;
         let row = find(tx, id).await?;
-        actor.role.ensure_may_assign(Role::parse(&row.role)?)?;
+        self.ensure_may_confer(tx, permit, Role::parse(&row.role)?)
+            .await?;
         let now = self.clock.now();
         if invitation_from_row(row.clone(), now)?.status != InvitationStatus::Pending {
             return Err(Error::Conflict(
@@ -167,11 +181,18 @@ impl TenancyService {
     pub async fn resend_invitation(
         &self,
         tx: &TenantTx,
-        actor: &Actor,
+        permit: &Permit,
         id: InvitationId,
     ) -> Result<IssuedInvitation> {
+        permit.ensure(
+            tx,
+            ResourceType::Invitation,
+            Action::Update,
+            Some(id.as_uuid()),
+        )?;
         let row = find(tx, id).await?;
-        actor.role.ensure_may_assign(Role::parse(&row.role)?)?;
+        self.ensure_may_confer(tx, permit, Role::parse(&row.role)?)
+            .await?;
         let now = self.clock.now();
         let status = invitation_from_row(row.clone(), now)?.status;
         if !matches!(
@@ -244,7 +265,8 @@ impl TenancyService {
                 "this invitation was sent to another email address".into(),
             ));
         }
-        let membership = insert_membership(&tx, user, Role::parse(&row.role)?, now).await?;
+        let membership =
+            insert_membership(&tx, &self.authz, user, Role::parse(&row.role)?, now).await?;
         invitation::Entity::update_many()
             .col_expr(invitation::Column::AcceptedAt, Expr::value(now))
             .col_expr(invitation::Column::AcceptedBy, Expr::value(user.as_uuid()))

@@ -7,6 +7,7 @@ use crate::model::{Actor, Membership, Organization, User};
 use crate::repo::{self, membership_from_row, users_by_id, validate_name};
 use crate::role::Role;
 use crate::service::TenancyService;
+use authz::{Action, Authorizer, Permit, ResourceType, Subject};
 use kernel::page::keyset;
 use kernel::{
     Backend, MembershipId, OrgId, Page, PageRequest, Principal, TenantTx, TxMode, UserId,
@@ -54,7 +55,7 @@ impl TenancyService {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let owner = insert_membership(&tx, creator, Role::Owner, now).await?;
+            let owner = insert_membership(&tx, &self.authz, creator, Role::Owner, now).await?;
             tx.commit().await?;
             return Ok((row.into(), owner));
         }
@@ -99,7 +100,13 @@ impl TenancyService {
     }
 
     /// The organization of the transaction.
-    pub async fn organization(&self, tx: &TenantTx) -> Result<Organization> {
+    pub async fn organization(&self, tx: &TenantTx, permit: &Permit) -> Result<Organization> {
+        permit.ensure(
+            tx,
+            ResourceType::Organization,
+            Action::Read,
+            Some(tx.org_id().as_uuid()),
+        )?;
         organization::Entity::find_by_id(tx.org_id().as_uuid())
             .one(tx.conn())
             .await?
@@ -113,8 +120,10 @@ impl TenancyService {
     pub async fn members(
         &self,
         tx: &TenantTx,
+        permit: &Permit,
         page: &PageRequest,
     ) -> Result<Page<(Membership, User)>> {
+        permit.ensure(tx, ResourceType::Member, Action::Read, None)?;
         let rows = keyset(
             tx.select::<membership::Entity>(),
             membership::Column::Id,
@@ -140,14 +149,26 @@ impl TenancyService {
     }
 
     /// A member of this organization with their user.
-    pub async fn member(&self, tx: &TenantTx, id: MembershipId) -> Result<(Membership, User)> {
-        let row = repo::membership(tx, id).await?;
-        let users = users_by_id(tx.conn(), [row.user_id]).await?;
-        let user = users
-            .into_values()
-            .next()
-            .ok_or(Error::NotFound { entity: "user" })?;
-        Ok((membership_from_row(row)?, user))
+    pub async fn member(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        id: MembershipId,
+    ) -> Result<(Membership, User)> {
+        permit.ensure(tx, ResourceType::Member, Action::Read, Some(id.as_uuid()))?;
+        member_with_user(tx, id).await
+    }
+
+    /// The caller's own membership (no permit: it is theirs).
+    pub async fn own_membership(
+        &self,
+        tx: &TenantTx,
+        actor: &Actor,
+    ) -> Result<Option<(Membership, User)>> {
+        match actor.membership_id {
+            Some(id) => Ok(Some(member_with_user(tx, id).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The membership of `user` in this organization, if any: how another member of the
@@ -155,8 +176,10 @@ impl TenancyService {
     pub async fn membership_of(
         &self,
         tx: &TenantTx,
+        permit: &Permit,
         user: UserId,
     ) -> Result<Option<(Membership, User)>> {
+        permit.ensure(tx, ResourceType::Member, Action::Read, None)?;
         let row = tx
             .select::<membership::Entity>()
             .filter(membership::Column::UserId.eq(user.as_uuid()))
@@ -164,27 +187,33 @@ impl TenancyService {
             .await?;
         match row {
             Some(row) => Ok(Some(
-                self.member(tx, MembershipId::from_uuid(row.id)).await?,
+                member_with_user(tx, MembershipId::from_uuid(row.id)).await?,
             )),
             None => Ok(None),
         }
     }
 
-    /// Gives a member another role. Only owners make or unmake owners; the last owner
+    /// Gives a member another built-in role. Whoever does it must be able to confer both
+    /// the old and the new role (only owners make or unmake owners); the last owner
     /// cannot be demoted.
     #[tracing::instrument(name = "tenancy.change_member_role", skip_all, err(level = "debug"))]
     pub async fn change_member_role(
         &self,
         tx: &TenantTx,
-        actor: &Actor,
+        permit: &Permit,
         member: MembershipId,
         role: Role,
     ) -> Result<Membership> {
-        Self::ensure_manager(actor)?;
+        permit.ensure(
+            tx,
+            ResourceType::Member,
+            Action::Update,
+            Some(member.as_uuid()),
+        )?;
         let row = repo::membership(tx, member).await?;
         let current = Role::parse(&row.role)?;
-        actor.role.ensure_may_assign(role)?;
-        actor.role.ensure_may_assign(current)?;
+        self.ensure_may_confer(tx, permit, role).await?;
+        self.ensure_may_confer(tx, permit, current).await?;
         if current == Role::Owner
             && role != Role::Owner
             && repo::owner_count(tx, self.db.backend()).await? <= 1
@@ -197,28 +226,40 @@ impl TenancyService {
             .filter(membership::Column::Id.eq(row.id))
             .exec(tx.conn())
             .await?;
+        let subject = Subject::User(UserId::from_uuid(row.user_id));
+        self.authz
+            .unassign_role(tx, &subject, current.as_str())
+            .await?;
+        self.authz.assign_role(tx, &subject, role.as_str()).await?;
         membership_from_row(membership::Model {
             role: role.as_str().to_owned(),
             ..row
         })
     }
 
-    /// Removes a member. Only owners remove owners; the last owner cannot be removed.
+    /// Removes a member, with every role and grant they held. Whoever does it must be
+    /// able to confer the member's role; the last owner cannot be removed.
     #[tracing::instrument(name = "tenancy.remove_member", skip_all, err(level = "debug"))]
     pub async fn remove_member(
         &self,
         tx: &TenantTx,
-        actor: &Actor,
+        permit: &Permit,
         member: MembershipId,
     ) -> Result<Membership> {
-        Self::ensure_manager(actor)?;
+        permit.ensure(
+            tx,
+            ResourceType::Member,
+            Action::Delete,
+            Some(member.as_uuid()),
+        )?;
         let row = repo::membership(tx, member).await?;
         let current = Role::parse(&row.role)?;
-        actor.role.ensure_may_assign(current)?;
+        self.ensure_may_confer(tx, permit, current).await?;
         self.delete_membership(tx, row, current).await
     }
 
-    /// The calling user leaves the organization; the last owner cannot.
+    /// The calling user leaves the organization; the last owner cannot. Needs no permit:
+    /// the membership is the caller's own.
     #[tracing::instrument(name = "tenancy.leave", skip_all, err(level = "debug"))]
     pub async fn leave(&self, tx: &TenantTx, actor: &Actor) -> Result<Membership> {
         let (Principal::User(_), Some(member)) = (actor.principal, actor.membership_id) else {
@@ -245,13 +286,29 @@ impl TenancyService {
             .filter(membership::Column::Id.eq(row.id))
             .exec(tx.conn())
             .await?;
+        self.authz
+            .remove_subject(tx, &Subject::User(UserId::from_uuid(row.user_id)))
+            .await?;
         membership_from_row(row)
     }
 }
 
-/// Inserts a membership; a user who already belongs to the organization is a conflict.
+/// A membership with its user.
+async fn member_with_user(tx: &TenantTx, id: MembershipId) -> Result<(Membership, User)> {
+    let row = repo::membership(tx, id).await?;
+    let users = users_by_id(tx.conn(), [row.user_id]).await?;
+    let user = users
+        .into_values()
+        .next()
+        .ok_or(Error::NotFound { entity: "user" })?;
+    Ok((membership_from_row(row)?, user))
+}
+
+/// Inserts a membership and assigns its role; a user who already belongs to the
+/// organization is a conflict.
 pub(crate) async fn insert_membership(
     tx: &TenantTx,
+    authz: &Authorizer,
     user: UserId,
     role: Role,
     now: chrono::DateTime<chrono::Utc>,
@@ -265,13 +322,19 @@ pub(crate) async fn insert_membership(
     })
     .exec_with_returning(tx.conn())
     .await;
-    match inserted {
-        Ok(row) => membership_from_row(row),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
-            Error::Conflict("this user is already a member of the organization".into()),
-        ),
-        Err(e) => Err(e.into()),
-    }
+    let membership = match inserted {
+        Ok(row) => membership_from_row(row)?,
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Err(Error::Conflict(
+                "this user is already a member of the organization".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    authz
+        .assign_role(tx, &Subject::User(user), role.as_str())
+        .await?;
+    Ok(membership)
 }
 
 /// `"Acme GmbH & Co."` → `"acme-gmbh-co"`; never empty.

@@ -1,6 +1,6 @@
-//! Built-in organization roles and what the spine lets each of them do. The permissions
-//! issue replaces these checks with per-record policies in `authz`; until then, managing
-//! people and keys is for owners and admins.
+//! The built-in role a membership or API key is created with. What each role permits is
+//! decided by `authz` (see `authz::builtin`); tenancy keeps the role on the membership for
+//! the rule that an organization always has an owner.
 
 use crate::error::{Error, Result};
 
@@ -52,27 +52,6 @@ impl Role {
             .find(|role| role.as_str() == name)
             .ok_or_else(|| Error::invalid("role", format!("unknown role `{name}`")))
     }
-
-    /// May invite, remove and re-role members and manage API keys.
-    pub const fn manages_members(self) -> bool {
-        matches!(self, Self::Owner | Self::Admin)
-    }
-
-    /// Checks that an actor holding `self` may hand out or take away `target`: only an
-    /// owner may make or unmake owners (an admin cannot grant more than they hold).
-    pub fn ensure_may_assign(self, target: Role) -> Result<()> {
-        if !self.manages_members() {
-            return Err(Error::Forbidden(
-                "managing members requires the owner or admin role".into(),
-            ));
-        }
-        if target == Role::Owner && self != Role::Owner {
-            return Err(Error::Forbidden(
-                "only an owner can grant or revoke the owner role".into(),
-            ));
-        }
-        Ok(())
-    }
 }
 
 impl std::fmt::Display for Role {
@@ -91,19 +70,5 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()).unwrap(), role);
         }
         assert!(matches!(Role::parse("root"), Err(Error::Invalid { .. })));
-    }
-
-    #[test]
-    fn only_owners_hand_out_ownership_and_only_managers_assign_roles() {
-        assert!(Role::Owner.ensure_may_assign(Role::Owner).is_ok());
-        assert!(Role::Admin.ensure_may_assign(Role::Member).is_ok());
-        assert!(matches!(
-            Role::Admin.ensure_may_assign(Role::Owner),
-            Err(Error::Forbidden(_))
-        ));
-        assert!(matches!(
-            Role::Member.ensure_may_assign(Role::Viewer),
-            Err(Error::Forbidden(_))
-        ));
     }
 }

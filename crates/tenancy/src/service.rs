@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::model::Actor;
 use crate::role::Role;
 use crate::tokens::TokenSigner;
+use authz::Authorizer;
 use chrono::Duration;
 use kernel::{Db, OrgId, Principal, SharedClock, TenantOpener, TenantTx, TxMode};
 use sea_orm::{ColumnTrait, QueryFilter};
@@ -56,6 +57,7 @@ pub struct TenancyService {
     pub(crate) clock: SharedClock,
     pub(crate) signer: TokenSigner,
     pub(crate) settings: TenancySettings,
+    pub(crate) authz: Authorizer,
 }
 
 impl TenancyService {
@@ -65,13 +67,20 @@ impl TenancyService {
         clock: SharedClock,
         token_secret: &SecretString,
         settings: TenancySettings,
+        authz: Authorizer,
     ) -> Self {
         Self {
             db,
             clock,
             signer: TokenSigner::new(token_secret),
             settings,
+            authz,
         }
+    }
+
+    /// The authorizer permits come from.
+    pub fn authz(&self) -> &Authorizer {
+        &self.authz
     }
 
     /// The database handle.
@@ -129,14 +138,17 @@ impl TenancyService {
         Ok(TenantTx::open(&self.db, org, mode, TenantOpener::issued_by_tenancy()).await?)
     }
 
-    /// Checks that an actor may manage members, invitations and keys.
-    pub(crate) fn ensure_manager(actor: &Actor) -> Result<()> {
-        if actor.role.manages_members() {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(
-                "this requires the owner or admin role in the organization".into(),
-            ))
-        }
+    /// Checks that the permit's holder may hand out `role`: they must hold every
+    /// permission it gives (an admin cannot make an owner).
+    pub(crate) async fn ensure_may_confer(
+        &self,
+        tx: &TenantTx,
+        permit: &authz::Permit,
+        role: Role,
+    ) -> Result<()> {
+        Ok(self
+            .authz
+            .ensure_may_confer_role(tx, permit.principal(), role.as_str())
+            .await?)
     }
 }

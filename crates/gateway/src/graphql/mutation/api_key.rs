@@ -6,6 +6,7 @@ use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::mutation::enter_record_org;
 use crate::graphql::types::{ApiKey, Role};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use authz::{Action, Resource, ResourceType};
 use kernel::{ApiKeyId, TxMode};
 
 #[derive(Default)]
@@ -52,10 +53,18 @@ impl ApiKeyMutation {
         input: CreateApiKeyInput,
     ) -> GqlResult<CreateApiKeyPayload> {
         let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(ResourceType::ApiKey),
+                Action::Create,
+            )
+            .await?;
         let issued = ctx
             .state()
             .tenancy
-            .create_api_key(&tx, &actor, &input.name, input.role.into())
+            .create_api_key(&tx, &permit, &input.name, input.role.into())
             .await
             .gql()?;
         tx.commit().await.gql()?;
@@ -73,10 +82,18 @@ impl ApiKeyMutation {
     ) -> GqlResult<RevokeApiKeyPayload> {
         let id = GlobalId::expect("apiKeyId", &input.api_key_id, NodeKind::ApiKey).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::record(ResourceType::ApiKey, id.id),
+                Action::Delete,
+            )
+            .await?;
         let key = ctx
             .state()
             .tenancy
-            .revoke_api_key(&tx, &actor, ApiKeyId::from_uuid(id.id))
+            .revoke_api_key(&tx, &permit, ApiKeyId::from_uuid(id.id))
             .await
             .gql()?;
         tx.commit().await.gql()?;

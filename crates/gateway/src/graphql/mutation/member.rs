@@ -6,6 +6,7 @@ use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::mutation::enter_record_org;
 use crate::graphql::types::{Invitation, Membership, Role};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use authz::{Action, Resource, ResourceType};
 use kernel::{InvitationId, MembershipId, TxMode};
 
 #[derive(Default)]
@@ -83,10 +84,18 @@ impl MemberMutation {
         input: InviteMemberInput,
     ) -> GqlResult<InvitationPayload> {
         let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(ResourceType::Invitation),
+                Action::Create,
+            )
+            .await?;
         let issued = ctx
             .state()
             .tenancy
-            .invite(&tx, &actor, &input.email, input.role.into())
+            .invite(&tx, &permit, &input.email, input.role.into())
             .await
             .gql()?;
         tx.commit().await.gql()?;
@@ -105,10 +114,18 @@ impl MemberMutation {
         let id =
             GlobalId::expect("invitationId", &input.invitation_id, NodeKind::Invitation).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::record(ResourceType::Invitation, id.id),
+                Action::Update,
+            )
+            .await?;
         let issued = ctx
             .state()
             .tenancy
-            .resend_invitation(&tx, &actor, InvitationId::from_uuid(id.id))
+            .resend_invitation(&tx, &permit, InvitationId::from_uuid(id.id))
             .await
             .gql()?;
         tx.commit().await.gql()?;
@@ -127,10 +144,18 @@ impl MemberMutation {
         let id =
             GlobalId::expect("invitationId", &input.invitation_id, NodeKind::Invitation).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::record(ResourceType::Invitation, id.id),
+                Action::Delete,
+            )
+            .await?;
         let invitation = ctx
             .state()
             .tenancy
-            .revoke_invitation(&tx, &actor, InvitationId::from_uuid(id.id))
+            .revoke_invitation(&tx, &permit, InvitationId::from_uuid(id.id))
             .await
             .gql()?;
         tx.commit().await.gql()?;
@@ -149,12 +174,28 @@ impl MemberMutation {
         let id = GlobalId::expect("memberId", &input.member_id, NodeKind::Membership).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
         let tenancy = &ctx.state().tenancy;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::record(ResourceType::Member, id.id),
+                Action::Update,
+            )
+            .await?;
         let member = MembershipId::from_uuid(id.id);
         tenancy
-            .change_member_role(&tx, &actor, member, input.role.into())
+            .change_member_role(&tx, &permit, member, input.role.into())
             .await
             .gql()?;
-        let (membership, user) = tenancy.member(&tx, member).await.gql()?;
+        let read = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::record(ResourceType::Member, id.id),
+                Action::Read,
+            )
+            .await?;
+        let (membership, user) = tenancy.member(&tx, &read, member).await.gql()?;
         tx.commit().await.gql()?;
         Ok(ChangeMemberRolePayload {
             membership: Membership { membership, user },
@@ -169,9 +210,17 @@ impl MemberMutation {
     ) -> GqlResult<RemoveMemberPayload> {
         let id = GlobalId::expect("memberId", &input.member_id, NodeKind::Membership).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::record(ResourceType::Member, id.id),
+                Action::Delete,
+            )
+            .await?;
         ctx.state()
             .tenancy
-            .remove_member(&tx, &actor, MembershipId::from_uuid(id.id))
+            .remove_member(&tx, &permit, MembershipId::from_uuid(id.id))
             .await
             .gql()?;
         tx.commit().await.gql()?;

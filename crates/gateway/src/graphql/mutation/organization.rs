@@ -82,11 +82,18 @@ impl OrganizationMutation {
             .accept_invitation(user_id, &input.token)
             .await
             .gql()?;
-        let (tx, _) = ctx.enter(membership.org_id, TxMode::Read).await?;
-        let organization = tenancy.organization(&tx).await.gql()?;
-        let (membership, user) = tenancy.member(&tx, membership.id).await.gql()?;
+        let organization = Organization::load(ctx, membership.org_id).await?;
+        let (tx, actor) = ctx.enter(membership.org_id, TxMode::Read).await?;
+        let (membership, user) = tenancy
+            .own_membership(&tx, &actor)
+            .await
+            .gql()?
+            .ok_or(tenancy::Error::NotFound {
+                entity: "membership",
+            })
+            .gql()?;
         Ok(AcceptInvitationPayload {
-            organization: Organization(organization),
+            organization,
             membership: Membership { membership, user },
         })
     }

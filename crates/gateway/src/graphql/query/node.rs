@@ -7,6 +7,7 @@ use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::{ApiKey, Invitation, Membership, Node, Organization, User};
 use async_graphql::{Context, ID, Object};
+use authz::{Action, Resource, ResourceType};
 use kernel::{ApiKeyId, InvitationId, MembershipId, OrgId, Principal, TxMode, UserId};
 
 /// Most ids one `nodes` call may name.
@@ -58,10 +59,18 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
             let Some(org) = ctx.request().org else {
                 return Ok(None);
             };
-            let Some((tx, _)) = hidden_as_none(ctx.enter(org, TxMode::Read).await)? else {
+            let Some((tx, actor)) = hidden_as_none(ctx.enter(org, TxMode::Read).await)? else {
                 return Ok(None);
             };
-            let found = tenancy.membership_of(&tx, user).await.gql()?;
+            let permit = ctx
+                .permit(
+                    &tx,
+                    &actor,
+                    Resource::of_type(ResourceType::Member),
+                    Action::Read,
+                )
+                .await?;
+            let found = tenancy.membership_of(&tx, &permit, user).await.gql()?;
             return Ok(found.map(|(_, user)| Node::User(User(user))));
         }
         (_, Some(org)) => org,
@@ -70,20 +79,31 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
     let Some((tx, actor)) = hidden_as_none(ctx.enter(org, TxMode::Read).await)? else {
         return Ok(None);
     };
+    let typ = match id.kind {
+        NodeKind::Organization => ResourceType::Organization,
+        NodeKind::Membership => ResourceType::Member,
+        NodeKind::Invitation => ResourceType::Invitation,
+        NodeKind::ApiKey => ResourceType::ApiKey,
+        NodeKind::User => return Ok(None),
+    };
+    let permit = ctx
+        .permit(&tx, &actor, Resource::record(typ, id.id), Action::Read)
+        .await?;
     let node = match id.kind {
-        NodeKind::Organization => Ok(Node::Organization(Organization(
-            tenancy.organization(&tx).await.gql()?,
-        ))),
+        NodeKind::Organization => tenancy
+            .organization(&tx, &permit)
+            .await
+            .map(|o| Node::Organization(Organization(o))),
         NodeKind::Membership => tenancy
-            .member(&tx, MembershipId::from_uuid(id.id))
+            .member(&tx, &permit, MembershipId::from_uuid(id.id))
             .await
             .map(|(membership, user)| Node::Membership(Membership { membership, user })),
         NodeKind::Invitation => tenancy
-            .invitation(&tx, &actor, InvitationId::from_uuid(id.id))
+            .invitation(&tx, &permit, InvitationId::from_uuid(id.id))
             .await
             .map(|i| Node::Invitation(Invitation(i))),
         NodeKind::ApiKey => tenancy
-            .api_key(&tx, &actor, ApiKeyId::from_uuid(id.id))
+            .api_key(&tx, &permit, ApiKeyId::from_uuid(id.id))
             .await
             .map(|k| Node::ApiKey(ApiKey(k))),
         NodeKind::User => return Ok(None),

@@ -44,10 +44,7 @@ impl Viewer {
                 .into_iter()
                 .map(|(org, _)| Organization(org))
                 .collect()),
-            Principal::ApiKey { org, .. } => {
-                let (tx, _) = ctx.enter(org, TxMode::Read).await?;
-                Ok(vec![Organization(tenancy.organization(&tx).await.gql()?)])
-            }
+            Principal::ApiKey { org, .. } => Ok(vec![Organization::load(ctx, org).await?]),
         }
     }
 
@@ -57,20 +54,22 @@ impl Viewer {
         let Some(org) = ctx.request().org else {
             return Ok(None);
         };
-        let (tx, _) = ctx.enter(org, TxMode::Read).await?;
-        Ok(Some(Organization(
-            ctx.state().tenancy.organization(&tx).await.gql()?,
-        )))
+        Ok(Some(Organization::load(ctx, org).await?))
     }
 
     /// The caller's membership in the active organization (null for API keys and when
     /// no organization is named).
     async fn membership(&self, ctx: &Context<'_>) -> GqlResult<Option<Membership>> {
-        let (Some(org), Principal::User(user)) = (ctx.request().org, self.principal) else {
+        let (Some(org), Principal::User(_)) = (ctx.request().org, self.principal) else {
             return Ok(None);
         };
-        let (tx, _) = ctx.enter(org, TxMode::Read).await?;
-        let found = ctx.state().tenancy.membership_of(&tx, user).await.gql()?;
+        let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
+        let found = ctx
+            .state()
+            .tenancy
+            .own_membership(&tx, &actor)
+            .await
+            .gql()?;
         Ok(found.map(|(membership, user)| Membership { membership, user }))
     }
 }

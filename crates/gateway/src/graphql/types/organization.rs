@@ -7,11 +7,30 @@ use crate::graphql::connection::{PageArgs, connection};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
+use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
 use kernel::TxMode;
 
 /// An organization: the tenant. Visible to its members.
 pub struct Organization(pub tenancy::Organization);
+
+impl Organization {
+    /// Reads `org` for the caller: membership-checked and permitted.
+    pub async fn load(ctx: &Context<'_>, org: kernel::OrgId) -> GqlResult<Self> {
+        let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::record(ResourceType::Organization, org.as_uuid()),
+                Action::Read,
+            )
+            .await?;
+        Ok(Self(
+            ctx.state().tenancy.organization(&tx, &permit).await.gql()?,
+        ))
+    }
+}
 
 #[Object]
 impl Organization {
@@ -59,8 +78,21 @@ impl Organization {
         }
         .into_request()
         .gql()?;
-        let (tx, _actor) = ctx.enter(self.0.id, TxMode::Read).await?;
-        let members = ctx.state().tenancy.members(&tx, &page).await.gql()?;
+        let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(ResourceType::Member),
+                Action::Read,
+            )
+            .await?;
+        let members = ctx
+            .state()
+            .tenancy
+            .members(&tx, &permit, &page)
+            .await
+            .gql()?;
         Ok(connection(
             members,
             |(m, _)| m.id.as_uuid(),
@@ -86,10 +118,18 @@ impl Organization {
         .into_request()
         .gql()?;
         let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(ResourceType::Invitation),
+                Action::Read,
+            )
+            .await?;
         let invitations = ctx
             .state()
             .tenancy
-            .invitations(&tx, &actor, &page)
+            .invitations(&tx, &permit, &page)
             .await
             .gql()?;
         Ok(connection(invitations, |i| i.id.as_uuid(), Invitation))
@@ -113,10 +153,18 @@ impl Organization {
         .into_request()
         .gql()?;
         let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(ResourceType::ApiKey),
+                Action::Read,
+            )
+            .await?;
         let keys = ctx
             .state()
             .tenancy
-            .api_keys(&tx, &actor, &page)
+            .api_keys(&tx, &permit, &page)
             .await
             .gql()?;
         Ok(connection(keys, |k| k.id.as_uuid(), ApiKey))
