@@ -120,7 +120,10 @@ async fn admins_manage_members_but_never_owners_and_members_manage_nobody() {
         .in_org(&org)
         .send()
         .await;
-    assert_eq!(promote.data()["changeMemberRole"]["membership"]["role"], "AUDITOR");
+    assert_eq!(
+        promote.data()["changeMemberRole"]["membership"]["role"],
+        "AUDITOR"
+    );
     // An admin holds no billing permissions, so cannot hand them out.
     let billing = app
         .gql(CHANGE)
