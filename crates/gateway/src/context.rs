@@ -6,6 +6,8 @@ use crate::startup::AppState;
 use async_graphql::Context;
 use authz::{Action, Permit, Resource};
 use kernel::{OrgId, Principal, SessionId, TenantTx, TxMode, UserId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tenancy::{Actor, ClientInfo};
 
 /// How the caller authenticated, if at all.
@@ -36,6 +38,9 @@ pub struct RequestContext {
     pub request_id: String,
     /// Address and user agent.
     pub client: ClientInfo,
+    /// Permission decisions already taken in this request (never shared between
+    /// requests), so a list does not ask once per row.
+    pub decisions: Arc<Mutex<HashMap<(OrgId, &'static str), bool>>>,
 }
 
 impl RequestContext {
@@ -52,6 +57,18 @@ impl RequestContext {
         self.principal()?.user_id().ok_or(ApiError::WrongPrincipal(
             "this operation is for people, not API keys",
         ))
+    }
+
+    /// A decision taken earlier in this request.
+    pub fn decision(&self, key: (OrgId, &'static str)) -> Option<bool> {
+        self.decisions.lock().ok()?.get(&key).copied()
+    }
+
+    /// Remembers a decision for the rest of this request.
+    pub fn remember(&self, key: (OrgId, &'static str), allowed: bool) {
+        if let Ok(mut decisions) = self.decisions.lock() {
+            decisions.insert(key, allowed);
+        }
     }
 
     /// The active organization, or `BAD_USER_INPUT` when none was named.

@@ -250,6 +250,7 @@ async fn request_context(
         auth,
         org: header_org.or(key_org),
         request_id,
+        decisions: Default::default(),
         client: ClientInfo {
             ip: Some(peer.ip().to_string()),
             user_agent,

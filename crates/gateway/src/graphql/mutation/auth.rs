@@ -55,7 +55,7 @@ impl From<tenancy::Tokens> for LogInPayload {
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
             expires_at: tokens.expires_at,
-            user: User(tokens.user),
+            user: User::own(tokens.user),
         }
     }
 }
@@ -88,7 +88,9 @@ impl AuthMutation {
             })
             .await
             .gql()?;
-        Ok(SignUpPayload { user: User(user) })
+        Ok(SignUpPayload {
+            user: User::own(user),
+        })
     }
 
     /// Logs in with email and password. After too many failures for the account or the

@@ -1,5 +1,6 @@
 //! Mutations.
 
+mod access;
 mod api_key;
 mod auth;
 mod member;
@@ -12,6 +13,7 @@ pub struct Mutation(
     organization::OrganizationMutation,
     member::MemberMutation,
     api_key::ApiKeyMutation,
+    access::AccessMutation,
 );
 
 use crate::context::ContextExt;

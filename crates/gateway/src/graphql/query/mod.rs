@@ -1,8 +1,9 @@
 //! Queries.
 
+mod access;
 mod node;
 mod viewer;
 
 /// The root query type.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(node::NodeQuery, viewer::ViewerQuery);
+pub struct Query(node::NodeQuery, viewer::ViewerQuery, access::AccessQuery);

@@ -53,7 +53,7 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         (NodeKind::User, _) => {
             let user = UserId::from_uuid(id.id);
             if principal == Principal::User(user) {
-                return Ok(Some(Node::User(User(tenancy.user(user).await.gql()?))));
+                return Ok(Some(Node::User(User::own(tenancy.user(user).await.gql()?))));
             }
             // Another person is visible only through the active organization they share.
             let Some(org) = ctx.request().org else {
@@ -71,7 +71,7 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
                 )
                 .await?;
             let found = tenancy.membership_of(&tx, &permit, user).await.gql()?;
-            return Ok(found.map(|(_, user)| Node::User(User(user))));
+            return Ok(found.map(|(_, user)| Node::User(User::in_org(user, org))));
         }
         (_, Some(org)) => org,
         (_, None) => return Ok(None),

@@ -28,7 +28,7 @@ impl Viewer {
     /// The calling person (null for an API key).
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
         match self.principal {
-            Principal::User(id) => Ok(Some(User(ctx.state().tenancy.user(id).await.gql()?))),
+            Principal::User(id) => Ok(Some(User::own(ctx.state().tenancy.user(id).await.gql()?))),
             Principal::ApiKey { .. } => Ok(None),
         }
     }

@@ -31,7 +31,7 @@ impl Membership {
 
     /// The member.
     async fn user(&self) -> User {
-        User(self.user.clone())
+        User::in_org(self.user.clone(), self.membership.org_id)
     }
 
     /// When the user joined.

@@ -1,5 +1,6 @@
 //! GraphQL object types, each a thin wrapper over a domain model.
 
+pub mod access;
 pub mod api_key;
 pub mod invitation;
 pub mod membership;

@@ -61,6 +61,20 @@ impl Organization {
         Ok(actor.role.into())
     }
 
+    /// Every role of the organization: built-ins first, then its own.
+    async fn roles(&self, ctx: &Context<'_>) -> GqlResult<Vec<super::access::RoleDefinition>> {
+        let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        ctx.permit(
+            &tx,
+            &actor,
+            Resource::of_type(ResourceType::Role),
+            Action::Read,
+        )
+        .await?;
+        let roles = ctx.state().authz.roles(&tx).await.gql()?;
+        Ok(roles.into_iter().map(Into::into).collect())
+    }
+
     /// The members, oldest first.
     async fn members(
         &self,

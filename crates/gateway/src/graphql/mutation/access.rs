@@ -1,0 +1,305 @@
+//! Custom roles, their assignment, and deny rules.
+
+use crate::context::ContextExt;
+use crate::error::{ApiError, GqlResult, ResultExt};
+use crate::graphql::ids::{GlobalId, NodeKind};
+use crate::graphql::mutation::enter_record_org;
+use crate::graphql::types::access::{Action, ResourceType, RoleDefinition};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use authz::{Resource, Subject};
+use kernel::{MembershipId, TxMode};
+
+#[derive(Default)]
+pub struct AccessMutation;
+
+/// One permission of a custom role.
+#[derive(InputObject)]
+pub struct PermissionInput {
+    /// The resource type.
+    pub resource_type: ResourceType,
+    /// The action.
+    pub action: Action,
+}
+
+/// Input of `createRole`.
+#[derive(InputObject)]
+pub struct CreateRoleInput {
+    /// Lowercase letters, digits and `_`; not a built-in name.
+    pub name: String,
+    /// What it is for.
+    #[graphql(default)]
+    pub description: String,
+    /// What it allows: only permissions the creator holds.
+    pub permissions: Vec<PermissionInput>,
+}
+
+/// Input of `updateRole`.
+#[derive(InputObject)]
+pub struct UpdateRoleInput {
+    /// The custom role.
+    pub name: String,
+    /// Its new permissions (replacing the old ones).
+    pub permissions: Vec<PermissionInput>,
+}
+
+/// Input naming a custom role.
+#[derive(InputObject)]
+pub struct DeleteRoleInput {
+    /// The custom role.
+    pub name: String,
+}
+
+/// A role after a change.
+#[derive(SimpleObject)]
+pub struct RolePayload {
+    /// The role.
+    pub role: RoleDefinition,
+}
+
+/// Result of `deleteRole`.
+#[derive(SimpleObject)]
+pub struct DeleteRolePayload {
+    /// The deleted role's name.
+    pub name: String,
+}
+
+/// Input of `assignRole` and `unassignRole`.
+#[derive(InputObject)]
+pub struct RoleAssignmentInput {
+    /// The membership.
+    pub member_id: ID,
+    /// A custom role (built-in roles change with `changeMemberRole`).
+    pub role: String,
+}
+
+/// Result of `assignRole` and `unassignRole`.
+#[derive(SimpleObject)]
+pub struct RoleAssignmentPayload {
+    /// Every role the member now holds.
+    pub roles: Vec<String>,
+}
+
+/// Input of `denyPermission`.
+#[derive(InputObject)]
+pub struct DenyPermissionInput {
+    /// A role name, or a User or ApiKey id.
+    pub subject: String,
+    /// The resource type.
+    pub resource_type: ResourceType,
+    /// The action.
+    pub action: Action,
+}
+
+/// Result of `denyPermission`.
+#[derive(SimpleObject)]
+pub struct DenyPermissionPayload {
+    /// Whether the rule is in place.
+    pub ok: bool,
+}
+
+fn permissions(input: Vec<PermissionInput>) -> Vec<(authz::ResourceType, authz::Action)> {
+    input
+        .into_iter()
+        .map(|p| (p.resource_type.into(), p.action.into()))
+        .collect()
+}
+
+#[Object]
+impl AccessMutation {
+    /// Composes a custom role in the active organization from permissions the caller
+    /// holds.
+    async fn create_role(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateRoleInput,
+    ) -> GqlResult<RolePayload> {
+        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(authz::ResourceType::Role),
+                authz::Action::Create,
+            )
+            .await?;
+        let role = ctx
+            .state()
+            .authz
+            .create_role(
+                &tx,
+                &permit,
+                &input.name,
+                &input.description,
+                &permissions(input.permissions),
+            )
+            .await
+            .gql()?;
+        tx.commit().await.gql()?;
+        Ok(RolePayload { role: role.into() })
+    }
+
+    /// Replaces a custom role's permissions; effective on the next request.
+    async fn update_role(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateRoleInput,
+    ) -> GqlResult<RolePayload> {
+        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(authz::ResourceType::Role),
+                authz::Action::Update,
+            )
+            .await?;
+        let role = ctx
+            .state()
+            .authz
+            .update_role(&tx, &permit, &input.name, &permissions(input.permissions))
+            .await
+            .gql()?;
+        tx.commit().await.gql()?;
+        Ok(RolePayload { role: role.into() })
+    }
+
+    /// Deletes a custom role nobody holds.
+    async fn delete_role(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteRoleInput,
+    ) -> GqlResult<DeleteRolePayload> {
+        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(authz::ResourceType::Role),
+                authz::Action::Delete,
+            )
+            .await?;
+        ctx.state()
+            .authz
+            .delete_role(&tx, &permit, &input.name)
+            .await
+            .gql()?;
+        tx.commit().await.gql()?;
+        Ok(DeleteRolePayload { name: input.name })
+    }
+
+    /// Gives a member a custom role (the caller must hold all it permits).
+    async fn assign_role(
+        &self,
+        ctx: &Context<'_>,
+        input: RoleAssignmentInput,
+    ) -> GqlResult<RoleAssignmentPayload> {
+        change_assignment(ctx, input, true).await
+    }
+
+    /// Takes a custom role from a member.
+    async fn unassign_role(
+        &self,
+        ctx: &Context<'_>,
+        input: RoleAssignmentInput,
+    ) -> GqlResult<RoleAssignmentPayload> {
+        change_assignment(ctx, input, false).await
+    }
+
+    /// Denies `action` on `resourceType` to a role or subject in the active organization,
+    /// whatever else allows it.
+    async fn deny_permission(
+        &self,
+        ctx: &Context<'_>,
+        input: DenyPermissionInput,
+    ) -> GqlResult<DenyPermissionPayload> {
+        let subject = match GlobalId::decode("subject", &ID(input.subject.clone())) {
+            Ok(GlobalId {
+                kind: NodeKind::User,
+                id,
+                ..
+            }) => Subject::User(kernel::UserId::from_uuid(id)).as_policy(),
+            Ok(GlobalId {
+                kind: NodeKind::ApiKey,
+                id,
+                ..
+            }) => Subject::Key(kernel::ApiKeyId::from_uuid(id)).as_policy(),
+            Ok(_) => {
+                return Err(ApiError::bad_input(
+                    "subject",
+                    "expected a role name, User or ApiKey id",
+                )
+                .into());
+            }
+            Err(_) => input.subject,
+        };
+        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(authz::ResourceType::Role),
+                authz::Action::Update,
+            )
+            .await?;
+        ctx.state()
+            .authz
+            .deny(
+                &tx,
+                &permit,
+                &subject,
+                input.resource_type.into(),
+                input.action.into(),
+            )
+            .await
+            .gql()?;
+        tx.commit().await.gql()?;
+        Ok(DenyPermissionPayload { ok: true })
+    }
+}
+
+async fn change_assignment(
+    ctx: &Context<'_>,
+    input: RoleAssignmentInput,
+    assign: bool,
+) -> GqlResult<RoleAssignmentPayload> {
+    if authz::builtin::is_builtin_role(&input.role) {
+        return Err(
+            ApiError::bad_input("role", "built-in roles change with changeMemberRole").into(),
+        );
+    }
+    let id = GlobalId::expect("memberId", &input.member_id, NodeKind::Membership).gql()?;
+    let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
+    let member = Resource::record(authz::ResourceType::Member, id.id);
+    let permit = ctx
+        .permit(&tx, &actor, member.clone(), authz::Action::Update)
+        .await?;
+    let read = ctx.permit(&tx, &actor, member, authz::Action::Read).await?;
+    let state = ctx.state();
+    let (membership, _) = state
+        .tenancy
+        .member(&tx, &read, MembershipId::from_uuid(id.id))
+        .await
+        .gql()?;
+    state
+        .authz
+        .ensure_may_confer_role(&tx, permit.principal(), &input.role)
+        .await
+        .gql()?;
+    let subject = Subject::User(membership.user_id);
+    if assign {
+        state
+            .authz
+            .assign_role(&tx, &subject, &input.role)
+            .await
+            .gql()?;
+    } else {
+        state
+            .authz
+            .unassign_role(&tx, &subject, &input.role)
+            .await
+            .gql()?;
+    }
+    let roles = state.authz.roles_of(&tx, &subject).await.gql()?;
+    tx.commit().await.gql()?;
+    Ok(RoleAssignmentPayload { roles })
+}
