@@ -71,6 +71,8 @@ async fn migrated_template() {
 enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres(String),
+    /// Another server's database: removed by that server's `TestApp`.
+    Shared(Option<String>),
 }
 
 impl Drop for TestDb {
@@ -144,8 +146,39 @@ impl TestApp {
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
             (TestDb::Sqlite(dir), url)
         };
+        let (address, clock) = start_server(&database_url, FakeClock::at(Utc::now())).await;
+        TestApp {
+            address,
+            clock,
+            http: reqwest::Client::new(),
+            database_url,
+            _db: db,
+        }
+    }
+
+    /// A second server process on the same database, sharing the clock: what another
+    /// instance behind the load balancer sees.
+    pub async fn spawn_twin(&self) -> TestApp {
+        let (address, clock) = start_server(&self.database_url, self.clock.clone()).await;
+        let owner_db = match &self._db {
+            TestDb::Postgres(name) => Some(name.clone()),
+            TestDb::Shared(name) => name.clone(),
+            TestDb::Sqlite(_) => None,
+        };
+        TestApp {
+            address,
+            clock,
+            http: reqwest::Client::new(),
+            database_url: self.database_url.clone(),
+            _db: TestDb::Shared(owner_db),
+        }
+    }
+}
+
+async fn start_server(database_url: &str, clock: FakeClock) -> (String, FakeClock) {
+    {
         let config = Config {
-            database_url: database_url.clone(),
+            database_url: database_url.to_owned(),
             migrate_database_url: None,
             bind_addr: "127.0.0.1:0".parse().expect("address"),
             token_secret: Some(
@@ -159,21 +192,16 @@ impl TestApp {
             log_filter: "warn".into(),
             database_max_connections: 8,
         };
-        let clock = FakeClock::at(Utc::now());
         let app = Application::build(&config, Arc::new(clock.clone()))
             .await
             .expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
-        TestApp {
-            address,
-            clock,
-            http: reqwest::Client::new(),
-            database_url,
-            _db: db,
-        }
+        (address, clock)
     }
+}
 
+impl TestApp {
     /// A GraphQL request.
     pub fn gql(&self, query: &str) -> Gql<'_> {
         Gql {
@@ -324,7 +352,7 @@ impl TestApp {
 
     /// A connection to the test database as the owner (PostgreSQL only).
     pub async fn owner_db(&self) -> DatabaseConnection {
-        let TestDb::Postgres(name) = &self._db else {
+        let (TestDb::Postgres(name) | TestDb::Shared(Some(name))) = &self._db else {
             panic!("owner_db is for PostgreSQL");
         };
         Database::connect(pg_url("postgres", name))

@@ -12,5 +12,6 @@ mod invitations;
 mod isolation;
 mod members;
 mod organizations;
+mod permissions;
 mod postgres_rls;
 mod schema;
