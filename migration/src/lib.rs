@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_spine;
 mod m0002_authz;
+mod m0003_audit;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_spine::Migration),
             Box::new(m0002_authz::Migration),
+            Box::new(m0003_audit::Migration),
         ]
     }
 }

@@ -40,6 +40,9 @@ pub enum Error {
     /// The policy engine failed.
     #[error("policy engine: {0}")]
     Engine(String),
+    /// Recording the change in the audit trail failed.
+    #[error(transparent)]
+    Audit(#[from] audit::Error),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -56,6 +59,7 @@ impl Error {
             Self::Invalid { .. } => ErrorCode::BadUserInput,
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Audit(e) => e.code(),
             Self::PermitMismatch | Self::Engine(_) | Self::Db(_) => ErrorCode::Internal,
         }
     }

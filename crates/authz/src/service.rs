@@ -15,6 +15,7 @@ use crate::model::{
     Action, Effect, Explanation, Grant, Permission, Resource, ResourceType, RoleInfo, Rule, Subject,
 };
 use crate::permit::Permit;
+use audit::{AuditLog, NewEvent};
 use casbin::DefaultModel;
 use kernel::{OrgId, Principal, TenantTx};
 use quick_cache::Weighter;
@@ -37,6 +38,7 @@ impl Weighter<OrgId, Arc<OrgEnforcer>> for EnforcerWeight {
 #[derive(Clone)]
 pub struct Authorizer {
     model: DefaultModel,
+    audit: AuditLog,
     cache: Arc<Cache<OrgId, Arc<OrgEnforcer>, EnforcerWeight>>,
 }
 
@@ -50,11 +52,12 @@ impl std::fmt::Debug for Authorizer {
 
 impl Authorizer {
     /// An authorizer whose enforcer cache holds about `cache_bytes` of policy.
-    pub async fn new(cache_bytes: u64) -> Result<Self> {
+    pub async fn new(cache_bytes: u64, audit: AuditLog) -> Result<Self> {
         let model = DefaultModel::from_str(MODEL).await?;
         let cache = Cache::with_weighter(10_000, cache_bytes, EnforcerWeight);
         Ok(Self {
             model,
+            audit,
             cache: Arc::new(cache),
         })
     }
@@ -384,6 +387,16 @@ impl Authorizer {
             Err(e) => return Err(e.into()),
         }
         self.replace_role_rules(tx, name, permissions).await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("role.created", "role", Some(name)).change(
+                    "permissions",
+                    None::<String>,
+                    Some(permission_list(permissions)),
+                ),
+            )
+            .await?;
         self.roles(tx)
             .await?
             .into_iter()
@@ -413,7 +426,22 @@ impl Authorizer {
                 return Err(Error::Escalation(format!("{action} on {typ}")));
             }
         }
+        let before = self.role_permissions(tx, name).await?;
         self.replace_role_rules(tx, name, permissions).await?;
+        let before: Vec<String> = before
+            .into_iter()
+            .map(|(t, a)| format!("{t}:{a}"))
+            .collect();
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("role.updated", "role", Some(name)).change(
+                    "permissions",
+                    Some(before.join(",")),
+                    Some(permission_list(permissions)),
+                ),
+            )
+            .await?;
         self.roles(tx)
             .await?
             .into_iter()
@@ -446,7 +474,79 @@ impl Authorizer {
             .filter(custom_role::Column::Name.eq(name))
             .exec(tx.conn())
             .await?;
+        self.audit
+            .record(tx, NewEvent::new("role.deleted", "role", Some(name)))
+            .await?;
         bump_version(tx).await
+    }
+
+    /// Gives `subject` a custom role on behalf of the permit's holder, who must hold
+    /// everything the role permits. Recorded as `role.assigned`.
+    pub async fn assign_custom_role(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        subject: &Subject,
+        role: &str,
+    ) -> Result<()> {
+        self.ensure_custom_assignment(tx, permit, role).await?;
+        self.assign_role(tx, subject, role).await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("role.assigned", "subject", Some(subject.as_policy())).change(
+                    "role",
+                    None::<String>,
+                    Some(role),
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a custom role away. Recorded as `role.unassigned`.
+    pub async fn unassign_custom_role(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        subject: &Subject,
+        role: &str,
+    ) -> Result<()> {
+        self.ensure_custom_assignment(tx, permit, role).await?;
+        self.unassign_role(tx, subject, role).await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("role.unassigned", "subject", Some(subject.as_policy())).change(
+                    "role",
+                    Some(role),
+                    None::<String>,
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn ensure_custom_assignment(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        role: &str,
+    ) -> Result<()> {
+        if permit.resource().typ != ResourceType::Member
+            || permit.action() != Action::Update
+            || permit.org_id() != tx.org_id()
+        {
+            return Err(Error::PermitMismatch);
+        }
+        if builtin::is_builtin_role(role) {
+            return Err(Error::invalid(
+                "role",
+                "built-in roles change with the membership",
+            ));
+        }
+        self.ensure_may_confer_role(tx, permit.principal(), role)
+            .await
     }
 
     async fn replace_role_rules(
@@ -519,6 +619,16 @@ impl Authorizer {
         )
         .exec_without_returning(tx.conn())
         .await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("rule.denied", "rule", Some(subject)).change(
+                    "denied",
+                    None::<String>,
+                    Some(format!("{typ}:{action}")),
+                ),
+            )
+            .await?;
         bump_version(tx).await
     }
 
@@ -578,6 +688,14 @@ impl Authorizer {
             Err(e) => return Err(e.into()),
         }
         bump_version(tx).await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("grant.created", record.typ.as_str(), Some(record_id))
+                    .change("subject", None::<String>, Some(subject.as_policy()))
+                    .change("relation", None::<String>, Some(relation)),
+            )
+            .await?;
         Ok(Grant {
             id,
             subject: subject.clone(),
@@ -602,6 +720,14 @@ impl Authorizer {
             .exec(tx.conn())
             .await?;
         bump_version(tx).await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("grant.revoked", &row.resource_type, Some(row.resource_id))
+                    .change("subject", Some(row.subject.clone()), None::<String>)
+                    .change("relation", Some(row.relation.clone()), None::<String>),
+            )
+            .await?;
         grant_from_row(row)
     }
 
@@ -621,6 +747,16 @@ impl Authorizer {
             .map(grant_from_row)
             .collect()
     }
+}
+
+fn permission_list(permissions: &[(ResourceType, Action)]) -> String {
+    let mut list: Vec<String> = permissions
+        .iter()
+        .map(|(t, a)| format!("{t}:{a}"))
+        .collect();
+    list.sort();
+    list.dedup();
+    list.join(",")
 }
 
 fn grant_from_row(row: record_grant::Model) -> Result<Grant> {

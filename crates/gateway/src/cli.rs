@@ -1,7 +1,7 @@
 //! The `platform` command line: `serve`, `migrate`, `seed`, `export-schema`.
 
 use crate::config::Config;
-use crate::startup::Application;
+use crate::startup::{AppState, Application};
 use crate::{graphql, seed, telemetry};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -9,7 +9,6 @@ use kernel::{Db, SystemClock};
 use migration::{Migrator, MigratorTrait};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tenancy::{TenancyService, TenancySettings};
 
 /// The multi-tenant platform backend.
 #[derive(Debug, Parser)]
@@ -29,11 +28,27 @@ enum Command {
     Migrate,
     /// Create the demo organizations and users (once; later runs change nothing).
     Seed,
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Write the GraphQL schema (SDL).
     ExportSchema {
         /// Where to write it.
         #[arg(long, default_value = "schema.graphql")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute every organization's hash chain (or one's) and name the first broken
+    /// link; exits non-zero when a chain is broken.
+    Verify {
+        /// An organization id (UUID); all organizations when omitted.
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
     },
 }
 
@@ -79,16 +94,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .context("applying migrations")?;
             }
             let secret = config.resolve_token_secret()?;
-            let tenancy = TenancyService::new(
-                db,
-                Arc::new(SystemClock),
-                &secret,
-                TenancySettings::default(),
-                authz::Authorizer::new(crate::startup::ENFORCER_CACHE_BYTES).await?,
-            );
-            match seed::seed(&tenancy).await? {
+            let state = AppState::new(db, Arc::new(SystemClock), &secret).await?;
+            match seed::seed(&state.tenancy).await? {
                 seed::Seeded::Created => tracing::info!("demo data created"),
                 seed::Seeded::AlreadyPresent => tracing::info!("demo data already present"),
+            }
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { org },
+        } => {
+            let db = Db::connect(&config.database_url, 4)
+                .await
+                .context("connecting to the database")?;
+            let secret = config.resolve_token_secret()?;
+            let state = AppState::new(db, Arc::new(SystemClock), &secret).await?;
+            let orgs = match org {
+                Some(org) => vec![kernel::OrgId::from_uuid(org)],
+                None => state.tenancy.all_organization_ids().await?,
+            };
+            let mut broken = 0;
+            for org in orgs {
+                let report = state.tenancy.verify_audit_chain(org).await?;
+                match report.broken {
+                    None => println!("{org}: ok ({} events)", report.checked),
+                    Some(link) => {
+                        broken += 1;
+                        println!(
+                            "{org}: BROKEN at seq {}: {} ({} events verified before it)",
+                            link.seq, link.reason, report.checked
+                        );
+                    }
+                }
+            }
+            if broken > 0 {
+                anyhow::bail!("{broken} broken audit chain(s)");
             }
             Ok(())
         }

@@ -12,6 +12,8 @@ pub enum ApiError {
     Tenancy(tenancy::Error),
     /// From authorization.
     Authz(authz::Error),
+    /// From the audit trail.
+    Audit(audit::Error),
     /// The operation needs a logged-in caller.
     Unauthenticated,
     /// The operation needs a person, not an API key (or the other way round).
@@ -46,6 +48,7 @@ impl ApiError {
         match self {
             Self::Tenancy(e) => e.code(),
             Self::Authz(e) => e.code(),
+            Self::Audit(e) => e.code(),
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::WrongPrincipal(_) => ErrorCode::Forbidden,
             Self::NoActiveOrganization | Self::BadInput { .. } => ErrorCode::BadUserInput,
@@ -57,6 +60,7 @@ impl ApiError {
         match self {
             Self::Tenancy(e) => e.to_string(),
             Self::Authz(e) => e.to_string(),
+            Self::Audit(e) => e.to_string(),
             Self::Unauthenticated => {
                 "authentication required: send Authorization: Bearer <token>".into()
             }
@@ -79,6 +83,12 @@ impl From<tenancy::Error> for ApiError {
 impl From<authz::Error> for ApiError {
     fn from(e: authz::Error) -> Self {
         Self::Authz(e)
+    }
+}
+
+impl From<audit::Error> for ApiError {
+    fn from(e: audit::Error) -> Self {
+        Self::Audit(e)
     }
 }
 

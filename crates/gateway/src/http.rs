@@ -16,7 +16,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use kernel::{ErrorCode, OrgId, Principal};
+use kernel::{ErrorCode, OrgId, Principal, RequestMeta};
 use std::net::SocketAddr;
 use tenancy::ClientInfo;
 use tracing::Instrument;
@@ -182,12 +182,34 @@ async fn execute(
         if let Authentication::Principal { principal, .. } = &context.auth {
             span.record("principal.id", tracing::field::display(principal.subject()));
         }
-        let batch = batch.data(context);
-        let mut response = state.schema.execute_batch(batch).await;
-        match &mut response {
-            BatchResponse::Single(r) => add_missing_codes(r),
-            BatchResponse::Batch(rs) => rs.iter_mut().for_each(add_missing_codes),
-        }
+        // Each operation runs with its own request facts, which the audit trail reads.
+        let run = |request: Request| {
+            let meta = RequestMeta {
+                principal: context.principal().ok(),
+                impersonator: None,
+                request_id: Some(request_id.clone()),
+                operation: request.operation_name.clone(),
+                ip: context.client.ip.clone(),
+                user_agent: context.client.user_agent.clone(),
+            };
+            let request = request.data(context.clone());
+            let schema = state.schema.clone();
+            kernel::request::scope(meta, async move {
+                let mut response = schema.execute(request).await;
+                add_missing_codes(&mut response);
+                response
+            })
+        };
+        let response = match batch {
+            BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
+            BatchRequest::Batch(requests) => {
+                let mut responses = Vec::with_capacity(requests.len());
+                for request in requests {
+                    responses.push(run(request).await);
+                }
+                BatchResponse::Batch(responses)
+            }
+        };
         respond(&request_id, StatusCode::OK, response)
     }
     .instrument(span)

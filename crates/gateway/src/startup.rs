@@ -4,9 +4,11 @@ use crate::config::Config;
 use crate::graphql::{AppSchema, schema_builder};
 use crate::http;
 use anyhow::Context as _;
+use audit::AuditLog;
 use authz::Authorizer;
 use kernel::{Backend, Db, SharedClock};
 use migration::{Migrator, MigratorTrait};
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use tenancy::{TenancyService, TenancySettings};
 use tokio::net::TcpListener;
@@ -22,8 +24,36 @@ pub struct AppState {
     pub tenancy: TenancyService,
     /// Permissions.
     pub authz: Authorizer,
+    /// The audit trail.
+    pub audit: AuditLog,
     /// The database.
     pub db: Db,
+}
+
+impl AppState {
+    /// Every service, wired the same way for the server and the command line.
+    pub async fn new(
+        db: Db,
+        clock: SharedClock,
+        token_secret: &SecretString,
+    ) -> anyhow::Result<Self> {
+        let audit = AuditLog::new(clock.clone(), db.backend());
+        let authz = Authorizer::new(ENFORCER_CACHE_BYTES, audit.clone()).await?;
+        let tenancy = TenancyService::new(
+            db.clone(),
+            clock,
+            token_secret,
+            TenancySettings::default(),
+            authz.clone(),
+            audit.clone(),
+        );
+        Ok(Self {
+            tenancy,
+            authz,
+            audit,
+            db,
+        })
+    }
 }
 
 /// A built server, bound to its port but not yet serving.
@@ -46,15 +76,7 @@ impl Application {
                 .context("applying migrations")?;
         }
         let secret = config.resolve_token_secret()?;
-        let authz = Authorizer::new(ENFORCER_CACHE_BYTES).await?;
-        let tenancy = TenancyService::new(
-            db.clone(),
-            clock,
-            &secret,
-            TenancySettings::default(),
-            authz.clone(),
-        );
-        let state = AppState { tenancy, authz, db };
+        let state = AppState::new(db, clock, &secret).await?;
         let schema = build_schema(state.clone());
         let router = http::router(state, schema);
         let listener = TcpListener::bind(config.bind_addr)

@@ -46,6 +46,12 @@ id_newtype!(
     /// An organization: the tenant.
     OrgId
 );
+
+impl OrgId {
+    /// The platform's own pseudo-organization: events that belong to no organization
+    /// (sign-up, log-in) are chained here.
+    pub const PLATFORM: OrgId = OrgId(Uuid::nil());
+}
 id_newtype!(
     /// A person who can log in.
     UserId

@@ -8,6 +8,7 @@ pub mod error;
 pub mod id;
 pub mod page;
 pub mod principal;
+pub mod request;
 pub mod tenant;
 
 pub use clock::{Clock, FakeClock, SharedClock, SystemClock};
@@ -16,4 +17,5 @@ pub use error::ErrorCode;
 pub use id::{ApiKeyId, InvitationId, MembershipId, OrgId, SessionId, UserId};
 pub use page::{Page, PageRequest};
 pub use principal::Principal;
+pub use request::RequestMeta;
 pub use tenant::{TenantOpener, TenantScoped, TenantTx};

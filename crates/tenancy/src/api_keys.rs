@@ -9,6 +9,7 @@ use crate::model::{ApiKey, IssuedApiKey};
 use crate::repo::{api_key_from_row, validate_name};
 use crate::role::Role;
 use crate::service::TenancyService;
+use audit::NewEvent;
 use authz::{Action, Permit, ResourceType, Subject};
 use kernel::page::keyset;
 use kernel::{ApiKeyId, Page, PageRequest, Principal, TenantTx};
@@ -53,6 +54,14 @@ impl TenancyService {
         .await?;
         self.authz
             .assign_role(tx, &Subject::Key(id), role.as_str())
+            .await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("api_key.created", "api_key", Some(id))
+                    .change("name", None::<String>, Some(row.name.clone()))
+                    .change("role", None::<String>, Some(row.role.clone())),
+            )
             .await?;
         Ok(IssuedApiKey {
             api_key: api_key_from_row(row)?,
@@ -115,6 +124,16 @@ impl TenancyService {
             .exec(tx.conn())
             .await?;
         self.authz.remove_subject(tx, &Subject::Key(id)).await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("api_key.revoked", "api_key", Some(id)).change(
+                    "revoked_at",
+                    None::<String>,
+                    Some(now.to_rfc3339()),
+                ),
+            )
+            .await?;
         api_key_from_row(api_key::Model {
             revoked_at: Some(now),
             ..row

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::{NewUser, Tokens, User};
 use crate::repo::{normalize_email, validate_email, validate_name};
 use crate::service::{ClientInfo, TenancyService};
+use audit::NewEvent;
 use chrono::{DateTime, Utc};
 use kernel::{ApiKeyId, OrgId, Principal, SessionId, TxMode, UserId};
 use sea_orm::sea_query::Expr;
@@ -45,24 +46,40 @@ impl TenancyService {
         let email = input.email.trim().to_owned();
         let normalized = normalize_email(&email);
         let password_hash = crypto::hash_password(input.password).await?;
+        let id = UserId::generate();
         let row = user::ActiveModel {
-            id: Set(UserId::generate().as_uuid()),
-            email: Set(email),
+            id: Set(id.as_uuid()),
+            email: Set(email.clone()),
             email_normalized: Set(normalized),
-            name: Set(name),
+            name: Set(name.clone()),
             password_hash: Set(password_hash),
             created_at: Set(self.clock.now()),
         };
-        match user::Entity::insert(row)
-            .exec_with_returning(self.db.conn())
+        let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
+        let user = match user::Entity::insert(row)
+            .exec_with_returning(tx.conn())
             .await
         {
-            Ok(row) => Ok(row.into()),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
-                Error::Conflict("an account with this email already exists".into()),
-            ),
-            Err(e) => Err(e.into()),
-        }
+            Ok(row) => User::from(row),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(Error::Conflict(
+                    "an account with this email already exists".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let subject = format!("user:{id}");
+        self.audit
+            .record(
+                &tx,
+                NewEvent::new("user.signed_up", "user", Some(id))
+                    .by(Principal::User(id))
+                    .personal("email", &subject, None::<String>, Some(email))
+                    .personal("name", &subject, None::<String>, Some(name)),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     /// Checks the password and starts a session. Refused for a while after too many
@@ -77,12 +94,34 @@ impl TenancyService {
         let normalized = normalize_email(email);
         let account_scope = format!("account:{normalized}");
         let ip_scope = client.ip.as_ref().map(|ip| format!("ip:{ip}"));
+        let attempted = format!("email:{normalized}");
         let now = self.clock.now();
-        self.ensure_not_throttled(&account_scope, self.settings.max_failures_per_account, now)
-            .await?;
-        if let Some(scope) = &ip_scope {
-            self.ensure_not_throttled(scope, self.settings.max_failures_per_ip, now)
+        let mut throttled = self
+            .ensure_not_throttled(&account_scope, self.settings.max_failures_per_account, now)
+            .await;
+        if let (Ok(()), Some(scope)) = (&throttled, &ip_scope) {
+            throttled = self
+                .ensure_not_throttled(scope, self.settings.max_failures_per_ip, now)
+                .await;
+        }
+        if let Err(refused) = throttled {
+            let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
+            self.audit
+                .record(
+                    &tx,
+                    NewEvent::new("user.login_throttled", "user", None::<String>)
+                        .failed()
+                        .client_of(&attempted)
+                        .personal(
+                            "email",
+                            &attempted,
+                            None::<String>,
+                            Some(normalized.clone()),
+                        ),
+                )
                 .await?;
+            tx.commit().await?;
+            return Err(refused);
         }
 
         let found = user::Entity::find()
@@ -90,31 +129,50 @@ impl TenancyService {
             .one(self.db.conn())
             .await?;
         let stored = found.as_ref().map(|u| u.password_hash.clone());
-        if !crypto::verify_password(password, stored).await? {
-            let failures = [Some(account_scope), ip_scope]
-                .into_iter()
-                .flatten()
-                .map(|scope| login_failure::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    scope: Set(scope),
-                    occurred_at: Set(now),
-                });
-            login_failure::Entity::insert_many(failures)
-                .exec(self.db.conn())
-                .await?;
-            return Err(Error::InvalidCredentials);
-        }
-        let Some(user) = found else {
-            return Err(Error::InvalidCredentials);
+        let verified = crypto::verify_password(password, stored).await?;
+        let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
+        let user = match found {
+            Some(user) if verified => user,
+            _ => {
+                let failures = [Some(account_scope), ip_scope]
+                    .into_iter()
+                    .flatten()
+                    .map(|scope| login_failure::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        scope: Set(scope),
+                        occurred_at: Set(now),
+                    });
+                login_failure::Entity::insert_many(failures)
+                    .exec(tx.conn())
+                    .await?;
+                self.audit
+                    .record(
+                        &tx,
+                        NewEvent::new("user.login_failed", "user", None::<String>)
+                            .failed()
+                            .client_of(&attempted)
+                            .personal("email", &attempted, None::<String>, Some(normalized)),
+                    )
+                    .await?;
+                tx.commit().await?;
+                return Err(Error::InvalidCredentials);
+            }
         };
         login_failure::Entity::delete_many()
             .filter(login_failure::Column::Scope.eq(account_scope))
-            .exec(self.db.conn())
+            .exec(tx.conn())
             .await?;
         let family = SessionId::generate();
-        let refresh_token = self
-            .insert_session(self.db.conn(), UserId::from_uuid(user.id), family, now)
+        let user_id = UserId::from_uuid(user.id);
+        let refresh_token = self.insert_session(tx.conn(), user_id, family, now).await?;
+        self.audit
+            .record(
+                &tx,
+                NewEvent::new("user.logged_in", "session", Some(family))
+                    .by(Principal::User(user_id)),
+            )
             .await?;
+        tx.commit().await?;
         self.issue(user.into(), family, refresh_token, now)
     }
 
@@ -124,15 +182,24 @@ impl TenancyService {
     #[tracing::instrument(name = "tenancy.refresh", skip_all, err(level = "debug"))]
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens> {
         let now = self.clock.now();
-        let txn = self.db.begin(TxMode::Write).await?;
+        let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
         let row = session::Entity::find()
             .filter(session::Column::TokenHash.eq(crypto::digest(refresh_token)))
-            .one(&txn)
+            .one(tx.conn())
             .await?
             .ok_or(Error::InvalidToken)?;
+        let owner = Principal::User(UserId::from_uuid(row.user_id));
         if row.rotated_at.is_some() {
-            revoke_family(&txn, row.family_id, now).await?;
-            txn.commit().await?;
+            revoke_family(tx.conn(), row.family_id, now).await?;
+            self.audit
+                .record(
+                    &tx,
+                    NewEvent::new("session.reuse_detected", "session", Some(row.family_id))
+                        .failed()
+                        .by(owner),
+                )
+                .await?;
+            tx.commit().await?;
             return Err(Error::InvalidToken);
         }
         if row.revoked_at.is_some() || row.expires_at <= now {
@@ -143,19 +210,25 @@ impl TenancyService {
             .col_expr(session::Column::RotatedAt, Expr::value(now))
             .filter(session::Column::Id.eq(row.id))
             .filter(session::Column::RotatedAt.is_null())
-            .exec(&txn)
+            .exec(tx.conn())
             .await?;
         if rotated.rows_affected != 1 {
             return Err(Error::InvalidToken);
         }
         let user: User = user::Entity::find_by_id(row.user_id)
-            .one(&txn)
+            .one(tx.conn())
             .await?
             .ok_or(Error::InvalidToken)?
             .into();
         let family = SessionId::from_uuid(row.family_id);
-        let refresh_token = self.insert_session(&txn, user.id, family, now).await?;
-        txn.commit().await?;
+        let refresh_token = self.insert_session(tx.conn(), user.id, family, now).await?;
+        self.audit
+            .record(
+                &tx,
+                NewEvent::new("session.refreshed", "session", Some(family)).by(owner),
+            )
+            .await?;
+        tx.commit().await?;
         self.issue(user, family, refresh_token, now)
     }
 
@@ -163,7 +236,16 @@ impl TenancyService {
     /// so does the access token itself.
     #[tracing::instrument(name = "tenancy.log_out", skip_all, err(level = "debug"))]
     pub async fn log_out(&self, session: SessionId) -> Result<()> {
-        revoke_family(self.db.conn(), session.as_uuid(), self.clock.now()).await
+        let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
+        revoke_family(tx.conn(), session.as_uuid(), self.clock.now()).await?;
+        self.audit
+            .record(
+                &tx,
+                NewEvent::new("session.revoked", "session", Some(session)),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Turns `Authorization: Bearer <credential>` into a principal: an access token of a

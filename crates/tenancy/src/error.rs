@@ -50,6 +50,9 @@ pub enum Error {
     /// A permission decision or change failed.
     #[error(transparent)]
     Authz(#[from] authz::Error),
+    /// Recording the change in the audit trail failed.
+    #[error(transparent)]
+    Audit(#[from] audit::Error),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -69,6 +72,7 @@ impl Error {
             Self::Invalid { .. } => ErrorCode::BadUserInput,
             Self::Conflict(_) | Self::LastOwner => ErrorCode::Conflict,
             Self::Authz(e) => e.code(),
+            Self::Audit(e) => e.code(),
             Self::Hashing(_) | Self::Db(_) => ErrorCode::Internal,
         }
     }

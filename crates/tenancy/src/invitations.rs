@@ -10,6 +10,7 @@ use crate::orgs::insert_membership;
 use crate::repo::{invitation_from_row, normalize_email, validate_email};
 use crate::role::Role;
 use crate::service::TenancyService;
+use audit::NewEvent;
 use authz::{Action, Permit, ResourceType};
 use kernel::page::keyset;
 use kernel::{InvitationId, OrgId, Page, PageRequest, Principal, TenantTx, TxMode, UserId};
@@ -86,6 +87,20 @@ impl TenancyService {
         })
         .exec_with_returning(tx.conn())
         .await?;
+        let email_subject = format!("email:{}", row.email_normalized);
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("invitation.created", "invitation", Some(row.id))
+                    .personal(
+                        "email",
+                        &email_subject,
+                        None::<String>,
+                        Some(row.email.clone()),
+                    )
+                    .change("role", None::<String>, Some(row.role.clone())),
+            )
+            .await?;
         Ok(IssuedInvitation {
             invitation: invitation_from_row(row, now)?,
             token,
@@ -166,6 +181,16 @@ impl TenancyService {
             .filter(invitation::Column::Id.eq(row.id))
             .exec(tx.conn())
             .await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("invitation.revoked", "invitation", Some(row.id)).change(
+                    "status",
+                    Some("pending"),
+                    Some("revoked"),
+                ),
+            )
+            .await?;
         invitation_from_row(
             invitation::Model {
                 revoked_at: Some(now),
@@ -215,6 +240,16 @@ impl TenancyService {
             .filter(invitation::Column::OrganizationId.eq(tx.org_id().as_uuid()))
             .filter(invitation::Column::Id.eq(row.id))
             .exec(tx.conn())
+            .await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("invitation.resent", "invitation", Some(row.id)).change(
+                    "expires_at",
+                    Some(row.expires_at.to_rfc3339()),
+                    Some(expires_at.to_rfc3339()),
+                ),
+            )
             .await?;
         let row = invitation::Model {
             token_hash,
@@ -274,6 +309,15 @@ impl TenancyService {
             .filter(invitation::Column::Id.eq(row.id))
             .filter(invitation::Column::AcceptedAt.is_null())
             .exec(tx.conn())
+            .await?;
+        self.audit
+            .record(
+                &tx,
+                NewEvent::new("invitation.accepted", "invitation", Some(row.id))
+                    .by(kernel::Principal::User(user))
+                    .change("member", None::<String>, Some(membership.id.to_string()))
+                    .change("role", None::<String>, Some(row.role.clone())),
+            )
             .await?;
         tx.commit().await?;
         Ok(membership)

@@ -4,6 +4,7 @@
 //! tenant boundary in code.
 
 mod api_keys;
+mod audit_trail;
 mod auth;
 mod crypto;
 mod entity;

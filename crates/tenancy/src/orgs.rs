@@ -7,6 +7,7 @@ use crate::model::{Actor, Membership, Organization, User};
 use crate::repo::{self, membership_from_row, users_by_id, validate_name};
 use crate::role::Role;
 use crate::service::TenancyService;
+use audit::NewEvent;
 use authz::{Action, Authorizer, Permit, ResourceType, Subject};
 use kernel::page::keyset;
 use kernel::{
@@ -56,6 +57,14 @@ impl TenancyService {
                 Err(e) => return Err(e.into()),
             };
             let owner = insert_membership(&tx, &self.authz, creator, Role::Owner, now).await?;
+            self.audit
+                .record(
+                    &tx,
+                    NewEvent::new("organization.created", "organization", Some(org))
+                        .change("name", None::<String>, Some(row.name.clone()))
+                        .change("slug", None::<String>, Some(row.slug.clone())),
+                )
+                .await?;
             tx.commit().await?;
             return Ok((row.into(), owner));
         }
@@ -231,6 +240,18 @@ impl TenancyService {
             .unassign_role(tx, &subject, current.as_str())
             .await?;
         self.authz.assign_role(tx, &subject, role.as_str()).await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("member.role_changed", "member", Some(row.id))
+                    .change(
+                        "user",
+                        Some(row.user_id.to_string()),
+                        Some(row.user_id.to_string()),
+                    )
+                    .change("role", Some(current.as_str()), Some(role.as_str())),
+            )
+            .await?;
         membership_from_row(membership::Model {
             role: role.as_str().to_owned(),
             ..row
@@ -255,7 +276,8 @@ impl TenancyService {
         let row = repo::membership(tx, member).await?;
         let current = Role::parse(&row.role)?;
         self.ensure_may_confer(tx, permit, current).await?;
-        self.delete_membership(tx, row, current).await
+        self.delete_membership(tx, row, current, "member.removed")
+            .await
     }
 
     /// The calling user leaves the organization; the last owner cannot. Needs no permit:
@@ -269,7 +291,8 @@ impl TenancyService {
         };
         let row = repo::membership(tx, member).await?;
         let current = Role::parse(&row.role)?;
-        self.delete_membership(tx, row, current).await
+        self.delete_membership(tx, row, current, "member.left")
+            .await
     }
 
     async fn delete_membership(
@@ -277,6 +300,7 @@ impl TenancyService {
         tx: &TenantTx,
         row: membership::Model,
         role: Role,
+        action: &str,
     ) -> Result<Membership> {
         if role == Role::Owner && repo::owner_count(tx, self.db.backend()).await? <= 1 {
             return Err(Error::LastOwner);
@@ -288,6 +312,14 @@ impl TenancyService {
             .await?;
         self.authz
             .remove_subject(tx, &Subject::User(UserId::from_uuid(row.user_id)))
+            .await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new(action, "member", Some(row.id))
+                    .change("user", Some(row.user_id.to_string()), None::<String>)
+                    .change("role", Some(role.as_str()), None::<String>),
+            )
             .await?;
         membership_from_row(row)
     }

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::model::Actor;
 use crate::role::Role;
 use crate::tokens::TokenSigner;
+use audit::AuditLog;
 use authz::Authorizer;
 use chrono::Duration;
 use kernel::{Db, OrgId, Principal, SharedClock, TenantOpener, TenantTx, TxMode};
@@ -58,6 +59,7 @@ pub struct TenancyService {
     pub(crate) signer: TokenSigner,
     pub(crate) settings: TenancySettings,
     pub(crate) authz: Authorizer,
+    pub(crate) audit: AuditLog,
 }
 
 impl TenancyService {
@@ -68,6 +70,7 @@ impl TenancyService {
         token_secret: &SecretString,
         settings: TenancySettings,
         authz: Authorizer,
+        audit: AuditLog,
     ) -> Self {
         Self {
             db,
@@ -75,7 +78,13 @@ impl TenancyService {
             signer: TokenSigner::new(token_secret),
             settings,
             authz,
+            audit,
         }
+    }
+
+    /// The audit trail changes are recorded in.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// The authorizer permits come from.

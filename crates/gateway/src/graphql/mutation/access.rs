@@ -280,22 +280,17 @@ async fn change_assignment(
         .member(&tx, &read, MembershipId::from_uuid(id.id))
         .await
         .gql()?;
-    state
-        .authz
-        .ensure_may_confer_role(&tx, permit.principal(), &input.role)
-        .await
-        .gql()?;
     let subject = Subject::User(membership.user_id);
     if assign {
         state
             .authz
-            .assign_role(&tx, &subject, &input.role)
+            .assign_custom_role(&tx, &permit, &subject, &input.role)
             .await
             .gql()?;
     } else {
         state
             .authz
-            .unassign_role(&tx, &subject, &input.role)
+            .unassign_custom_role(&tx, &permit, &subject, &input.role)
             .await
             .gql()?;
     }

@@ -1,9 +1,15 @@
 //! Queries.
 
 mod access;
+mod audit;
 mod node;
 mod viewer;
 
 /// The root query type.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(node::NodeQuery, viewer::ViewerQuery, access::AccessQuery);
+pub struct Query(
+    node::NodeQuery,
+    viewer::ViewerQuery,
+    access::AccessQuery,
+    audit::AuditQuery,
+);

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod api_key;
+pub mod audit;
 pub mod invitation;
 pub mod membership;
 pub mod node;

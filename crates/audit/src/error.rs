@@ -1,0 +1,39 @@
+//! Errors of the audit crate.
+
+use kernel::ErrorCode;
+use sea_orm::DbErr;
+
+/// What can go wrong recording or reading the trail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed input (a filter).
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The input field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Encryption of personal data failed (a bug or a corrupt key).
+    #[error("personal data encryption: {0}")]
+    Crypto(String),
+    /// Serializing an event failed.
+    #[error("serializing an event: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Results of audit services.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The code clients see.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid { .. } => ErrorCode::BadUserInput,
+            Self::Crypto(_) | Self::Serialize(_) | Self::Db(_) => ErrorCode::Internal,
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! [`AuditLog`]: records events in the caller's transaction, reads them back, verifies
+//! chains and erases people.
+
+use crate::chain::{self, GENESIS};
+use crate::entity::audit_event;
+use crate::error::Result;
+use crate::model::{AuditEvent, BrokenLink, EventFilter, NewEvent, ReadChange, VerifyReport};
+use crate::pii;
+use chrono::{DateTime, SecondsFormat, Utc};
+use kernel::page::keyset;
+use kernel::{Backend, Page, PageRequest, Principal, SharedClock, TenantTx};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+/// Rows read per round trip while verifying.
+const VERIFY_BATCH: u64 = 5_000;
+
+/// The audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    clock: SharedClock,
+    backend: Backend,
+}
+
+impl AuditLog {
+    /// A trail whose event times come from `clock`.
+    pub fn new(clock: SharedClock, backend: Backend) -> Self {
+        Self { clock, backend }
+    }
+
+    /// Appends `event` to the organization's chain in the caller's transaction: the
+    /// event commits or rolls back with the change it describes. Appends of one
+    /// organization are serialized (an advisory lock on PostgreSQL; SQLite writers hold
+    /// the database lock); other organizations do not wait.
+    #[tracing::instrument(name = "audit.record", skip_all, fields(action = %event.action), err(level = "warn"))]
+    pub async fn record(&self, tx: &TenantTx, event: NewEvent) -> Result<()> {
+        let meta = kernel::request::current();
+        let actor = event.actor.or(meta.principal);
+        let org = tx.org_id();
+        let now = self.clock.now();
+        if self.backend == Backend::Postgres {
+            tx.conn()
+                .execute_raw(Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    [format!("audit:{org}").into()],
+                ))
+                .await?;
+        }
+        let last = tx
+            .select::<audit_event::Entity>()
+            .select_only()
+            .column(audit_event::Column::Seq)
+            .column(audit_event::Column::Hash)
+            .order_by_desc(audit_event::Column::Seq)
+            .limit(1)
+            .into_tuple::<(i64, String)>()
+            .one(tx.conn())
+            .await?;
+        let (seq, prev_hash) = match last {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, GENESIS.to_owned()),
+        };
+
+        let mut diff = Vec::with_capacity(event.changes.len());
+        for change in event.changes {
+            let entry = match &change.personal_of {
+                Some(subject) => {
+                    let key = pii::key_for(tx.conn(), subject, now).await?;
+                    let seal =
+                        |v: &Option<Value>| v.as_ref().map(|v| pii::seal(&key, v)).transpose();
+                    json!({ "field": change.field, "personal": subject, "before": seal(&change.before)?, "after": seal(&change.after)? })
+                }
+                None => {
+                    json!({ "field": change.field, "before": change.before, "after": change.after })
+                }
+            };
+            diff.push(entry);
+        }
+        let client_subject = actor.map(|p| p.subject()).or(event.client_subject);
+        let client = match (
+            &client_subject,
+            meta.ip.is_some() || meta.user_agent.is_some(),
+        ) {
+            (Some(subject), true) => {
+                let key = pii::key_for(tx.conn(), subject, now).await?;
+                let sealed = pii::seal(&key, &json!({ "ip": meta.ip, "ua": meta.user_agent }))?;
+                Some(json!({ "personal": subject, "value": sealed }).to_string())
+            }
+            _ => None,
+        };
+        let (actor_type, actor_id) = match actor {
+            Some(Principal::User(id)) => ("user", Some(id.to_string())),
+            Some(Principal::ApiKey { key, .. }) => ("api_key", Some(key.to_string())),
+            None => ("system", None),
+        };
+        let mut row = audit_event::Model {
+            organization_id: org.as_uuid(),
+            seq,
+            id: Uuid::now_v7(),
+            occurred_at: now.to_rfc3339_opts(SecondsFormat::Micros, true),
+            actor_type: actor_type.to_owned(),
+            actor_id,
+            impersonator_id: meta.impersonator.map(|u| u.to_string()),
+            action: event.action,
+            target_type: event.target_type,
+            target_id: event.target_id,
+            outcome: event.outcome.as_str().to_owned(),
+            diff: Value::Array(diff).to_string(),
+            request_id: meta.request_id,
+            operation: meta.operation,
+            client,
+            prev_hash,
+            hash: String::new(),
+        };
+        row.hash = chain::hash(&row);
+        audit_event::Entity::insert(audit_event::ActiveModel {
+            organization_id: Set(row.organization_id),
+            seq: Set(row.seq),
+            id: Set(row.id),
+            occurred_at: Set(row.occurred_at),
+            actor_type: Set(row.actor_type),
+            actor_id: Set(row.actor_id),
+            impersonator_id: Set(row.impersonator_id),
+            action: Set(row.action),
+            target_type: Set(row.target_type),
+            target_id: Set(row.target_id),
+            outcome: Set(row.outcome),
+            diff: Set(row.diff),
+            request_id: Set(row.request_id),
+            operation: Set(row.operation),
+            client: Set(row.client),
+            prev_hash: Set(row.prev_hash),
+            hash: Set(row.hash),
+        })
+        .exec_without_returning(tx.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// One page of the organization's events matching `filter`, oldest first.
+    pub async fn events(
+        &self,
+        tx: &TenantTx,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>> {
+        let mut select = tx.select::<audit_event::Entity>();
+        if let Some(actor) = &filter.actor {
+            let (_, id) = actor.split_once(':').unwrap_or(("", actor));
+            select = select.filter(audit_event::Column::ActorId.eq(id));
+        }
+        if let Some(action) = &filter.action {
+            select = select.filter(audit_event::Column::Action.eq(action));
+        }
+        if let Some(target_type) = &filter.target_type {
+            select = select.filter(audit_event::Column::TargetType.eq(target_type));
+        }
+        if let Some(target_id) = &filter.target_id {
+            select = select.filter(audit_event::Column::TargetId.eq(target_id));
+        }
+        if let Some(from) = filter.from {
+            select = select.filter(audit_event::Column::OccurredAt.gte(stored_time(from)));
+        }
+        if let Some(to) = filter.to {
+            select = select.filter(audit_event::Column::OccurredAt.lt(stored_time(to)));
+        }
+        let rows = keyset(select, audit_event::Column::Id, page)
+            .all(tx.conn())
+            .await?;
+        let page = Page::from_overfetch(rows, page);
+        let items = self.decrypt(tx, page.items).await?;
+        Ok(Page {
+            items,
+            has_previous: page.has_previous,
+            has_next: page.has_next,
+        })
+    }
+
+    /// Reads rows back, opening personal data whose keys still exist.
+    async fn decrypt(
+        &self,
+        tx: &TenantTx,
+        rows: Vec<audit_event::Model>,
+    ) -> Result<Vec<AuditEvent>> {
+        let parsed: Vec<(audit_event::Model, Vec<Value>, Option<Value>)> = rows
+            .into_iter()
+            .map(|row| {
+                let diff: Vec<Value> = serde_json::from_str(&row.diff).unwrap_or_default();
+                let client: Option<Value> = row
+                    .client
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str(c).ok());
+                (row, diff, client)
+            })
+            .collect();
+        let subjects: BTreeSet<String> = parsed
+            .iter()
+            .flat_map(|(_, diff, client)| {
+                diff.iter()
+                    .chain(client.iter())
+                    .filter_map(|v| v.get("personal").and_then(Value::as_str).map(str::to_owned))
+            })
+            .collect();
+        let keys = pii::keys_for(tx.conn(), subjects.into_iter().collect()).await?;
+        Ok(parsed
+            .into_iter()
+            .map(|(row, diff, client)| {
+                let changes = diff
+                    .iter()
+                    .map(|entry| {
+                        let field = entry["field"].as_str().unwrap_or_default().to_owned();
+                        let value = |name: &str| match (
+                            &entry[name],
+                            entry.get("personal").and_then(Value::as_str),
+                        ) {
+                            (Value::Null, _) => None,
+                            (sealed, Some(subject)) => Some(pii::open(keys.get(subject), sealed)),
+                            (plain, None) => Some(plain.clone()),
+                        };
+                        ReadChange {
+                            before: value("before"),
+                            after: value("after"),
+                            field,
+                        }
+                    })
+                    .collect();
+                let opened = client.as_ref().map(|c| {
+                    let subject = c["personal"].as_str().unwrap_or_default();
+                    pii::open(keys.get(subject), &c["value"])
+                });
+                let client_field = |name: &str| {
+                    opened.as_ref().and_then(|o| match o {
+                        Value::String(erased) => Some(erased.clone()),
+                        other => other[name].as_str().map(str::to_owned),
+                    })
+                };
+                AuditEvent {
+                    id: row.id,
+                    seq: row.seq,
+                    occurred_at: DateTime::parse_from_rfc3339(&row.occurred_at)
+                        .map(|t| t.with_timezone(&Utc))
+                        .unwrap_or_default(),
+                    actor_type: row.actor_type,
+                    actor_id: row.actor_id,
+                    impersonator_id: row.impersonator_id,
+                    action: row.action,
+                    target_type: row.target_type,
+                    target_id: row.target_id,
+                    outcome: row.outcome,
+                    changes,
+                    request_id: row.request_id,
+                    operation: row.operation,
+                    ip: client_field("ip"),
+                    user_agent: client_field("ua"),
+                    hash: row.hash,
+                }
+            })
+            .collect())
+    }
+
+    /// Recomputes the organization's chain in `seq` order and names the first broken
+    /// link: a changed row, a missing `seq`, reordered rows.
+    #[tracing::instrument(name = "audit.verify", skip_all, fields(org.id = %tx.org_id()), err)]
+    pub async fn verify(&self, tx: &TenantTx) -> Result<VerifyReport> {
+        let mut previous: Option<(i64, String)> = None;
+        let mut checked = 0u64;
+        loop {
+            let mut select = tx
+                .select::<audit_event::Entity>()
+                .order_by_asc(audit_event::Column::Seq)
+                .limit(VERIFY_BATCH);
+            if let Some((seq, _)) = &previous {
+                select = select.filter(audit_event::Column::Seq.gt(*seq));
+            }
+            let rows = select.all(tx.conn()).await?;
+            if rows.is_empty() {
+                return Ok(VerifyReport {
+                    checked,
+                    broken: None,
+                });
+            }
+            for row in rows {
+                if let Some(reason) =
+                    chain::check(&row, previous.as_ref().map(|(s, h)| (*s, h.as_str())))
+                {
+                    return Ok(VerifyReport {
+                        checked,
+                        broken: Some(BrokenLink {
+                            seq: row.seq,
+                            reason,
+                        }),
+                    });
+                }
+                checked += 1;
+                previous = Some((row.seq, row.hash));
+            }
+        }
+    }
+
+    /// Crypto-shreds a person: deletes the keys of `user:<id>` and `email:<address>`.
+    /// Returns how many keys were deleted.
+    pub async fn erase_person(
+        &self,
+        conn: &impl ConnectionTrait,
+        subjects: &[String],
+    ) -> Result<u64> {
+        pii::erase(conn, subjects).await
+    }
+}
+
+/// How an instant is stored (and compared, as text: the format sorts chronologically).
+fn stored_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}

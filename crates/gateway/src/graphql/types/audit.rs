@@ -1,0 +1,116 @@
+//! Audit events as auditors read them.
+
+use async_graphql::{ID, SimpleObject};
+use chrono::{DateTime, Utc};
+
+/// One changed field. Personal values of an erased person read `[erased]`.
+#[derive(SimpleObject)]
+pub struct AuditChange {
+    /// The field.
+    pub field: String,
+    /// The value before, as JSON text (null: it did not exist).
+    pub before: Option<String>,
+    /// The value after, as JSON text (null: it no longer exists).
+    pub after: Option<String>,
+}
+
+/// One event of the organization's audit trail.
+#[derive(SimpleObject)]
+pub struct AuditEvent {
+    /// The event's id.
+    pub id: ID,
+    /// Position in the organization's chain.
+    pub seq: i64,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// `user`, `api_key` or `system`.
+    pub actor_type: String,
+    /// The acting user's or key's UUID.
+    pub actor_id: Option<String>,
+    /// The staff member acting on the actor's behalf.
+    pub impersonator_id: Option<String>,
+    /// What happened, e.g. `member.role_changed`.
+    pub action: String,
+    /// The kind of record.
+    pub target_type: String,
+    /// The record's UUID.
+    pub target_id: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// What changed.
+    pub changes: Vec<AuditChange>,
+    /// The request.
+    pub request_id: Option<String>,
+    /// The GraphQL operation.
+    pub operation: Option<String>,
+    /// The client's address.
+    pub ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// The event's hash in the chain.
+    pub hash: String,
+}
+
+impl From<audit::AuditEvent> for AuditEvent {
+    fn from(e: audit::AuditEvent) -> Self {
+        Self {
+            id: ID(e.id.to_string()),
+            seq: e.seq,
+            occurred_at: e.occurred_at,
+            actor_type: e.actor_type,
+            actor_id: e.actor_id,
+            impersonator_id: e.impersonator_id,
+            action: e.action,
+            target_type: e.target_type,
+            target_id: e.target_id,
+            outcome: e.outcome,
+            changes: e
+                .changes
+                .into_iter()
+                .map(|c| AuditChange {
+                    field: c.field,
+                    before: c.before.map(|v| v.to_string()),
+                    after: c.after.map(|v| v.to_string()),
+                })
+                .collect(),
+            request_id: e.request_id,
+            operation: e.operation,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            hash: e.hash,
+        }
+    }
+}
+
+/// The first place the chain does not hold.
+#[derive(SimpleObject)]
+pub struct BrokenLink {
+    /// Where.
+    pub seq: i64,
+    /// What is wrong there.
+    pub reason: String,
+}
+
+/// The result of recomputing the organization's chain.
+#[derive(SimpleObject)]
+pub struct AuditVerification {
+    /// Whether the whole chain holds.
+    pub valid: bool,
+    /// Events checked.
+    pub checked: i64,
+    /// The first broken link.
+    pub broken: Option<BrokenLink>,
+}
+
+impl From<audit::VerifyReport> for AuditVerification {
+    fn from(r: audit::VerifyReport) -> Self {
+        Self {
+            valid: r.broken.is_none(),
+            checked: i64::try_from(r.checked).unwrap_or(i64::MAX),
+            broken: r.broken.map(|b| BrokenLink {
+                seq: b.seq,
+                reason: b.reason,
+            }),
+        }
+    }
+}
