@@ -51,3 +51,100 @@ impl TenancyService {
         Ok(report)
     }
 }
+
+impl TenancyService {
+    /// Crypto-shreds a person's personal data in every audit trail: their key and the
+    /// key of their email address are deleted, so their names, emails, addresses and user
+    /// agents read `[erased]` while every chain still verifies. Recorded in the
+    /// platform's chain.
+    #[tracing::instrument(name = "tenancy.erase_personal_data", skip_all, err(level = "debug"))]
+    pub async fn erase_personal_data(&self, user: kernel::UserId) -> Result<u64> {
+        let row = crate::entity::user::Entity::find_by_id(user.as_uuid())
+            .one(self.db.conn())
+            .await?
+            .ok_or(crate::Error::NotFound { entity: "user" })?;
+        let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
+        let subjects = [
+            format!("user:{user}"),
+            format!("email:{}", row.email_normalized),
+        ];
+        let erased = self.audit.erase_person(tx.conn(), &subjects).await?;
+        self.audit
+            .record(
+                &tx,
+                audit::NewEvent::new("user.personal_data_erased", "user", Some(user)).change(
+                    "keys_deleted",
+                    None::<u64>,
+                    Some(erased),
+                ),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(erased)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{NewUser, TenancyService, TenancySettings};
+    use audit::{AuditLog, NewEvent};
+    use authz::Authorizer;
+    use kernel::{Backend, Db, FakeClock, TxMode};
+    use migration::{Migrator, MigratorTrait};
+    use std::sync::Arc;
+
+    async fn service() -> (TenancyService, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("tenancy-{}.db", uuid::Uuid::now_v7()));
+        let db = Db::connect(&format!("sqlite://{}", path.display()), 2)
+            .await
+            .unwrap();
+        Migrator::up(db.conn(), None).await.unwrap();
+        let clock = Arc::new(FakeClock::at(chrono::Utc::now()));
+        let audit = AuditLog::new(clock.clone(), Backend::Sqlite);
+        let authz = Authorizer::new(1 << 20, audit.clone()).await.unwrap();
+        let secret = secrecy::SecretString::from("x".repeat(40));
+        let service =
+            TenancyService::new(db, clock, &secret, TenancySettings::default(), authz, audit);
+        (service, path)
+    }
+
+    #[tokio::test]
+    async fn a_change_that_fails_after_writing_its_event_leaves_neither() {
+        let (svc, path) = service().await;
+        let user = svc
+            .sign_up(NewUser {
+                email: "a@example.com".into(),
+                password: "long-enough-password".into(),
+                name: "A".into(),
+            })
+            .await
+            .unwrap();
+        let (org, _) = svc.create_organization(user.id, "Acme").await.unwrap();
+        let before = svc.verify_audit_chain(org.id).await.unwrap();
+        assert_eq!(before.checked, 1);
+
+        // The change and its event, then a failure before commit.
+        let tx = svc.open(org.id, TxMode::Write).await.unwrap();
+        crate::orgs::rename_for_test(&tx, "Renamed").await.unwrap();
+        svc.audit
+            .record(
+                &tx,
+                NewEvent::new("organization.renamed", "organization", Some(org.id)),
+            )
+            .await
+            .unwrap();
+        drop(tx); // the operation fails here: nothing commits
+
+        let after = svc.verify_audit_chain(org.id).await.unwrap();
+        assert_eq!(
+            after.checked, 1,
+            "the event was rolled back with the change"
+        );
+        assert!(after.broken.is_none());
+        let tx = svc.open(org.id, TxMode::Read).await.unwrap();
+        let name = crate::orgs::name_for_test(&tx).await.unwrap();
+        assert_eq!(name, "Acme", "the change was rolled back with the event");
+        drop(tx);
+        let _ = std::fs::remove_file(path);
+    }
+}

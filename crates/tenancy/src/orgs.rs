@@ -400,3 +400,22 @@ mod tests {
         assert_eq!(slugify("✓✓"), "org");
     }
 }
+
+#[cfg(test)]
+pub(crate) async fn rename_for_test(tx: &TenantTx, name: &str) -> Result<()> {
+    organization::Entity::update_many()
+        .col_expr(organization::Column::Name, Expr::value(name))
+        .filter(organization::Column::Id.eq(tx.org_id().as_uuid()))
+        .exec(tx.conn())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) async fn name_for_test(tx: &TenantTx) -> Result<String> {
+    Ok(organization::Entity::find_by_id(tx.org_id().as_uuid())
+        .one(tx.conn())
+        .await?
+        .map(|o| o.name)
+        .unwrap_or_default())
+}

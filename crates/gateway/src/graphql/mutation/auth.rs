@@ -67,6 +67,13 @@ pub struct RefreshTokenInput {
     pub refresh_token: String,
 }
 
+/// Result of `erasePersonalData`.
+#[derive(SimpleObject)]
+pub struct ErasePersonalDataPayload {
+    /// How many encryption keys were destroyed.
+    pub keys_deleted: i32,
+}
+
 /// Result of `logOut`.
 #[derive(SimpleObject)]
 pub struct LogOutPayload {
@@ -119,6 +126,16 @@ impl AuthMutation {
             .await
             .gql()?;
         Ok(tokens.into())
+    }
+
+    /// Erases the caller's personal data from every audit trail (GDPR): the keys that
+    /// encrypt it are destroyed, so it reads `[erased]`; the chains still verify.
+    async fn erase_personal_data(&self, ctx: &Context<'_>) -> GqlResult<ErasePersonalDataPayload> {
+        let user = ctx.request().user().gql()?;
+        let deleted = ctx.state().tenancy.erase_personal_data(user).await.gql()?;
+        Ok(ErasePersonalDataPayload {
+            keys_deleted: i32::try_from(deleted).unwrap_or(i32::MAX),
+        })
     }
 
     /// Ends the caller's session: its access and refresh tokens stop working.

@@ -1,0 +1,574 @@
+//! The audit trail end to end: every mutation records an event; the chain verifies and
+//! finds changed, missing and reordered rows; the application cannot change or delete
+//! events; concurrent appends do not fork the chain; API keys are named as actors;
+//! erasure leaves `[erased]` and a valid chain; auditors see only their organization.
+
+use crate::helpers::{TestApp, TestOrg, TestUser, on_postgres};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+const EVENTS: &str = "query($f: AuditEventFilter) { auditEvents(filter: $f, first: 100) { edges { node { seq action actorType actorId outcome targetId requestId operation ip userAgent changes { field before after } } } } }";
+const VERIFY: &str = "{ verifyAuditChain { valid checked broken { seq reason } } }";
+
+async fn events(app: &TestApp, user: &TestUser, org: &TestOrg, filter: Value) -> Vec<Value> {
+    let response = app
+        .gql(EVENTS)
+        .vars(json!({ "f": filter }))
+        .as_user(user)
+        .in_org(org)
+        .send()
+        .await;
+    response.data()["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+async fn verify(app: &TestApp, user: &TestUser, org: &TestOrg) -> Value {
+    app.gql(VERIFY)
+        .as_user(user)
+        .in_org(org)
+        .send()
+        .await
+        .data()["verifyAuditChain"]
+        .clone()
+}
+
+/// A connection that bypasses the application: the owner on PostgreSQL (a superuser
+/// here, standing in for an attacker with database access), the file itself on SQLite.
+async fn raw_db(app: &TestApp) -> DatabaseConnection {
+    if on_postgres() {
+        app.owner_db().await
+    } else {
+        app.app_db().await
+    }
+}
+
+fn backend() -> DbBackend {
+    if on_postgres() {
+        DbBackend::Postgres
+    } else {
+        DbBackend::Sqlite
+    }
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+async fn actions_in_db(db: &DatabaseConnection) -> BTreeSet<String> {
+    db.query_all_raw(Statement::from_string(
+        backend(),
+        "SELECT DISTINCT action FROM audit_events",
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.try_get_by_index::<String>(0).unwrap())
+    .collect()
+}
+
+/// The table every new mutation must join: its name and the event it records.
+const MUTATION_EVENTS: &[(&str, &str)] = &[
+    ("signUp", "user.signed_up"),
+    ("logIn", "user.logged_in"),
+    ("refreshToken", "session.refreshed"),
+    ("logOut", "session.revoked"),
+    ("erasePersonalData", "user.personal_data_erased"),
+    ("createOrganization", "organization.created"),
+    ("inviteMember", "invitation.created"),
+    ("resendInvitation", "invitation.resent"),
+    ("revokeInvitation", "invitation.revoked"),
+    ("acceptInvitation", "invitation.accepted"),
+    ("changeMemberRole", "member.role_changed"),
+    ("removeMember", "member.removed"),
+    ("leaveOrganization", "member.left"),
+    ("createApiKey", "api_key.created"),
+    ("revokeApiKey", "api_key.revoked"),
+    ("createRole", "role.created"),
+    ("updateRole", "role.updated"),
+    ("deleteRole", "role.deleted"),
+    ("assignRole", "role.assigned"),
+    ("unassignRole", "role.unassigned"),
+    ("denyPermission", "rule.denied"),
+];
+
+#[tokio::test]
+async fn every_mutation_in_the_schema_records_its_event() {
+    let app = TestApp::spawn().await;
+    let schema = app
+        .gql("{ __schema { mutationType { fields { name } } } }")
+        .send()
+        .await;
+    let mutations: BTreeSet<String> = schema.data()["__schema"]["mutationType"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    let covered: BTreeSet<String> = MUTATION_EVENTS
+        .iter()
+        .map(|(m, _)| (*m).to_owned())
+        .collect();
+    assert_eq!(
+        mutations, covered,
+        "every mutation needs an entry (and a run below) here"
+    );
+
+    // Run each of them once.
+    let owner = app.user("owner@example.com").await;
+    let refresh = app
+        .gql("mutation($t: String!) { refreshToken(input: {refreshToken: $t}) { accessToken } }")
+        .vars(json!({ "t": owner.refresh_token }))
+        .send()
+        .await;
+    let owner = crate::helpers::TestUser {
+        token: refresh.data()["refreshToken"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        ..owner
+    };
+    let org = app.org(&owner, "Acme").await;
+    let bob = app.user("bob@example.com").await;
+    let bob_member = app.add_member(&owner, &org, &bob, "MEMBER").await;
+    let carol = app.user("carol@example.com").await;
+    let carol_member = app.add_member(&owner, &org, &carol, "VIEWER").await;
+    let invited = app.invite(&owner, &org, "dan@example.com", "VIEWER").await;
+    let invitation = invited.data()["inviteMember"]["invitation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (key, _) = app.api_key(&owner, &org, "VIEWER").await;
+    let steps = [
+        (
+            "mutation($i: ID!) { resendInvitation(input: {invitationId: $i}) { token } }",
+            json!({ "i": invitation }),
+        ),
+        (
+            "mutation($i: ID!) { revokeInvitation(input: {invitationId: $i}) { invitation { id } } }",
+            json!({ "i": invitation }),
+        ),
+        (
+            "mutation($m: ID!) { changeMemberRole(input: {memberId: $m, role: VIEWER}) { membership { id } } }",
+            json!({ "m": bob_member }),
+        ),
+        (
+            "mutation($k: ID!) { revokeApiKey(input: {apiKeyId: $k}) { apiKey { id } } }",
+            json!({ "k": key }),
+        ),
+        (
+            "mutation { createRole(input: {name: \"helper\", permissions: [{resourceType: MEMBER, action: READ}]}) { role { name } } }",
+            json!({}),
+        ),
+        (
+            "mutation { updateRole(input: {name: \"helper\", permissions: [{resourceType: PROJECT, action: READ}]}) { role { name } } }",
+            json!({}),
+        ),
+        (
+            "mutation($m: ID!) { assignRole(input: {memberId: $m, role: \"helper\"}) { roles } }",
+            json!({ "m": bob_member }),
+        ),
+        (
+            "mutation($m: ID!) { unassignRole(input: {memberId: $m, role: \"helper\"}) { roles } }",
+            json!({ "m": bob_member }),
+        ),
+        (
+            "mutation { deleteRole(input: {name: \"helper\"}) { name } }",
+            json!({}),
+        ),
+        (
+            "mutation { denyPermission(input: {subject: \"viewer\", resourceType: PROJECT, action: READ}) { ok } }",
+            json!({}),
+        ),
+        (
+            "mutation($m: ID!) { removeMember(input: {memberId: $m}) { removedMemberId } }",
+            json!({ "m": carol_member }),
+        ),
+    ];
+    for (mutation, vars) in steps {
+        app.gql(mutation)
+            .vars(vars)
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+            .await
+            .data();
+    }
+    app.gql("mutation { leaveOrganization { organizationId } }")
+        .as_user(&bob)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    app.gql("mutation { erasePersonalData { keysDeleted } }")
+        .as_user(&carol)
+        .send()
+        .await
+        .data();
+    app.gql("mutation { logOut { ok } }")
+        .as_user(&owner)
+        .send()
+        .await
+        .data();
+
+    let recorded = actions_in_db(&raw_db(&app).await).await;
+    for (mutation, action) in MUTATION_EVENTS {
+        assert!(
+            recorded.contains(*action),
+            "{mutation} recorded no `{action}` event; recorded: {recorded:?}"
+        );
+    }
+    let owner = app.relog(&owner).await;
+    let report = verify(&app, &owner, &org).await;
+    assert_eq!(report["valid"], true, "{report}");
+}
+
+#[tokio::test]
+async fn events_carry_actor_target_diff_request_and_client() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let bob = app.user("bob@example.com").await;
+    let member = app.add_member(&owner, &org, &bob, "MEMBER").await;
+    let response = app
+        .http
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&owner.token)
+        .header("X-Organization-Id", &org.id)
+        .header("X-Request-Id", "req-audit-1")
+        .header("User-Agent", "audit-test/1.0")
+        .json(&json!({ "query": "mutation Promote($m: ID!) { changeMemberRole(input: {memberId: $m, role: ADMIN}) { membership { id } } }", "variables": { "m": member }, "operationName": "Promote" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let found = events(
+        &app,
+        &owner,
+        &org,
+        json!({ "action": "member.role_changed" }),
+    )
+    .await;
+    assert_eq!(found.len(), 1);
+    let event = &found[0];
+    assert_eq!(event["actorType"], "user");
+    assert_eq!(event["outcome"], "success");
+    assert_eq!(event["requestId"], "req-audit-1");
+    assert_eq!(event["operation"], "Promote");
+    assert_eq!(event["ip"], "127.0.0.1");
+    assert_eq!(event["userAgent"], "audit-test/1.0");
+    let role = event["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "role")
+        .unwrap();
+    assert_eq!(
+        (role["before"].as_str(), role["after"].as_str()),
+        (Some("\"member\""), Some("\"admin\""))
+    );
+}
+
+#[tokio::test]
+async fn an_api_key_call_is_attributed_to_the_key() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let (key_id, secret) = app.api_key(&owner, &org, "ADMIN").await;
+    let created = app
+        .gql("mutation { inviteMember(input: {email: \"x@example.com\", role: VIEWER}) { token } }")
+        .bearer(&secret)
+        .send()
+        .await;
+    // Invitations are sent by people; a key is refused, and nothing is recorded for it.
+    assert_eq!(created.code(), "FORBIDDEN");
+    let made = app
+        .gql("mutation { createApiKey(input: {name: \"child\", role: VIEWER}) { apiKey { id } } }")
+        .bearer(&secret)
+        .send()
+        .await;
+    made.data();
+    let found = events(&app, &owner, &org, json!({ "action": "api_key.created" })).await;
+    let by_key: Vec<_> = found
+        .iter()
+        .filter(|e| e["actorType"] == "api_key")
+        .collect();
+    assert_eq!(by_key.len(), 1);
+    let key_uuid = by_key[0]["actorId"].as_str().unwrap();
+    assert!(!key_uuid.is_empty());
+    let by_actor = events(&app, &owner, &org, json!({ "actor": key_uuid })).await;
+    assert_eq!(by_actor.len(), 1);
+    assert!(!key_id.is_empty());
+}
+
+#[tokio::test]
+async fn verify_names_a_changed_a_missing_and_a_reordered_event() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    for _ in 0..6 {
+        app.api_key(&owner, &org, "VIEWER").await;
+    }
+    let clean = verify(&app, &owner, &org).await;
+    assert_eq!(clean["valid"], true);
+    let total = clean["checked"].as_i64().unwrap();
+    assert_eq!(total, 7, "{clean}");
+
+    let db = raw_db(&app).await;
+    let org_filter = "organization_id = (SELECT organization_id FROM audit_events WHERE action = 'organization.created')";
+    let disable = if on_postgres() {
+        "ALTER TABLE audit_events DISABLE TRIGGER USER"
+    } else {
+        "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete"
+    };
+    exec(&db, disable).await;
+
+    // A changed row.
+    exec(
+        &db,
+        &format!("UPDATE audit_events SET action = 'api_key.read' WHERE {org_filter} AND seq = 4"),
+    )
+    .await;
+    let changed = verify(&app, &owner, &org).await;
+    assert_eq!(changed["valid"], false);
+    assert_eq!(changed["broken"]["seq"], 4, "{changed}");
+    assert!(
+        changed["broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("changed")
+    );
+    exec(
+        &db,
+        &format!(
+            "UPDATE audit_events SET action = 'api_key.created' WHERE {org_filter} AND seq = 4"
+        ),
+    )
+    .await;
+    assert_eq!(verify(&app, &owner, &org).await["valid"], true);
+
+    // Two rows swapped.
+    exec(
+        &db,
+        &format!("UPDATE audit_events SET seq = -5 WHERE {org_filter} AND seq = 5"),
+    )
+    .await;
+    exec(
+        &db,
+        &format!("UPDATE audit_events SET seq = 5 WHERE {org_filter} AND seq = 6"),
+    )
+    .await;
+    exec(
+        &db,
+        &format!("UPDATE audit_events SET seq = 6 WHERE {org_filter} AND seq = -5"),
+    )
+    .await;
+    let reordered = verify(&app, &owner, &org).await;
+    assert_eq!(reordered["broken"]["seq"], 5, "{reordered}");
+    exec(
+        &db,
+        &format!("UPDATE audit_events SET seq = -5 WHERE {org_filter} AND seq = 5"),
+    )
+    .await;
+    exec(
+        &db,
+        &format!("UPDATE audit_events SET seq = 5 WHERE {org_filter} AND seq = 6"),
+    )
+    .await;
+    exec(
+        &db,
+        &format!("UPDATE audit_events SET seq = 6 WHERE {org_filter} AND seq = -5"),
+    )
+    .await;
+    assert_eq!(verify(&app, &owner, &org).await["valid"], true);
+
+    // A deleted row.
+    exec(
+        &db,
+        &format!("DELETE FROM audit_events WHERE {org_filter} AND seq = 3"),
+    )
+    .await;
+    let missing = verify(&app, &owner, &org).await;
+    assert_eq!(missing["broken"]["seq"], 4, "{missing}");
+    assert!(
+        missing["broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("expected seq 3")
+    );
+}
+
+#[tokio::test]
+async fn the_application_can_neither_change_nor_delete_events() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    app.org(&owner, "Acme").await;
+    let db = app.app_db().await;
+    let scope = if on_postgres() {
+        // As the application role, inside an organization's transaction.
+        "SELECT set_config('app.org_id', (SELECT organization_id::text FROM memberships LIMIT 1), false)"
+    } else {
+        "SELECT 1"
+    };
+    let _ = db.execute_unprepared(scope).await;
+    for sql in [
+        "UPDATE audit_events SET action = 'x'",
+        "DELETE FROM audit_events",
+    ] {
+        let refused = db.execute_unprepared(sql).await;
+        assert!(refused.is_err(), "{sql} was allowed");
+    }
+    if on_postgres() {
+        assert!(
+            db.execute_unprepared("TRUNCATE audit_events")
+                .await
+                .is_err()
+        );
+    }
+    let owner_view = raw_db(&app).await;
+    let count = owner_view
+        .query_one_raw(Statement::from_string(
+            backend(),
+            "SELECT count(*) FROM audit_events",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert!(count >= 3);
+}
+
+#[tokio::test]
+async fn sixty_four_concurrent_mutations_leave_a_gap_free_chain() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let create =
+        "mutation($n: String!) { createApiKey(input: {name: $n, role: VIEWER}) { apiKey { id } } }";
+    let calls = (0..64).map(|i| {
+        app.gql(create)
+            .vars(json!({ "n": format!("key-{i}") }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+    });
+    let responses = futures::future::join_all(calls).await;
+    for response in &responses {
+        response.data();
+    }
+    let report = verify(&app, &owner, &org).await;
+    assert_eq!(report["valid"], true, "{report}");
+    let created = events(&app, &owner, &org, json!({ "action": "api_key.created" })).await;
+    assert_eq!(created.len(), 64);
+    let mut seqs: Vec<i64> = created.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 64);
+}
+
+#[tokio::test]
+async fn erasure_leaves_erased_values_and_a_valid_chain() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let bob = app.user("bob@example.com").await;
+    app.add_member(&owner, &org, &bob, "MEMBER").await;
+    let invitation = |events: &[Value]| {
+        events
+            .iter()
+            .find(|e| e["action"] == "invitation.created")
+            .and_then(|e| {
+                e["changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["field"] == "email")
+                    .cloned()
+            })
+            .unwrap()
+    };
+    let accepted = |events: &[Value]| {
+        events
+            .iter()
+            .find(|e| e["action"] == "invitation.accepted")
+            .unwrap()
+            .clone()
+    };
+
+    let before = events(&app, &owner, &org, json!({})).await;
+    assert_eq!(invitation(&before)["after"], "\"bob@example.com\"");
+    assert_eq!(accepted(&before)["ip"], "127.0.0.1");
+
+    let erased = app
+        .gql("mutation { erasePersonalData { keysDeleted } }")
+        .as_user(&bob)
+        .send()
+        .await;
+    assert_eq!(erased.data()["erasePersonalData"]["keysDeleted"], 2);
+
+    let after = events(&app, &owner, &org, json!({})).await;
+    assert_eq!(invitation(&after)["after"], "\"[erased]\"");
+    assert_eq!(accepted(&after)["ip"], "[erased]");
+    // The owner's own data is untouched.
+    let created = after
+        .iter()
+        .find(|e| e["action"] == "organization.created")
+        .unwrap();
+    assert_eq!(created["ip"], "127.0.0.1");
+    assert_eq!(verify(&app, &owner, &org).await["valid"], true);
+}
+
+#[tokio::test]
+async fn auditors_see_only_their_organization_and_members_see_nothing() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@acme.test").await;
+    let acme = app.org(&alice, "Acme").await;
+    let erin = app.user("erin@globex.test").await;
+    let globex = app.org(&erin, "Globex").await;
+    let grace = app.user("grace@globex.test").await;
+    app.add_member(&erin, &globex, &grace, "AUDITOR").await;
+    let carol = app.user("carol@globex.test").await;
+    app.add_member(&erin, &globex, &carol, "MEMBER").await;
+
+    let seen = events(&app, &grace, &globex, json!({})).await;
+    assert!(!seen.is_empty());
+    let text = serde_json::to_string(&seen).unwrap();
+    assert!(!text.contains("Acme") && !text.contains("acme"), "{text}");
+    assert_eq!(
+        app.gql(EVENTS)
+            .vars(json!({ "f": {} }))
+            .as_user(&grace)
+            .in_org(&acme)
+            .send()
+            .await
+            .code(),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        app.gql(EVENTS)
+            .vars(json!({ "f": {} }))
+            .as_user(&carol)
+            .in_org(&globex)
+            .send()
+            .await
+            .code(),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        app.gql(VERIFY)
+            .as_user(&carol)
+            .in_org(&globex)
+            .send()
+            .await
+            .code(),
+        "FORBIDDEN"
+    );
+}
