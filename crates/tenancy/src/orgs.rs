@@ -390,18 +390,6 @@ fn slugify(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::slugify;
-
-    #[test]
-    fn slugs_are_lowercase_ascii_words_joined_by_dashes() {
-        assert_eq!(slugify("Acme GmbH & Co."), "acme-gmbh-co");
-        assert_eq!(slugify("  Ünïcode only ✓ "), "n-code-only");
-        assert_eq!(slugify("✓✓"), "org");
-    }
-}
-
-#[cfg(test)]
 pub(crate) async fn rename_for_test(tx: &TenantTx, name: &str) -> Result<()> {
     organization::Entity::update_many()
         .col_expr(organization::Column::Name, Expr::value(name))
@@ -418,4 +406,16 @@ pub(crate) async fn name_for_test(tx: &TenantTx) -> Result<String> {
         .await?
         .map(|o| o.name)
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slugify;
+
+    #[test]
+    fn slugs_are_lowercase_ascii_words_joined_by_dashes() {
+        assert_eq!(slugify("Acme GmbH & Co."), "acme-gmbh-co");
+        assert_eq!(slugify("  Ünïcode only ✓ "), "n-code-only");
+        assert_eq!(slugify("✓✓"), "org");
+    }
 }
