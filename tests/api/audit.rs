@@ -572,3 +572,97 @@ async fn auditors_see_only_their_organization_and_members_see_nothing() {
         "FORBIDDEN"
     );
 }
+
+async fn export(
+    app: &TestApp,
+    user: &TestUser,
+    org: &TestOrg,
+    query: &str,
+) -> (u16, String, String) {
+    let response = app
+        .http
+        .get(format!("{}/audit/export?{query}", app.address))
+        .bearer_auth(&user.token)
+        .header("X-Organization-Id", &org.id)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_trail_exports_as_json_lines_and_csv_and_the_export_is_recorded() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    for _ in 0..3 {
+        app.api_key(&owner, &org, "VIEWER").await;
+    }
+    let (status, content_type, body) = export(&app, &owner, &org, "format=jsonl").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "application/x-ndjson");
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // organization.created, three keys, and the export itself (recorded first).
+    assert_eq!(lines.len(), 5, "{body}");
+    assert_eq!(lines[0]["action"], "organization.created");
+    assert_eq!(lines[4]["action"], "audit.exported");
+    let seqs: Vec<i64> = lines.iter().map(|l| l["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+
+    let (status, content_type, csv) = export(&app, &owner, &org, "format=csv").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/csv"));
+    let rows: Vec<&str> = csv.split("\r\n").filter(|r| !r.is_empty()).collect();
+    assert!(rows[0].starts_with("seq,id,occurred_at,actor_type"));
+    assert_eq!(rows.len(), 1 + 6, "{csv}");
+
+    // A window that ends before anything happened holds nothing (but is recorded).
+    let (_, _, empty) = export(&app, &owner, &org, "format=jsonl&to=2000-01-01T00:00:00Z").await;
+    assert!(empty.is_empty());
+    let (status, _, bad) = export(&app, &owner, &org, "format=xml").await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("BAD_USER_INPUT"));
+    let (status, _, bad) = export(&app, &owner, &org, "from=yesterday").await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("BAD_USER_INPUT"));
+    let exports = events(&app, &owner, &org, json!({ "action": "audit.exported" })).await;
+    assert_eq!(exports.len(), 3);
+}
+
+#[tokio::test]
+async fn another_organizations_auditor_exports_nothing() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@acme.test").await;
+    let acme = app.org(&alice, "Acme").await;
+    let erin = app.user("erin@globex.test").await;
+    let globex = app.org(&erin, "Globex").await;
+    let grace = app.user("grace@globex.test").await;
+    app.add_member(&erin, &globex, &grace, "AUDITOR").await;
+    let member = app.user("m@globex.test").await;
+    app.add_member(&erin, &globex, &member, "MEMBER").await;
+
+    let (status, _, body) = export(&app, &grace, &acme, "format=jsonl").await;
+    assert_eq!(status, 403);
+    assert!(body.contains("FORBIDDEN") && !body.contains("organization.created"));
+    let (status, _, body) = export(&app, &member, &globex, "format=jsonl").await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, body) = export(&app, &grace, &globex, "format=jsonl").await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("Acme") && body.contains("Globex"), "{body}");
+    let anonymous = app
+        .http
+        .get(format!("{}/audit/export", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}

@@ -39,6 +39,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/audit/export", get(audit_export))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(HttpState { app, schema })
 }
@@ -64,6 +65,30 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }
     }
+}
+
+async fn audit_export(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    crate::export::ExportQuery(params): crate::export::ExportQuery<crate::export::ExportParams>,
+) -> axum::response::Response {
+    let request_id = request_id(&headers);
+    let context = match request_context(&state.app, peer, &headers, request_id.clone()).await {
+        Ok(context) => context,
+        Err(error) => {
+            return respond(
+                &request_id,
+                StatusCode::BAD_REQUEST,
+                BatchResponse::Single(Response::from_errors(vec![error])),
+            );
+        }
+    };
+    let mut response = crate::export::export(state.app.clone(), context, params).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 async fn graphql_post(

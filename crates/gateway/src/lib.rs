@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod export;
 pub mod graphql;
 pub mod http;
 pub mod seed;

@@ -23,6 +23,40 @@ impl TenancyService {
         Ok(self.audit.events(tx, filter, page).await?)
     }
 
+    /// Records that the permit's holder exported the trail (in its own committed
+    /// transaction, before the first byte leaves).
+    pub async fn record_audit_export(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        format: &str,
+        filter: &EventFilter,
+    ) -> Result<()> {
+        permit.ensure(tx, ResourceType::Audit, Action::Export, None)?;
+        self.audit
+            .record(
+                tx,
+                audit::NewEvent::new("audit.exported", "audit", None::<String>)
+                    .change("format", None::<String>, Some(format))
+                    .change("from", None::<String>, filter.from.map(|t| t.to_rfc3339()))
+                    .change("to", None::<String>, filter.to.map(|t| t.to_rfc3339())),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// One page of events for an export.
+    pub async fn export_audit_events(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>> {
+        permit.ensure(tx, ResourceType::Audit, Action::Export, None)?;
+        Ok(self.audit.events(tx, filter, page).await?)
+    }
+
     /// Recomputes the organization's chain.
     pub async fn verify_audit(&self, tx: &TenantTx, permit: &Permit) -> Result<VerifyReport> {
         permit.ensure(tx, ResourceType::Audit, Action::Read, None)?;
