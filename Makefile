@@ -40,6 +40,10 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+## Benchmarks (criterion, release build): authorization decisions and policy compiles.
+bench:
+	$(CARGO) bench -p authz --bench authz
+
 ## Regenerate schema.graphql from the code.
 schema: build
 	$(PLATFORM) export-schema --out schema.graphql

@@ -36,9 +36,12 @@ m = (p.dom == "*" || p.dom == r.dom) && (p.typ == "*" || p.typ == r.typ) && (p.a
 
 /// One organization's policy rows.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Snapshot {
+pub struct Snapshot {
+    /// `p` rows.
     pub p: Vec<Vec<String>>,
+    /// `g` rows.
     pub g: Vec<Vec<String>>,
+    /// `g2` rows.
     pub g2: Vec<Vec<String>>,
 }
 
@@ -155,6 +158,9 @@ pub(crate) struct OrgEnforcer {
     pub weight: u64,
     enforcer: casbin::Enforcer,
     snapshot: Snapshot,
+    /// Decisions already taken at this policy version. The enforcer never changes (a
+    /// policy change builds a new one), so a remembered decision stays right.
+    decisions: quick_cache::sync::Cache<Request, bool>,
 }
 
 impl std::fmt::Debug for OrgEnforcer {
@@ -165,6 +171,9 @@ impl std::fmt::Debug for OrgEnforcer {
             .finish_non_exhaustive()
     }
 }
+
+/// Decisions remembered per organization and policy version.
+const DECISIONS_PER_ORG: usize = 4_096;
 
 /// The request tuple.
 pub(crate) type Request = [String; 7];
@@ -185,10 +194,21 @@ impl OrgEnforcer {
             weight,
             enforcer,
             snapshot,
+            decisions: quick_cache::sync::Cache::new(DECISIONS_PER_ORG),
         })
     }
 
     pub fn enforce(&self, request: &Request) -> Result<bool> {
+        if let Some(known) = self.decisions.get(request) {
+            return Ok(known);
+        }
+        let decided = self.enforcer.enforce(request.to_vec())?;
+        self.decisions.insert(request.clone(), decided);
+        Ok(decided)
+    }
+
+    /// A decision computed afresh, bypassing the remembered ones (benchmarks, tests).
+    pub fn enforce_uncached(&self, request: &Request) -> Result<bool> {
         Ok(self.enforcer.enforce(request.to_vec())?)
     }
 

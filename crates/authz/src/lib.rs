@@ -7,7 +7,7 @@
 //! only this crate can make and which domain services require.
 
 pub mod builtin;
-mod engine;
+pub(crate) mod engine;
 mod entity;
 pub mod error;
 pub mod model;
@@ -20,3 +20,38 @@ pub use model::{
 };
 pub use permit::Permit;
 pub use service::Authorizer;
+
+/// Entry points for `benches/authz.rs` only: compile an organization's policy from rows
+/// and decide without a database.
+#[doc(hidden)]
+pub mod bench_support {
+    pub use crate::engine::Snapshot;
+
+    /// A compiled enforcer.
+    pub struct Compiled(crate::engine::OrgEnforcer);
+
+    /// Compiles `snapshot` for `org`.
+    pub async fn compile(org: kernel::OrgId, snapshot: Snapshot) -> crate::Result<Compiled> {
+        let model = casbin::DefaultModel::from_str(crate::engine::MODEL).await?;
+        Ok(Compiled(
+            crate::engine::OrgEnforcer::build(&model, org, 1, snapshot).await?,
+        ))
+    }
+
+    /// The built-in template rows.
+    pub fn builtin_rows() -> Vec<Vec<String>> {
+        crate::builtin::policy_rows()
+    }
+
+    impl Compiled {
+        /// One decision, remembered for the policy version.
+        pub fn enforce(&self, request: &[String; 7]) -> crate::Result<bool> {
+            self.0.enforce(request)
+        }
+
+        /// One decision computed afresh.
+        pub fn enforce_uncached(&self, request: &[String; 7]) -> crate::Result<bool> {
+            self.0.enforce_uncached(request)
+        }
+    }
+}
