@@ -2,6 +2,9 @@
 //! check) and by number of record grants (graph lookups), and the cold compile of one
 //! organization's policy. `make bench` runs them; figures go into issue notes.
 
+// A benchmark fails loudly when its set-up fails.
+#![allow(clippy::expect_used)]
+
 use authz::bench_support::{Snapshot, builtin_rows, compile};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use kernel::OrgId;
