@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_spine;
 mod m0002_authz;
 mod m0003_audit;
+mod m0004_projects;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_spine::Migration),
             Box::new(m0002_authz::Migration),
             Box::new(m0003_audit::Migration),
+            Box::new(m0004_projects::Migration),
         ]
     }
 }

@@ -96,6 +96,10 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("assignRole", "role.assigned"),
     ("unassignRole", "role.unassigned"),
     ("denyPermission", "rule.denied"),
+    ("createProject", "project.created"),
+    ("updateProject", "project.updated"),
+    ("grantAccess", "grant.created"),
+    ("revokeAccess", "grant.revoked"),
 ];
 
 #[tokio::test]
@@ -200,6 +204,41 @@ async fn every_mutation_in_the_schema_records_its_event() {
             .await
             .data();
     }
+    let project = app
+        .gql("mutation { createProject(input: {name: \"Apollo\"}) { project { id } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let project = project.data()["createProject"]["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.gql("mutation($p: ID!) { updateProject(input: {projectId: $p, name: \"Apollo 2\"}) { project { id } } }")
+        .vars(json!({ "p": project }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let granted = app
+        .gql("mutation($p: ID!, $u: ID!) { grantAccess(input: {resourceId: $p, subjectId: $u, relation: \"editor\"}) { grant { id } } }")
+        .vars(json!({ "p": project, "u": bob.id }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let grant_id = granted.data()["grantAccess"]["grant"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.gql("mutation($g: ID!) { revokeAccess(input: {grantId: $g}) { grant { id } } }")
+        .vars(json!({ "g": grant_id }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
     app.gql("mutation { leaveOrganization { organizationId } }")
         .as_user(&bob)
         .in_org(&org)

@@ -207,6 +207,11 @@ impl OrgEnforcer {
         Ok(decided)
     }
 
+    /// The rows the enforcer was compiled from.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
     /// A decision computed afresh, bypassing the remembered ones (benchmarks, tests).
     pub fn enforce_uncached(&self, request: &Request) -> Result<bool> {
         Ok(self.enforcer.enforce(request.to_vec())?)

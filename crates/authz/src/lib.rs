@@ -10,11 +10,13 @@ pub mod builtin;
 pub(crate) mod engine;
 mod entity;
 pub mod error;
+mod list;
 pub mod model;
 mod permit;
 mod service;
 
 pub use error::{Error, Result};
+pub use list::ListFilter;
 pub use model::{
     Action, Effect, Explanation, Grant, Permission, Resource, ResourceType, RoleInfo, Rule, Subject,
 };

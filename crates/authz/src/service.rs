@@ -129,6 +129,10 @@ impl Authorizer {
 
     /// The compiled policy of the transaction's organization, rebuilt when its version
     /// moved.
+    pub(crate) async fn compiled(&self, tx: &TenantTx) -> Result<Arc<OrgEnforcer>> {
+        self.enforcer(tx).await
+    }
+
     async fn enforcer(&self, tx: &TenantTx) -> Result<Arc<OrgEnforcer>> {
         let org = tx.org_id();
         let version = tx
@@ -728,6 +732,17 @@ impl Authorizer {
                     .change("relation", Some(row.relation.clone()), None::<String>),
             )
             .await?;
+        grant_from_row(row)
+    }
+
+    /// One grant of the organization.
+    pub async fn find_grant(&self, tx: &TenantTx, id: Uuid) -> Result<Grant> {
+        let row = tx
+            .select::<record_grant::Entity>()
+            .filter(record_grant::Column::Id.eq(id))
+            .one(tx.conn())
+            .await?
+            .ok_or(Error::NotFound { entity: "grant" })?;
         grant_from_row(row)
     }
 

@@ -14,6 +14,8 @@ pub enum ApiError {
     Authz(authz::Error),
     /// From the audit trail.
     Audit(audit::Error),
+    /// From the core domain.
+    Domain(core_domain::Error),
     /// The operation needs a logged-in caller.
     Unauthenticated,
     /// The operation needs a person, not an API key (or the other way round).
@@ -49,6 +51,7 @@ impl ApiError {
             Self::Tenancy(e) => e.code(),
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
+            Self::Domain(e) => e.code(),
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::WrongPrincipal(_) => ErrorCode::Forbidden,
             Self::NoActiveOrganization | Self::BadInput { .. } => ErrorCode::BadUserInput,
@@ -61,6 +64,7 @@ impl ApiError {
             Self::Tenancy(e) => e.to_string(),
             Self::Authz(e) => e.to_string(),
             Self::Audit(e) => e.to_string(),
+            Self::Domain(e) => e.to_string(),
             Self::Unauthenticated => {
                 "authentication required: send Authorization: Bearer <token>".into()
             }
@@ -83,6 +87,12 @@ impl From<tenancy::Error> for ApiError {
 impl From<authz::Error> for ApiError {
     fn from(e: authz::Error) -> Self {
         Self::Authz(e)
+    }
+}
+
+impl From<core_domain::Error> for ApiError {
+    fn from(e: core_domain::Error) -> Self {
+        Self::Domain(e)
     }
 }
 

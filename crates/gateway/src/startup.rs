@@ -6,6 +6,7 @@ use crate::http;
 use anyhow::Context as _;
 use audit::AuditLog;
 use authz::Authorizer;
+use core_domain::ProjectService;
 use kernel::{Backend, Db, SharedClock};
 use migration::{Migrator, MigratorTrait};
 use secrecy::SecretString;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub authz: Authorizer,
     /// The audit trail.
     pub audit: AuditLog,
+    /// Projects.
+    pub projects: ProjectService,
     /// The database.
     pub db: Db,
 }
@@ -39,6 +42,7 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let audit = AuditLog::new(clock.clone(), db.backend());
         let authz = Authorizer::new(ENFORCER_CACHE_BYTES, audit.clone()).await?;
+        let projects = ProjectService::new(audit.clone(), clock.clone());
         let tenancy = TenancyService::new(
             db.clone(),
             clock,
@@ -51,6 +55,7 @@ impl AppState {
             tenancy,
             authz,
             audit,
+            projects,
             db,
         })
     }

@@ -23,15 +23,21 @@ pub enum NodeKind {
     Invitation,
     /// `ApiKey`
     ApiKey,
+    /// `Project`
+    Project,
+    /// `Grant`
+    Grant,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 5] = [
+    const ALL: [NodeKind; 7] = [
         Self::User,
         Self::Organization,
         Self::Membership,
         Self::Invitation,
         Self::ApiKey,
+        Self::Project,
+        Self::Grant,
     ];
 
     fn name(self) -> &'static str {
@@ -41,6 +47,8 @@ impl NodeKind {
             Self::Membership => "Membership",
             Self::Invitation => "Invitation",
             Self::ApiKey => "ApiKey",
+            Self::Project => "Project",
+            Self::Grant => "Grant",
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod ids;
 pub mod mutation;
+pub mod projects;
 pub mod query;
 pub mod types;
 

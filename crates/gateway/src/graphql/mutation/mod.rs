@@ -5,6 +5,7 @@ mod api_key;
 mod auth;
 mod member;
 mod organization;
+mod project;
 
 /// The root mutation type.
 #[derive(async_graphql::MergedObject, Default)]
@@ -14,6 +15,7 @@ pub struct Mutation(
     member::MemberMutation,
     api_key::ApiKeyMutation,
     access::AccessMutation,
+    project::ProjectMutation,
 );
 
 use crate::context::ContextExt;

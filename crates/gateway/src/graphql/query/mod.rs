@@ -3,6 +3,7 @@
 mod access;
 mod audit;
 mod node;
+mod projects;
 mod viewer;
 
 /// The root query type.
@@ -12,4 +13,5 @@ pub struct Query(
     viewer::ViewerQuery,
     access::AccessQuery,
     audit::AuditQuery,
+    projects::ProjectsQuery,
 );

@@ -79,12 +79,15 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
     let Some((tx, actor)) = hidden_as_none(ctx.enter(org, TxMode::Read).await)? else {
         return Ok(None);
     };
+    if id.kind == NodeKind::Project {
+        return project_node(ctx, &tx, &actor, id.id).await;
+    }
     let typ = match id.kind {
         NodeKind::Organization => ResourceType::Organization,
         NodeKind::Membership => ResourceType::Member,
         NodeKind::Invitation => ResourceType::Invitation,
         NodeKind::ApiKey => ResourceType::ApiKey,
-        NodeKind::User => return Ok(None),
+        NodeKind::User | NodeKind::Project | NodeKind::Grant => return Ok(None),
     };
     let permit = ctx
         .permit(&tx, &actor, Resource::record(typ, id.id), Action::Read)
@@ -106,13 +109,42 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
             .api_key(&tx, &permit, ApiKeyId::from_uuid(id.id))
             .await
             .map(|k| Node::ApiKey(ApiKey(k))),
-        NodeKind::User => return Ok(None),
+        NodeKind::User | NodeKind::Project | NodeKind::Grant => return Ok(None),
     };
     match node {
         Ok(node) => Ok(Some(node)),
         Err(tenancy::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e).gql(),
     }
+}
+
+/// A project the caller may not read answers `null`, like a missing one: a grant on one
+/// record reveals nothing of its siblings.
+async fn project_node(
+    ctx: &Context<'_>,
+    tx: &kernel::TenantTx,
+    actor: &tenancy::Actor,
+    id: uuid::Uuid,
+) -> GqlResult<Option<Node>> {
+    let state = ctx.state();
+    let owner = match state.projects.owner_of(tx, id).await {
+        Ok(owner) => owner,
+        Err(core_domain::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e).gql(),
+    };
+    let resource =
+        Resource::record(ResourceType::Project, id).with_owner(authz::Subject::User(owner));
+    let permit = match state
+        .authz
+        .check(tx, actor.principal, resource, Action::Read)
+        .await
+    {
+        Ok(permit) => permit,
+        Err(authz::Error::Denied { .. }) => return Ok(None),
+        Err(e) => return Err(e).gql(),
+    };
+    let project = state.projects.get(tx, &permit, id).await.gql()?;
+    Ok(Some(Node::Project(crate::graphql::types::Project(project))))
 }
 
 /// Not being a member of the id's organization looks exactly like a missing record.

@@ -7,6 +7,7 @@ pub mod invitation;
 pub mod membership;
 pub mod node;
 pub mod organization;
+pub mod project;
 pub mod role;
 pub mod user;
 
@@ -15,5 +16,6 @@ pub use invitation::Invitation;
 pub use membership::Membership;
 pub use node::Node;
 pub use organization::Organization;
+pub use project::Project;
 pub use role::Role;
 pub use user::User;

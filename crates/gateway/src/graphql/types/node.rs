@@ -1,6 +1,6 @@
 //! The Relay `Node` interface.
 
-use super::{ApiKey, Invitation, Membership, Organization, User};
+use super::{ApiKey, Invitation, Membership, Organization, Project, User};
 use async_graphql::{ID, Interface};
 
 /// An object with a global id, fetchable with `node(id:)`.
@@ -17,4 +17,6 @@ pub enum Node {
     Invitation(Invitation),
     /// An API key.
     ApiKey(ApiKey),
+    /// A project.
+    Project(Project),
 }

@@ -1,0 +1,169 @@
+//! [`ProjectService`]: projects, each read and change behind a permit, each change
+//! audited in its transaction; lists filtered in SQL by the caller's policy.
+
+use crate::entity::project;
+use crate::error::{Error, Result};
+use crate::model::{NewProject, Project, UpdateProject};
+use audit::{AuditLog, NewEvent};
+use authz::{Action, ListFilter, Permit, ResourceType};
+use kernel::page::keyset;
+use kernel::{OrgId, Page, PageRequest, Principal, SharedClock, TenantTx, UserId};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+/// Projects.
+#[derive(Debug, Clone)]
+pub struct ProjectService {
+    audit: AuditLog,
+    clock: SharedClock,
+}
+
+fn from_row(row: project::Model) -> Project {
+    Project {
+        id: row.id,
+        org_id: OrgId::from_uuid(row.organization_id),
+        name: row.name,
+        description: row.description,
+        archived: row.archived,
+        created_by: UserId::from_uuid(row.created_by),
+        created_at: row.created_at,
+    }
+}
+
+fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<String> {
+    let value = value.trim();
+    let length = value.chars().count();
+    if length < min || length > max {
+        return Err(Error::Invalid {
+            field,
+            reason: format!("must be {min} to {max} characters"),
+        });
+    }
+    Ok(value.to_owned())
+}
+
+impl ProjectService {
+    /// A service recording into `audit`, with time from `clock`.
+    pub fn new(audit: AuditLog, clock: SharedClock) -> Self {
+        Self { audit, clock }
+    }
+
+    /// Creates a project; its creator owns it.
+    #[tracing::instrument(name = "projects.create", skip_all, err(level = "debug"))]
+    pub async fn create(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        input: NewProject,
+    ) -> Result<Project> {
+        permit.ensure(tx, ResourceType::Project, Action::Create, None)?;
+        let Principal::User(creator) = permit.principal() else {
+            return Err(Error::Invalid {
+                field: "principal",
+                reason: "projects are created by people".into(),
+            });
+        };
+        let name = text("name", &input.name, 1, 200)?;
+        let description = text("description", &input.description, 0, 10_000)?;
+        let now = self.clock.now();
+        let row = project::Entity::insert(project::ActiveModel {
+            organization_id: Set(tx.org_id().as_uuid()),
+            id: Set(Uuid::now_v7()),
+            name: Set(name.clone()),
+            description: Set(description),
+            archived: Set(false),
+            created_by: Set(creator.as_uuid()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_with_returning(tx.conn())
+        .await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("project.created", "project", Some(row.id)).change(
+                    "name",
+                    None::<String>,
+                    Some(name),
+                ),
+            )
+            .await?;
+        Ok(from_row(row))
+    }
+
+    /// One project.
+    pub async fn get(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<Project> {
+        permit.ensure(tx, ResourceType::Project, Action::Read, Some(id))?;
+        Ok(from_row(find(tx, id).await?))
+    }
+
+    /// The owner of a project, for building its permission resource.
+    pub async fn owner_of(&self, tx: &TenantTx, id: Uuid) -> Result<UserId> {
+        Ok(UserId::from_uuid(find(tx, id).await?.created_by))
+    }
+
+    /// One page of the projects `filter` (from `Authorizer::list_filter`) lets through.
+    pub async fn list(
+        &self,
+        tx: &TenantTx,
+        filter: &ListFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Project>> {
+        let select = tx.select::<project::Entity>().filter(filter.condition(
+            tx,
+            project::Column::Id,
+            None,
+            Some(project::Column::CreatedBy),
+        ));
+        let rows = keyset(select, project::Column::Id, page)
+            .all(tx.conn())
+            .await?;
+        Ok(Page::from_overfetch(rows, page).map(from_row))
+    }
+
+    /// Renames, re-describes, archives or restores a project.
+    #[tracing::instrument(name = "projects.update", skip_all, err(level = "debug"))]
+    pub async fn update(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        id: Uuid,
+        change: UpdateProject,
+    ) -> Result<Project> {
+        permit.ensure(tx, ResourceType::Project, Action::Update, Some(id))?;
+        let row = find(tx, id).await?;
+        let mut event = NewEvent::new("project.updated", "project", Some(id));
+        let mut active: project::ActiveModel = row.clone().into();
+        if let Some(name) = change.name {
+            let name = text("name", &name, 1, 200)?;
+            event = event.change("name", Some(row.name.clone()), Some(name.clone()));
+            active.name = Set(name);
+        }
+        if let Some(description) = change.description {
+            let description = text("description", &description, 0, 10_000)?;
+            event = event.change(
+                "description",
+                Some(row.description.clone()),
+                Some(description.clone()),
+            );
+            active.description = Set(description);
+        }
+        if let Some(archived) = change.archived {
+            event = event.change("archived", Some(row.archived), Some(archived));
+            active.archived = Set(archived);
+        }
+        active.updated_at = Set(self.clock.now());
+        // The primary key is (organization_id, id): the update cannot leave the organization.
+        let updated = project::Entity::update(active).exec(tx.conn()).await?;
+        self.audit.record(tx, event).await?;
+        Ok(from_row(updated))
+    }
+}
+
+async fn find(tx: &TenantTx, id: Uuid) -> Result<project::Model> {
+    tx.select::<project::Entity>()
+        .filter(project::Column::Id.eq(id))
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound { entity: "project" })
+}

@@ -1,0 +1,65 @@
+//! Projects.
+
+use crate::graphql::ids::{GlobalId, NodeKind};
+use async_graphql::{ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+/// A project of an organization. Visible to those who may read it: organization-wide
+/// roles, grants on it, its owner.
+pub struct Project(pub core_domain::Project);
+
+#[Object]
+impl Project {
+    /// Global id.
+    pub async fn id(&self) -> ID {
+        GlobalId::scoped(NodeKind::Project, self.0.org_id, self.0.id)
+    }
+
+    /// Name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Description (Markdown).
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+
+    /// Archived projects are kept for reference.
+    async fn archived(&self) -> bool {
+        self.0.archived
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A grant of a relation on one record.
+#[derive(SimpleObject)]
+pub struct Grant {
+    /// Global id (for `revokeAccess`).
+    pub id: ID,
+    /// `user:<uuid>`, `key:<uuid>` or `role:<name>`.
+    pub subject: String,
+    /// The relation: `project_admin`, `editor`, `reviewer` or `reader`.
+    pub relation: String,
+    /// The record's type.
+    pub resource_type: String,
+    /// The record's UUID.
+    pub resource_id: String,
+}
+
+impl Grant {
+    /// From the domain, in `org`.
+    pub fn new(grant: authz::Grant, org: kernel::OrgId) -> Self {
+        Self {
+            id: GlobalId::scoped(NodeKind::Grant, org, grant.id),
+            subject: grant.subject.as_policy(),
+            relation: grant.relation,
+            resource_type: grant.resource_type.as_str().to_owned(),
+            resource_id: grant.resource_id.to_string(),
+        }
+    }
+}
