@@ -11,6 +11,7 @@ mod conventions;
 mod helpers;
 mod invitations;
 mod isolation;
+mod list_property;
 mod members;
 mod organizations;
 mod permissions;
