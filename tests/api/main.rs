@@ -16,4 +16,5 @@ mod members;
 mod organizations;
 mod permissions;
 mod postgres_rls;
+mod projects;
 mod schema;
