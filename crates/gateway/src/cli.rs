@@ -95,7 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let secret = config.resolve_token_secret()?;
             let state = AppState::new(db, Arc::new(SystemClock), &secret).await?;
-            match seed::seed(&state.tenancy).await? {
+            match seed::seed(&state).await? {
                 seed::Seeded::Created => tracing::info!("demo data created"),
                 seed::Seeded::AlreadyPresent => tracing::info!("demo data already present"),
             }

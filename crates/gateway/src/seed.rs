@@ -1,9 +1,10 @@
-//! Demo data: two organizations with a few people each, created through the same
+//! Demo data: two organizations with a few people and projects each, created through the same
 //! services the API uses. Running it again changes nothing.
 
+use crate::startup::AppState;
 use authz::{Action, Resource, ResourceType};
 use kernel::{Principal, TxMode};
-use tenancy::{NewUser, Role, TenancyService};
+use tenancy::{NewUser, Role};
 
 /// Every demo account's password.
 pub const DEMO_PASSWORD: &str = "demo-password";
@@ -41,8 +42,31 @@ pub enum Seeded {
     AlreadyPresent,
 }
 
-/// Creates the demo organizations and people unless they exist.
-pub async fn seed(tenancy: &TenancyService) -> anyhow::Result<Seeded> {
+/// Demo projects: (organization slug, owner email, name, description).
+pub const DEMO_PROJECTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "acme",
+        "alice@acme.test",
+        "Website relaunch",
+        "New site, new CMS, same domain.",
+    ),
+    (
+        "acme",
+        "alice@acme.test",
+        "Mobile app",
+        "iOS and Android clients.",
+    ),
+    (
+        "globex",
+        "erin@globex.test",
+        "Q3 compliance review",
+        "Evidence for the auditors.",
+    ),
+];
+
+/// Creates the demo organizations, people and projects unless they exist.
+pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
+    let tenancy = &state.tenancy;
     let mut users = Vec::new();
     for (email, name, _, _) in DEMO_PEOPLE {
         match tenancy
@@ -84,6 +108,30 @@ pub async fn seed(tenancy: &TenancyService) -> anyhow::Result<Seeded> {
             let issued = tenancy.invite(&tx, &permit, email, *role).await?;
             tx.commit().await?;
             tenancy.accept_invitation(user.id, &issued.token).await?;
+        }
+        for (_, owner_email, name, description) in DEMO_PROJECTS.iter().filter(|p| p.0 == *slug) {
+            let Some((_, creator)) = people.iter().find(|((email, ..), _)| email == owner_email)
+            else {
+                continue;
+            };
+            let (tx, actor) = tenancy
+                .enter(Principal::User(creator.id), org.id, TxMode::Write)
+                .await?;
+            let permit = state
+                .authz
+                .check(
+                    &tx,
+                    actor.principal,
+                    Resource::of_type(ResourceType::Project),
+                    Action::Create,
+                )
+                .await?;
+            let new = core_domain::NewProject {
+                name: (*name).to_owned(),
+                description: (*description).to_owned(),
+            };
+            state.projects.create(&tx, &permit, new).await?;
+            tx.commit().await?;
         }
     }
     Ok(Seeded::Created)
