@@ -62,6 +62,15 @@ impl<T> Page<T> {
         }
     }
 
+    /// Maps the rows with a fallible conversion, keeping the page's shape.
+    pub fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_, _>>()?,
+            has_previous: self.has_previous,
+            has_next: self.has_next,
+        })
+    }
+
     /// Maps the rows, keeping the page's shape.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {

@@ -84,17 +84,7 @@ impl TenancyService {
         let rows = keyset(tx.select::<api_key::Entity>(), api_key::Column::Id, page)
             .all(tx.conn())
             .await?;
-        let page = Page::from_overfetch(rows, page);
-        let items = page
-            .items
-            .into_iter()
-            .map(api_key_from_row)
-            .collect::<Result<_>>()?;
-        Ok(Page {
-            items,
-            has_previous: page.has_previous,
-            has_next: page.has_next,
-        })
+        Page::from_overfetch(rows, page).try_map(api_key_from_row)
     }
 
     /// A key of this organization.

@@ -123,17 +123,7 @@ impl TenancyService {
         )
         .all(tx.conn())
         .await?;
-        let page = Page::from_overfetch(rows, page);
-        let items = page
-            .items
-            .into_iter()
-            .map(|row| invitation_from_row(row, now))
-            .collect::<Result<_>>()?;
-        Ok(Page {
-            items,
-            has_previous: page.has_previous,
-            has_next: page.has_next,
-        })
+        Page::from_overfetch(rows, page).try_map(|row| invitation_from_row(row, now))
     }
 
     /// An invitation of this organization.

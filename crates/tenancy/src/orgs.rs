@@ -142,18 +142,12 @@ impl TenancyService {
         .await?;
         let page = Page::from_overfetch(rows, page);
         let users = users_by_id(tx.conn(), page.items.iter().map(|m| m.user_id)).await?;
-        let mut items = Vec::with_capacity(page.items.len());
-        for row in page.items {
+        page.try_map(|row| {
             let user = users
                 .get(&row.user_id)
                 .cloned()
                 .ok_or(Error::NotFound { entity: "user" })?;
-            items.push((membership_from_row(row)?, user));
-        }
-        Ok(Page {
-            items,
-            has_previous: page.has_previous,
-            has_next: page.has_next,
+            Ok((membership_from_row(row)?, user))
         })
     }
 
