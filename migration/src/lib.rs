@@ -10,6 +10,7 @@ mod m0001_spine;
 mod m0002_authz;
 mod m0003_audit;
 mod m0004_projects;
+mod m0005_audit_retention;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_authz::Migration),
             Box::new(m0003_audit::Migration),
             Box::new(m0004_projects::Migration),
+            Box::new(m0005_audit_retention::Migration),
         ]
     }
 }

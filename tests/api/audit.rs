@@ -100,6 +100,8 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("updateProject", "project.updated"),
     ("grantAccess", "grant.created"),
     ("revokeAccess", "grant.revoked"),
+    ("setAuditRetention", "audit.retention_changed"),
+    ("purgeAuditEvents", "audit.purged"),
 ];
 
 #[tokio::test]
@@ -256,7 +258,26 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .await
         .data();
 
-    let recorded = actions_in_db(&raw_db(&app).await).await;
+    // Retention last: the purge removes what was recorded so far (read it first), and
+    // moving the clock ends everyone's access tokens.
+    let owner = app.relog(&owner).await;
+    app.gql("mutation { setAuditRetention(input: {keepDays: 1}) { keepDays } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let mut recorded = actions_in_db(&raw_db(&app).await).await;
+    app.clock.advance(chrono::Duration::days(2));
+    let owner = app.relog(&owner).await;
+    app.gql("mutation { purgeAuditEvents { throughSeq purged } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+
+    recorded.extend(actions_in_db(&raw_db(&app).await).await);
     for (mutation, action) in MUTATION_EVENTS {
         assert!(
             recorded.contains(*action),
@@ -704,4 +725,87 @@ async fn another_organizations_auditor_exports_nothing() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+}
+
+#[tokio::test]
+async fn a_purge_removes_expired_events_records_itself_and_leaves_a_verifiable_chain() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let admin = app.user("admin@example.com").await;
+    app.add_member(&owner, &org, &admin, "ADMIN").await;
+    for _ in 0..3 {
+        app.api_key(&owner, &org, "VIEWER").await;
+    }
+    let set = "mutation($d: Int) { setAuditRetention(input: {keepDays: $d}) { keepDays } }";
+    assert_eq!(
+        app.gql(set)
+            .vars(json!({ "d": 30 }))
+            .as_user(&admin)
+            .in_org(&org)
+            .send()
+            .await
+            .code(),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        app.gql(set)
+            .vars(json!({ "d": 0 }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+            .await
+            .code(),
+        "BAD_USER_INPUT"
+    );
+    app.gql(set)
+        .vars(json!({ "d": 30 }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+
+    // Nothing is old enough yet.
+    let purge = "mutation { purgeAuditEvents { throughSeq purged } }";
+    let early = app.gql(purge).as_user(&owner).in_org(&org).send().await;
+    assert_eq!(early.data()["purgeAuditEvents"]["purged"], 0);
+
+    app.clock.advance(chrono::Duration::days(31));
+    let owner = app.relog(&owner).await;
+    app.api_key(&owner, &org, "VIEWER").await;
+    let before = verify(&app, &owner, &org).await;
+    assert_eq!(before["valid"], true);
+    let purged = app.gql(purge).as_user(&owner).in_org(&org).send().await;
+    let report = &purged.data()["purgeAuditEvents"];
+    // organization.created, invitation.created, invitation.accepted, 3 keys, retention
+    // change, (empty purges record nothing).
+    assert_eq!(report["purged"], 7, "{report}");
+    assert_eq!(report["throughSeq"], 7);
+
+    let remaining = events(&app, &owner, &org, json!({})).await;
+    let actions: Vec<_> = remaining
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["api_key.created", "audit.purged"]);
+    let after = verify(&app, &owner, &org).await;
+    assert_eq!(after["valid"], true, "{after}");
+
+    // Deleting past the anchor without a purge is still found.
+    let db = raw_db(&app).await;
+    let disable = if on_postgres() {
+        "ALTER TABLE audit_events DISABLE TRIGGER USER"
+    } else {
+        "DROP TRIGGER audit_events_no_delete"
+    };
+    exec(&db, disable).await;
+    exec(
+        &db,
+        "DELETE FROM audit_events WHERE action = 'api_key.created' AND seq = 8",
+    )
+    .await;
+    let broken = verify(&app, &owner, &org).await;
+    assert_eq!(broken["valid"], false, "{broken}");
+    assert_eq!(broken["broken"]["seq"], 9);
 }

@@ -9,6 +9,7 @@ mod entity;
 pub mod error;
 pub mod model;
 mod pii;
+mod retention;
 mod service;
 
 pub use chain::GENESIS;
@@ -17,4 +18,5 @@ pub use model::{
     AuditEvent, BrokenLink, Change, EventFilter, NewEvent, Outcome, ReadChange, VerifyReport,
 };
 pub use pii::ERASED;
+pub use retention::{PURGED, PurgeReport};
 pub use service::AuditLog;

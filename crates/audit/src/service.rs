@@ -28,6 +28,14 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
+    pub(crate) fn now(&self) -> chrono::DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// A trail whose event times come from `clock`.
     pub fn new(clock: SharedClock, backend: Backend) -> Self {
         Self { clock, backend }
@@ -268,7 +276,40 @@ impl AuditLog {
     /// link: a changed row, a missing `seq`, reordered rows.
     #[tracing::instrument(name = "audit.verify", skip_all, fields(org.id = %tx.org_id()), err)]
     pub async fn verify(&self, tx: &TenantTx) -> Result<VerifyReport> {
+        // After a purge the chain starts at an anchor that a (chained) purge event names.
+        let first = tx
+            .select::<audit_event::Entity>()
+            .select_only()
+            .column(audit_event::Column::Seq)
+            .column(audit_event::Column::PrevHash)
+            .order_by_asc(audit_event::Column::Seq)
+            .limit(1)
+            .into_tuple::<(i64, String)>()
+            .one(tx.conn())
+            .await?;
         let mut previous: Option<(i64, String)> = None;
+        if let Some((first_seq, first_prev)) = first
+            && first_seq != 1
+        {
+            let anchors = crate::retention::recorded_anchors(tx).await?;
+            match anchors
+                .into_iter()
+                .find(|(seq, hash)| *seq == first_seq - 1 && *hash == first_prev)
+            {
+                Some(anchor) => previous = Some(anchor),
+                None => {
+                    return Ok(VerifyReport {
+                        checked: 0,
+                        broken: Some(BrokenLink {
+                            seq: first_seq,
+                            reason: format!(
+                                "events before seq {first_seq} are missing and no recorded purge anchors the chain there"
+                            ),
+                        }),
+                    });
+                }
+            }
+        }
         let mut checked = 0u64;
         loop {
             let mut select = tx

@@ -57,6 +57,23 @@ impl TenancyService {
         Ok(self.audit.events(tx, filter, page).await?)
     }
 
+    /// Sets how many days the organization keeps its events (`None`: forever).
+    pub async fn set_audit_retention(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        keep_days: Option<i32>,
+    ) -> Result<()> {
+        permit.ensure(tx, ResourceType::Audit, Action::Delete, None)?;
+        Ok(self.audit.set_retention(tx, keep_days).await?)
+    }
+
+    /// Purges the events older than the retention; the purge is itself an event.
+    pub async fn purge_audit(&self, tx: &TenantTx, permit: &Permit) -> Result<audit::PurgeReport> {
+        permit.ensure(tx, ResourceType::Audit, Action::Delete, None)?;
+        Ok(self.audit.purge_expired(tx).await?)
+    }
+
     /// Recomputes the organization's chain.
     pub async fn verify_audit(&self, tx: &TenantTx, permit: &Permit) -> Result<VerifyReport> {
         permit.ensure(tx, ResourceType::Audit, Action::Read, None)?;

@@ -2,6 +2,7 @@
 
 mod access;
 mod api_key;
+mod audit;
 mod auth;
 mod member;
 mod organization;
@@ -16,6 +17,7 @@ pub struct Mutation(
     api_key::ApiKeyMutation,
     access::AccessMutation,
     project::ProjectMutation,
+    audit::AuditMutation,
 );
 
 use crate::context::ContextExt;
