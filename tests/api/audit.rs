@@ -631,6 +631,33 @@ async fn auditors_see_only_their_organization_and_members_see_nothing() {
             .code(),
         "FORBIDDEN"
     );
+    // Another organization's owner can neither change nor purge Acme's trail.
+    let set = "mutation { setAuditRetention(input: {keepDays: 1}) { keepDays } }";
+    assert_eq!(
+        app.gql(set)
+            .as_user(&erin)
+            .in_org(&acme)
+            .send()
+            .await
+            .code(),
+        "FORBIDDEN"
+    );
+    let purge = "mutation { purgeAuditEvents { purged } }";
+    assert_eq!(
+        app.gql(purge)
+            .as_user(&erin)
+            .in_org(&acme)
+            .send()
+            .await
+            .code(),
+        "FORBIDDEN"
+    );
+    let acme_events = events(&app, &alice, &acme, json!({})).await;
+    assert!(
+        acme_events
+            .iter()
+            .all(|e| e["action"] != "audit.retention_changed")
+    );
 }
 
 async fn export(
