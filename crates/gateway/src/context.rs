@@ -89,6 +89,13 @@ pub trait ContextExt {
         org: OrgId,
         mode: TxMode,
     ) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
+    /// Like `enter`, but a caller who is not a member gets `None`: for answers where
+    /// another organization must look exactly like nothing at all.
+    fn enter_if_member(
+        &self,
+        org: OrgId,
+        mode: TxMode,
+    ) -> impl Future<Output = GqlResult<Option<(TenantTx, Actor)>>> + Send;
     /// A permit for the caller to do `action` on `resource` in the transaction's
     /// organization, or `FORBIDDEN`.
     fn permit(
@@ -117,6 +124,19 @@ impl ContextExt for Context<'_> {
     async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(TenantTx, Actor)> {
         let principal = self.request().principal().gql()?;
         self.state().tenancy.enter(principal, org, mode).await.gql()
+    }
+
+    async fn enter_if_member(
+        &self,
+        org: OrgId,
+        mode: TxMode,
+    ) -> GqlResult<Option<(TenantTx, Actor)>> {
+        let principal = self.request().principal().gql()?;
+        match self.state().tenancy.enter(principal, org, mode).await {
+            Ok(entered) => Ok(Some(entered)),
+            Err(tenancy::Error::NotMember) => Ok(None),
+            Err(e) => Err(e).gql(),
+        }
     }
 
     async fn permit(

@@ -39,9 +39,8 @@ pub(crate) async fn enter_record_org(
     if ctx.request().org.is_some_and(|active| active != org) {
         return Err(not_found()).gql();
     }
-    let principal = ctx.request().principal().gql()?;
-    match ctx.state().tenancy.enter(principal, org, mode).await {
-        Err(tenancy::Error::NotMember) => Err(not_found()).gql(),
-        other => other.gql(),
-    }
+    ctx.enter_if_member(org, mode)
+        .await?
+        .ok_or_else(not_found)
+        .gql()
 }

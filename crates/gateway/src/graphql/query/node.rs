@@ -59,7 +59,7 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
             let Some(org) = ctx.request().org else {
                 return Ok(None);
             };
-            let Some((tx, actor)) = hidden_as_none(ctx.enter(org, TxMode::Read).await)? else {
+            let Some((tx, actor)) = ctx.enter_if_member(org, TxMode::Read).await? else {
                 return Ok(None);
             };
             let permit = ctx
@@ -76,7 +76,7 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         (_, Some(org)) => org,
         (_, None) => return Ok(None),
     };
-    let Some((tx, actor)) = hidden_as_none(ctx.enter(org, TxMode::Read).await)? else {
+    let Some((tx, actor)) = ctx.enter_if_member(org, TxMode::Read).await? else {
         return Ok(None);
     };
     if id.kind == NodeKind::Project {
@@ -145,23 +145,4 @@ async fn project_node(
     };
     let project = state.projects.get(tx, &permit, id).await.gql()?;
     Ok(Some(Node::Project(crate::graphql::types::Project(project))))
-}
-
-/// Not being a member of the id's organization looks exactly like a missing record.
-fn hidden_as_none<T>(result: GqlResult<T>) -> GqlResult<Option<T>> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(e) if is_forbidden(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn is_forbidden(error: &async_graphql::Error) -> bool {
-    error
-        .extensions
-        .as_ref()
-        .and_then(|ext| ext.get("code"))
-        .is_some_and(|code| {
-            *code == async_graphql::Value::from(kernel::ErrorCode::Forbidden.as_str())
-        })
 }
