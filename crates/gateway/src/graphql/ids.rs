@@ -124,6 +124,25 @@ impl GlobalId {
     }
 }
 
+impl GlobalId {
+    /// Decodes the id of a User or an ApiKey as a policy subject.
+    pub fn subject(field: &'static str, id: &ID) -> Result<authz::Subject, ApiError> {
+        match Self::decode(field, id)? {
+            GlobalId {
+                kind: NodeKind::User,
+                id,
+                ..
+            } => Ok(authz::Subject::User(kernel::UserId::from_uuid(id))),
+            GlobalId {
+                kind: NodeKind::ApiKey,
+                id,
+                ..
+            } => Ok(authz::Subject::Key(kernel::ApiKeyId::from_uuid(id))),
+            _ => Err(ApiError::bad_input(field, "expected a User or ApiKey id")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -212,18 +212,10 @@ impl AccessMutation {
         ctx: &Context<'_>,
         input: DenyPermissionInput,
     ) -> GqlResult<DenyPermissionPayload> {
-        let subject = match GlobalId::decode("subject", &ID(input.subject.clone())) {
-            Ok(GlobalId {
-                kind: NodeKind::User,
-                id,
-                ..
-            }) => Subject::User(kernel::UserId::from_uuid(id)).as_policy(),
-            Ok(GlobalId {
-                kind: NodeKind::ApiKey,
-                id,
-                ..
-            }) => Subject::Key(kernel::ApiKeyId::from_uuid(id)).as_policy(),
-            Ok(_) => {
+        // A role name, or a User or ApiKey id.
+        let subject = match GlobalId::subject("subject", &ID(input.subject.clone())) {
+            Ok(subject) => subject.as_policy(),
+            Err(_) if GlobalId::decode("subject", &ID(input.subject.clone())).is_ok() => {
                 return Err(ApiError::bad_input(
                     "subject",
                     "expected a role name, User or ApiKey id",

@@ -9,7 +9,7 @@ use crate::graphql::types::Project;
 use crate::graphql::types::project::Grant;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType, Subject};
-use kernel::{ApiKeyId, TxMode, UserId};
+use kernel::TxMode;
 
 #[derive(Default)]
 pub struct ProjectMutation;
@@ -135,23 +135,7 @@ impl ProjectMutation {
     ) -> GqlResult<GrantPayload> {
         let id = GlobalId::expect("resourceId", &input.resource_id, NodeKind::Project).gql()?;
         let subject = match (&input.subject_id, &input.role) {
-            (Some(subject), None) => match GlobalId::decode("subjectId", subject).gql()? {
-                GlobalId {
-                    kind: NodeKind::User,
-                    id,
-                    ..
-                } => Subject::User(UserId::from_uuid(id)),
-                GlobalId {
-                    kind: NodeKind::ApiKey,
-                    id,
-                    ..
-                } => Subject::Key(ApiKeyId::from_uuid(id)),
-                _ => {
-                    return Err(
-                        ApiError::bad_input("subjectId", "expected a User or ApiKey id").into(),
-                    );
-                }
-            },
+            (Some(subject), None) => GlobalId::subject("subjectId", subject).gql()?,
             (None, Some(role)) => Subject::Role(role.clone()),
             _ => {
                 return Err(

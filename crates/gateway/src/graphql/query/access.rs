@@ -2,11 +2,11 @@
 
 use crate::context::ContextExt;
 use crate::error::{ApiError, GqlResult, ResultExt};
-use crate::graphql::ids::{GlobalId, NodeKind};
+use crate::graphql::ids::GlobalId;
 use crate::graphql::types::access::{AccessExplanation, Action, ResourceType};
 use async_graphql::{Context, ID, Object};
-use authz::{Resource, Subject};
-use kernel::{ApiKeyId, TxMode, UserId};
+use authz::Resource;
+use kernel::TxMode;
 
 #[derive(Default)]
 pub struct AccessQuery;
@@ -53,19 +53,7 @@ impl AccessQuery {
         resource_type: ResourceType,
         resource_id: Option<ID>,
     ) -> GqlResult<AccessExplanation> {
-        let subject = match GlobalId::decode("subject", &subject).gql()? {
-            GlobalId {
-                kind: NodeKind::User,
-                id,
-                ..
-            } => Subject::User(UserId::from_uuid(id)),
-            GlobalId {
-                kind: NodeKind::ApiKey,
-                id,
-                ..
-            } => Subject::Key(ApiKeyId::from_uuid(id)),
-            _ => return Err(ApiError::bad_input("subject", "expected a User or ApiKey id").into()),
-        };
+        let subject = GlobalId::subject("subject", &subject).gql()?;
         let resource = resource(resource_type, resource_id.as_ref()).gql()?;
         let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
         let authz = &ctx.state().authz;
