@@ -7,7 +7,8 @@ use crate::entity::{audit_event, audit_purge, audit_retention};
 use crate::error::{Error, Result};
 use crate::model::NewEvent;
 use crate::service::AuditLog;
-use chrono::{Duration, SecondsFormat};
+use crate::service::stored_time;
+use chrono::Duration;
 use kernel::{Backend, TenantTx};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -94,8 +95,7 @@ impl AuditLog {
         let Some(days) = self.retention(tx).await? else {
             return Ok(none);
         };
-        let cutoff = (self.now() - Duration::days(i64::from(days)))
-            .to_rfc3339_opts(SecondsFormat::Micros, true);
+        let cutoff = stored_time(self.now() - Duration::days(i64::from(days)));
         let last_expired = tx
             .select::<audit_event::Entity>()
             .filter(audit_event::Column::OccurredAt.lt(cutoff))

@@ -111,7 +111,7 @@ impl AuditLog {
             organization_id: org.as_uuid(),
             seq,
             id: Uuid::now_v7(),
-            occurred_at: now.to_rfc3339_opts(SecondsFormat::Micros, true),
+            occurred_at: stored_time(now),
             actor_type: actor_type.to_owned(),
             actor_id,
             impersonator_id: meta.impersonator.map(|u| u.to_string()),
@@ -356,6 +356,6 @@ impl AuditLog {
 }
 
 /// How an instant is stored (and compared, as text: the format sorts chronologically).
-fn stored_time(at: DateTime<Utc>) -> String {
+pub(crate) fn stored_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
