@@ -11,6 +11,7 @@ mod m0002_authz;
 mod m0003_audit;
 mod m0004_projects;
 mod m0005_audit_retention;
+mod m0006_documents;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_audit::Migration),
             Box::new(m0004_projects::Migration),
             Box::new(m0005_audit_retention::Migration),
+            Box::new(m0006_documents::Migration),
         ]
     }
 }

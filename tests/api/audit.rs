@@ -99,6 +99,13 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("createProject", "project.created"),
     ("updateProject", "project.updated"),
     ("grantAccess", "grant.created"),
+    ("createDocument", "document.created"),
+    ("updateDocument", "document.edited"),
+    ("submitDocument", "document.submitted"),
+    ("approveDocument", "document.approved"),
+    ("requestDocumentChanges", "document.changes_requested"),
+    ("publishDocument", "document.published"),
+    ("archiveDocument", "document.archived"),
     ("revokeAccess", "grant.revoked"),
     ("setAuditRetention", "audit.retention_changed"),
     ("purgeAuditEvents", "audit.purged"),
@@ -234,6 +241,78 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Documents: the owner writes one and has changes requested on it; bob (an editor
+    // of the project through the grant) writes one that the owner approves, publishes
+    // and archives.
+    let create = "mutation($p: ID!) { createDocument(input: {projectId: $p, title: \"Spec\"}) { document { id } } }";
+    let own = app
+        .gql(create)
+        .vars(json!({ "p": project }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let own = own.data()["createDocument"]["document"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bobs = app
+        .gql(create)
+        .vars(json!({ "p": project }))
+        .as_user(&bob)
+        .in_org(&org)
+        .send()
+        .await;
+    let bobs = bobs.data()["createDocument"]["document"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let document_steps = [
+        (
+            "mutation($d: ID!) { updateDocument(input: {documentId: $d, body: \"# Spec\"}) { document { version } } }",
+            &own,
+            &owner,
+        ),
+        (
+            "mutation($d: ID!) { submitDocument(input: {documentId: $d}) { document { status } } }",
+            &own,
+            &owner,
+        ),
+        (
+            "mutation($d: ID!) { requestDocumentChanges(input: {documentId: $d, comment: \"more\"}) { document { status } } }",
+            &own,
+            &owner,
+        ),
+        (
+            "mutation($d: ID!) { submitDocument(input: {documentId: $d}) { document { status } } }",
+            &bobs,
+            &bob,
+        ),
+        (
+            "mutation($d: ID!) { approveDocument(input: {documentId: $d}) { document { status } } }",
+            &bobs,
+            &owner,
+        ),
+        (
+            "mutation($d: ID!) { publishDocument(input: {documentId: $d}) { document { status } } }",
+            &bobs,
+            &owner,
+        ),
+        (
+            "mutation($d: ID!) { archiveDocument(input: {documentId: $d}) { document { status } } }",
+            &bobs,
+            &owner,
+        ),
+    ];
+    for (mutation, document, user) in document_steps {
+        app.gql(mutation)
+            .vars(json!({ "d": document }))
+            .as_user(user)
+            .in_org(&org)
+            .send()
+            .await
+            .data();
+    }
     app.gql("mutation($g: ID!) { revokeAccess(input: {grantId: $g}) { grant { id } } }")
         .vars(json!({ "g": grant_id }))
         .as_user(&owner)

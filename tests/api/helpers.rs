@@ -105,6 +105,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// URL of the test database as the application role (PostgreSQL) or the SQLite file.
     pub database_url: String,
+    /// The server's database handle, whose statement count the N+1 tests read.
+    pub server_db: kernel::Db,
     _db: TestDb,
 }
 
@@ -117,6 +119,19 @@ pub struct TestUser {
     pub refresh_token: String,
 }
 
+impl TestUser {
+    /// The person's UUID (as audit events name actors), decoded from the global id.
+    pub fn id_uuid(&self) -> Option<String> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&self.id)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let simple = text.strip_prefix("User:")?;
+        uuid::Uuid::try_parse(simple).ok().map(|u| u.to_string())
+    }
+}
+
 /// An organization created by a test.
 #[derive(Debug, Clone)]
 pub struct TestOrg {
@@ -126,6 +141,12 @@ pub struct TestOrg {
 impl TestApp {
     /// Starts the server on a fresh database.
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the server on a fresh database, with its configuration changed by
+    /// `configure` (plan limits, say).
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         if std::env::var("TEST_LOG").is_ok() {
             gateway::telemetry::init("info,sqlx=warn", LogFormat::Pretty, std::io::stdout);
         }
@@ -146,12 +167,14 @@ impl TestApp {
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
             (TestDb::Sqlite(dir), url)
         };
-        let (address, clock) = start_server(&database_url, FakeClock::at(Utc::now())).await;
+        let (address, clock, server_db) =
+            start_server(&database_url, FakeClock::at(Utc::now()), configure).await;
         TestApp {
             address,
             clock,
             http: reqwest::Client::new(),
             database_url,
+            server_db,
             _db: db,
         }
     }
@@ -159,7 +182,8 @@ impl TestApp {
     /// A second server process on the same database, sharing the clock: what another
     /// instance behind the load balancer sees.
     pub async fn spawn_twin(&self) -> TestApp {
-        let (address, clock) = start_server(&self.database_url, self.clock.clone()).await;
+        let (address, clock, server_db) =
+            start_server(&self.database_url, self.clock.clone(), |_| {}).await;
         let owner_db = match &self._db {
             TestDb::Postgres(name) => Some(name.clone()),
             TestDb::Shared(name) => name.clone(),
@@ -170,14 +194,19 @@ impl TestApp {
             clock,
             http: reqwest::Client::new(),
             database_url: self.database_url.clone(),
+            server_db,
             _db: TestDb::Shared(owner_db),
         }
     }
 }
 
-async fn start_server(database_url: &str, clock: FakeClock) -> (String, FakeClock) {
+async fn start_server(
+    database_url: &str,
+    clock: FakeClock,
+    configure: impl FnOnce(&mut Config),
+) -> (String, FakeClock, kernel::Db) {
     {
-        let config = Config {
+        let mut config = Config {
             database_url: database_url.to_owned(),
             migrate_database_url: None,
             bind_addr: "127.0.0.1:0".parse().expect("address"),
@@ -191,13 +220,17 @@ async fn start_server(database_url: &str, clock: FakeClock) -> (String, FakeCloc
             log_format: LogFormat::Pretty,
             log_filter: "warn".into(),
             database_max_connections: 8,
+            plan_max_projects: 100,
+            plan_max_documents_per_project: 1_000,
         };
+        configure(&mut config);
         let app = Application::build(&config, Arc::new(clock.clone()))
             .await
             .expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let db = app.db();
         tokio::spawn(app.run_until_stopped());
-        (address, clock)
+        (address, clock, db)
     }
 }
 

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod boundary_source;
 mod conventions;
+mod documents;
 mod helpers;
 mod invitations;
 mod isolation;

@@ -1,9 +1,10 @@
 //! Errors of the core domain.
 
+use crate::model::{DocumentStatus, Transition};
 use kernel::ErrorCode;
 use sea_orm::DbErr;
 
-/// What can go wrong with projects.
+/// What can go wrong with projects and documents.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No such record in this organization (or none the caller may see).
@@ -20,6 +21,33 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The plan allows no more of this.
+    #[error("the plan allows {max} {}; {usage} in use", limit.as_str().replace('_', " "))]
+    LimitExceeded {
+        /// Which limit.
+        limit: kernel::Limit,
+        /// The limit.
+        max: u64,
+        /// Current usage.
+        usage: u64,
+    },
+    /// The workflow does not allow this step from the document's status.
+    #[error("cannot {} a document that is {status}", transition.verb())]
+    IllegalTransition {
+        /// The document's current status.
+        status: DocumentStatus,
+        /// The refused step.
+        transition: Transition,
+    },
+    /// Four eyes: an author does not approve their own document.
+    #[error("authors cannot approve their own documents")]
+    SelfApproval,
+    /// The reviewer already approved in this review round.
+    #[error("you already approved this version")]
+    AlreadyApproved,
+    /// The project is archived: its documents are read-only.
+    #[error("the project is archived")]
+    ProjectArchived,
     /// A permission decision failed or a permit did not fit.
     #[error(transparent)]
     Authz(#[from] authz::Error),
@@ -40,6 +68,11 @@ impl Error {
         match self {
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Invalid { .. } => ErrorCode::BadUserInput,
+            Self::LimitExceeded { .. } => ErrorCode::LimitExceeded,
+            Self::IllegalTransition { .. } | Self::AlreadyApproved | Self::ProjectArchived => {
+                ErrorCode::Conflict
+            }
+            Self::SelfApproval => ErrorCode::Forbidden,
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
             Self::Db(_) => ErrorCode::Internal,

@@ -3,19 +3,34 @@
 
 use crate::entity::project;
 use crate::error::{Error, Result};
+use crate::limits::{ensure_below_limit, serialize_usage};
 use crate::model::{NewProject, Project, UpdateProject};
 use audit::{AuditLog, NewEvent};
 use authz::{Action, ListFilter, Permit, ResourceType};
 use kernel::page::keyset;
-use kernel::{OrgId, Page, PageRequest, Principal, SharedClock, TenantTx, UserId};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use kernel::{
+    Limit, OrgId, Page, PageRequest, Principal, SharedClock, SharedLimits, TenantTx, UserId,
+};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
+
+/// Distinct approvals a project may require: 1 to 10.
+fn approvals(required: u32) -> Result<i32> {
+    match i32::try_from(required) {
+        Ok(n @ 1..=10) => Ok(n),
+        _ => Err(Error::Invalid {
+            field: "requiredApprovals",
+            reason: "must be 1 to 10".into(),
+        }),
+    }
+}
 
 /// Projects.
 #[derive(Debug, Clone)]
 pub struct ProjectService {
     audit: AuditLog,
     clock: SharedClock,
+    limits: SharedLimits,
 }
 
 fn from_row(row: project::Model) -> Project {
@@ -25,12 +40,13 @@ fn from_row(row: project::Model) -> Project {
         name: row.name,
         description: row.description,
         archived: row.archived,
+        required_approvals: u32::try_from(row.required_approvals).unwrap_or(1),
         created_by: UserId::from_uuid(row.created_by),
         created_at: row.created_at,
     }
 }
 
-fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<String> {
+pub(crate) fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<String> {
     let value = value.trim();
     let length = value.chars().count();
     if length < min || length > max {
@@ -43,9 +59,14 @@ fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<Stri
 }
 
 impl ProjectService {
-    /// A service recording into `audit`, with time from `clock`.
-    pub fn new(audit: AuditLog, clock: SharedClock) -> Self {
-        Self { audit, clock }
+    /// A service recording into `audit`, with time from `clock`, asking `limits` before
+    /// creating.
+    pub fn new(audit: AuditLog, clock: SharedClock, limits: SharedLimits) -> Self {
+        Self {
+            audit,
+            clock,
+            limits,
+        }
     }
 
     /// Creates a project; its creator owns it.
@@ -65,6 +86,11 @@ impl ProjectService {
         };
         let name = text("name", &input.name, 1, 200)?;
         let description = text("description", &input.description, 0, 10_000)?;
+        let required_approvals = approvals(input.required_approvals.unwrap_or(1))?;
+        let org = tx.org_id().as_uuid();
+        serialize_usage(tx, Limit::Projects, org).await?;
+        let usage = tx.select::<project::Entity>().count(tx.conn()).await?;
+        ensure_below_limit(tx, self.limits.as_ref(), Limit::Projects, usage).await?;
         let now = self.clock.now();
         let row = project::Entity::insert(project::ActiveModel {
             organization_id: Set(tx.org_id().as_uuid()),
@@ -72,6 +98,7 @@ impl ProjectService {
             name: Set(name.clone()),
             description: Set(description),
             archived: Set(false),
+            required_approvals: Set(required_approvals),
             created_by: Set(creator.as_uuid()),
             created_at: Set(now),
             updated_at: Set(now),
@@ -94,12 +121,12 @@ impl ProjectService {
     /// One project.
     pub async fn get(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<Project> {
         permit.ensure(tx, ResourceType::Project, Action::Read, Some(id))?;
-        Ok(from_row(find(tx, id).await?))
+        Ok(from_row(find_project(tx, id).await?))
     }
 
     /// The owner of a project, for building its permission resource.
     pub async fn owner_of(&self, tx: &TenantTx, id: Uuid) -> Result<UserId> {
-        Ok(UserId::from_uuid(find(tx, id).await?.created_by))
+        Ok(UserId::from_uuid(find_project(tx, id).await?.created_by))
     }
 
     /// One page of the projects `filter` (from `Authorizer::list_filter`) lets through.
@@ -121,6 +148,29 @@ impl ProjectService {
         Ok(Page::from_overfetch(rows, page).map(from_row))
     }
 
+    /// The projects among `ids` that `filter` lets through (for batched loading).
+    pub async fn by_ids(
+        &self,
+        tx: &TenantTx,
+        filter: &ListFilter,
+        ids: &[Uuid],
+    ) -> Result<Vec<Project>> {
+        Ok(tx
+            .select::<project::Entity>()
+            .filter(project::Column::Id.is_in(ids.iter().copied()))
+            .filter(filter.condition(
+                tx,
+                project::Column::Id,
+                None,
+                Some(project::Column::CreatedBy),
+            ))
+            .all(tx.conn())
+            .await?
+            .into_iter()
+            .map(from_row)
+            .collect())
+    }
+
     /// Renames, re-describes, archives or restores a project.
     #[tracing::instrument(name = "projects.update", skip_all, err(level = "debug"))]
     pub async fn update(
@@ -131,7 +181,7 @@ impl ProjectService {
         change: UpdateProject,
     ) -> Result<Project> {
         permit.ensure(tx, ResourceType::Project, Action::Update, Some(id))?;
-        let row = find(tx, id).await?;
+        let row = find_project(tx, id).await?;
         let mut event = NewEvent::new("project.updated", "project", Some(id));
         let mut active: project::ActiveModel = row.clone().into();
         if let Some(name) = change.name {
@@ -152,6 +202,15 @@ impl ProjectService {
             event = event.change("archived", Some(row.archived), Some(archived));
             active.archived = Set(archived);
         }
+        if let Some(required) = change.required_approvals {
+            let required = approvals(required)?;
+            event = event.change(
+                "required_approvals",
+                Some(row.required_approvals),
+                Some(required),
+            );
+            active.required_approvals = Set(required);
+        }
         active.updated_at = Set(self.clock.now());
         // The primary key is (organization_id, id): the update cannot leave the organization.
         let updated = project::Entity::update(active).exec(tx.conn()).await?;
@@ -160,7 +219,7 @@ impl ProjectService {
     }
 }
 
-async fn find(tx: &TenantTx, id: Uuid) -> Result<project::Model> {
+pub(crate) async fn find_project(tx: &TenantTx, id: Uuid) -> Result<project::Model> {
     tx.select::<project::Entity>()
         .filter(project::Column::Id.eq(id))
         .one(tx.conn())

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use kernel::ConfiguredLimits;
 use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +48,14 @@ pub struct Config {
     /// Database connections in the pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
+
+    /// Projects an organization may have until billing decides (0: unlimited).
+    #[arg(long, env = "PLAN_MAX_PROJECTS", default_value_t = 100)]
+    pub plan_max_projects: u64,
+
+    /// Documents a project may have until billing decides (0: unlimited).
+    #[arg(long, env = "PLAN_MAX_DOCUMENTS_PER_PROJECT", default_value_t = 1_000)]
+    pub plan_max_documents_per_project: u64,
 }
 
 /// Deployment mode.
@@ -70,6 +79,15 @@ pub enum LogFormat {
 const MIN_SECRET_CHARS: usize = 32;
 
 impl Config {
+    /// The plan limits from configuration (0 means unlimited).
+    pub fn plan_limits(&self) -> ConfiguredLimits {
+        let limit = |n: u64| (n > 0).then_some(n);
+        ConfiguredLimits {
+            projects: limit(self.plan_max_projects),
+            documents_per_project: limit(self.plan_max_documents_per_project),
+        }
+    }
+
     /// The signing secret: configured, or in development read from (or created in) the
     /// secret file.
     pub fn resolve_token_secret(&self) -> anyhow::Result<SecretString> {

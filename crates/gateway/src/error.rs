@@ -123,7 +123,22 @@ impl From<ApiError> for async_graphql::Error {
                 ApiError::Tenancy(tenancy::Error::Throttled { retry_after_secs }) => {
                     ext.set("retryAfterSeconds", *retry_after_secs);
                 }
-                ApiError::Tenancy(tenancy::Error::Invalid { field, .. })
+                ApiError::Domain(core_domain::Error::LimitExceeded { limit, max, usage }) => {
+                    ext.set("limit", limit.as_str());
+                    ext.set("max", *max);
+                    ext.set("usage", *usage);
+                }
+                ApiError::Domain(core_domain::Error::IllegalTransition { status, .. }) => {
+                    ext.set(
+                        "status",
+                        crate::graphql::types::document::DocumentStatus::graphql_name(*status),
+                    );
+                }
+                ApiError::Domain(core_domain::Error::SelfApproval) => {
+                    ext.set("reason", "FOUR_EYES");
+                }
+                ApiError::Domain(core_domain::Error::Invalid { field, .. })
+                | ApiError::Tenancy(tenancy::Error::Invalid { field, .. })
                 | ApiError::BadInput { field, .. } => ext.set("field", *field),
                 _ => {}
             }

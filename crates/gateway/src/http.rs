@@ -6,6 +6,7 @@ use crate::context::{Authentication, RequestContext};
 use crate::error::{ensure_code, request_error};
 use crate::graphql::AppSchema;
 use crate::graphql::ids::{GlobalId, NodeKind};
+use crate::graphql::loaders::Loaders;
 use crate::startup::AppState;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
@@ -217,7 +218,10 @@ async fn execute(
                 ip: context.client.ip.clone(),
                 user_agent: context.client.user_agent.clone(),
             };
-            let request = request.data(context.clone());
+            // Fresh loaders per operation: never shared between requests or callers.
+            let request = request
+                .data(context.clone())
+                .data(Loaders::new(&state.app, context.principal().ok()));
             let schema = state.schema.clone();
             kernel::request::scope(meta, async move {
                 let mut response = schema.execute(request).await;

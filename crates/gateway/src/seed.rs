@@ -129,6 +129,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
             let new = core_domain::NewProject {
                 name: (*name).to_owned(),
                 description: (*description).to_owned(),
+                required_approvals: None,
             };
             state.projects.create(&tx, &permit, new).await?;
             tx.commit().await?;

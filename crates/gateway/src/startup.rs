@@ -6,11 +6,12 @@ use crate::http;
 use anyhow::Context as _;
 use audit::AuditLog;
 use authz::Authorizer;
-use core_domain::ProjectService;
-use kernel::{Backend, Db, SharedClock};
+use core_domain::{DocumentService, ProjectService};
+use kernel::{Backend, Db, SharedClock, SharedLimits};
 use migration::{Migrator, MigratorTrait};
 use secrecy::SecretString;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tenancy::{TenancyService, TenancySettings};
 use tokio::net::TcpListener;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Projects.
     pub projects: ProjectService,
+    /// Documents and their approval workflow.
+    pub documents: DocumentService,
     /// The database.
     pub db: Db,
 }
@@ -39,10 +42,12 @@ impl AppState {
         db: Db,
         clock: SharedClock,
         token_secret: &SecretString,
+        limits: SharedLimits,
     ) -> anyhow::Result<Self> {
         let audit = AuditLog::new(clock.clone(), db.backend());
         let authz = Authorizer::new(ENFORCER_CACHE_BYTES, audit.clone()).await?;
-        let projects = ProjectService::new(audit.clone(), clock.clone());
+        let projects = ProjectService::new(audit.clone(), clock.clone(), limits.clone());
+        let documents = DocumentService::new(audit.clone(), clock.clone(), limits);
         let tenancy = TenancyService::new(
             db.clone(),
             clock,
@@ -56,6 +61,7 @@ impl AppState {
             authz,
             audit,
             projects,
+            documents,
             db,
         })
     }
@@ -63,6 +69,7 @@ impl AppState {
 
 /// A built server, bound to its port but not yet serving.
 pub struct Application {
+    db: Db,
     listener: TcpListener,
     router: axum::Router,
     port: u16,
@@ -81,7 +88,8 @@ impl Application {
                 .context("applying migrations")?;
         }
         let secret = config.resolve_token_secret()?;
-        let state = AppState::new(db, clock, &secret).await?;
+        let state =
+            AppState::new(db.clone(), clock, &secret, Arc::new(config.plan_limits())).await?;
         let schema = build_schema(state.clone());
         let router = http::router(state, schema);
         let listener = TcpListener::bind(config.bind_addr)
@@ -89,10 +97,16 @@ impl Application {
             .with_context(|| format!("binding {}", config.bind_addr))?;
         let port = listener.local_addr()?.port();
         Ok(Self {
+            db,
             listener,
             router,
             port,
         })
+    }
+
+    /// The database handle (its statement count is what the N+1 tests read).
+    pub fn db(&self) -> Db {
+        self.db.clone()
     }
 
     /// The bound port (useful with port 0).

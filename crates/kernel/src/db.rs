@@ -5,6 +5,8 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Which database engine the handle talks to.
@@ -32,6 +34,9 @@ pub enum TxMode {
 pub struct Db {
     conn: DatabaseConnection,
     backend: Backend,
+    /// SQL statements executed through this handle and its transactions (BEGIN and
+    /// COMMIT excluded): what the N+1 tests count.
+    statements: Arc<AtomicU64>,
 }
 
 impl Db {
@@ -62,13 +67,22 @@ impl Db {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30))
             .sqlx_logging(false);
-        let conn = Database::connect(options).await?;
+        let mut conn = Database::connect(options).await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
         if backend == Backend::Sqlite {
             conn.execute_unprepared("PRAGMA journal_mode = WAL;")
                 .await?;
             conn.execute_unprepared("PRAGMA foreign_keys = ON;").await?;
         }
-        Ok(Self { conn, backend })
+        Ok(Self {
+            conn,
+            backend,
+            statements,
+        })
     }
 
     /// Wraps an existing connection (tests, tools).
@@ -77,7 +91,17 @@ impl Db {
             DbBackend::Postgres => Backend::Postgres,
             _ => Backend::Sqlite,
         };
-        Self { conn, backend }
+        Self {
+            conn,
+            backend,
+            statements: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// SQL statements executed so far through a handle made by [`Db::connect`] (its
+    /// clones share the count; BEGIN and COMMIT are not counted).
+    pub fn statements_executed(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// The engine behind this handle.

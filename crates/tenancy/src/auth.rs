@@ -389,6 +389,18 @@ impl TenancyService {
             .map(User::from)
             .ok_or(Error::NotFound { entity: "user" })
     }
+
+    /// The accounts among `ids`, in one query (authors and reviewers of records the
+    /// caller was already allowed to read).
+    pub async fn users(&self, ids: &[UserId]) -> Result<Vec<User>> {
+        Ok(user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().map(|id| id.as_uuid())))
+            .all(self.db.conn())
+            .await?
+            .into_iter()
+            .map(User::from)
+            .collect())
+    }
 }
 
 async fn revoke_family(

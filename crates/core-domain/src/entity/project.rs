@@ -12,6 +12,7 @@ pub struct Model {
     pub name: String,
     pub description: String,
     pub archived: bool,
+    pub required_approvals: i32,
     pub created_by: Uuid,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -27,10 +27,12 @@ pub enum NodeKind {
     Project,
     /// `Grant`
     Grant,
+    /// `Document`
+    Document,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 7] = [
+    const ALL: [NodeKind; 8] = [
         Self::User,
         Self::Organization,
         Self::Membership,
@@ -38,6 +40,7 @@ impl NodeKind {
         Self::ApiKey,
         Self::Project,
         Self::Grant,
+        Self::Document,
     ];
 
     fn name(self) -> &'static str {
@@ -49,6 +52,7 @@ impl NodeKind {
             Self::ApiKey => "ApiKey",
             Self::Project => "Project",
             Self::Grant => "Grant",
+            Self::Document => "Document",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod ids;
+pub mod loaders;
 pub mod mutation;
 pub mod projects;
 pub mod query;

@@ -4,6 +4,7 @@ mod access;
 mod api_key;
 mod audit;
 mod auth;
+mod document;
 mod member;
 mod organization;
 mod project;
@@ -17,6 +18,7 @@ pub struct Mutation(
     api_key::ApiKeyMutation,
     access::AccessMutation,
     project::ProjectMutation,
+    document::DocumentMutation,
     audit::AuditMutation,
 );
 

@@ -4,7 +4,7 @@ use crate::context::ContextExt;
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::mutation::enter_record_org;
-use crate::graphql::projects::project_resource;
+use crate::graphql::projects::{grant_scope, project_resource};
 use crate::graphql::types::Project;
 use crate::graphql::types::project::Grant;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
@@ -22,6 +22,9 @@ pub struct CreateProjectInput {
     /// Markdown, up to 10,000 characters.
     #[graphql(default)]
     pub description: String,
+    /// Distinct approvals a document needs before it counts as approved (1 to 10;
+    /// default 1).
+    pub required_approvals: Option<u32>,
 }
 
 /// Input of `updateProject`; omitted fields stay as they are.
@@ -35,6 +38,8 @@ pub struct UpdateProjectInput {
     pub description: Option<String>,
     /// Archive (true) or restore (false).
     pub archived: Option<bool>,
+    /// Distinct approvals a document needs from now on (1 to 10).
+    pub required_approvals: Option<u32>,
 }
 
 /// A project after a change.
@@ -47,7 +52,7 @@ pub struct ProjectPayload {
 /// Input of `grantAccess`.
 #[derive(InputObject)]
 pub struct GrantAccessInput {
-    /// The record (a Project id).
+    /// The record (a Project or Document id).
     pub resource_id: ID,
     /// A User or ApiKey id; or leave it out and name a role.
     pub subject_id: Option<ID>,
@@ -91,6 +96,7 @@ impl ProjectMutation {
         let new = core_domain::NewProject {
             name: input.name,
             description: input.description,
+            required_approvals: input.required_approvals,
         };
         let project = ctx.state().projects.create(&tx, &permit, new).await.gql()?;
         tx.commit().await.gql()?;
@@ -113,6 +119,7 @@ impl ProjectMutation {
             name: input.name,
             description: input.description,
             archived: input.archived,
+            required_approvals: input.required_approvals,
         };
         let project = ctx
             .state()
@@ -133,7 +140,18 @@ impl ProjectMutation {
         ctx: &Context<'_>,
         input: GrantAccessInput,
     ) -> GqlResult<GrantPayload> {
-        let id = GlobalId::expect("resourceId", &input.resource_id, NodeKind::Project).gql()?;
+        let id = GlobalId::decode("resourceId", &input.resource_id).gql()?;
+        let typ = match id.kind {
+            NodeKind::Project => ResourceType::Project,
+            NodeKind::Document => ResourceType::Document,
+            _ => {
+                return Err(ApiError::bad_input(
+                    "resourceId",
+                    "expected the id of a Project or a Document",
+                )
+                .into());
+            }
+        };
         let subject = match (&input.subject_id, &input.role) {
             (Some(subject), None) => GlobalId::subject("subjectId", subject).gql()?,
             (None, Some(role)) => Subject::Role(role.clone()),
@@ -144,10 +162,8 @@ impl ProjectMutation {
             }
         };
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-        let record = project_resource(ctx, &tx, id.id).await?;
-        let on_record =
-            Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, id.id);
-        let permit = ctx.permit(&tx, &actor, on_record, Action::Create).await?;
+        let (record, on_grants) = grant_scope(ctx, &tx, typ, id.id).await?;
+        let permit = ctx.permit(&tx, &actor, on_grants, Action::Create).await?;
         let grant = ctx
             .state()
             .authz
@@ -170,9 +186,8 @@ impl ProjectMutation {
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
         let authz = &ctx.state().authz;
         let grant = authz.find_grant(&tx, id.id).await.gql()?;
-        let on_record = Resource::of_type(ResourceType::Grant)
-            .with_parent(grant.resource_type, grant.resource_id);
-        let permit = ctx.permit(&tx, &actor, on_record, Action::Delete).await?;
+        let (_, on_grants) = grant_scope(ctx, &tx, grant.resource_type, grant.resource_id).await?;
+        let permit = ctx.permit(&tx, &actor, on_grants, Action::Delete).await?;
         let revoked = authz.revoke(&tx, &permit, id.id).await.gql()?;
         tx.commit().await.gql()?;
         Ok(GrantPayload {

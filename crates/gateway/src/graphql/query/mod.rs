@@ -2,6 +2,7 @@
 
 mod access;
 mod audit;
+mod documents;
 mod node;
 mod projects;
 mod viewer;
@@ -14,4 +15,5 @@ pub struct Query(
     access::AccessQuery,
     audit::AuditQuery,
     projects::ProjectsQuery,
+    documents::DocumentsQuery,
 );

@@ -82,12 +82,17 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
     if id.kind == NodeKind::Project {
         return project_node(ctx, &tx, &actor, id.id).await;
     }
+    if id.kind == NodeKind::Document {
+        return document_node(ctx, &tx, &actor, id.id).await;
+    }
     let typ = match id.kind {
         NodeKind::Organization => ResourceType::Organization,
         NodeKind::Membership => ResourceType::Member,
         NodeKind::Invitation => ResourceType::Invitation,
         NodeKind::ApiKey => ResourceType::ApiKey,
-        NodeKind::User | NodeKind::Project | NodeKind::Grant => return Ok(None),
+        NodeKind::User | NodeKind::Project | NodeKind::Grant | NodeKind::Document => {
+            return Ok(None);
+        }
     };
     let permit = ctx
         .permit(&tx, &actor, Resource::record(typ, id.id), Action::Read)
@@ -109,7 +114,9 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
             .api_key(&tx, &permit, ApiKeyId::from_uuid(id.id))
             .await
             .map(|k| Node::ApiKey(ApiKey(k))),
-        NodeKind::User | NodeKind::Project | NodeKind::Grant => return Ok(None),
+        NodeKind::User | NodeKind::Project | NodeKind::Grant | NodeKind::Document => {
+            return Ok(None);
+        }
     };
     match node {
         Ok(node) => Ok(Some(node)),
@@ -145,4 +152,22 @@ async fn project_node(
     };
     let project = state.projects.get(tx, &permit, id).await.gql()?;
     Ok(Some(Node::Project(crate::graphql::types::Project(project))))
+}
+
+/// A document the caller may not read answers `null`, like a missing one.
+async fn document_node(
+    ctx: &Context<'_>,
+    tx: &kernel::TenantTx,
+    actor: &tenancy::Actor,
+    id: uuid::Uuid,
+) -> GqlResult<Option<Node>> {
+    use crate::graphql::projects::{DocumentAccess, document_access};
+    let DocumentAccess::Granted(permit) = document_access(ctx, tx, actor, id, Action::Read).await?
+    else {
+        return Ok(None);
+    };
+    let document = ctx.state().documents.get(tx, &permit, id).await.gql()?;
+    Ok(Some(Node::Document(crate::graphql::types::Document(
+        document,
+    ))))
 }

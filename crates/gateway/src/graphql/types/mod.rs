@@ -3,6 +3,7 @@
 pub mod access;
 pub mod api_key;
 pub mod audit;
+pub mod document;
 pub mod invitation;
 pub mod membership;
 pub mod node;
@@ -12,6 +13,7 @@ pub mod role;
 pub mod user;
 
 pub use api_key::ApiKey;
+pub use document::Document;
 pub use invitation::Invitation;
 pub use membership::Membership;
 pub use node::Node;

@@ -1,6 +1,6 @@
 //! The Relay `Node` interface.
 
-use super::{ApiKey, Invitation, Membership, Organization, Project, User};
+use super::{ApiKey, Document, Invitation, Membership, Organization, Project, User};
 use async_graphql::{ID, Interface};
 
 /// An object with a global id, fetchable with `node(id:)`.
@@ -19,4 +19,6 @@ pub enum Node {
     ApiKey(ApiKey),
     /// A project.
     Project(Project),
+    /// A document.
+    Document(Document),
 }

@@ -30,6 +30,12 @@ impl Project {
         self.0.archived
     }
 
+    /// Distinct approvals a document of this project needs before it counts as
+    /// approved.
+    async fn required_approvals(&self) -> u32 {
+        self.0.required_approvals
+    }
+
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -1,0 +1,592 @@
+//! [`DocumentService`]: documents of projects, their immutable versions and the approval
+//! workflow. Every read and change takes a permit, every change and decision is one
+//! audit event in its transaction, lists and searches are filtered in SQL by the caller's
+//! policy, and creation asks the plan's limits first.
+
+use crate::entity::{document, document_review, document_version};
+use crate::error::{Error, Result};
+use crate::limits::{ensure_below_limit, serialize_usage};
+use crate::model::{
+    Document, DocumentFilter, DocumentStatus, DocumentVersion, EditDocument, NewDocument, Review,
+    ReviewDecision, Transition,
+};
+use crate::service::{find_project, text};
+use audit::{AuditLog, NewEvent};
+use authz::{Action, ListFilter, Permit, ResourceType};
+use kernel::page::keyset;
+use kernel::{
+    Limit, OrgId, Page, PageRequest, Principal, SharedClock, SharedLimits, TenantTx, UserId,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Longest title, in characters.
+const MAX_TITLE: usize = 300;
+/// Longest body, in characters.
+const MAX_BODY: usize = 200_000;
+/// Longest review or transition comment, in characters.
+const MAX_COMMENT: usize = 2_000;
+
+/// Documents and their workflow.
+#[derive(Debug, Clone)]
+pub struct DocumentService {
+    audit: AuditLog,
+    clock: SharedClock,
+    limits: SharedLimits,
+}
+
+fn from_row(row: document::Model) -> Result<Document> {
+    let status = DocumentStatus::parse(&row.status).ok_or_else(|| Error::Invalid {
+        field: "status",
+        reason: format!("unknown stored status `{}`", row.status),
+    })?;
+    Ok(Document {
+        id: row.id,
+        org_id: OrgId::from_uuid(row.organization_id),
+        project_id: row.project_id,
+        title: row.title,
+        body: row.body,
+        status,
+        author_id: UserId::from_uuid(row.author_id),
+        version: u32::try_from(row.version).unwrap_or_default(),
+        review_round: u32::try_from(row.review_round).unwrap_or_default(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn version_from_row(row: document_version::Model) -> DocumentVersion {
+    DocumentVersion {
+        document_id: row.document_id,
+        version: u32::try_from(row.version).unwrap_or_default(),
+        title: row.title,
+        body: row.body,
+        edited_by: UserId::from_uuid(row.edited_by),
+        edited_at: row.edited_at,
+        changed_fields: serde_json::from_str(&row.changed_fields).unwrap_or_default(),
+    }
+}
+
+fn review_from_row(row: document_review::Model) -> Review {
+    Review {
+        id: row.id,
+        document_id: row.document_id,
+        review_round: u32::try_from(row.review_round).unwrap_or_default(),
+        version: u32::try_from(row.version).unwrap_or_default(),
+        reviewer_id: UserId::from_uuid(row.reviewer_id),
+        decision: if row.decision == ReviewDecision::Approved.as_str() {
+            ReviewDecision::Approved
+        } else {
+            ReviewDecision::ChangesRequested
+        },
+        comment: row.comment,
+        created_at: row.created_at,
+    }
+}
+
+/// The person behind a permit: documents are written and reviewed by people.
+fn person(permit: &Permit) -> Result<UserId> {
+    match permit.principal() {
+        Principal::User(user) => Ok(user),
+        Principal::ApiKey { .. } => Err(Error::Invalid {
+            field: "principal",
+            reason: "documents are written and reviewed by people, not API keys".into(),
+        }),
+    }
+}
+
+impl DocumentService {
+    /// A service recording into `audit`, with time from `clock`, asking `limits` before
+    /// creating.
+    pub fn new(audit: AuditLog, clock: SharedClock, limits: SharedLimits) -> Self {
+        Self {
+            audit,
+            clock,
+            limits,
+        }
+    }
+
+    /// The project and author of a document, for building its permission resource
+    /// (it inherits its project's grants; its author holds `record_owner`). An unknown
+    /// id is `NOT_FOUND`.
+    pub async fn resource_facts(&self, tx: &TenantTx, id: Uuid) -> Result<(Uuid, UserId)> {
+        let row = find(tx, id, false).await?;
+        Ok((row.project_id, UserId::from_uuid(row.author_id)))
+    }
+
+    /// Creates a draft in a project (version 1); the caller is its author. The permit
+    /// must be for creating documents under that very project.
+    #[tracing::instrument(name = "documents.create", skip_all, err(level = "debug"))]
+    pub async fn create(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        input: NewDocument,
+    ) -> Result<Document> {
+        permit.ensure(tx, ResourceType::Document, Action::Create, None)?;
+        if permit.resource().parent != Some((ResourceType::Project, input.project_id)) {
+            return Err(authz::Error::PermitMismatch.into());
+        }
+        let author = person(permit)?;
+        let title = text("title", &input.title, 1, MAX_TITLE)?;
+        let body = body(&input.body)?;
+        let project = find_project(tx, input.project_id).await?;
+        if project.archived {
+            return Err(Error::ProjectArchived);
+        }
+        serialize_usage(tx, Limit::DocumentsPerProject, project.id).await?;
+        let usage = tx
+            .select::<document::Entity>()
+            .filter(document::Column::ProjectId.eq(project.id))
+            .count(tx.conn())
+            .await?;
+        ensure_below_limit(tx, self.limits.as_ref(), Limit::DocumentsPerProject, usage).await?;
+        let now = self.clock.now();
+        let id = Uuid::now_v7();
+        let org = tx.org_id().as_uuid();
+        let row = document::Entity::insert(document::ActiveModel {
+            organization_id: Set(org),
+            id: Set(id),
+            project_id: Set(project.id),
+            title: Set(title.clone()),
+            body: Set(body.clone()),
+            status: Set(DocumentStatus::Draft.as_str().to_owned()),
+            author_id: Set(author.as_uuid()),
+            version: Set(1),
+            review_round: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_with_returning(tx.conn())
+        .await?;
+        insert_version(tx, id, 1, &title, &body, author, now, &["title", "body"]).await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("document.created", "document", Some(id))
+                    .change("project", None::<String>, Some(project.id.to_string()))
+                    .change("title", None::<String>, Some(title))
+                    .change("version", None::<u32>, Some(1))
+                    .change(
+                        "status",
+                        None::<String>,
+                        Some(DocumentStatus::Draft.as_str()),
+                    ),
+            )
+            .await?;
+        from_row(row)
+    }
+
+    /// One document.
+    pub async fn get(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<Document> {
+        permit.ensure(tx, ResourceType::Document, Action::Read, Some(id))?;
+        from_row(find(tx, id, false).await?)
+    }
+
+    /// One page of the documents `filter` (from `Authorizer::list_filter` for reading
+    /// documents under projects) lets through, narrowed by `search`.
+    pub async fn list(
+        &self,
+        tx: &TenantTx,
+        filter: &ListFilter,
+        search: &DocumentFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Document>> {
+        let mut select = tx.select::<document::Entity>().filter(filter.condition(
+            tx,
+            document::Column::Id,
+            Some(document::Column::ProjectId),
+            Some(document::Column::AuthorId),
+        ));
+        if let Some(project) = search.project_id {
+            select = select.filter(document::Column::ProjectId.eq(project));
+        }
+        if let Some(status) = search.status {
+            select = select.filter(document::Column::Status.eq(status.as_str()));
+        }
+        if let Some(author) = search.author_id {
+            select = select.filter(document::Column::AuthorId.eq(author.as_uuid()));
+        }
+        if let Some(text) = search
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            if text.chars().count() > 200 {
+                return Err(Error::Invalid {
+                    field: "text",
+                    reason: "must be at most 200 characters".into(),
+                });
+            }
+            let escaped = text
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
+            select = select.filter(
+                Expr::expr(Func::lower(Expr::col(document::Column::Title)))
+                    .like(pattern())
+                    .or(Expr::expr(Func::lower(Expr::col(document::Column::Body))).like(pattern())),
+            );
+        }
+        let rows = keyset(select, document::Column::Id, page)
+            .all(tx.conn())
+            .await?;
+        Page::from_overfetch(rows, page).try_map(from_row)
+    }
+
+    /// The documents among `ids` that `filter` lets through (for batched loading).
+    pub async fn by_ids(
+        &self,
+        tx: &TenantTx,
+        filter: &ListFilter,
+        ids: &[Uuid],
+    ) -> Result<Vec<Document>> {
+        tx.select::<document::Entity>()
+            .filter(document::Column::Id.is_in(ids.iter().copied()))
+            .filter(filter.condition(
+                tx,
+                document::Column::Id,
+                Some(document::Column::ProjectId),
+                Some(document::Column::AuthorId),
+            ))
+            .all(tx.conn())
+            .await?
+            .into_iter()
+            .map(from_row)
+            .collect()
+    }
+
+    /// Saves an edit as a new version. An edit of a document in review or approved sends
+    /// it back to draft and voids the approvals of its round; published and archived
+    /// documents do not change (`CONFLICT`). An edit that changes nothing saves nothing.
+    #[tracing::instrument(name = "documents.edit", skip_all, err(level = "debug"))]
+    pub async fn edit(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        id: Uuid,
+        edit: EditDocument,
+    ) -> Result<Document> {
+        permit.ensure(tx, ResourceType::Document, Action::Update, Some(id))?;
+        let editor = person(permit)?;
+        let row = find(tx, id, true).await?;
+        let doc = from_row(row.clone())?;
+        if find_project(tx, doc.project_id).await?.archived {
+            return Err(Error::ProjectArchived);
+        }
+        if matches!(
+            doc.status,
+            DocumentStatus::Published | DocumentStatus::Archived
+        ) {
+            return Err(Error::IllegalTransition {
+                status: doc.status,
+                transition: Transition::Edit,
+            });
+        }
+        let title = match edit.title {
+            Some(t) => text("title", &t, 1, MAX_TITLE)?,
+            None => doc.title.clone(),
+        };
+        let body = match edit.body {
+            Some(b) => body(&b)?,
+            None => doc.body.clone(),
+        };
+        let mut changed = Vec::new();
+        if title != doc.title {
+            changed.push("title");
+        }
+        if body != doc.body {
+            changed.push("body");
+        }
+        if changed.is_empty() {
+            return Ok(doc);
+        }
+        let now = self.clock.now();
+        let version = row.version + 1;
+        insert_version(tx, id, version, &title, &body, editor, now, &changed).await?;
+        let mut event = NewEvent::new("document.edited", "document", Some(id)).change(
+            "version",
+            Some(row.version),
+            Some(version),
+        );
+        if title != doc.title {
+            event = event.change("title", Some(doc.title.clone()), Some(title.clone()));
+        }
+        let mut active: document::ActiveModel = row.clone().into();
+        if matches!(
+            doc.status,
+            DocumentStatus::InReview | DocumentStatus::Approved
+        ) {
+            let voided = approvals_in_round(tx, id, row.review_round).await?;
+            event = event
+                .change("status", Some(doc.status.as_str()), Some("draft"))
+                .change("approvals_voided", Some(voided), Some(0));
+            active.status = Set(DocumentStatus::Draft.as_str().to_owned());
+            active.review_round = Set(row.review_round + 1);
+        }
+        active.title = Set(title);
+        active.body = Set(body);
+        active.version = Set(version);
+        active.updated_at = Set(now);
+        let updated = document::Entity::update(active).exec(tx.conn()).await?;
+        self.audit.record(tx, event).await?;
+        from_row(updated)
+    }
+
+    /// One step of the workflow, with an optional comment: exactly one audit event with
+    /// the actor, the status before and after, and the comment. A step the status does
+    /// not allow is `CONFLICT` naming the status; authors cannot approve their own
+    /// documents; a document is approved once the project's number of distinct reviewers
+    /// approved the current round.
+    #[tracing::instrument(name = "documents.transition", skip_all, fields(step = ?transition), err(level = "debug"))]
+    pub async fn transition(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        id: Uuid,
+        transition: Transition,
+        comment: Option<String>,
+    ) -> Result<Document> {
+        permit.ensure(
+            tx,
+            ResourceType::Document,
+            transition.required_action(),
+            Some(id),
+        )?;
+        let actor = person(permit)?;
+        let comment = match comment.as_deref().map(str::trim) {
+            Some("") | None => None,
+            Some(c) => Some(text("comment", c, 1, MAX_COMMENT)?),
+        };
+        let row = find(tx, id, true).await?;
+        let doc = from_row(row.clone())?;
+        let project = find_project(tx, doc.project_id).await?;
+        if project.archived {
+            return Err(Error::ProjectArchived);
+        }
+        let illegal = || Error::IllegalTransition {
+            status: doc.status,
+            transition,
+        };
+        let now = self.clock.now();
+        let mut round = row.review_round;
+        let mut approvals = None;
+        let to = match (transition, doc.status) {
+            (Transition::Submit, DocumentStatus::Draft | DocumentStatus::ChangesRequested) => {
+                DocumentStatus::InReview
+            }
+            (Transition::Approve, DocumentStatus::InReview) => {
+                if doc.author_id == actor {
+                    return Err(Error::SelfApproval);
+                }
+                let already = tx
+                    .select::<document_review::Entity>()
+                    .filter(document_review::Column::DocumentId.eq(id))
+                    .filter(document_review::Column::ReviewRound.eq(round))
+                    .filter(document_review::Column::ReviewerId.eq(actor.as_uuid()))
+                    .filter(document_review::Column::Decision.eq(ReviewDecision::Approved.as_str()))
+                    .count(tx.conn())
+                    .await?;
+                if already > 0 {
+                    return Err(Error::AlreadyApproved);
+                }
+                self.insert_review(tx, &row, actor, ReviewDecision::Approved, &comment)
+                    .await?;
+                let count = approvals_in_round(tx, id, round).await?;
+                approvals = Some(count);
+                let required = u64::try_from(Ord::max(project.required_approvals, 1)).unwrap_or(1);
+                if count >= required {
+                    DocumentStatus::Approved
+                } else {
+                    DocumentStatus::InReview
+                }
+            }
+            (Transition::RequestChanges, DocumentStatus::InReview) => {
+                self.insert_review(tx, &row, actor, ReviewDecision::ChangesRequested, &comment)
+                    .await?;
+                // The approvals given so far are void: the next submission is a new round.
+                round += 1;
+                DocumentStatus::ChangesRequested
+            }
+            (Transition::Publish, DocumentStatus::Approved) => DocumentStatus::Published,
+            (
+                Transition::Archive,
+                DocumentStatus::Draft
+                | DocumentStatus::ChangesRequested
+                | DocumentStatus::Published,
+            ) => DocumentStatus::Archived,
+            _ => return Err(illegal()),
+        };
+        let mut active: document::ActiveModel = row.clone().into();
+        active.status = Set(to.as_str().to_owned());
+        active.review_round = Set(round);
+        active.updated_at = Set(now);
+        let updated = document::Entity::update(active).exec(tx.conn()).await?;
+        let mut event = NewEvent::new(transition.action(), "document", Some(id))
+            .change("status", Some(doc.status.as_str()), Some(to.as_str()))
+            .change("version", None::<i32>, Some(row.version));
+        if let Some(comment) = &comment {
+            event = event.change("comment", None::<String>, Some(comment.clone()));
+        }
+        if let Some(count) = approvals {
+            event = event.change(
+                "approvals",
+                Some(json!(count.saturating_sub(1))),
+                Some(json!(count)),
+            );
+        }
+        self.audit.record(tx, event).await?;
+        from_row(updated)
+    }
+
+    /// Every version of a document, newest first.
+    pub async fn versions(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        id: Uuid,
+    ) -> Result<Vec<DocumentVersion>> {
+        permit.ensure(tx, ResourceType::Document, Action::Read, Some(id))?;
+        Ok(tx
+            .select::<document_version::Entity>()
+            .filter(document_version::Column::DocumentId.eq(id))
+            .order_by_desc(document_version::Column::Version)
+            .all(tx.conn())
+            .await?
+            .into_iter()
+            .map(version_from_row)
+            .collect())
+    }
+
+    /// The versions of `documents`, newest first, in one query. The caller has already
+    /// been allowed to read those documents (nested fields of a document).
+    pub async fn versions_of(
+        &self,
+        tx: &TenantTx,
+        documents: &[Uuid],
+    ) -> Result<Vec<DocumentVersion>> {
+        Ok(tx
+            .select::<document_version::Entity>()
+            .filter(document_version::Column::DocumentId.is_in(documents.iter().copied()))
+            .order_by_desc(document_version::Column::Version)
+            .all(tx.conn())
+            .await?
+            .into_iter()
+            .map(version_from_row)
+            .collect())
+    }
+
+    /// The review decisions on `documents`, oldest first, in one query. The caller has
+    /// already been allowed to read those documents (nested fields of a document).
+    pub async fn reviews_of(&self, tx: &TenantTx, documents: &[Uuid]) -> Result<Vec<Review>> {
+        Ok(tx
+            .select::<document_review::Entity>()
+            .filter(document_review::Column::DocumentId.is_in(documents.iter().copied()))
+            .order_by_asc(document_review::Column::Id)
+            .all(tx.conn())
+            .await?
+            .into_iter()
+            .map(review_from_row)
+            .collect())
+    }
+
+    async fn insert_review(
+        &self,
+        tx: &TenantTx,
+        doc: &document::Model,
+        reviewer: UserId,
+        decision: ReviewDecision,
+        comment: &Option<String>,
+    ) -> Result<()> {
+        document_review::Entity::insert(document_review::ActiveModel {
+            organization_id: Set(doc.organization_id),
+            id: Set(Uuid::now_v7()),
+            document_id: Set(doc.id),
+            review_round: Set(doc.review_round),
+            version: Set(doc.version),
+            reviewer_id: Set(reviewer.as_uuid()),
+            decision: Set(decision.as_str().to_owned()),
+            comment: Set(comment.clone()),
+            created_at: Set(self.clock.now()),
+        })
+        .exec_without_returning(tx.conn())
+        .await?;
+        Ok(())
+    }
+}
+
+fn body(value: &str) -> Result<String> {
+    if value.chars().count() > MAX_BODY {
+        return Err(Error::Invalid {
+            field: "body",
+            reason: format!("must be at most {MAX_BODY} characters"),
+        });
+    }
+    Ok(value.to_owned())
+}
+
+/// Distinct reviewers who approved `round` of a document.
+async fn approvals_in_round(tx: &TenantTx, id: Uuid, round: i32) -> Result<u64> {
+    let reviewers: Vec<Uuid> = tx
+        .select::<document_review::Entity>()
+        .select_only()
+        .column(document_review::Column::ReviewerId)
+        .filter(document_review::Column::DocumentId.eq(id))
+        .filter(document_review::Column::ReviewRound.eq(round))
+        .filter(document_review::Column::Decision.eq(ReviewDecision::Approved.as_str()))
+        .distinct()
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    Ok(reviewers.len() as u64)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_version(
+    tx: &TenantTx,
+    document: Uuid,
+    version: i32,
+    title: &str,
+    body: &str,
+    editor: UserId,
+    at: chrono::DateTime<chrono::Utc>,
+    changed: &[&str],
+) -> Result<()> {
+    document_version::Entity::insert(document_version::ActiveModel {
+        organization_id: Set(tx.org_id().as_uuid()),
+        document_id: Set(document),
+        version: Set(version),
+        title: Set(title.to_owned()),
+        body: Set(body.to_owned()),
+        edited_by: Set(editor.as_uuid()),
+        edited_at: Set(at),
+        changed_fields: Set(json!(changed).to_string()),
+    })
+    .exec_without_returning(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// A document of the transaction's organization; `for_update` locks the row on
+/// PostgreSQL so that concurrent workflow steps on one document queue (SQLite writers
+/// already hold the database lock).
+async fn find(tx: &TenantTx, id: Uuid, for_update: bool) -> Result<document::Model> {
+    let mut select = tx
+        .select::<document::Entity>()
+        .filter(document::Column::Id.eq(id));
+    if for_update && tx.conn().get_database_backend() == DbBackend::Postgres {
+        select = select.lock_exclusive();
+    }
+    select
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound { entity: "document" })
+}

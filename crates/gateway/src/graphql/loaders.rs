@@ -1,0 +1,188 @@
+//! Per-request DataLoaders for nested fields (document → project, author, reviews,
+//! versions): one query per kind of field per organization, however long the page.
+//! Made afresh for every operation and dropped with it: a loader shared between
+//! requests would hand one caller's (or organization's) records to another.
+//!
+//! Every loader opens the organization's transaction for the caller itself (membership
+//! checked), and the project loader filters by the caller's policy in SQL, so a field
+//! never shows what the caller could not fetch directly.
+
+use crate::error::ResultExt;
+use crate::startup::AppState;
+use async_graphql::dataloader::{DataLoader, Loader};
+use authz::{Action, ResourceType};
+use core_domain::{DocumentVersion, Project, Review};
+use kernel::{OrgId, Principal, TxMode, UserId};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// The loaders of one operation.
+pub struct Loaders {
+    /// Projects by (organization, id), as far as the caller may read them.
+    pub projects: DataLoader<ProjectLoader>,
+    /// People by id.
+    pub users: DataLoader<UserLoader>,
+    /// Review decisions by (organization, document).
+    pub reviews: DataLoader<ReviewLoader>,
+    /// Versions by (organization, document).
+    pub versions: DataLoader<VersionLoader>,
+}
+
+impl Loaders {
+    /// Fresh loaders for one operation of `principal` (none for anonymous callers, who
+    /// never reach a nested record field).
+    pub fn new(state: &AppState, principal: Option<Principal>) -> Self {
+        let scope = || Scope {
+            state: state.clone(),
+            principal,
+        };
+        Self {
+            projects: DataLoader::new(ProjectLoader(scope()), tokio::spawn),
+            users: DataLoader::new(UserLoader(scope()), tokio::spawn),
+            reviews: DataLoader::new(ReviewLoader(scope()), tokio::spawn),
+            versions: DataLoader::new(VersionLoader(scope()), tokio::spawn),
+        }
+    }
+}
+
+/// Who loads, with which services.
+#[derive(Clone)]
+pub struct Scope {
+    state: AppState,
+    principal: Option<Principal>,
+}
+
+type LoadError = async_graphql::Error;
+
+impl Scope {
+    fn principal(&self) -> Result<Principal, LoadError> {
+        self.principal
+            .ok_or_else(|| async_graphql::Error::from(crate::error::ApiError::Unauthenticated))
+    }
+}
+
+/// Groups `(organization, id)` keys by organization.
+fn by_org(keys: &[(OrgId, Uuid)]) -> BTreeMap<OrgId, Vec<Uuid>> {
+    let mut groups: BTreeMap<OrgId, Vec<Uuid>> = BTreeMap::new();
+    for (org, id) in keys {
+        groups.entry(*org).or_default().push(*id);
+    }
+    groups
+}
+
+/// Projects the caller may read.
+pub struct ProjectLoader(Scope);
+
+impl Loader<(OrgId, Uuid)> for ProjectLoader {
+    type Value = Project;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[(OrgId, Uuid)],
+    ) -> Result<HashMap<(OrgId, Uuid), Project>, LoadError> {
+        let state = &self.0.state;
+        let principal = self.0.principal()?;
+        let mut found = HashMap::new();
+        for (org, ids) in by_org(keys) {
+            let (tx, actor) = state
+                .tenancy
+                .enter(principal, org, TxMode::Read)
+                .await
+                .gql()?;
+            let filter = state
+                .authz
+                .list_filter(
+                    &tx,
+                    &actor.principal.into(),
+                    ResourceType::Project,
+                    Action::Read,
+                    None,
+                )
+                .await
+                .gql()?;
+            for project in state.projects.by_ids(&tx, &filter, &ids).await.gql()? {
+                found.insert((org, project.id), project);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// People (authors, reviewers) of records the caller already reads.
+pub struct UserLoader(Scope);
+
+impl Loader<UserId> for UserLoader {
+    type Value = tenancy::User;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, tenancy::User>, LoadError> {
+        self.0.principal()?;
+        let users = self.0.state.tenancy.users(keys).await.gql()?;
+        Ok(users.into_iter().map(|u| (u.id, u)).collect())
+    }
+}
+
+/// The review decisions on documents the caller already reads.
+pub struct ReviewLoader(Scope);
+
+impl Loader<(OrgId, Uuid)> for ReviewLoader {
+    type Value = Vec<Review>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[(OrgId, Uuid)],
+    ) -> Result<HashMap<(OrgId, Uuid), Vec<Review>>, LoadError> {
+        let state = &self.0.state;
+        let principal = self.0.principal()?;
+        let mut found: HashMap<(OrgId, Uuid), Vec<Review>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (org, ids) in by_org(keys) {
+            let (tx, _) = state
+                .tenancy
+                .enter(principal, org, TxMode::Read)
+                .await
+                .gql()?;
+            for review in state.documents.reviews_of(&tx, &ids).await.gql()? {
+                found
+                    .entry((org, review.document_id))
+                    .or_default()
+                    .push(review);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The versions of documents the caller already reads, newest first.
+pub struct VersionLoader(Scope);
+
+impl Loader<(OrgId, Uuid)> for VersionLoader {
+    type Value = Vec<DocumentVersion>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[(OrgId, Uuid)],
+    ) -> Result<HashMap<(OrgId, Uuid), Vec<DocumentVersion>>, LoadError> {
+        let state = &self.0.state;
+        let principal = self.0.principal()?;
+        let mut found: HashMap<(OrgId, Uuid), Vec<DocumentVersion>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (org, ids) in by_org(keys) {
+            let (tx, _) = state
+                .tenancy
+                .enter(principal, org, TxMode::Read)
+                .await
+                .gql()?;
+            for version in state.documents.versions_of(&tx, &ids).await.gql()? {
+                found
+                    .entry((org, version.document_id))
+                    .or_default()
+                    .push(version);
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,130 @@
+//! `documents` (search and list) and `documentVersions`.
+
+use crate::context::ContextExt;
+use crate::error::{GqlResult, ResultExt};
+use crate::graphql::connection::{PageArgs, connection};
+use crate::graphql::ids::{GlobalId, NodeKind};
+use crate::graphql::mutation::enter_record_org;
+use crate::graphql::projects::document_permit;
+use crate::graphql::types::Document;
+use crate::graphql::types::document::{DocumentStatus, DocumentVersion};
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, InputObject, Object};
+use authz::{Action, ResourceType};
+use kernel::{TxMode, UserId};
+
+#[derive(Default)]
+pub struct DocumentsQuery;
+
+/// What `documents` narrows to; every part is optional.
+#[derive(InputObject, Default)]
+pub struct DocumentFilter {
+    /// Only this project's documents.
+    pub project_id: Option<ID>,
+    /// Only documents in this status.
+    pub status: Option<DocumentStatus>,
+    /// Only this person's documents (a User id).
+    pub author_id: Option<ID>,
+    /// Title or body contains this text (case-insensitive, at most 200 characters).
+    pub text: Option<String>,
+}
+
+#[Object]
+impl DocumentsQuery {
+    /// Documents of the active organization the caller may read, oldest first, narrowed
+    /// by `filter`: all of them for organization-wide roles; otherwise those granted
+    /// (directly, through a role, or through a grant on their project) and those the
+    /// caller wrote. Filtered in SQL, so pages stay exact.
+    async fn documents(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<DocumentFilter>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, Document>> {
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .into_request()
+        .gql()?;
+        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
+        let filter = filter.unwrap_or_default();
+        let project_id = match &filter.project_id {
+            Some(id) => {
+                let id = GlobalId::expect("filter.projectId", id, NodeKind::Project).gql()?;
+                if id.org != Some(actor.org_id) {
+                    // Another organization's project holds nothing the caller may list.
+                    return Ok(connection(
+                        kernel::Page::<core_domain::Document> {
+                            items: Vec::new(),
+                            has_previous: false,
+                            has_next: false,
+                        },
+                        |d| d.id,
+                        Document,
+                    ));
+                }
+                Some(id.id)
+            }
+            None => None,
+        };
+        let author_id = match &filter.author_id {
+            Some(id) => Some(UserId::from_uuid(
+                GlobalId::expect("filter.authorId", id, NodeKind::User)
+                    .gql()?
+                    .id,
+            )),
+            None => None,
+        };
+        let search = core_domain::DocumentFilter {
+            project_id,
+            status: filter.status.map(Into::into),
+            author_id,
+            text: filter.text,
+        };
+        let state = ctx.state();
+        let policy = state
+            .authz
+            .list_filter(
+                &tx,
+                &actor.principal.into(),
+                ResourceType::Document,
+                Action::Read,
+                Some(ResourceType::Project),
+            )
+            .await
+            .gql()?;
+        let documents = state
+            .documents
+            .list(&tx, &policy, &search, &page)
+            .await
+            .gql()?;
+        Ok(connection(documents, |d| d.id, Document))
+    }
+
+    /// Every saved version of a document, newest first.
+    async fn document_versions(
+        &self,
+        ctx: &Context<'_>,
+        document_id: ID,
+    ) -> GqlResult<Vec<DocumentVersion>> {
+        let id = GlobalId::expect("documentId", &document_id, NodeKind::Document).gql()?;
+        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Read).await?;
+        let permit = document_permit(ctx, &tx, &actor, id.id, Action::Read).await?;
+        let versions = ctx
+            .state()
+            .documents
+            .versions(&tx, &permit, id.id)
+            .await
+            .gql()?;
+        Ok(versions
+            .into_iter()
+            .map(|v| DocumentVersion(v, actor.org_id))
+            .collect())
+    }
+}

@@ -1,0 +1,258 @@
+//! Audit benchmarks (issue 4), on SQLite and, when `BENCH_DATABASE_URL` names a
+//! PostgreSQL server, on PostgreSQL as the application role:
+//!
+//! 1. the same mutation (open the organization's transaction, insert a project row,
+//!    commit) with and without its audit event: throughput and ratio (target ≥ 0.75);
+//! 2. audit appends spread over 1,000 organizations versus all in one hot organization,
+//!    from concurrent writers (target: hot organization ≥ 2,000 appends/s);
+//! 3. verification of one organization's chain of `AUDIT_BENCH_EVENTS` events (default
+//!    1,000,000; target ≤ 10 s).
+//!
+//! Throughput is measured over a fixed wall-clock window, so figures vary with the load
+//! of the machine; run it on a quiet one. Figures go into issue notes.
+
+// A benchmark fails loudly when its set-up fails.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
+
+use audit::{AuditLog, NewEvent};
+use chrono::Utc;
+use kernel::{Backend, Db, OrgId, SystemClock, TenantOpener, TenantTx, TxMode};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, Statement, Value};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long each throughput figure is measured.
+const WINDOW: Duration = Duration::from_secs(4);
+/// Concurrent writers (the server's request tasks).
+const WRITERS: usize = 8;
+/// Organizations the spread appends are distributed over.
+const ORGS: usize = 1_000;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let dir = std::env::temp_dir().join(format!("platform-audit-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let sqlite = format!("sqlite://{}", dir.join("bench.db").display());
+        run("SQLite", &sqlite, &sqlite).await;
+        std::fs::remove_dir_all(&dir).ok();
+
+        match std::env::var("BENCH_DATABASE_URL") {
+            Ok(admin) if admin.starts_with("postgres") => {
+                let name = format!("platform_audit_bench_{}", std::process::id());
+                let admin_db = Database::connect(&admin).await.expect("connect admin");
+                admin_db
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create bench database");
+                let owner = with_user_and_db(&admin, None, &name);
+                let app = with_user_and_db(&admin, Some("platform_app"), &name);
+                run("PostgreSQL (as platform_app, RLS on)", &owner, &app).await;
+                admin_db
+                    .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                    .await
+                    .expect("drop bench database");
+            }
+            _ => println!("\nBENCH_DATABASE_URL not set: PostgreSQL figures skipped"),
+        }
+    });
+}
+
+fn with_user_and_db(url: &str, user: Option<&str>, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("URL");
+    let (credentials, host_and_path) = rest.split_once('@').unwrap_or(("", rest));
+    let host = host_and_path.split('/').next().unwrap_or(host_and_path);
+    let user = user.map_or(credentials.to_owned(), str::to_owned);
+    format!("{scheme}://{user}@{host}/{database}")
+}
+
+async fn open_tx(db: &Db, org: OrgId) -> TenantTx {
+    TenantTx::open(db, org, TxMode::Write, TenantOpener::issued_by_tenancy())
+        .await
+        .expect("open tenant transaction")
+}
+
+async fn run(label: &str, owner_url: &str, app_url: &str) {
+    println!("\n== audit on {label}");
+    {
+        let owner = Db::connect(owner_url, 1).await.expect("connect owner");
+        Migrator::up(owner.conn(), None).await.expect("migrate");
+        owner.conn().clone().close().await.expect("close owner");
+    }
+    let db = Db::connect(app_url, WRITERS as u32 + 2)
+        .await
+        .expect("connect app");
+    let backend = db.backend();
+    let orgs = create_organizations(&db, ORGS + 1).await;
+    let audit = Arc::new(AuditLog::new(Arc::new(SystemClock), backend));
+
+    // 1. The same mutation with and without its event.
+    let without = throughput(
+        &db,
+        &orgs[..ORGS],
+        &audit,
+        Work::Mutation { audited: false },
+    )
+    .await;
+    let with = throughput(&db, &orgs[..ORGS], &audit, Work::Mutation { audited: true }).await;
+    println!(
+        "create project, {WRITERS} writers over {ORGS} orgs: {without:.0}/s without its event, \
+         {with:.0}/s with it: ratio {:.2} (target >= 0.75)",
+        with / without
+    );
+
+    // 2. Appends spread over many organizations versus one hot organization.
+    let spread = throughput(&db, &orgs[..ORGS], &audit, Work::Append).await;
+    let hot = throughput(&db, &orgs[..1], &audit, Work::Append).await;
+    println!(
+        "audit appends, {WRITERS} writers: {spread:.0}/s over {ORGS} orgs, {hot:.0}/s in one hot \
+         org (target >= 2000/s)"
+    );
+
+    // 3. Verification of one long chain.
+    let events: u64 = std::env::var("AUDIT_BENCH_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let org = orgs[ORGS];
+    let started = Instant::now();
+    let tx = open_tx(&db, org).await;
+    audit::bench_support::append_synthetic(&tx, events, Utc::now())
+        .await
+        .expect("fill chain");
+    tx.commit().await.expect("commit chain");
+    let filled = started.elapsed();
+    let started = Instant::now();
+    let tx = open_tx(&db, org).await;
+    let report = audit.verify(&tx).await.expect("verify");
+    let verify = started.elapsed();
+    tx.rollback().await.expect("end verify");
+    assert!(report.broken.is_none(), "a synthetic chain verifies");
+    assert_eq!(report.checked, events);
+    println!(
+        "verify {events} events: {:.2} s ({:.0} events/s; target <= 10 s for 1M); filled in {:.1} s",
+        verify.as_secs_f64(),
+        events as f64 / verify.as_secs_f64(),
+        filled.as_secs_f64()
+    );
+    db.conn().clone().close().await.ok();
+}
+
+async fn create_organizations(db: &Db, count: usize) -> Vec<OrgId> {
+    let orgs: Vec<OrgId> = (0..count).map(|_| OrgId::generate()).collect();
+    let tx = db.begin(TxMode::Write).await.expect("begin");
+    let backend = tx.get_database_backend();
+    for org in &orgs {
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => {
+                "INSERT INTO organizations (id, name, slug, created_at) VALUES ($1, $2, $3, $4)"
+            }
+            _ => "INSERT INTO organizations (id, name, slug, created_at) VALUES (?, ?, ?, ?)",
+        };
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                org.as_uuid().into(),
+                "Bench".into(),
+                format!("bench-{}", org.as_uuid()).into(),
+                Utc::now().into(),
+            ],
+        ))
+        .await
+        .expect("insert organization");
+    }
+    tx.commit().await.expect("commit organizations");
+    orgs
+}
+
+#[derive(Clone, Copy)]
+enum Work {
+    /// Insert a project in its organization's transaction, with or without its event.
+    Mutation { audited: bool },
+    /// Append one event in its own transaction.
+    Append,
+}
+
+/// Operations per second of `WRITERS` tasks cycling through `orgs` for `WINDOW`.
+async fn throughput(db: &Db, orgs: &[OrgId], audit: &Arc<AuditLog>, work: Work) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + WINDOW;
+    let orgs: Arc<Vec<OrgId>> = Arc::new(orgs.to_vec());
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let (db, audit, done, orgs) = (db.clone(), audit.clone(), done.clone(), orgs.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = writer;
+            while Instant::now() < deadline {
+                let org = orgs[i % orgs.len()];
+                i += WRITERS;
+                one(&db, org, &audit, work).await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer");
+    }
+    done.load(Ordering::Relaxed) as f64 / WINDOW.as_secs_f64()
+}
+
+async fn one(db: &Db, org: OrgId, audit: &AuditLog, work: Work) {
+    let tx = open_tx(db, org).await;
+    let id = Uuid::now_v7();
+    match work {
+        Work::Mutation { audited } => {
+            let backend = tx.conn().get_database_backend();
+            let sql = match db.backend() {
+                Backend::Postgres => {
+                    "INSERT INTO projects (organization_id, id, name, description, archived, \
+                     created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+                }
+                Backend::Sqlite => {
+                    "INSERT INTO projects (organization_id, id, name, description, archived, \
+                     created_by, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)"
+                }
+            };
+            let values: [Value; 7] = [
+                org.as_uuid().into(),
+                id.into(),
+                format!("Project {id}").into(),
+                "".into(),
+                false.into(),
+                Uuid::nil().into(),
+                Utc::now().into(),
+            ];
+            tx.conn()
+                .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await
+                .expect("insert project");
+            if audited {
+                audit
+                    .record(
+                        &tx,
+                        NewEvent::new("project.created", "project", Some(id)).change(
+                            "name",
+                            None::<serde_json::Value>,
+                            Some(serde_json::json!(format!("Project {id}"))),
+                        ),
+                    )
+                    .await
+                    .expect("record");
+            }
+        }
+        Work::Append => {
+            audit
+                .record(&tx, NewEvent::new("bench.appended", "project", Some(id)))
+                .await
+                .expect("record");
+        }
+    }
+    tx.commit().await.expect("commit");
+}
