@@ -10,27 +10,53 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Hex SHA-256 over the row's stored values, in a fixed order, as a JSON array.
+///
+/// The array is written element by element (the same bytes as a `serde_json::Value`
+/// array of those values, without building one), and the digest is hex-encoded without
+/// an allocation per byte: verification hashes every event.
 pub(crate) fn hash(row: &audit_event::Model) -> String {
-    let canonical = serde_json::json!([
-        row.organization_id.to_string(),
-        row.seq,
-        row.id.to_string(),
-        row.occurred_at,
-        row.actor_type,
-        row.actor_id,
-        row.impersonator_id,
-        row.action,
-        row.target_type,
-        row.target_id,
-        row.outcome,
-        row.diff,
-        row.request_id,
-        row.operation,
-        row.client,
-        row.prev_hash,
-    ]);
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut canonical = Canonical::default();
+    canonical.push(&row.organization_id.to_string());
+    canonical.push(&row.seq);
+    canonical.push(&row.id.to_string());
+    canonical.push(&row.occurred_at);
+    canonical.push(&row.actor_type);
+    canonical.push(&row.actor_id);
+    canonical.push(&row.impersonator_id);
+    canonical.push(&row.action);
+    canonical.push(&row.target_type);
+    canonical.push(&row.target_id);
+    canonical.push(&row.outcome);
+    canonical.push(&row.diff);
+    canonical.push(&row.request_id);
+    canonical.push(&row.operation);
+    canonical.push(&row.client);
+    canonical.push(&row.prev_hash);
+    let digest = Sha256::digest(canonical.finish());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
+}
+
+/// A JSON array written one element at a time.
+#[derive(Default)]
+struct Canonical(Vec<u8>);
+
+impl Canonical {
+    fn push<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
+        self.0.push(if self.0.is_empty() { b'[' } else { b',' });
+        // Strings, integers and nulls cannot fail to serialize into a Vec.
+        let _ = serde_json::to_writer(&mut self.0, value);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.push(b']');
+        self.0
+    }
 }
 
 /// Checks one row against its predecessor; the reason it breaks the chain, if it does.
@@ -54,4 +80,59 @@ pub(crate) fn check(row: &audit_event::Model, previous: Option<(i64, &str)>) -> 
         return Some("hash does not match the stored values (the row was changed)".into());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    /// Hashes already stored were computed over `serde_json::json!([...]).to_string()`;
+    /// the element-by-element writer must give exactly those bytes.
+    #[test]
+    fn the_hash_covers_the_same_bytes_as_a_json_array_of_the_stored_values() {
+        let row = audit_event::Model {
+            organization_id: uuid::Uuid::now_v7(),
+            seq: 42,
+            id: uuid::Uuid::now_v7(),
+            occurred_at: "2026-11-29T08:00:00.123456Z".into(),
+            actor_type: "user".into(),
+            actor_id: Some("a \"quoted\" id".into()),
+            impersonator_id: None,
+            action: "document.approved".into(),
+            target_type: "document".into(),
+            target_id: Some("ünïcödé ✓ \u{1}".into()),
+            outcome: "success".into(),
+            diff: r#"[{"field":"status","before":"in_review","after":"approved"}]"#.into(),
+            request_id: None,
+            operation: Some("Approve\n".into()),
+            client: None,
+            prev_hash: GENESIS.into(),
+            hash: String::new(),
+        };
+        let as_value = serde_json::json!([
+            row.organization_id.to_string(),
+            row.seq,
+            row.id.to_string(),
+            row.occurred_at,
+            row.actor_type,
+            row.actor_id,
+            row.impersonator_id,
+            row.action,
+            row.target_type,
+            row.target_id,
+            row.outcome,
+            row.diff,
+            row.request_id,
+            row.operation,
+            row.client,
+            row.prev_hash,
+        ])
+        .to_string();
+        let expected: String = Sha256::digest(as_value.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hash(&row), expected);
+    }
 }

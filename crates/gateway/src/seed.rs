@@ -1,10 +1,14 @@
-//! Demo data: two organizations with a few people and projects each, created through the same
-//! services the API uses. Running it again changes nothing.
+//! Demo data: two organizations with a few people, projects and documents in every
+//! workflow state, created through the same services (and permission checks) the API
+//! uses. Running it again changes nothing.
 
 use crate::startup::AppState;
 use authz::{Action, Resource, ResourceType};
-use kernel::{Principal, TxMode};
+use core_domain::Transition;
+use kernel::{OrgId, Principal, TxMode, UserId};
+use std::collections::HashMap;
 use tenancy::{NewUser, Role};
+use uuid::Uuid;
 
 /// Every demo account's password.
 pub const DEMO_PASSWORD: &str = "demo-password";
@@ -64,9 +68,82 @@ pub const DEMO_PROJECTS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// Demo documents: (project, author email, title, the steps that bring it to its
+/// status with who takes each). Together they show every workflow state.
+pub const DEMO_DOCUMENTS: &[(&str, &str, &str, &[(Transition, &str)])] = &[
+    ("Website relaunch", "carol@acme.test", "Homepage copy", &[]),
+    (
+        "Website relaunch",
+        "carol@acme.test",
+        "Navigation structure",
+        &[(Transition::Submit, "carol@acme.test")],
+    ),
+    (
+        "Website relaunch",
+        "carol@acme.test",
+        "Brand guidelines",
+        &[
+            (Transition::Submit, "carol@acme.test"),
+            (Transition::Approve, "bob@acme.test"),
+        ],
+    ),
+    (
+        "Website relaunch",
+        "carol@acme.test",
+        "Cookie banner text",
+        &[
+            (Transition::Submit, "carol@acme.test"),
+            (Transition::RequestChanges, "bob@acme.test"),
+        ],
+    ),
+    (
+        "Website relaunch",
+        "alice@acme.test",
+        "Launch announcement",
+        &[
+            (Transition::Submit, "alice@acme.test"),
+            (Transition::Approve, "bob@acme.test"),
+            (Transition::Publish, "alice@acme.test"),
+        ],
+    ),
+    (
+        "Mobile app",
+        "alice@acme.test",
+        "Old release checklist",
+        &[
+            (Transition::Submit, "alice@acme.test"),
+            (Transition::Approve, "bob@acme.test"),
+            (Transition::Publish, "alice@acme.test"),
+            (Transition::Archive, "alice@acme.test"),
+        ],
+    ),
+    (
+        "Q3 compliance review",
+        "erin@globex.test",
+        "Access review evidence",
+        &[(Transition::Submit, "erin@globex.test")],
+    ),
+    (
+        "Q3 compliance review",
+        "erin@globex.test",
+        "Vendor list",
+        &[
+            (Transition::Submit, "erin@globex.test"),
+            (Transition::Approve, "grace@globex.test"),
+            (Transition::Publish, "erin@globex.test"),
+        ],
+    ),
+];
+
+/// Per-record grants of the demo: (project, email, relation). Grace audits Globex and
+/// reviews its compliance project through a grant on that project alone.
+pub const DEMO_GRANTS: &[(&str, &str, &str)] =
+    &[("Q3 compliance review", "grace@globex.test", "reviewer")];
+
 /// Creates the demo organizations, people and projects unless they exist.
 pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
     let tenancy = &state.tenancy;
+    let mut projects: HashMap<&str, (OrgId, Uuid)> = HashMap::new();
     let mut users = Vec::new();
     for (email, name, _, _) in DEMO_PEOPLE {
         match tenancy
@@ -131,9 +208,115 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
                 description: (*description).to_owned(),
                 required_approvals: None,
             };
-            state.projects.create(&tx, &permit, new).await?;
+            let project = state.projects.create(&tx, &permit, new).await?;
             tx.commit().await?;
+            projects.insert(*name, (org.id, project.id));
+        }
+    }
+    let people: HashMap<&str, UserId> = DEMO_PEOPLE
+        .iter()
+        .zip(&users)
+        .map(|((email, ..), user)| (*email, user.id))
+        .collect();
+    let person = |email: &str| {
+        people
+            .get(email)
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("no demo person {email}"))
+    };
+    let project = |name: &str| {
+        projects
+            .get(name)
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("no demo project {name}"))
+    };
+    for (project_name, email, relation) in DEMO_GRANTS {
+        let (org, project_id) = project(project_name)?;
+        let owner = DEMO_PROJECTS
+            .iter()
+            .find(|p| p.2 == *project_name)
+            .map(|p| p.1)
+            .unwrap_or_default();
+        let (tx, actor) = tenancy
+            .enter(Principal::User(person(owner)?), org, TxMode::Write)
+            .await?;
+        let on_grants =
+            Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, project_id);
+        let permit = state
+            .authz
+            .check(&tx, actor.principal, on_grants, Action::Create)
+            .await?;
+        let owner_id = state.projects.owner_of(&tx, project_id).await?;
+        let record = Resource::record(ResourceType::Project, project_id)
+            .with_owner(authz::Subject::User(owner_id));
+        let subject = authz::Subject::User(person(email)?);
+        state
+            .authz
+            .grant(&tx, &permit, &subject, &record, relation)
+            .await?;
+        tx.commit().await?;
+    }
+    for (project_name, author, title, steps) in DEMO_DOCUMENTS {
+        let (org, project_id) = project(project_name)?;
+        let document = create_document(state, org, person(author)?, project_id, title).await?;
+        for (transition, by) in *steps {
+            document_step(state, org, person(by)?, project_id, document, *transition).await?;
         }
     }
     Ok(Seeded::Created)
+}
+
+async fn create_document(
+    state: &AppState,
+    org: OrgId,
+    author: UserId,
+    project: Uuid,
+    title: &str,
+) -> anyhow::Result<Uuid> {
+    let (tx, actor) = state
+        .tenancy
+        .enter(Principal::User(author), org, TxMode::Write)
+        .await?;
+    let in_project =
+        Resource::of_type(ResourceType::Document).with_parent(ResourceType::Project, project);
+    let permit = state
+        .authz
+        .check(&tx, actor.principal, in_project, Action::Create)
+        .await?;
+    let new = core_domain::NewDocument {
+        project_id: project,
+        title: title.to_owned(),
+        body: format!("# {title}\n\nA demo document."),
+    };
+    let document = state.documents.create(&tx, &permit, new).await?;
+    tx.commit().await?;
+    Ok(document.id)
+}
+
+async fn document_step(
+    state: &AppState,
+    org: OrgId,
+    by: UserId,
+    project: Uuid,
+    document: Uuid,
+    transition: Transition,
+) -> anyhow::Result<()> {
+    let (tx, actor) = state
+        .tenancy
+        .enter(Principal::User(by), org, TxMode::Write)
+        .await?;
+    let (_, author) = state.documents.resource_facts(&tx, document).await?;
+    let resource = Resource::record(ResourceType::Document, document)
+        .with_parent(ResourceType::Project, project)
+        .with_owner(authz::Subject::User(author));
+    let permit = state
+        .authz
+        .check(&tx, actor.principal, resource, transition.required_action())
+        .await?;
+    state
+        .documents
+        .transition(&tx, &permit, document, transition, None)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
