@@ -68,9 +68,17 @@ pub const DEMO_PROJECTS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// A demo document: (project, author email, title, workflow steps with who takes each).
+pub type DemoDocument = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(Transition, &'static str)],
+);
+
 /// Demo documents: (project, author email, title, the steps that bring it to its
 /// status with who takes each). Together they show every workflow state.
-pub const DEMO_DOCUMENTS: &[(&str, &str, &str, &[(Transition, &str)])] = &[
+pub const DEMO_DOCUMENTS: &[DemoDocument] = &[
     ("Website relaunch", "carol@acme.test", "Homepage copy", &[]),
     (
         "Website relaunch",
