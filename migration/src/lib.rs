@@ -12,6 +12,7 @@ mod m0003_audit;
 mod m0004_projects;
 mod m0005_audit_retention;
 mod m0006_documents;
+mod m0007_audit_append;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_projects::Migration),
             Box::new(m0005_audit_retention::Migration),
             Box::new(m0006_documents::Migration),
+            Box::new(m0007_audit_append::Migration),
         ]
     }
 }

@@ -915,3 +915,28 @@ async fn a_purge_removes_expired_events_records_itself_and_leaves_a_verifiable_c
     assert_eq!(broken["valid"], false, "{broken}");
     assert_eq!(broken["broken"]["seq"], 9);
 }
+
+/// On PostgreSQL the database hashes appends (`audit_append`) and Rust verifies them:
+/// both must serialize quotes, backslashes, control characters and non-ASCII text alike.
+#[tokio::test]
+async fn values_with_quotes_controls_and_unicode_hash_alike_in_the_database_and_in_rust() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Ächme \"Q\" \\ ✓").await;
+    for name in [
+        "quote \" backslash \\ slash /",
+        "tab\tnewline\nbell\u{7} nul-free \u{1f}",
+        "ünïcödé ✓ 😀 \u{2028}",
+    ] {
+        app.gql("mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }")
+            .vars(json!({ "n": name }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+            .await
+            .data();
+    }
+    let report = verify(&app, &owner, &org).await;
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(report["checked"], 4, "{report}");
+}

@@ -17,6 +17,9 @@ pub enum Error {
     /// Encryption of personal data failed (a bug or a corrupt key).
     #[error("personal data encryption: {0}")]
     Crypto(String),
+    /// A verification worker panicked or was cancelled.
+    #[error("verification worker: {0}")]
+    Worker(String),
     /// Serializing an event failed.
     #[error("serializing an event: {0}")]
     Serialize(#[from] serde_json::Error),
@@ -33,7 +36,9 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid { .. } => ErrorCode::BadUserInput,
-            Self::Crypto(_) | Self::Serialize(_) | Self::Db(_) => ErrorCode::Internal,
+            Self::Crypto(_) | Self::Worker(_) | Self::Serialize(_) | Self::Db(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 }

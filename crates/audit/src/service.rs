@@ -43,38 +43,15 @@ impl AuditLog {
 
     /// Appends `event` to the organization's chain in the caller's transaction: the
     /// event commits or rolls back with the change it describes. Appends of one
-    /// organization are serialized (an advisory lock on PostgreSQL; SQLite writers hold
-    /// the database lock); other organizations do not wait.
+    /// organization are serialized (on PostgreSQL an advisory lock taken by
+    /// `audit_append`, which reads the head, hashes and inserts in one round trip; SQLite
+    /// writers hold the database lock); other organizations do not wait.
     #[tracing::instrument(name = "audit.record", skip_all, fields(action = %event.action), err(level = "warn"))]
     pub async fn record(&self, tx: &TenantTx, event: NewEvent) -> Result<()> {
         let meta = kernel::request::current();
         let actor = event.actor.or(meta.principal);
         let org = tx.org_id();
         let now = self.clock.now();
-        if self.backend == Backend::Postgres {
-            tx.conn()
-                .execute_raw(Statement::from_sql_and_values(
-                    sea_orm::DbBackend::Postgres,
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                    [format!("audit:{org}").into()],
-                ))
-                .await?;
-        }
-        let last = tx
-            .select::<audit_event::Entity>()
-            .select_only()
-            .column(audit_event::Column::Seq)
-            .column(audit_event::Column::Hash)
-            .order_by_desc(audit_event::Column::Seq)
-            .limit(1)
-            .into_tuple::<(i64, String)>()
-            .one(tx.conn())
-            .await?;
-        let (seq, prev_hash) = match last {
-            Some((seq, hash)) => (seq + 1, hash),
-            None => (1, GENESIS.to_owned()),
-        };
-
         let mut diff = Vec::with_capacity(event.changes.len());
         for change in event.changes {
             let entry = match &change.personal_of {
@@ -106,6 +83,49 @@ impl AuditLog {
             Some(Principal::User(id)) => ("user", Some(id.to_string())),
             Some(Principal::ApiKey { key, .. }) => ("api_key", Some(key.to_string())),
             None => ("system", None),
+        };
+        if self.backend == Backend::Postgres {
+            // Lock, head read, hash and insert in one round trip (migration m0007).
+            let args: [sea_orm::Value; 14] = [
+                org.as_uuid().into(),
+                Uuid::now_v7().into(),
+                stored_time(now).into(),
+                actor_type.into(),
+                actor_id.into(),
+                meta.impersonator.map(|u| u.to_string()).into(),
+                event.action.into(),
+                event.target_type.into(),
+                event.target_id.into(),
+                event.outcome.as_str().into(),
+                Value::Array(diff).to_string().into(),
+                meta.request_id.into(),
+                meta.operation.into(),
+                client.into(),
+            ];
+            tx.conn()
+                .execute_raw(Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT appended_seq, appended_hash FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    args,
+                ))
+                .await?;
+            return Ok(());
+        }
+        // SQLite: the writer holds the database lock, so reading the head and inserting
+        // cannot interleave with another append.
+        let last = tx
+            .select::<audit_event::Entity>()
+            .select_only()
+            .column(audit_event::Column::Seq)
+            .column(audit_event::Column::Hash)
+            .order_by_desc(audit_event::Column::Seq)
+            .limit(1)
+            .into_tuple::<(i64, String)>()
+            .one(tx.conn())
+            .await?;
+        let (seq, prev_hash) = match last {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, GENESIS.to_owned()),
         };
         let mut row = audit_event::Model {
             organization_id: org.as_uuid(),
@@ -310,7 +330,11 @@ impl AuditLog {
                 }
             }
         }
+        // Checking a batch needs only the stored hash of the row before it, so batch k
+        // is hashed on a blocking thread while batch k + 1 is fetched; results are taken
+        // in order, so the first broken link reported is the first in the chain.
         let mut checked = 0u64;
+        let mut in_flight: Option<tokio::task::JoinHandle<(u64, Option<BrokenLink>)>> = None;
         loop {
             let mut select = tx
                 .select::<audit_event::Entity>()
@@ -320,27 +344,25 @@ impl AuditLog {
                 select = select.filter(audit_event::Column::Seq.gt(*seq));
             }
             let rows = select.all(tx.conn()).await?;
-            if rows.is_empty() {
+            if let Some(batch) = in_flight.take() {
+                let (ok, broken) = batch
+                    .await
+                    .map_err(|e| crate::Error::Worker(e.to_string()))?;
+                checked += ok;
+                if broken.is_some() {
+                    return Ok(VerifyReport { checked, broken });
+                }
+            }
+            let Some(last) = rows.last() else {
                 return Ok(VerifyReport {
                     checked,
                     broken: None,
                 });
-            }
-            for row in rows {
-                if let Some(reason) =
-                    chain::check(&row, previous.as_ref().map(|(s, h)| (*s, h.as_str())))
-                {
-                    return Ok(VerifyReport {
-                        checked,
-                        broken: Some(BrokenLink {
-                            seq: row.seq,
-                            reason,
-                        }),
-                    });
-                }
-                checked += 1;
-                previous = Some((row.seq, row.hash));
-            }
+            };
+            let before = previous.replace((last.seq, last.hash.clone()));
+            in_flight = Some(tokio::task::spawn_blocking(move || {
+                check_batch(&rows, before)
+            }));
         }
     }
 
@@ -358,4 +380,27 @@ impl AuditLog {
 /// How an instant is stored (and compared, as text: the format sorts chronologically).
 pub(crate) fn stored_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Checks consecutive rows after `previous` (seq, stored hash): how many passed, and the
+/// first broken link.
+fn check_batch(
+    rows: &[audit_event::Model],
+    mut previous: Option<(i64, String)>,
+) -> (u64, Option<BrokenLink>) {
+    let mut ok = 0;
+    for row in rows {
+        if let Some(reason) = chain::check(row, previous.as_ref().map(|(s, h)| (*s, h.as_str()))) {
+            return (
+                ok,
+                Some(BrokenLink {
+                    seq: row.seq,
+                    reason,
+                }),
+            );
+        }
+        ok += 1;
+        previous = Some((row.seq, row.hash.clone()));
+    }
+    (ok, None)
 }

@@ -8,6 +8,8 @@
 //! 3. verification of one organization's chain of `AUDIT_BENCH_EVENTS` events (default
 //!    1,000,000; target ≤ 10 s).
 //!
+//! `AUDIT_BENCH_PARTS` (default `mutation,appends,verify`) picks parts.
+//!
 //! Throughput is measured over a fixed wall-clock window, so figures vary with the load
 //! of the machine; run it on a quiet one. Figures go into issue notes.
 
@@ -92,55 +94,65 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
     let orgs = create_organizations(&db, ORGS + 1).await;
     let audit = Arc::new(AuditLog::new(Arc::new(SystemClock), backend));
 
+    let parts =
+        std::env::var("AUDIT_BENCH_PARTS").unwrap_or_else(|_| "mutation,appends,verify".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
+
     // 1. The same mutation with and without its event.
-    let without = throughput(
-        &db,
-        &orgs[..ORGS],
-        &audit,
-        Work::Mutation { audited: false },
-    )
-    .await;
-    let with = throughput(&db, &orgs[..ORGS], &audit, Work::Mutation { audited: true }).await;
-    println!(
-        "create project, {WRITERS} writers over {ORGS} orgs: {without:.0}/s without its event, \
+    if part("mutation") {
+        let without = throughput(
+            &db,
+            &orgs[..ORGS],
+            &audit,
+            Work::Mutation { audited: false },
+        )
+        .await;
+        let with = throughput(&db, &orgs[..ORGS], &audit, Work::Mutation { audited: true }).await;
+        println!(
+            "create project, {WRITERS} writers over {ORGS} orgs: {without:.0}/s without its event, \
          {with:.0}/s with it: ratio {:.2} (target >= 0.75)",
-        with / without
-    );
+            with / without
+        );
+    }
 
     // 2. Appends spread over many organizations versus one hot organization.
-    let spread = throughput(&db, &orgs[..ORGS], &audit, Work::Append).await;
-    let hot = throughput(&db, &orgs[..1], &audit, Work::Append).await;
-    println!(
-        "audit appends, {WRITERS} writers: {spread:.0}/s over {ORGS} orgs, {hot:.0}/s in one hot \
+    if part("appends") {
+        let spread = throughput(&db, &orgs[..ORGS], &audit, Work::Append).await;
+        let hot = throughput(&db, &orgs[..1], &audit, Work::Append).await;
+        println!(
+            "audit appends, {WRITERS} writers: {spread:.0}/s over {ORGS} orgs, {hot:.0}/s in one hot \
          org (target >= 2000/s)"
-    );
+        );
+    }
 
     // 3. Verification of one long chain.
-    let events: u64 = std::env::var("AUDIT_BENCH_EVENTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
-    let org = orgs[ORGS];
-    let started = Instant::now();
-    let tx = open_tx(&db, org).await;
-    audit::bench_support::append_synthetic(&tx, events, Utc::now())
-        .await
-        .expect("fill chain");
-    tx.commit().await.expect("commit chain");
-    let filled = started.elapsed();
-    let started = Instant::now();
-    let tx = open_tx(&db, org).await;
-    let report = audit.verify(&tx).await.expect("verify");
-    let verify = started.elapsed();
-    tx.rollback().await.expect("end verify");
-    assert!(report.broken.is_none(), "a synthetic chain verifies");
-    assert_eq!(report.checked, events);
-    println!(
-        "verify {events} events: {:.2} s ({:.0} events/s; target <= 10 s for 1M); filled in {:.1} s",
-        verify.as_secs_f64(),
-        events as f64 / verify.as_secs_f64(),
-        filled.as_secs_f64()
-    );
+    if part("verify") {
+        let events: u64 = std::env::var("AUDIT_BENCH_EVENTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000);
+        let org = orgs[ORGS];
+        let started = Instant::now();
+        let tx = open_tx(&db, org).await;
+        audit::bench_support::append_synthetic(&tx, events, Utc::now())
+            .await
+            .expect("fill chain");
+        tx.commit().await.expect("commit chain");
+        let filled = started.elapsed();
+        let started = Instant::now();
+        let tx = open_tx(&db, org).await;
+        let report = audit.verify(&tx).await.expect("verify");
+        let verify = started.elapsed();
+        tx.rollback().await.expect("end verify");
+        assert!(report.broken.is_none(), "a synthetic chain verifies");
+        assert_eq!(report.checked, events);
+        println!(
+            "verify {events} events: {:.2} s ({:.0} events/s; target <= 10 s for 1M); filled in {:.1} s",
+            verify.as_secs_f64(),
+            events as f64 / verify.as_secs_f64(),
+            filled.as_secs_f64()
+        );
+    }
     db.conn().clone().close().await.ok();
 }
 
