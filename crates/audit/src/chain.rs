@@ -10,11 +10,15 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Hex SHA-256 over the row's stored values, in a fixed order, as a JSON array.
-///
-/// The array is written element by element (the same bytes as a `serde_json::Value`
-/// array of those values, without building one), and the digest is hex-encoded without
-/// an allocation per byte: verification hashes every event.
 pub(crate) fn hash(row: &audit_event::Model) -> String {
+    digest_hex(&canonical(row))
+}
+
+/// The canonical serialization of a row: a compact JSON array of the stored values,
+/// written element by element (the same bytes as a `serde_json::Value` array of those
+/// values, without building one). On PostgreSQL, `audit_append` and [`PG_CANONICAL`]
+/// produce the same bytes in SQL.
+pub(crate) fn canonical(row: &audit_event::Model) -> Vec<u8> {
     let mut canonical = Canonical::default();
     canonical.push(&row.organization_id.to_string());
     canonical.push(&row.seq);
@@ -32,10 +36,35 @@ pub(crate) fn hash(row: &audit_event::Model) -> String {
     canonical.push(&row.operation);
     canonical.push(&row.client);
     canonical.push(&row.prev_hash);
-    let digest = Sha256::digest(canonical.finish());
+    canonical.finish()
+}
+
+/// The canonical serialization computed by PostgreSQL from the stored columns (the
+/// expression of `audit_append`, migration m0007): verification reads one text column
+/// instead of decoding seventeen, and hashes it here.
+pub(crate) const PG_CANONICAL: &str = "'[' || to_json(organization_id::text)::text \
+    || ',' || seq::text \
+    || ',' || to_json(id::text)::text \
+    || ',' || to_json(occurred_at)::text \
+    || ',' || to_json(actor_type)::text \
+    || ',' || coalesce(to_json(actor_id)::text, 'null') \
+    || ',' || coalesce(to_json(impersonator_id)::text, 'null') \
+    || ',' || to_json(action)::text \
+    || ',' || to_json(target_type)::text \
+    || ',' || coalesce(to_json(target_id)::text, 'null') \
+    || ',' || to_json(outcome)::text \
+    || ',' || to_json(diff)::text \
+    || ',' || coalesce(to_json(request_id)::text, 'null') \
+    || ',' || coalesce(to_json(operation)::text, 'null') \
+    || ',' || coalesce(to_json(client)::text, 'null') \
+    || ',' || to_json(prev_hash)::text \
+    || ']'";
+
+/// Lower-case hex SHA-256, without an allocation per byte.
+fn digest_hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(64);
-    for byte in digest {
+    for byte in Sha256::digest(bytes) {
         hex.push(char::from(HEX[usize::from(byte >> 4)]));
         hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
@@ -59,24 +88,49 @@ impl Canonical {
     }
 }
 
-/// Checks one row against its predecessor; the reason it breaks the chain, if it does.
-pub(crate) fn check(row: &audit_event::Model, previous: Option<(i64, &str)>) -> Option<String> {
+/// One link of a chain as verification sees it.
+pub(crate) struct Link {
+    /// Its `seq`.
+    pub seq: i64,
+    /// The stored `prev_hash`.
+    pub prev_hash: String,
+    /// The stored `hash`.
+    pub hash: String,
+    /// The canonical serialization of its stored values.
+    pub canonical: Vec<u8>,
+}
+
+impl Link {
+    /// From a full row.
+    pub fn of(row: audit_event::Model) -> Self {
+        let canonical = canonical(&row);
+        Self {
+            seq: row.seq,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+            canonical,
+        }
+    }
+}
+
+/// Checks one link against its predecessor; the reason it breaks the chain, if it does.
+pub(crate) fn check(link: &Link, previous: Option<(i64, &str)>) -> Option<String> {
     let (expected_seq, expected_prev) = match previous {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS),
     };
-    if row.seq != expected_seq {
+    if link.seq != expected_seq {
         return Some(format!(
             "expected seq {expected_seq}, found {} (missing or reordered events)",
-            row.seq
+            link.seq
         ));
     }
-    if row.prev_hash != expected_prev {
+    if link.prev_hash != expected_prev {
         return Some(
             "prev_hash does not match the previous event (reordered or replaced events)".into(),
         );
     }
-    if row.hash != hash(row) {
+    if link.hash != digest_hex(&link.canonical) {
         return Some("hash does not match the stored values (the row was changed)".into());
     }
     None

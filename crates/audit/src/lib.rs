@@ -33,6 +33,28 @@ pub mod bench_support {
     use sea_orm::{ActiveValue::Set, EntityTrait};
     use uuid::Uuid;
 
+    /// Reads every event of the organization in verification's batches without checking
+    /// them: how much of verification is fetching.
+    pub async fn fetch_only(tx: &TenantTx) -> Result<u64> {
+        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+        let mut after = 0i64;
+        let mut rows = 0u64;
+        loop {
+            let batch = tx
+                .select::<audit_event::Entity>()
+                .filter(audit_event::Column::Seq.gt(after))
+                .order_by_asc(audit_event::Column::Seq)
+                .limit(crate::service::VERIFY_BATCH)
+                .all(tx.conn())
+                .await?;
+            let Some(last) = batch.last() else {
+                return Ok(rows);
+            };
+            after = last.seq;
+            rows += batch.len() as u64;
+        }
+    }
+
     /// Rows per multi-row INSERT (17 columns stays under SQLite's bound-variable limit).
     const BATCH: usize = 1_000;
 

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use uuid::Uuid;
 
 /// Rows read per round trip while verifying.
-const VERIFY_BATCH: u64 = 5_000;
+pub(crate) const VERIFY_BATCH: u64 = 5_000;
 
 /// The audit trail.
 #[derive(Debug, Clone)]
@@ -336,16 +336,10 @@ impl AuditLog {
         let mut checked = 0u64;
         let mut in_flight: Option<tokio::task::JoinHandle<(u64, Option<BrokenLink>)>> = None;
         loop {
-            let mut select = tx
-                .select::<audit_event::Entity>()
-                .order_by_asc(audit_event::Column::Seq)
-                .limit(VERIFY_BATCH);
-            if let Some((seq, _)) = &previous {
-                select = select.filter(audit_event::Column::Seq.gt(*seq));
-            }
-            let rows = select.all(tx.conn()).await?;
-            if let Some(batch) = in_flight.take() {
-                let (ok, broken) = batch
+            let after = previous.as_ref().map_or(0, |(seq, _)| *seq);
+            let batch = self.fetch_links(tx, after).await?;
+            if let Some(checking) = in_flight.take() {
+                let (ok, broken) = checking
                     .await
                     .map_err(|e| crate::Error::Worker(e.to_string()))?;
                 checked += ok;
@@ -353,17 +347,62 @@ impl AuditLog {
                     return Ok(VerifyReport { checked, broken });
                 }
             }
-            let Some(last) = rows.last() else {
+            let Some((last_seq, last_hash)) = batch.last() else {
                 return Ok(VerifyReport {
                     checked,
                     broken: None,
                 });
             };
-            let before = previous.replace((last.seq, last.hash.clone()));
+            let before = previous.replace((last_seq, last_hash));
             in_flight = Some(tokio::task::spawn_blocking(move || {
-                check_batch(&rows, before)
+                check_batch(batch, before)
             }));
         }
+    }
+
+    /// The next batch of links after `after`. PostgreSQL serializes each row in SQL
+    /// (one text column to decode instead of seventeen); SQLite rows are read whole
+    /// and serialized in Rust, on the checking thread.
+    async fn fetch_links(&self, tx: &TenantTx, after: i64) -> Result<Batch> {
+        if self.backend == Backend::Postgres {
+            let sql = format!(
+                "SELECT seq, prev_hash, hash, {} AS canonical FROM audit_events \
+                 WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                chain::PG_CANONICAL
+            );
+            let rows = tx
+                .conn()
+                .query_all_raw(Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    sql,
+                    [
+                        tx.org_id().as_uuid().into(),
+                        after.into(),
+                        (VERIFY_BATCH as i64).into(),
+                    ],
+                ))
+                .await?;
+            let links = rows
+                .iter()
+                .map(|row| {
+                    Ok(chain::Link {
+                        seq: row.try_get_by_index(0)?,
+                        prev_hash: row.try_get_by_index(1)?,
+                        hash: row.try_get_by_index(2)?,
+                        canonical: row.try_get_by_index::<String>(3)?.into_bytes(),
+                    })
+                })
+                .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+            return Ok(Batch::Links(links));
+        }
+        let rows = tx
+            .select::<audit_event::Entity>()
+            .filter(audit_event::Column::Seq.gt(after))
+            .order_by_asc(audit_event::Column::Seq)
+            .limit(VERIFY_BATCH)
+            .all(tx.conn())
+            .await?;
+        Ok(Batch::Rows(rows))
     }
 
     /// Crypto-shreds a person: deletes the keys of `user:<id>` and `email:<address>`.
@@ -382,25 +421,42 @@ pub(crate) fn stored_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Checks consecutive rows after `previous` (seq, stored hash): how many passed, and the
-/// first broken link.
-fn check_batch(
-    rows: &[audit_event::Model],
-    mut previous: Option<(i64, String)>,
-) -> (u64, Option<BrokenLink>) {
+/// A batch of the chain as read: links serialized by the database, or whole rows.
+enum Batch {
+    Links(Vec<chain::Link>),
+    Rows(Vec<audit_event::Model>),
+}
+
+impl Batch {
+    /// The seq and stored hash of the batch's last event.
+    fn last(&self) -> Option<(i64, String)> {
+        match self {
+            Self::Links(links) => links.last().map(|l| (l.seq, l.hash.clone())),
+            Self::Rows(rows) => rows.last().map(|r| (r.seq, r.hash.clone())),
+        }
+    }
+}
+
+/// Checks consecutive links after `previous` (seq, stored hash): how many passed, and
+/// the first broken link.
+fn check_batch(batch: Batch, mut previous: Option<(i64, String)>) -> (u64, Option<BrokenLink>) {
+    let links: Vec<chain::Link> = match batch {
+        Batch::Links(links) => links,
+        Batch::Rows(rows) => rows.into_iter().map(chain::Link::of).collect(),
+    };
     let mut ok = 0;
-    for row in rows {
-        if let Some(reason) = chain::check(row, previous.as_ref().map(|(s, h)| (*s, h.as_str()))) {
+    for link in &links {
+        if let Some(reason) = chain::check(link, previous.as_ref().map(|(s, h)| (*s, h.as_str()))) {
             return (
                 ok,
                 Some(BrokenLink {
-                    seq: row.seq,
+                    seq: link.seq,
                     reason,
                 }),
             );
         }
         ok += 1;
-        previous = Some((row.seq, row.hash.clone()));
+        previous = Some((link.seq, link.hash.clone()));
     }
     (ok, None)
 }
