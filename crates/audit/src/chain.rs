@@ -41,7 +41,8 @@ pub(crate) fn canonical(row: &audit_event::Model) -> Vec<u8> {
 
 /// The canonical serialization computed by PostgreSQL from the stored columns (the
 /// expression of `audit_append`, migration m0007): verification reads one text column
-/// instead of decoding seventeen, and hashes it here.
+/// instead of decoding seventeen, and hashes it here. Tests check these expressions
+/// against [`canonical`] on both engines (values with quotes, controls and non-ASCII).
 pub(crate) const PG_CANONICAL: &str = "'[' || to_json(organization_id::text)::text \
     || ',' || seq::text \
     || ',' || to_json(id::text)::text \
@@ -59,6 +60,18 @@ pub(crate) const PG_CANONICAL: &str = "'[' || to_json(organization_id::text)::te
     || ',' || coalesce(to_json(client)::text, 'null') \
     || ',' || to_json(prev_hash)::text \
     || ']'";
+
+/// The same serialization by SQLite (`json_array` escapes as serde_json does; UUIDs are
+/// stored as 16-byte blobs and formatted here as hyphenated lower-case hex).
+pub(crate) const SQLITE_CANONICAL: &str = "json_array(\
+    lower(substr(hex(organization_id), 1, 8) || '-' || substr(hex(organization_id), 9, 4) || '-' \
+      || substr(hex(organization_id), 13, 4) || '-' || substr(hex(organization_id), 17, 4) || '-' \
+      || substr(hex(organization_id), 21)), \
+    seq, \
+    lower(substr(hex(id), 1, 8) || '-' || substr(hex(id), 9, 4) || '-' || substr(hex(id), 13, 4) \
+      || '-' || substr(hex(id), 17, 4) || '-' || substr(hex(id), 21)), \
+    occurred_at, actor_type, actor_id, impersonator_id, action, target_type, target_id, \
+    outcome, diff, request_id, operation, client, prev_hash)";
 
 /// Lower-case hex SHA-256, without an allocation per byte.
 fn digest_hex(bytes: &[u8]) -> String {
@@ -98,19 +111,6 @@ pub(crate) struct Link {
     pub hash: String,
     /// The canonical serialization of its stored values.
     pub canonical: Vec<u8>,
-}
-
-impl Link {
-    /// From a full row.
-    pub fn of(row: audit_event::Model) -> Self {
-        let canonical = canonical(&row);
-        Self {
-            seq: row.seq,
-            prev_hash: row.prev_hash,
-            hash: row.hash,
-            canonical,
-        }
-    }
 }
 
 /// Checks one link against its predecessor; the reason it breaks the chain, if it does.

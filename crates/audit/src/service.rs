@@ -347,7 +347,7 @@ impl AuditLog {
                     return Ok(VerifyReport { checked, broken });
                 }
             }
-            let Some((last_seq, last_hash)) = batch.last() else {
+            let Some((last_seq, last_hash)) = batch.last().map(|l| (l.seq, l.hash.clone())) else {
                 return Ok(VerifyReport {
                     checked,
                     broken: None,
@@ -360,49 +360,50 @@ impl AuditLog {
         }
     }
 
-    /// The next batch of links after `after`. PostgreSQL serializes each row in SQL
-    /// (one text column to decode instead of seventeen); SQLite rows are read whole
-    /// and serialized in Rust, on the checking thread.
-    async fn fetch_links(&self, tx: &TenantTx, after: i64) -> Result<Batch> {
-        if self.backend == Backend::Postgres {
-            let sql = format!(
-                "SELECT seq, prev_hash, hash, {} AS canonical FROM audit_events \
-                 WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                chain::PG_CANONICAL
-            );
-            let rows = tx
-                .conn()
-                .query_all_raw(Statement::from_sql_and_values(
-                    sea_orm::DbBackend::Postgres,
-                    sql,
-                    [
-                        tx.org_id().as_uuid().into(),
-                        after.into(),
-                        (VERIFY_BATCH as i64).into(),
-                    ],
-                ))
-                .await?;
-            let links = rows
-                .iter()
-                .map(|row| {
-                    Ok(chain::Link {
-                        seq: row.try_get_by_index(0)?,
-                        prev_hash: row.try_get_by_index(1)?,
-                        hash: row.try_get_by_index(2)?,
-                        canonical: row.try_get_by_index::<String>(3)?.into_bytes(),
-                    })
-                })
-                .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
-            return Ok(Batch::Links(links));
-        }
+    /// The next batch of links after `after`, each row serialized by the database (one
+    /// text column to decode instead of seventeen) and hashed here.
+    async fn fetch_links(&self, tx: &TenantTx, after: i64) -> Result<Vec<chain::Link>> {
+        let (backend, sql) = match self.backend {
+            Backend::Postgres => (
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT seq, prev_hash, hash, {} AS canonical FROM audit_events \
+                     WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    chain::PG_CANONICAL
+                ),
+            ),
+            Backend::Sqlite => (
+                sea_orm::DbBackend::Sqlite,
+                format!(
+                    "SELECT seq, prev_hash, hash, {} AS canonical FROM audit_events \
+                     WHERE organization_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    chain::SQLITE_CANONICAL
+                ),
+            ),
+        };
         let rows = tx
-            .select::<audit_event::Entity>()
-            .filter(audit_event::Column::Seq.gt(after))
-            .order_by_asc(audit_event::Column::Seq)
-            .limit(VERIFY_BATCH)
-            .all(tx.conn())
+            .conn()
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [
+                    tx.org_id().as_uuid().into(),
+                    after.into(),
+                    (VERIFY_BATCH as i64).into(),
+                ],
+            ))
             .await?;
-        Ok(Batch::Rows(rows))
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(chain::Link {
+                    seq: row.try_get_by_index(0)?,
+                    prev_hash: row.try_get_by_index(1)?,
+                    hash: row.try_get_by_index(2)?,
+                    canonical: row.try_get_by_index::<String>(3)?.into_bytes(),
+                })
+            })
+            .collect::<Result<Vec<_>, sea_orm::DbErr>>()?)
     }
 
     /// Crypto-shreds a person: deletes the keys of `user:<id>` and `email:<address>`.
@@ -421,29 +422,12 @@ pub(crate) fn stored_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// A batch of the chain as read: links serialized by the database, or whole rows.
-enum Batch {
-    Links(Vec<chain::Link>),
-    Rows(Vec<audit_event::Model>),
-}
-
-impl Batch {
-    /// The seq and stored hash of the batch's last event.
-    fn last(&self) -> Option<(i64, String)> {
-        match self {
-            Self::Links(links) => links.last().map(|l| (l.seq, l.hash.clone())),
-            Self::Rows(rows) => rows.last().map(|r| (r.seq, r.hash.clone())),
-        }
-    }
-}
-
 /// Checks consecutive links after `previous` (seq, stored hash): how many passed, and
 /// the first broken link.
-fn check_batch(batch: Batch, mut previous: Option<(i64, String)>) -> (u64, Option<BrokenLink>) {
-    let links: Vec<chain::Link> = match batch {
-        Batch::Links(links) => links,
-        Batch::Rows(rows) => rows.into_iter().map(chain::Link::of).collect(),
-    };
+fn check_batch(
+    links: Vec<chain::Link>,
+    mut previous: Option<(i64, String)>,
+) -> (u64, Option<BrokenLink>) {
     let mut ok = 0;
     for link in &links {
         if let Some(reason) = chain::check(link, previous.as_ref().map(|(s, h)| (*s, h.as_str()))) {
