@@ -40,9 +40,14 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Benchmarks (criterion, release build): authorization decisions and policy compiles.
+## Benchmarks (release build): authorization decisions, policy compiles and cache memory
+## (criterion); audit appends and verification; the list filter at 1M records. The database
+## benchmarks run on SQLite and on PostgreSQL at BENCH_DATABASE_URL (empty: SQLite only).
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 bench:
 	$(CARGO) bench -p authz --bench authz
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p tenancy --bench audit
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p tenancy --bench list
 
 ## Regenerate schema.graphql from the code.
 schema: build

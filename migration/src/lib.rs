@@ -13,6 +13,7 @@ mod m0004_projects;
 mod m0005_audit_retention;
 mod m0006_documents;
 mod m0007_audit_append;
+mod m0008_owner_indexes;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_audit_retention::Migration),
             Box::new(m0006_documents::Migration),
             Box::new(m0007_audit_append::Migration),
+            Box::new(m0008_owner_indexes::Migration),
         ]
     }
 }

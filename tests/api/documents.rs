@@ -163,6 +163,17 @@ async fn a_document_goes_through_the_whole_workflow_with_four_eyes_and_two_appro
     for person in [&writer, &first_reviewer, &second_reviewer] {
         grant(&app, &owner, &org, &handbook, person, "reviewer").await;
     }
+    let members = app
+        .gql("query($id: ID!) { node(id: $id) { ... on Project { grants { relation } } } }")
+        .vars(json!({ "id": handbook }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        members.data()["node"]["grants"],
+        json!([{ "relation": "reviewer" }, { "relation": "reviewer" }, { "relation": "reviewer" }])
+    );
 
     let id = document(&app, &writer, &org, &handbook, "Onboarding").await;
     let edited = edit(&app, &writer, &org, &id, "second").await;

@@ -11,7 +11,7 @@ use crate::model::{Action, ResourceType, Subject};
 use crate::service::Authorizer;
 use kernel::TenantTx;
 use sea_orm::sea_query::{Expr, Query, SelectStatement};
-use sea_orm::{ColumnTrait, Condition};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend};
 use uuid::Uuid;
 
 /// How to restrict a list. Only [`Authorizer::list_filter`] makes one, so a repository
@@ -73,15 +73,16 @@ impl Scope {
                 owner: owner_id,
             } => {
                 let org = tx.org_id().as_uuid();
+                let postgres = tx.conn().get_database_backend() == DbBackend::Postgres;
                 let mut any = Condition::any();
                 if !relations.is_empty() {
                     let mut direct = Self::grants(subjects, relations, *typ);
                     direct.and_where(record_grant::Column::OrganizationId.eq(org));
-                    any = any.add(id.in_subquery(direct));
+                    any = any.add(member_of(id, direct, postgres));
                     if let (Some(parent_type), Some(parent_col)) = (parent_type, parent) {
                         let mut inherited = Self::grants(subjects, relations, *parent_type);
                         inherited.and_where(record_grant::Column::OrganizationId.eq(org));
-                        any = any.add(parent_col.in_subquery(inherited));
+                        any = any.add(member_of(parent_col, inherited, postgres));
                     }
                 }
                 if let (Some(owner_id), Some(owner_col)) = (owner_id, owner) {
@@ -94,6 +95,26 @@ impl Scope {
                 }
             }
         }
+    }
+}
+
+/// `column IN (grants)`. On PostgreSQL written `column = ANY(ARRAY(grants))`: the
+/// grants are read once (an init plan) and the column probed through its index, so
+/// the alternatives of the filter (granted, granted on the parent, owned) combine as a
+/// bitmap OR of index scans. An `IN (subquery)` inside an `OR` cannot become a semi-join
+/// and is evaluated as a filter while walking the table in id order instead: 118 ms
+/// against a million rows for a person with 100 grants.
+fn member_of<C: ColumnTrait>(column: C, grants: SelectStatement, postgres: bool) -> Expr {
+    if postgres {
+        Expr::cust_with_exprs(
+            "$1 = ANY(ARRAY $2)",
+            [
+                column.into_expr(),
+                Expr::SubQuery(None, Box::new(grants.into())),
+            ],
+        )
+    } else {
+        column.in_subquery(grants)
     }
 }
 

@@ -3,8 +3,10 @@
 
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::loaders::Loaders;
+use crate::graphql::types::project::{Grant, grants_on};
 use crate::graphql::types::{Project, User};
 use async_graphql::{Context, Enum, ID, Object, Result};
+use authz::ResourceType;
 use chrono::{DateTime, Utc};
 use core_domain::ReviewDecision as Decision;
 use kernel::OrgId;
@@ -154,6 +156,16 @@ impl Document {
             .into_iter()
             .map(|v| DocumentVersion(v, self.0.org_id))
             .collect())
+    }
+
+    /// Who was given a relation on this document alone (`editor`, `reviewer`, `reader`);
+    /// grants on its project are on the project. Null with `FORBIDDEN` for those who
+    /// may not read the project's grants.
+    async fn grants(&self, ctx: &Context<'_>) -> Result<Option<Vec<Grant>>> {
+        let d = &self.0;
+        grants_on(ctx, d.org_id, d.project_id, ResourceType::Document, d.id)
+            .await
+            .map(Some)
     }
 
     /// When it was created.

@@ -1,8 +1,13 @@
 //! Projects.
 
+use crate::context::ContextExt;
+use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
-use async_graphql::{ID, Object, SimpleObject};
+use async_graphql::{Context, ID, Object, SimpleObject};
+use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
+use kernel::{OrgId, TxMode};
+use uuid::Uuid;
 
 /// A project of an organization. Visible to those who may read it: organization-wide
 /// roles, grants on it, its owner.
@@ -40,6 +45,38 @@ impl Project {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+
+    /// The project's members and their project-level roles: who holds `project_admin`,
+    /// `editor`, `reviewer` or `reader` on it (its documents inherit them). Null with
+    /// `FORBIDDEN` for those who may not read the project's grants.
+    async fn grants(&self, ctx: &Context<'_>) -> GqlResult<Option<Vec<Grant>>> {
+        grants_on(
+            ctx,
+            self.0.org_id,
+            self.0.id,
+            ResourceType::Project,
+            self.0.id,
+        )
+        .await
+        .map(Some)
+    }
+}
+
+/// The grants on one record of `project` (the project itself or one of its documents),
+/// for those who may read the project's grants.
+pub async fn grants_on(
+    ctx: &Context<'_>,
+    org: OrgId,
+    project: Uuid,
+    typ: ResourceType,
+    id: Uuid,
+) -> GqlResult<Vec<Grant>> {
+    let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
+    let on_grants =
+        Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, project);
+    ctx.permit(&tx, &actor, on_grants, Action::Read).await?;
+    let grants = ctx.state().authz.grants_on(&tx, typ, id).await.gql()?;
+    Ok(grants.into_iter().map(|g| Grant::new(g, org)).collect())
 }
 
 /// A grant of a relation on one record.
