@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::model::{Action, ResourceType, Subject};
 use crate::service::Authorizer;
 use kernel::TenantTx;
-use sea_orm::sea_query::{Expr, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement, UnionType};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend};
 use uuid::Uuid;
 
@@ -73,16 +73,28 @@ impl Scope {
                 owner: owner_id,
             } => {
                 let org = tx.org_id().as_uuid();
-                let postgres = tx.conn().get_database_backend() == DbBackend::Postgres;
+                if tx.conn().get_database_backend() != DbBackend::Postgres {
+                    return sqlite_condition(
+                        org,
+                        subjects,
+                        relations,
+                        *typ,
+                        *parent_type,
+                        *owner_id,
+                        id,
+                        parent,
+                        owner,
+                    );
+                }
                 let mut any = Condition::any();
                 if !relations.is_empty() {
                     let mut direct = Self::grants(subjects, relations, *typ);
                     direct.and_where(record_grant::Column::OrganizationId.eq(org));
-                    any = any.add(member_of(id, direct, postgres));
+                    any = any.add(member_of(id, direct));
                     if let (Some(parent_type), Some(parent_col)) = (parent_type, parent) {
                         let mut inherited = Self::grants(subjects, relations, *parent_type);
                         inherited.and_where(record_grant::Column::OrganizationId.eq(org));
-                        any = any.add(member_of(parent_col, inherited, postgres));
+                        any = any.add(member_of(parent_col, inherited));
                     }
                 }
                 if let (Some(owner_id), Some(owner_col)) = (owner_id, owner) {
@@ -98,24 +110,75 @@ impl Scope {
     }
 }
 
-/// `column IN (grants)`. On PostgreSQL written `column = ANY(ARRAY(grants))`: the
-/// grants are read once (an init plan) and the column probed through its index, so
-/// the alternatives of the filter (granted, granted on the parent, owned) combine as a
-/// bitmap OR of index scans. An `IN (subquery)` inside an `OR` cannot become a semi-join
-/// and is evaluated as a filter while walking the table in id order instead: 118 ms
-/// against a million rows for a person with 100 grants.
-fn member_of<C: ColumnTrait>(column: C, grants: SelectStatement, postgres: bool) -> Expr {
-    if postgres {
-        Expr::cust_with_exprs(
-            "$1 = ANY(ARRAY $2)",
-            [
-                column.into_expr(),
-                Expr::SubQuery(None, Box::new(grants.into())),
-            ],
-        )
-    } else {
-        column.in_subquery(grants)
+/// `column = ANY(ARRAY(grants))` (PostgreSQL): the grants are read once (an init plan)
+/// and the column probed through its index, so the alternatives of the filter (granted,
+/// granted on the parent, owned) combine as a bitmap OR of index scans. An
+/// `IN (subquery)` inside an `OR` cannot become a semi-join and is evaluated as a filter
+/// while walking the table in id order instead: 118 ms against a million rows for a
+/// person with 100 grants, 1.4 ms this way (`make bench`).
+fn member_of<C: ColumnTrait>(column: C, grants: SelectStatement) -> Expr {
+    Expr::cust_with_exprs(
+        "$1 = ANY(ARRAY $2)",
+        [
+            column.into_expr(),
+            Expr::SubQuery(None, Box::new(grants.into())),
+        ],
+    )
+}
+
+/// SQLite: one `id IN (granted UNION ALL children of granted UNION ALL owned)`, so the
+/// ids come from the grants and the owner index and the table is probed by key, instead
+/// of an `OR` that SQLite answers by walking the table in id order.
+#[allow(clippy::too_many_arguments)]
+fn sqlite_condition<C: ColumnTrait>(
+    org: Uuid,
+    subjects: &[String],
+    relations: &[String],
+    typ: ResourceType,
+    parent_type: Option<ResourceType>,
+    owner_id: Option<Uuid>,
+    id: C,
+    parent: Option<C>,
+    owner: Option<C>,
+) -> Condition {
+    let table = id.entity_name();
+    let org_col = Expr::col((table.clone(), Alias::new("organization_id")));
+    let mut sources: Vec<SelectStatement> = Vec::new();
+    if !relations.is_empty() {
+        let mut direct = Scope::grants(subjects, relations, typ);
+        direct.and_where(record_grant::Column::OrganizationId.eq(org));
+        sources.push(direct);
+        if let (Some(parent_type), Some(parent_col)) = (parent_type, parent) {
+            let mut inherited = Scope::grants(subjects, relations, parent_type);
+            inherited.and_where(record_grant::Column::OrganizationId.eq(org));
+            sources.push(
+                Query::select()
+                    .expr(id.into_expr())
+                    .from(table.clone())
+                    .and_where(org_col.clone().eq(org))
+                    .and_where(parent_col.in_subquery(inherited))
+                    .to_owned(),
+            );
+        }
     }
+    if let (Some(owner_id), Some(owner_col)) = (owner_id, owner) {
+        sources.push(
+            Query::select()
+                .expr(id.into_expr())
+                .from(table)
+                .and_where(org_col.eq(org))
+                .and_where(owner_col.eq(owner_id))
+                .to_owned(),
+        );
+    }
+    let mut sources = sources.into_iter();
+    let Some(mut union) = sources.next() else {
+        return Condition::all().add(Expr::cust("1 = 0"));
+    };
+    for source in sources {
+        union.union(UnionType::All, source);
+    }
+    Condition::all().add(id.in_subquery(union))
 }
 
 impl ListFilter {
