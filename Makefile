@@ -31,7 +31,7 @@ test-postgres:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	@for crate in kernel authz audit tenancy core-domain; do \
+	@for crate in kernel authz audit tenancy core-domain billing; do \
 		if $(CARGO) tree -p $$crate -e normal --prefix none | grep -Eq '^(axum|async-graphql|tower|clap|anyhow) '; then \
 			echo "$$crate depends on a web or CLI crate"; exit 1; \
 		fi; \
