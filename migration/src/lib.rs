@@ -14,6 +14,7 @@ mod m0005_audit_retention;
 mod m0006_documents;
 mod m0007_audit_append;
 mod m0008_owner_indexes;
+mod m0009_usage_events;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_documents::Migration),
             Box::new(m0007_audit_append::Migration),
             Box::new(m0008_owner_indexes::Migration),
+            Box::new(m0009_usage_events::Migration),
         ]
     }
 }

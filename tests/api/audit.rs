@@ -109,6 +109,7 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("revokeAccess", "grant.revoked"),
     ("setAuditRetention", "audit.retention_changed"),
     ("purgeAuditEvents", "audit.purged"),
+    ("recordUsage", "usage.recorded"),
 ];
 
 #[tokio::test]
@@ -315,6 +316,12 @@ async fn every_mutation_in_the_schema_records_its_event() {
     }
     app.gql("mutation($g: ID!) { revokeAccess(input: {grantId: $g}) { grant { id } } }")
         .vars(json!({ "g": grant_id }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    app.gql("mutation { recordUsage(input: {events: [{metric: \"api_calls\", key: \"k1\"}]}) { stored } }")
         .as_user(&owner)
         .in_org(&org)
         .send()

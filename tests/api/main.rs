@@ -19,3 +19,4 @@ mod permissions;
 mod postgres_rls;
 mod projects;
 mod schema;
+mod usage;

@@ -1,7 +1,7 @@
 //! Errors of billing.
 
-/// What can go wrong computing money.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What can go wrong computing money or recording usage.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Amounts of different currencies were combined.
     #[error("cannot combine {left} and {right} amounts")]
@@ -28,6 +28,50 @@ pub enum Error {
     /// An amount beyond what can be represented.
     #[error("amount out of range")]
     Overflow,
+    /// Malformed usage input.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The input field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An idempotency key already recorded with another payload.
+    #[error("usage key {key} of metric {metric} was recorded with another payload")]
+    KeyConflict {
+        /// The metric.
+        metric: String,
+        /// The key.
+        key: String,
+    },
+    /// A permission decision failed or a permit did not fit.
+    #[error(transparent)]
+    Authz(#[from] authz::Error),
+    /// Recording the change failed.
+    #[error(transparent)]
+    Audit(#[from] audit::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl Error {
+    /// The code clients see.
+    pub fn code(&self) -> kernel::ErrorCode {
+        use kernel::ErrorCode;
+        match self {
+            Self::CurrencyMismatch { .. }
+            | Self::UnknownCurrency(_)
+            | Self::InvalidPrice { .. }
+            | Self::InvalidPeriod(_)
+            | Self::Invalid { .. } => ErrorCode::BadUserInput,
+            Self::KeyConflict { .. } => ErrorCode::Conflict,
+            Self::Authz(e) => e.code(),
+            Self::Audit(e) => e.code(),
+            Self::Overflow => ErrorCode::BadUserInput,
+            Self::Db(_) => ErrorCode::Internal,
+        }
+    }
 }
 
 /// Results of billing computations.

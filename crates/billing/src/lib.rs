@@ -2,17 +2,21 @@
 //! on: money in integer minor units of ISO-4217 currencies, charge models (standard,
 //! graduated, volume, package) computed exactly in decimals, one HALF_UP rounding per
 //! invoice line, monthly periods with month-end clamping and day-based proration, and
-//! the aggregations and idempotency rules of metering. The rules are those of
+//! the aggregations and idempotency rules of metering, with usage events recorded in
+//! batches and aggregated per period. The rules are those of
 //! `shared/billing-semantics.md`. No floats anywhere.
 
+mod entity;
 pub mod error;
 pub mod metering;
 pub mod money;
 pub mod period;
 pub mod pricing;
+pub mod usage;
 
 pub use error::{Error, Result};
 pub use metering::{Aggregation, Duplicate, UsageEvent, duplicate_of};
 pub use money::{Currency, Money};
 pub use period::{Line, Period, monthly_period, proration_lines};
 pub use pricing::{ChargeModel, Tier};
+pub use usage::{MAX_BATCH, NewUsage, Recorded, UsageService};

@@ -16,6 +16,8 @@ pub enum ApiError {
     Audit(audit::Error),
     /// From the core domain.
     Domain(core_domain::Error),
+    /// From billing.
+    Billing(billing::Error),
     /// The operation needs a logged-in caller.
     Unauthenticated,
     /// The operation needs a person, not an API key (or the other way round).
@@ -52,6 +54,7 @@ impl ApiError {
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
             Self::Domain(e) => e.code(),
+            Self::Billing(e) => e.code(),
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::WrongPrincipal(_) => ErrorCode::Forbidden,
             Self::NoActiveOrganization | Self::BadInput { .. } => ErrorCode::BadUserInput,
@@ -65,6 +68,7 @@ impl ApiError {
             Self::Authz(e) => e.to_string(),
             Self::Audit(e) => e.to_string(),
             Self::Domain(e) => e.to_string(),
+            Self::Billing(e) => e.to_string(),
             Self::Unauthenticated => {
                 "authentication required: send Authorization: Bearer <token>".into()
             }
@@ -93,6 +97,12 @@ impl From<authz::Error> for ApiError {
 impl From<core_domain::Error> for ApiError {
     fn from(e: core_domain::Error) -> Self {
         Self::Domain(e)
+    }
+}
+
+impl From<billing::Error> for ApiError {
+    fn from(e: billing::Error) -> Self {
+        Self::Billing(e)
     }
 }
 
@@ -133,6 +143,13 @@ impl From<ApiError> for async_graphql::Error {
                         "status",
                         crate::graphql::types::document::DocumentStatus::graphql_name(*status),
                     );
+                }
+                ApiError::Billing(billing::Error::KeyConflict { metric, key }) => {
+                    ext.set("metric", metric.as_str());
+                    ext.set("key", key.as_str());
+                }
+                ApiError::Billing(billing::Error::Invalid { field, .. }) => {
+                    ext.set("field", *field)
                 }
                 ApiError::Domain(core_domain::Error::SelfApproval) => {
                     ext.set("reason", "FOUR_EYES");

@@ -33,6 +33,8 @@ pub struct AppState {
     pub projects: ProjectService,
     /// Documents and their approval workflow.
     pub documents: DocumentService,
+    /// Usage of billable metrics.
+    pub usage: billing::UsageService,
     /// The database.
     pub db: Db,
 }
@@ -49,6 +51,7 @@ impl AppState {
         let authz = Authorizer::new(ENFORCER_CACHE_BYTES, audit.clone()).await?;
         let projects = ProjectService::new(audit.clone(), clock.clone(), limits.clone());
         let documents = DocumentService::new(audit.clone(), clock.clone(), limits);
+        let usage = billing::UsageService::new(audit.clone(), clock.clone());
         let tenancy = TenancyService::new(
             db.clone(),
             clock,
@@ -63,6 +66,7 @@ impl AppState {
             audit,
             projects,
             documents,
+            usage,
             db,
         })
     }

@@ -8,6 +8,7 @@ mod document;
 mod member;
 mod organization;
 mod project;
+mod usage;
 
 /// The root mutation type.
 #[derive(async_graphql::MergedObject, Default)]
@@ -20,6 +21,7 @@ pub struct Mutation(
     project::ProjectMutation,
     document::DocumentMutation,
     audit::AuditMutation,
+    usage::UsageMutation,
 );
 
 use crate::context::ContextExt;

@@ -5,6 +5,7 @@ mod audit;
 mod documents;
 mod node;
 mod projects;
+mod usage;
 mod viewer;
 
 /// The root query type.
@@ -16,4 +17,5 @@ pub struct Query(
     audit::AuditQuery,
     projects::ProjectsQuery,
     documents::DocumentsQuery,
+    usage::UsageQuery,
 );

@@ -1,0 +1,3 @@
+//! The tables this crate owns; private to the crate.
+
+pub(crate) mod usage_event;

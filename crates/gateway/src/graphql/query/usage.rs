@@ -1,0 +1,72 @@
+//! `usage`: the quantity of a billable metric over a period.
+
+use crate::context::ContextExt;
+use crate::error::{ApiError, GqlResult, ResultExt};
+use async_graphql::{Context, Enum, Object};
+use authz::{Action, Resource, ResourceType};
+use chrono::{DateTime, Utc};
+use kernel::TxMode;
+
+#[derive(Default)]
+pub struct UsageQuery;
+
+/// How a metric's events become a quantity.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UsageAggregation {
+    /// Number of events.
+    Count,
+    /// Sum of values.
+    Sum,
+    /// Largest value.
+    Max,
+    /// Distinct values of `property`.
+    UniqueCount,
+    /// Value of the latest event (by occurrence, then receipt).
+    Latest,
+}
+
+#[Object]
+impl UsageQuery {
+    /// The quantity of `metric` in the active organization over `[from, to)`, as a
+    /// decimal string. Owners and billing admins only.
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        metric: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        aggregation: UsageAggregation,
+        property: Option<String>,
+    ) -> GqlResult<String> {
+        let aggregation = match (aggregation, property) {
+            (UsageAggregation::Count, _) => billing::Aggregation::Count,
+            (UsageAggregation::Sum, _) => billing::Aggregation::Sum,
+            (UsageAggregation::Max, _) => billing::Aggregation::Max,
+            (UsageAggregation::Latest, _) => billing::Aggregation::Latest,
+            (UsageAggregation::UniqueCount, Some(property)) => {
+                billing::Aggregation::UniqueCount { property }
+            }
+            (UsageAggregation::UniqueCount, None) => {
+                return Err(
+                    ApiError::bad_input("property", "UNIQUE_COUNT needs a property").into(),
+                );
+            }
+        };
+        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(ResourceType::Billing),
+                Action::Read,
+            )
+            .await?;
+        let quantity = ctx
+            .state()
+            .usage
+            .quantity(&tx, &permit, &metric, from, to, &aggregation)
+            .await
+            .gql()?;
+        Ok(quantity.normalize().to_string())
+    }
+}

@@ -1,0 +1,176 @@
+//! Usage of billable metrics: batches recorded all or nothing, idempotent per (metric,
+//! key), aggregated per period, for owners and billing admins of that organization only.
+
+use crate::helpers::{TestApp, TestOrg, TestUser};
+use serde_json::{Value, json};
+
+const RECORD: &str =
+    "mutation($e: [UsageEventInput!]!) { recordUsage(input: {events: $e}) { stored replayed } }";
+const USAGE: &str = "query($m: String!, $a: UsageAggregation!, $p: String) { usage(metric: $m, from: \"2027-01-01T00:00:00Z\", to: \"2027-02-01T00:00:00Z\", aggregation: $a, property: $p) }";
+
+fn events() -> Value {
+    json!([
+        { "metric": "api_calls", "key": "req-1", "occurredAt": "2027-01-05T10:00:00Z", "value": "2.5", "properties": [{ "name": "user", "value": "u1" }] },
+        { "metric": "api_calls", "key": "req-2", "occurredAt": "2027-01-06T10:00:00Z", "value": "4", "properties": [{ "name": "user", "value": "u2" }] },
+        { "metric": "api_calls", "key": "req-3", "occurredAt": "2027-01-07T10:00:00Z", "properties": [{ "name": "user", "value": "u1" }] },
+        { "metric": "api_calls", "key": "late", "occurredAt": "2027-02-01T00:00:00Z", "value": "100" },
+    ])
+}
+
+async fn record(
+    app: &TestApp,
+    bearer: &str,
+    org: &TestOrg,
+    events: Value,
+) -> crate::helpers::GqlResponse {
+    app.gql(RECORD)
+        .vars(json!({ "e": events }))
+        .bearer(bearer)
+        .in_org(org)
+        .send()
+        .await
+}
+
+async fn usage(
+    app: &TestApp,
+    user: &TestUser,
+    org: &TestOrg,
+    aggregation: &str,
+    property: Option<&str>,
+) -> Value {
+    let response = app
+        .gql(USAGE)
+        .vars(json!({ "m": "api_calls", "a": aggregation, "p": property }))
+        .as_user(user)
+        .in_org(org)
+        .send()
+        .await;
+    response.data()["usage"].clone()
+}
+
+#[tokio::test]
+async fn usage_is_recorded_once_per_key_all_or_nothing_and_aggregated_per_period() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    // The organization's systems report with a billing admin's API key.
+    let (_, key) = app.api_key(&owner, &org, "BILLING_ADMIN").await;
+
+    let first = record(&app, &key, &org, events()).await;
+    assert_eq!(
+        first.data()["recordUsage"],
+        json!({ "stored": 4, "replayed": 0 })
+    );
+    let retry = record(&app, &key, &org, events()).await;
+    assert_eq!(
+        retry.data()["recordUsage"],
+        json!({ "stored": 0, "replayed": 4 })
+    );
+    // A retry without a time means the first report's time.
+    let untimed = record(&app, &key, &org, json!([{ "metric": "api_calls", "key": "req-3", "properties": [{ "name": "user", "value": "u1" }] }])).await;
+    assert_eq!(
+        untimed.data()["recordUsage"],
+        json!({ "stored": 0, "replayed": 1 })
+    );
+
+    // The same key with another payload: CONFLICT, and nothing of the batch is kept.
+    let conflicting = record(
+        &app,
+        &key,
+        &org,
+        json!([
+            { "metric": "api_calls", "key": "req-4", "occurredAt": "2027-01-08T10:00:00Z" },
+            { "metric": "api_calls", "key": "req-1", "occurredAt": "2027-01-05T10:00:00Z", "value": "3" },
+        ]),
+    )
+    .await;
+    assert_eq!(conflicting.code(), "CONFLICT");
+    assert_eq!(conflicting.error()["extensions"]["key"], "req-1");
+
+    assert_eq!(
+        usage(&app, &owner, &org, "COUNT", None).await,
+        "3",
+        "the late event is next period's; req-4 was rolled back"
+    );
+    assert_eq!(usage(&app, &owner, &org, "SUM", None).await, "7.5");
+    assert_eq!(usage(&app, &owner, &org, "MAX", None).await, "4");
+    assert_eq!(
+        usage(&app, &owner, &org, "UNIQUE_COUNT", Some("user")).await,
+        "2"
+    );
+    assert_eq!(usage(&app, &owner, &org, "LATEST", None).await, "1");
+
+    for (bad, field) in [
+        (
+            json!([{ "metric": "api_calls", "key": "x", "value": "abc" }]),
+            "value",
+        ),
+        (
+            json!([{ "metric": "api_calls", "key": "x", "value": "-1" }]),
+            "value",
+        ),
+        (json!([{ "metric": "api calls!", "key": "x" }]), "metric"),
+        (json!([]), "events"),
+    ] {
+        let refused = record(&app, &key, &org, bad).await;
+        assert_eq!(refused.code(), "BAD_USER_INPUT", "{}", refused.body);
+        assert_eq!(refused.error()["extensions"]["field"], field);
+    }
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| json!({ "metric": "api_calls", "key": format!("k{i}") }))
+        .collect();
+    assert_eq!(
+        record(&app, &key, &org, json!(too_many)).await.code(),
+        "BAD_USER_INPUT"
+    );
+}
+
+#[tokio::test]
+async fn only_owners_and_billing_admins_of_that_organization_see_or_report_usage() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    record(&app, &owner.token, &org, events()).await.data();
+    let member = app.user("member@example.com").await;
+    app.add_member(&owner, &org, &member, "MEMBER").await;
+    let billing = app.user("billing@example.com").await;
+    app.add_member(&owner, &org, &billing, "BILLING_ADMIN")
+        .await;
+
+    assert_eq!(usage(&app, &billing, &org, "COUNT", None).await, "3");
+    let refused = app
+        .gql(USAGE)
+        .vars(json!({ "m": "api_calls", "a": "COUNT" }))
+        .as_user(&member)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(refused.code(), "FORBIDDEN");
+    assert_eq!(
+        record(&app, &member.token, &org, events()).await.code(),
+        "FORBIDDEN"
+    );
+
+    // Another organization's owner: their own count is zero, Acme's is out of reach.
+    let other = app.user("other@globex.example").await;
+    let globex = app.org(&other, "Globex").await;
+    assert_eq!(usage(&app, &other, &globex, "COUNT", None).await, "0");
+    let across = app
+        .gql(USAGE)
+        .vars(json!({ "m": "api_calls", "a": "COUNT" }))
+        .as_user(&other)
+        .in_org(&org)
+        .send()
+        .await;
+    assert!(
+        matches!(across.code(), "FORBIDDEN" | "NOT_FOUND"),
+        "{}",
+        across.body
+    );
+    // The same keys in another organization are other events.
+    let theirs = record(&app, &other.token, &globex, events()).await;
+    assert_eq!(
+        theirs.data()["recordUsage"],
+        json!({ "stored": 4, "replayed": 0 })
+    );
+}
