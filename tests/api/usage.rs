@@ -174,3 +174,31 @@ async fn only_owners_and_billing_admins_of_that_organization_see_or_report_usage
         json!({ "stored": 4, "replayed": 0 })
     );
 }
+
+#[tokio::test]
+async fn concurrent_reports_of_one_new_key_store_it_once_and_never_fail_internally() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let event =
+        json!([{ "metric": "api_calls", "key": "same", "occurredAt": "2027-01-05T10:00:00Z" }]);
+    let responses =
+        futures::future::join_all((0..8).map(|_| record(&app, &owner.token, &org, event.clone())))
+            .await;
+    let mut stored = 0;
+    for response in &responses {
+        if response.body.get("errors").is_some() {
+            assert_eq!(response.code(), "CONFLICT", "{}", response.body);
+        } else {
+            stored += response.data()["recordUsage"]["stored"].as_i64().unwrap();
+        }
+    }
+    assert_eq!(stored, 1, "exactly one request stored it");
+    assert_eq!(usage(&app, &owner, &org, "COUNT", None).await, "1");
+    // A retry after the race is a replay.
+    let retry = record(&app, &owner.token, &org, event).await;
+    assert_eq!(
+        retry.data()["recordUsage"],
+        json!({ "stored": 0, "replayed": 1 })
+    );
+}

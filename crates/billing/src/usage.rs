@@ -11,7 +11,7 @@ use authz::{Action, Permit, ResourceType};
 use chrono::{DateTime, Utc};
 use kernel::{SharedClock, TenantTx};
 use rust_decimal::Decimal;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use uuid::Uuid;
@@ -164,7 +164,16 @@ impl UsageService {
                 ),
             })
             .exec_without_returning(tx.conn())
-            .await?;
+            .await
+            .map_err(|e| match e.sql_err() {
+                // Reported concurrently by another request that committed first: this one
+                // is refused whole; its retry is then answered as a replay or a conflict.
+                Some(SqlErr::UniqueConstraintViolation(_)) => Error::KeyConflict {
+                    metric: metric.clone(),
+                    key: key.clone(),
+                },
+                _ => e.into(),
+            })?;
             seen.insert((metric, key), incoming);
             stored += 1;
             outcomes.push(Recorded::Stored);
