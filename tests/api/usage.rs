@@ -202,3 +202,51 @@ async fn concurrent_reports_of_one_new_key_store_it_once_and_never_fail_internal
         json!({ "stored": 0, "replayed": 1 })
     );
 }
+
+#[tokio::test]
+async fn creating_projects_and_documents_records_their_usage_in_the_same_transaction() {
+    let app = TestApp::spawn_with(|config| config.plan_max_documents_per_project = 2).await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let project = app
+        .gql("mutation { createProject(input: {name: \"Apollo\"}) { project { id } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let project = project.data()["createProject"]["project"]["id"].clone();
+    let mut refused = 0;
+    for title in ["One", "Two", "Three"] {
+        let created = app
+            .gql("mutation($p: ID!, $t: String!) { createDocument(input: {projectId: $p, title: $t}) { document { id } } }")
+            .vars(json!({ "p": project, "t": title }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+            .await;
+        if created.body.get("errors").is_some() {
+            assert_eq!(created.code(), "LIMIT_EXCEEDED");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 1);
+    let count = |metric: &'static str| {
+        let (app, owner, org) = (&app, &owner, &org);
+        async move {
+            let response = app
+                .gql("query($m: String!) { usage(metric: $m, from: \"2000-01-01T00:00:00Z\", to: \"2100-01-01T00:00:00Z\", aggregation: COUNT) }")
+                .vars(json!({ "m": metric }))
+                .as_user(owner)
+                .in_org(org)
+                .send()
+                .await;
+            response.data()["usage"].clone()
+        }
+    };
+    assert_eq!(count("projects_created").await, "1");
+    assert_eq!(
+        count("documents_created").await,
+        "2",
+        "the refused document recorded nothing"
+    );
+}

@@ -193,6 +193,32 @@ impl UsageService {
         Ok(outcomes)
     }
 
+    /// Records one use by the platform itself (a document created, say) in the business
+    /// transaction, so the usage and the change commit or roll back together. The key is
+    /// the record's id, so it is unique; no permit, since no caller reports it. The
+    /// change's own audit event covers it.
+    pub async fn record_platform_usage(
+        &self,
+        tx: &TenantTx,
+        metric: &'static str,
+        key: Uuid,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        usage_event::Entity::insert(usage_event::ActiveModel {
+            organization_id: Set(tx.org_id().as_uuid()),
+            id: Set(Uuid::now_v7()),
+            metric: Set(metric.to_owned()),
+            idempotency_key: Set(key.to_string()),
+            occurred_at: Set(now),
+            received_at: Set(now),
+            value: Set("1".to_owned()),
+            properties: Set("{}".to_owned()),
+        })
+        .exec_without_returning(tx.conn())
+        .await?;
+        Ok(())
+    }
+
     /// The quantity of `metric` over `[from, to)` under `aggregation`.
     pub async fn quantity(
         &self,

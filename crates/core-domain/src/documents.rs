@@ -38,6 +38,7 @@ pub struct DocumentService {
     audit: AuditLog,
     clock: SharedClock,
     limits: SharedLimits,
+    usage: billing::UsageService,
 }
 
 fn from_row(row: document::Model) -> Result<Document> {
@@ -105,6 +106,7 @@ impl DocumentService {
     /// creating.
     pub fn new(audit: AuditLog, clock: SharedClock, limits: SharedLimits) -> Self {
         Self {
+            usage: billing::UsageService::new(audit.clone(), clock.clone()),
             audit,
             clock,
             limits,
@@ -178,6 +180,9 @@ impl DocumentService {
                         Some(DocumentStatus::Draft.as_str()),
                     ),
             )
+            .await?;
+        self.usage
+            .record_platform_usage(tx, "documents_created", id)
             .await?;
         from_row(row)
     }

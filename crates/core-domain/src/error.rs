@@ -54,6 +54,9 @@ pub enum Error {
     /// Recording the change failed.
     #[error(transparent)]
     Audit(#[from] audit::Error),
+    /// Recording the usage failed.
+    #[error(transparent)]
+    Usage(#[from] billing::Error),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -75,6 +78,7 @@ impl Error {
             Self::SelfApproval => ErrorCode::Forbidden,
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
+            Self::Usage(e) => e.code(),
             Self::Db(_) => ErrorCode::Internal,
         }
     }

@@ -31,6 +31,7 @@ pub struct ProjectService {
     audit: AuditLog,
     clock: SharedClock,
     limits: SharedLimits,
+    usage: billing::UsageService,
 }
 
 fn from_row(row: project::Model) -> Project {
@@ -63,6 +64,7 @@ impl ProjectService {
     /// creating.
     pub fn new(audit: AuditLog, clock: SharedClock, limits: SharedLimits) -> Self {
         Self {
+            usage: billing::UsageService::new(audit.clone(), clock.clone()),
             audit,
             clock,
             limits,
@@ -114,6 +116,9 @@ impl ProjectService {
                     Some(name),
                 ),
             )
+            .await?;
+        self.usage
+            .record_platform_usage(tx, "projects_created", row.id)
             .await?;
         Ok(from_row(row))
     }
