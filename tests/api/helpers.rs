@@ -222,6 +222,7 @@ async fn start_server(
             database_max_connections: 8,
             plan_max_projects: 100,
             plan_max_documents_per_project: 1_000,
+            plan_max_seats: 50,
         };
         configure(&mut config);
         let app = Application::build(&config, Arc::new(clock.clone()))

@@ -218,3 +218,36 @@ async fn only_managers_invite_and_only_owners_invite_owners() {
     let edges = &as_admin.data()["viewer"]["activeOrganization"]["invitations"]["edges"];
     assert_eq!(edges.as_array().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn invitations_beyond_the_plans_seats_are_refused_until_a_seat_frees_up() {
+    let app = crate::helpers::TestApp::spawn_with(|config| config.plan_max_seats = 2).await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    // The owner holds one seat, a pending invitation the second.
+    let first = app
+        .invite(&owner, &org, "first@example.com", "MEMBER")
+        .await;
+    let invitation = first.data()["inviteMember"]["invitation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = app
+        .invite(&owner, &org, "second@example.com", "MEMBER")
+        .await;
+    assert_eq!(refused.code(), "LIMIT_EXCEEDED");
+    assert_eq!(
+        refused.error()["extensions"],
+        serde_json::json!({ "code": "LIMIT_EXCEEDED", "limit": "seats", "max": 2, "usage": 2 })
+    );
+    app.gql("mutation($id: ID!) { revokeInvitation(input: {invitationId: $id}) { invitation { status } } }")
+        .vars(serde_json::json!({ "id": invitation }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    app.invite(&owner, &org, "second@example.com", "MEMBER")
+        .await
+        .data();
+}

@@ -56,6 +56,11 @@ pub struct Config {
     /// Documents a project may have until billing decides (0: unlimited).
     #[arg(long, env = "PLAN_MAX_DOCUMENTS_PER_PROJECT", default_value_t = 1_000)]
     pub plan_max_documents_per_project: u64,
+
+    /// Members plus pending invitations an organization may have until billing decides
+    /// (0: unlimited).
+    #[arg(long, env = "PLAN_MAX_SEATS", default_value_t = 50)]
+    pub plan_max_seats: u64,
 }
 
 /// Deployment mode.
@@ -85,6 +90,7 @@ impl Config {
         ConfiguredLimits {
             projects: limit(self.plan_max_projects),
             documents_per_project: limit(self.plan_max_documents_per_project),
+            seats: limit(self.plan_max_seats),
         }
     }
 

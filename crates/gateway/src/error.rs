@@ -133,7 +133,8 @@ impl From<ApiError> for async_graphql::Error {
                 ApiError::Tenancy(tenancy::Error::Throttled { retry_after_secs }) => {
                     ext.set("retryAfterSeconds", *retry_after_secs);
                 }
-                ApiError::Domain(core_domain::Error::LimitExceeded { limit, max, usage }) => {
+                ApiError::Domain(core_domain::Error::LimitExceeded { limit, max, usage })
+                | ApiError::Tenancy(tenancy::Error::LimitExceeded { limit, max, usage }) => {
                     ext.set("limit", limit.as_str());
                     ext.set("max", *max);
                     ext.set("usage", *usage);

@@ -50,7 +50,7 @@ impl AppState {
         let audit = AuditLog::new(clock.clone(), db.backend());
         let authz = Authorizer::new(ENFORCER_CACHE_BYTES, audit.clone()).await?;
         let projects = ProjectService::new(audit.clone(), clock.clone(), limits.clone());
-        let documents = DocumentService::new(audit.clone(), clock.clone(), limits);
+        let documents = DocumentService::new(audit.clone(), clock.clone(), limits.clone());
         let usage = billing::UsageService::new(audit.clone(), clock.clone());
         let tenancy = TenancyService::new(
             db.clone(),
@@ -59,7 +59,8 @@ impl AppState {
             TenancySettings::default(),
             authz.clone(),
             audit.clone(),
-        );
+        )
+        .with_plan_limits(limits.clone());
         Ok(Self {
             tenancy,
             authz,

@@ -16,6 +16,8 @@ pub enum Limit {
     Projects,
     /// Documents per project.
     DocumentsPerProject,
+    /// Members plus pending invitations of an organization.
+    Seats,
 }
 
 impl Limit {
@@ -24,6 +26,7 @@ impl Limit {
         match self {
             Self::Projects => "projects",
             Self::DocumentsPerProject => "documents_per_project",
+            Self::Seats => "seats",
         }
     }
 }
@@ -48,6 +51,8 @@ pub struct ConfiguredLimits {
     pub projects: Option<u64>,
     /// Documents per project (`None`: unlimited).
     pub documents_per_project: Option<u64>,
+    /// Members plus pending invitations (`None`: unlimited).
+    pub seats: Option<u64>,
 }
 
 impl Default for ConfiguredLimits {
@@ -56,6 +61,7 @@ impl Default for ConfiguredLimits {
         Self {
             projects: Some(100),
             documents_per_project: Some(1_000),
+            seats: Some(50),
         }
     }
 }
@@ -65,6 +71,7 @@ impl PlanLimits for ConfiguredLimits {
         let value = match limit {
             Limit::Projects => self.projects,
             Limit::DocumentsPerProject => self.documents_per_project,
+            Limit::Seats => self.seats,
         };
         Box::pin(async move { Ok(value) })
     }

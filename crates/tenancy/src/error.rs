@@ -6,6 +6,16 @@ use sea_orm::DbErr;
 /// What can go wrong in tenancy.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The plan allows no more of this.
+    #[error("the plan allows {max} {}; {usage} in use", limit.as_str())]
+    LimitExceeded {
+        /// Which limit.
+        limit: kernel::Limit,
+        /// The limit.
+        max: u64,
+        /// Current usage.
+        usage: u64,
+    },
     /// Wrong email or password. Says nothing about which of the two.
     #[error("invalid email or password")]
     InvalidCredentials,
@@ -67,6 +77,7 @@ impl Error {
         match self {
             Self::InvalidCredentials | Self::InvalidToken => ErrorCode::Unauthenticated,
             Self::Throttled { .. } => ErrorCode::RateLimited,
+            Self::LimitExceeded { .. } => ErrorCode::LimitExceeded,
             Self::NotMember | Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Invalid { .. } => ErrorCode::BadUserInput,

@@ -70,6 +70,8 @@ impl TenancyService {
             ));
         }
 
+        self.ensure_seat_available(tx, now).await?;
+
         let (token, token_hash) = new_token(tx.org_id());
         let row = invitation::Entity::insert(invitation::ActiveModel {
             organization_id: Set(tx.org_id().as_uuid()),
@@ -331,4 +333,46 @@ fn new_token(org: OrgId) -> (String, String) {
         format!("{INVITATION_PREFIX}{}_{secret}", org.as_uuid().simple()),
         digest,
     )
+}
+
+impl TenancyService {
+    /// `LIMIT_EXCEEDED` when members plus pending invitations already fill the plan's
+    /// seats. Counted under a per-organization advisory lock on PostgreSQL (SQLite
+    /// writers hold the database lock), so two invitations cannot take the last seat.
+    async fn ensure_seat_available(
+        &self,
+        tx: &TenantTx,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        use sea_orm::{ConnectionTrait, DbBackend, PaginatorTrait, Statement};
+        let Some(max) = self.limits.limit(tx, kernel::Limit::Seats).await? else {
+            return Ok(());
+        };
+        if tx.conn().get_database_backend() == DbBackend::Postgres {
+            tx.conn()
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    [format!("limit:seats:{}", tx.org_id()).into()],
+                ))
+                .await?;
+        }
+        let members = tx.select::<membership::Entity>().count(tx.conn()).await?;
+        let pending = tx
+            .select::<invitation::Entity>()
+            .filter(invitation::Column::AcceptedAt.is_null())
+            .filter(invitation::Column::RevokedAt.is_null())
+            .filter(invitation::Column::ExpiresAt.gt(now))
+            .count(tx.conn())
+            .await?;
+        let usage = members + pending;
+        if usage >= max {
+            return Err(Error::LimitExceeded {
+                limit: kernel::Limit::Seats,
+                max,
+                usage,
+            });
+        }
+        Ok(())
+    }
 }

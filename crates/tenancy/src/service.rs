@@ -60,6 +60,7 @@ pub struct TenancyService {
     pub(crate) settings: TenancySettings,
     pub(crate) authz: Authorizer,
     pub(crate) audit: AuditLog,
+    pub(crate) limits: kernel::SharedLimits,
 }
 
 impl TenancyService {
@@ -79,7 +80,14 @@ impl TenancyService {
             settings,
             authz,
             audit,
+            limits: std::sync::Arc::new(kernel::ConfiguredLimits::default()),
         }
+    }
+
+    /// The same service asking `limits` (the plan) before adding seats.
+    pub fn with_plan_limits(mut self, limits: kernel::SharedLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The audit trail changes are recorded in.
