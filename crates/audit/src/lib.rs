@@ -30,7 +30,7 @@ pub mod bench_support {
     use crate::error::Result;
     use chrono::{DateTime, Utc};
     use kernel::TenantTx;
-    use sea_orm::{ActiveValue::Set, EntityTrait};
+    use sea_orm::EntityTrait;
     use uuid::Uuid;
 
     /// Reads every event of the organization in verification's batches without checking
@@ -89,25 +89,7 @@ pub mod bench_support {
             };
             row.hash = chain::hash(&row);
             prev_hash.clone_from(&row.hash);
-            batch.push(audit_event::ActiveModel {
-                organization_id: Set(row.organization_id),
-                seq: Set(row.seq),
-                id: Set(row.id),
-                occurred_at: Set(row.occurred_at),
-                actor_type: Set(row.actor_type),
-                actor_id: Set(row.actor_id),
-                impersonator_id: Set(row.impersonator_id),
-                action: Set(row.action),
-                target_type: Set(row.target_type),
-                target_id: Set(row.target_id),
-                outcome: Set(row.outcome),
-                diff: Set(row.diff),
-                request_id: Set(row.request_id),
-                operation: Set(row.operation),
-                client: Set(row.client),
-                prev_hash: Set(row.prev_hash),
-                hash: Set(row.hash),
-            });
+            batch.push(row.insertable());
             if batch.len() == BATCH || seq == count as i64 {
                 audit_event::Entity::insert_many(std::mem::take(&mut batch))
                     .exec_without_returning(tx.conn())

@@ -10,8 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use kernel::page::keyset;
 use kernel::{Backend, Page, PageRequest, Principal, SharedClock, TenantTx};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -147,27 +146,9 @@ impl AuditLog {
             hash: String::new(),
         };
         row.hash = chain::hash(&row);
-        audit_event::Entity::insert(audit_event::ActiveModel {
-            organization_id: Set(row.organization_id),
-            seq: Set(row.seq),
-            id: Set(row.id),
-            occurred_at: Set(row.occurred_at),
-            actor_type: Set(row.actor_type),
-            actor_id: Set(row.actor_id),
-            impersonator_id: Set(row.impersonator_id),
-            action: Set(row.action),
-            target_type: Set(row.target_type),
-            target_id: Set(row.target_id),
-            outcome: Set(row.outcome),
-            diff: Set(row.diff),
-            request_id: Set(row.request_id),
-            operation: Set(row.operation),
-            client: Set(row.client),
-            prev_hash: Set(row.prev_hash),
-            hash: Set(row.hash),
-        })
-        .exec_without_returning(tx.conn())
-        .await?;
+        audit_event::Entity::insert(row.insertable())
+            .exec_without_returning(tx.conn())
+            .await?;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::service::{find_project, text};
 use audit::{AuditLog, NewEvent};
-use authz::{Action, ListFilter, Permit, ResourceType};
+use authz::{Action, ListFilter, Permit, Resource, ResourceType, Subject};
 use kernel::page::keyset;
 use kernel::{
     Limit, OrgId, Page, PageRequest, Principal, SharedClock, SharedLimits, TenantTx, UserId,
@@ -113,12 +113,13 @@ impl DocumentService {
         }
     }
 
-    /// The project and author of a document, for building its permission resource
-    /// (it inherits its project's grants; its author holds `record_owner`). An unknown
-    /// id is `NOT_FOUND`.
-    pub async fn resource_facts(&self, tx: &TenantTx, id: Uuid) -> Result<(Uuid, UserId)> {
+    /// A document as a permission resource: it inherits its project's grants, and its
+    /// author holds `record_owner` on it. An unknown id is `NOT_FOUND`.
+    pub async fn resource(&self, tx: &TenantTx, id: Uuid) -> Result<Resource> {
         let row = find(tx, id, false).await?;
-        Ok((row.project_id, UserId::from_uuid(row.author_id)))
+        Ok(Resource::record(ResourceType::Document, id)
+            .with_parent(ResourceType::Project, row.project_id)
+            .with_owner(Subject::User(UserId::from_uuid(row.author_id))))
     }
 
     /// Creates a draft in a project (version 1); the caller is its author. The permit

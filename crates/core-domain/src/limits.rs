@@ -3,23 +3,14 @@
 
 use crate::error::{Error, Result};
 use kernel::{Limit, PlanLimits, TenantTx};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
 /// Serializes creations counted against one limit in one scope (an organization's
 /// projects, a project's documents) until the transaction ends, so two concurrent
-/// creations cannot both see room for one more. SQLite writers already hold the
-/// database lock.
+/// creations cannot both see room for one more.
 pub(crate) async fn serialize_usage(tx: &TenantTx, limit: Limit, scope: Uuid) -> Result<()> {
-    if tx.conn().get_database_backend() == DbBackend::Postgres {
-        tx.conn()
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                [format!("limit:{}:{scope}", limit.as_str()).into()],
-            ))
-            .await?;
-    }
+    tx.lock(&format!("limit:{}:{scope}", limit.as_str()))
+        .await?;
     Ok(())
 }
 

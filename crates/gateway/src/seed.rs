@@ -268,7 +268,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
         let (org, project_id) = project(project_name)?;
         let document = create_document(state, org, person(author)?, project_id, title).await?;
         for (transition, by) in *steps {
-            document_step(state, org, person(by)?, project_id, document, *transition).await?;
+            document_step(state, org, person(by)?, document, *transition).await?;
         }
     }
     Ok(Seeded::Created)
@@ -305,7 +305,6 @@ async fn document_step(
     state: &AppState,
     org: OrgId,
     by: UserId,
-    project: Uuid,
     document: Uuid,
     transition: Transition,
 ) -> anyhow::Result<()> {
@@ -313,10 +312,7 @@ async fn document_step(
         .tenancy
         .enter(Principal::User(by), org, TxMode::Write)
         .await?;
-    let (_, author) = state.documents.resource_facts(&tx, document).await?;
-    let resource = Resource::record(ResourceType::Document, document)
-        .with_parent(ResourceType::Project, project)
-        .with_owner(authz::Subject::User(author));
+    let resource = state.documents.resource(&tx, document).await?;
     let permit = state
         .authz
         .check(&tx, actor.principal, resource, transition.required_action())

@@ -77,6 +77,22 @@ impl TenantTx {
         E::find().filter(E::organization_column().eq(self.org.as_uuid()))
     }
 
+    /// Serializes transactions that name the same `key` until this one ends (a
+    /// transaction-scoped advisory lock on PostgreSQL). On SQLite a writing transaction
+    /// already holds the database lock, so nothing is needed.
+    pub async fn lock(&self, key: &str) -> Result<(), DbErr> {
+        if self.txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            self.txn
+                .execute_raw(Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    [key.into()],
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Commits the change.
     pub async fn commit(self) -> Result<(), DbErr> {
         self.txn.commit().await

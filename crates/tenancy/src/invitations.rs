@@ -344,19 +344,11 @@ impl TenancyService {
         tx: &TenantTx,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
-        use sea_orm::{ConnectionTrait, DbBackend, PaginatorTrait, Statement};
+        use sea_orm::PaginatorTrait;
         let Some(max) = self.limits.limit(tx, kernel::Limit::Seats).await? else {
             return Ok(());
         };
-        if tx.conn().get_database_backend() == DbBackend::Postgres {
-            tx.conn()
-                .execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                    [format!("limit:seats:{}", tx.org_id()).into()],
-                ))
-                .await?;
-        }
+        tx.lock(&format!("limit:seats:{}", tx.org_id())).await?;
         let members = tx.select::<membership::Entity>().count(tx.conn()).await?;
         let pending = tx
             .select::<invitation::Entity>()

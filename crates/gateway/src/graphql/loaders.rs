@@ -123,6 +123,34 @@ impl Loader<UserId> for UserLoader {
     }
 }
 
+/// Loads, per organization and in one query each, the rows of documents the caller
+/// already reads, grouped by document; documents without rows get an empty list.
+async fn per_document<T, F, Fut>(
+    scope: &Scope,
+    keys: &[(OrgId, Uuid)],
+    document_of: fn(&T) -> Uuid,
+    query: F,
+) -> Result<HashMap<(OrgId, Uuid), Vec<T>>, LoadError>
+where
+    F: Fn(kernel::TenantTx, Vec<Uuid>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, LoadError>>,
+{
+    let principal = scope.principal()?;
+    let mut found: HashMap<(OrgId, Uuid), Vec<T>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+    for (org, ids) in by_org(keys) {
+        let (tx, _) = scope
+            .state
+            .tenancy
+            .enter(principal, org, TxMode::Read)
+            .await
+            .gql()?;
+        for row in query(tx, ids).await? {
+            found.entry((org, document_of(&row))).or_default().push(row);
+        }
+    }
+    Ok(found)
+}
+
 /// The review decisions on documents the caller already reads.
 pub struct ReviewLoader(Scope);
 
@@ -134,24 +162,14 @@ impl Loader<(OrgId, Uuid)> for ReviewLoader {
         &self,
         keys: &[(OrgId, Uuid)],
     ) -> Result<HashMap<(OrgId, Uuid), Vec<Review>>, LoadError> {
-        let state = &self.0.state;
-        let principal = self.0.principal()?;
-        let mut found: HashMap<(OrgId, Uuid), Vec<Review>> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for (org, ids) in by_org(keys) {
-            let (tx, _) = state
-                .tenancy
-                .enter(principal, org, TxMode::Read)
-                .await
-                .gql()?;
-            for review in state.documents.reviews_of(&tx, &ids).await.gql()? {
-                found
-                    .entry((org, review.document_id))
-                    .or_default()
-                    .push(review);
-            }
-        }
-        Ok(found)
+        let documents = &self.0.state.documents;
+        per_document(
+            &self.0,
+            keys,
+            |r: &Review| r.document_id,
+            |tx, ids| async move { documents.reviews_of(&tx, &ids).await.gql() },
+        )
+        .await
     }
 }
 
@@ -166,23 +184,13 @@ impl Loader<(OrgId, Uuid)> for VersionLoader {
         &self,
         keys: &[(OrgId, Uuid)],
     ) -> Result<HashMap<(OrgId, Uuid), Vec<DocumentVersion>>, LoadError> {
-        let state = &self.0.state;
-        let principal = self.0.principal()?;
-        let mut found: HashMap<(OrgId, Uuid), Vec<DocumentVersion>> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for (org, ids) in by_org(keys) {
-            let (tx, _) = state
-                .tenancy
-                .enter(principal, org, TxMode::Read)
-                .await
-                .gql()?;
-            for version in state.documents.versions_of(&tx, &ids).await.gql()? {
-                found
-                    .entry((org, version.document_id))
-                    .or_default()
-                    .push(version);
-            }
-        }
-        Ok(found)
+        let documents = &self.0.state.documents;
+        per_document(
+            &self.0,
+            keys,
+            |v: &DocumentVersion| v.document_id,
+            |tx, ids| async move { documents.versions_of(&tx, &ids).await.gql() },
+        )
+        .await
     }
 }

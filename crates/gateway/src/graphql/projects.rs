@@ -33,8 +33,8 @@ pub async fn document_access(
     action: authz::Action,
 ) -> GqlResult<DocumentAccess> {
     let state = ctx.state();
-    let resource = match state.documents.resource_facts(tx, id).await {
-        Ok((project, author)) => document_as_resource(id, project, author),
+    let resource = match state.documents.resource(tx, id).await {
+        Ok(resource) => resource,
         Err(core_domain::Error::NotFound { .. }) => return Ok(DocumentAccess::Hidden),
         Err(e) => return Err(e).gql(),
     };
@@ -78,23 +78,6 @@ pub async fn document_permit(
     }
 }
 
-/// The document as a resource: it inherits its project's grants, and its author holds
-/// `record_owner` on it. An unknown id is `NOT_FOUND`. Also returns the project.
-pub async fn document_resource(
-    ctx: &Context<'_>,
-    tx: &TenantTx,
-    id: Uuid,
-) -> GqlResult<(Resource, Uuid)> {
-    let (project, author) = ctx.state().documents.resource_facts(tx, id).await.gql()?;
-    Ok((document_as_resource(id, project, author), project))
-}
-
-fn document_as_resource(id: Uuid, project: Uuid, author: kernel::UserId) -> Resource {
-    Resource::record(ResourceType::Document, id)
-        .with_parent(ResourceType::Project, project)
-        .with_owner(Subject::User(author))
-}
-
 /// Who may grant and revoke on a record: grants on a project, and on its documents, are
 /// managed by those who may manage grants of the project.
 pub async fn grant_scope(
@@ -104,7 +87,11 @@ pub async fn grant_scope(
     id: Uuid,
 ) -> GqlResult<(Resource, Resource)> {
     let (record, project) = match typ {
-        ResourceType::Document => document_resource(ctx, tx, id).await?,
+        ResourceType::Document => {
+            let record = ctx.state().documents.resource(tx, id).await.gql()?;
+            let project = record.parent.map_or(id, |(_, project)| project);
+            (record, project)
+        }
         _ => (project_resource(ctx, tx, id).await?, id),
     };
     let on_grants =
