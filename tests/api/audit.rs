@@ -27,14 +27,35 @@ async fn events(app: &TestApp, user: &TestUser, org: &TestOrg, filter: Value) ->
         .collect()
 }
 
+/// `verifyAuditChain` through the API (on PostgreSQL the database hashes), checked
+/// against an independent recomputation in this process: both must name the same link.
 async fn verify(app: &TestApp, user: &TestUser, org: &TestOrg) -> Value {
-    app.gql(VERIFY)
+    let report = app
+        .gql(VERIFY)
         .as_user(user)
         .in_org(org)
         .send()
         .await
         .data()["verifyAuditChain"]
-        .clone()
+        .clone();
+    let here = app
+        .state
+        .tenancy
+        .verify_audit_chain(org.org_id(), audit::Hashing::Here)
+        .await
+        .unwrap();
+    assert_eq!(report["checked"], here.checked, "{report}");
+    assert_eq!(
+        report["broken"]["seq"].as_i64(),
+        here.broken.as_ref().map(|b| b.seq),
+        "{report}"
+    );
+    assert_eq!(
+        report["broken"]["reason"].as_str(),
+        here.broken.as_ref().map(|b| b.reason.as_str()),
+        "{report}"
+    );
+    report
 }
 
 /// A connection that bypasses the application: the owner on PostgreSQL (a superuser

@@ -107,6 +107,8 @@ pub struct TestApp {
     pub database_url: String,
     /// The server's database handle, whose statement count the N+1 tests read.
     pub server_db: kernel::Db,
+    /// The server's services, for operator actions that have no API (the command line's).
+    pub state: gateway::startup::AppState,
     _db: TestDb,
 }
 
@@ -122,20 +124,32 @@ pub struct TestUser {
 impl TestUser {
     /// The person's UUID (as audit events name actors), decoded from the global id.
     pub fn id_uuid(&self) -> Option<String> {
-        use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(&self.id)
-            .ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let simple = text.strip_prefix("User:")?;
-        uuid::Uuid::try_parse(simple).ok().map(|u| u.to_string())
+        global_id_uuid(&self.id, "User").map(|u| u.to_string())
     }
+}
+
+/// The UUID inside a global id of `type_name`.
+pub fn global_id_uuid(id: &str, type_name: &str) -> Option<uuid::Uuid> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(id)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let simple = text.strip_prefix(type_name)?.strip_prefix(':')?;
+    uuid::Uuid::try_parse(simple).ok()
 }
 
 /// An organization created by a test.
 #[derive(Debug, Clone)]
 pub struct TestOrg {
     pub id: String,
+}
+
+impl TestOrg {
+    /// The organization's id as the services know it.
+    pub fn org_id(&self) -> kernel::OrgId {
+        kernel::OrgId::from_uuid(global_id_uuid(&self.id, "Organization").expect("organization id"))
+    }
 }
 
 impl TestApp {
@@ -167,7 +181,7 @@ impl TestApp {
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
             (TestDb::Sqlite(dir), url)
         };
-        let (address, clock, server_db) =
+        let (address, clock, server_db, state) =
             start_server(&database_url, FakeClock::at(Utc::now()), configure).await;
         TestApp {
             address,
@@ -175,6 +189,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             database_url,
             server_db,
+            state,
             _db: db,
         }
     }
@@ -182,7 +197,7 @@ impl TestApp {
     /// A second server process on the same database, sharing the clock: what another
     /// instance behind the load balancer sees.
     pub async fn spawn_twin(&self) -> TestApp {
-        let (address, clock, server_db) =
+        let (address, clock, server_db, state) =
             start_server(&self.database_url, self.clock.clone(), |_| {}).await;
         let owner_db = match &self._db {
             TestDb::Postgres(name) => Some(name.clone()),
@@ -195,6 +210,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             database_url: self.database_url.clone(),
             server_db,
+            state,
             _db: TestDb::Shared(owner_db),
         }
     }
@@ -204,7 +220,7 @@ async fn start_server(
     database_url: &str,
     clock: FakeClock,
     configure: impl FnOnce(&mut Config),
-) -> (String, FakeClock, kernel::Db) {
+) -> (String, FakeClock, kernel::Db, gateway::startup::AppState) {
     {
         let mut config = Config {
             database_url: database_url.to_owned(),
@@ -230,8 +246,9 @@ async fn start_server(
             .expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let db = app.db();
+        let state = app.state();
         tokio::spawn(app.run_until_stopped());
-        (address, clock, db)
+        (address, clock, db, state)
     }
 }
 

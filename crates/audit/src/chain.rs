@@ -119,18 +119,34 @@ pub(crate) fn check(link: &Link, previous: Option<(i64, &str)>) -> Option<String
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS),
     };
-    if link.seq != expected_seq {
+    broken_reason(
+        link.seq,
+        expected_seq,
+        link.prev_hash == expected_prev,
+        link.hash == digest_hex(&link.canonical),
+    )
+}
+
+/// Why a link is broken, checked in this order whoever hashed (here or the database):
+/// its `seq` does not follow the previous one, its `prev_hash` is not the previous
+/// event's hash, or its hash does not cover its stored values.
+pub(crate) fn broken_reason(
+    seq: i64,
+    expected_seq: i64,
+    linked: bool,
+    intact: bool,
+) -> Option<String> {
+    if seq != expected_seq {
         return Some(format!(
-            "expected seq {expected_seq}, found {} (missing or reordered events)",
-            link.seq
+            "expected seq {expected_seq}, found {seq} (missing or reordered events)"
         ));
     }
-    if link.prev_hash != expected_prev {
+    if !linked {
         return Some(
             "prev_hash does not match the previous event (reordered or replaced events)".into(),
         );
     }
-    if link.hash != digest_hex(&link.canonical) {
+    if !intact {
         return Some("hash does not match the stored values (the row was changed)".into());
     }
     None

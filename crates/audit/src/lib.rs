@@ -15,7 +15,8 @@ mod service;
 pub use chain::GENESIS;
 pub use error::{Error, Result};
 pub use model::{
-    AuditEvent, BrokenLink, Change, EventFilter, NewEvent, Outcome, ReadChange, VerifyReport,
+    AuditEvent, BrokenLink, Change, EventFilter, Hashing, NewEvent, Outcome, ReadChange,
+    VerifyReport,
 };
 pub use pii::ERASED;
 pub use retention::{PURGED, PurgeReport};

@@ -206,3 +206,13 @@ pub struct VerifyReport {
     /// The first broken link, if any.
     pub broken: Option<BrokenLink>,
 }
+
+/// Where verification computes the hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hashing {
+    /// By the database (PostgreSQL's `sha256`); SQLite has none and hashes here.
+    InDatabase,
+    /// In this process, from the canonical serialization the database sends: an
+    /// independent recomputation (`platform audit verify --hash-here`).
+    Here,
+}

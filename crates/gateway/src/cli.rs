@@ -49,6 +49,10 @@ enum AuditCommand {
         /// An organization id (UUID); all organizations when omitted.
         #[arg(long)]
         org: Option<uuid::Uuid>,
+        /// Hash in this process from the stored values the database sends, instead of
+        /// letting PostgreSQL hash (an independent recomputation; slower).
+        #[arg(long)]
+        hash_here: bool,
     },
 }
 
@@ -108,7 +112,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit {
-            command: AuditCommand::Verify { org },
+            command: AuditCommand::Verify { org, hash_here },
         } => {
             let db = Db::connect(&config.database_url, 4)
                 .await
@@ -127,7 +131,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let mut broken = 0;
             for org in orgs {
-                let report = state.tenancy.verify_audit_chain(org).await?;
+                let hashing = if hash_here {
+                    audit::Hashing::Here
+                } else {
+                    audit::Hashing::InDatabase
+                };
+                let report = state.tenancy.verify_audit_chain(org, hashing).await?;
                 match report.broken {
                     None => println!("{org}: ok ({} events)", report.checked),
                     Some(link) => {

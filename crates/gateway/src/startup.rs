@@ -75,7 +75,7 @@ impl AppState {
 
 /// A built server, bound to its port but not yet serving.
 pub struct Application {
-    db: Db,
+    state: AppState,
     listener: TcpListener,
     router: axum::Router,
     port: u16,
@@ -97,13 +97,13 @@ impl Application {
         let state =
             AppState::new(db.clone(), clock, &secret, Arc::new(config.plan_limits())).await?;
         let schema = build_schema(state.clone());
-        let router = http::router(state, schema);
+        let router = http::router(state.clone(), schema);
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
         let port = listener.local_addr()?.port();
         Ok(Self {
-            db,
+            state,
             listener,
             router,
             port,
@@ -112,7 +112,12 @@ impl Application {
 
     /// The database handle (its statement count is what the N+1 tests read).
     pub fn db(&self) -> Db {
-        self.db.clone()
+        self.state.db.clone()
+    }
+
+    /// The services the server runs on (tests drive operator actions through them).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
     }
 
     /// The bound port (useful with port 0).

@@ -95,9 +95,13 @@ impl TenancyService {
 
     /// Recomputes one organization's chain for an operator (the command line, which holds
     /// the database credentials anyway); never reachable through the API.
-    pub async fn verify_audit_chain(&self, org: OrgId) -> Result<VerifyReport> {
+    pub async fn verify_audit_chain(
+        &self,
+        org: OrgId,
+        hashing: audit::Hashing,
+    ) -> Result<VerifyReport> {
         let tx = self.open(org, TxMode::Read).await?;
-        let report = self.audit.verify(&tx).await?;
+        let report = self.audit.verify_with(&tx, hashing).await?;
         tx.rollback().await?;
         Ok(report)
     }
@@ -171,7 +175,10 @@ mod tests {
             .await
             .unwrap();
         let (org, _) = svc.create_organization(user.id, "Acme").await.unwrap();
-        let before = svc.verify_audit_chain(org.id).await.unwrap();
+        let before = svc
+            .verify_audit_chain(org.id, audit::Hashing::Here)
+            .await
+            .unwrap();
         assert_eq!(before.checked, 1);
 
         // The change and its event, then a failure before commit.
@@ -186,7 +193,10 @@ mod tests {
             .unwrap();
         drop(tx); // the operation fails here: nothing commits
 
-        let after = svc.verify_audit_chain(org.id).await.unwrap();
+        let after = svc
+            .verify_audit_chain(org.id, audit::Hashing::Here)
+            .await
+            .unwrap();
         assert_eq!(
             after.checked, 1,
             "the event was rolled back with the change"
