@@ -15,6 +15,7 @@ mod m0006_documents;
 mod m0007_audit_append;
 mod m0008_owner_indexes;
 mod m0009_usage_events;
+mod m0010_billing;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_audit_append::Migration),
             Box::new(m0008_owner_indexes::Migration),
             Box::new(m0009_usage_events::Migration),
+            Box::new(m0010_billing::Migration),
         ]
     }
 }

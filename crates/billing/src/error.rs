@@ -44,6 +44,31 @@ pub enum Error {
         /// The key.
         key: String,
     },
+    /// A catalog change that contradicts what is stored.
+    #[error("{0}")]
+    CatalogConflict(String),
+    /// No plan has this code (or it has no published version).
+    #[error("no plan `{0}`")]
+    UnknownPlan(String),
+    /// Something this organization does not have.
+    #[error("no {0}")]
+    NotFound(&'static str),
+    /// The organization is on that plan's latest version already.
+    #[error("already on the latest version of plan `{0}`")]
+    AlreadyOnPlan(String),
+    /// The subscription already ends at the period's end.
+    #[error("the subscription is already cancelled at the end of its period")]
+    AlreadyCanceled,
+    /// What the organization has exceeds what a plan allows.
+    #[error("{usage} {} exceed the plan's limit of {max}", limit.as_str())]
+    LimitExceeded {
+        /// The limit.
+        limit: kernel::Limit,
+        /// What the plan allows.
+        max: u64,
+        /// What the organization has.
+        usage: u64,
+    },
     /// A permission decision failed or a permit did not fit.
     #[error(transparent)]
     Authz(#[from] authz::Error),
@@ -65,7 +90,11 @@ impl Error {
             | Self::InvalidPrice { .. }
             | Self::InvalidPeriod(_)
             | Self::Invalid { .. } => ErrorCode::BadUserInput,
-            Self::KeyConflict { .. } => ErrorCode::Conflict,
+            Self::KeyConflict { .. } | Self::CatalogConflict(_) => ErrorCode::Conflict,
+            Self::UnknownPlan(_) => ErrorCode::BadUserInput,
+            Self::AlreadyOnPlan(_) | Self::AlreadyCanceled => ErrorCode::Conflict,
+            Self::LimitExceeded { .. } => ErrorCode::LimitExceeded,
+            Self::NotFound(_) => ErrorCode::NotFound,
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
             Self::Overflow => ErrorCode::BadUserInput,

@@ -6,17 +6,25 @@
 //! batches and aggregated per period. The rules are those of
 //! `shared/billing-semantics.md`. No floats anywhere.
 
+pub mod catalog;
+pub mod entitlements;
 mod entity;
 pub mod error;
 pub mod metering;
 pub mod money;
 pub mod period;
+pub mod plans;
 pub mod pricing;
+pub mod subscriptions;
 pub mod usage;
 
+pub use catalog::{CatalogFile, Charge, Entitlements, Limits, PlanDefinition, Quota};
+pub use entitlements::PlanEntitlements;
 pub use error::{Error, Result};
 pub use metering::{Aggregation, Duplicate, UsageEvent, duplicate_of};
 pub use money::{Currency, Money};
 pub use period::{Line, Period, monthly_period, proration_lines};
+pub use plans::{Catalog, Imported, PlanVersion};
 pub use pricing::{ChargeModel, Tier};
+pub use subscriptions::{Effective, PlanChange, Status, Subscription, Subscriptions};
 pub use usage::{MAX_BATCH, NewUsage, Recorded, UsageService};

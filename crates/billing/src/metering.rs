@@ -52,7 +52,8 @@ pub fn duplicate_of(existing: &UsageEvent, incoming: &UsageEvent) -> Duplicate {
 }
 
 /// How a metric turns a period's events into a billable quantity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Aggregation {
     /// How many events.
     Count,

@@ -7,29 +7,37 @@
 //! flat fee (a deliberate cliff at the boundaries). Zero usage costs nothing, flat fees
 //! included. Package subtracts free units, then rounds up to whole packages.
 
+use crate::catalog::exact;
 use crate::error::{Error, Result};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 /// Most decimal places of a unit price or quantity.
 pub const MAX_SCALE: u32 = 12;
 
 /// One tier of a tiered price.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tier {
     /// Inclusive upper bound; `None` for the last, open tier.
+    #[serde(with = "exact::option")]
     pub up_to: Option<Decimal>,
     /// Price of each unit in the tier.
+    #[serde(with = "exact")]
     pub unit_price: Decimal,
     /// Added once when usage reaches the tier.
+    #[serde(with = "exact", default)]
     pub flat_fee: Decimal,
 }
 
 /// How a quantity is priced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ChargeModel {
     /// Every unit at one price.
     Standard {
         /// Price per unit.
+        #[serde(with = "exact")]
         unit_price: Decimal,
     },
     /// Each slice of the quantity at its own tier's price.
@@ -45,10 +53,13 @@ pub enum ChargeModel {
     /// Whole packages of units after the free ones.
     Package {
         /// Units per package (positive).
+        #[serde(with = "exact")]
         size: Decimal,
         /// Price per started package.
+        #[serde(with = "exact")]
         price: Decimal,
         /// Units that cost nothing.
+        #[serde(with = "exact", default)]
         free_units: Decimal,
     },
 }

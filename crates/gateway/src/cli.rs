@@ -98,13 +98,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .context("applying migrations")?;
             }
             let secret = config.resolve_token_secret()?;
-            let state = AppState::new(
-                db,
-                Arc::new(SystemClock),
-                &secret,
-                Arc::new(config.plan_limits()),
-            )
-            .await?;
+            let state =
+                AppState::new(db, Arc::new(SystemClock), &secret, config.plan_limits()).await?;
             match seed::seed(&state).await? {
                 seed::Seeded::Created => tracing::info!("demo data created"),
                 seed::Seeded::AlreadyPresent => tracing::info!("demo data already present"),
@@ -118,13 +113,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("connecting to the database")?;
             let secret = config.resolve_token_secret()?;
-            let state = AppState::new(
-                db,
-                Arc::new(SystemClock),
-                &secret,
-                Arc::new(config.plan_limits()),
-            )
-            .await?;
+            let state =
+                AppState::new(db, Arc::new(SystemClock), &secret, config.plan_limits()).await?;
             let orgs = match org {
                 Some(org) => vec![kernel::OrgId::from_uuid(org)],
                 None => state.tenancy.all_organization_ids().await?,

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use audit::AuditLog;
 use authz::Authorizer;
 use core_domain::{DocumentService, ProjectService};
-use kernel::{Backend, Db, SharedClock, SharedLimits};
+use kernel::{Backend, ConfiguredLimits, Db, SharedClock, SharedLimits};
 use migration::{Migrator, MigratorTrait};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -35,6 +35,12 @@ pub struct AppState {
     pub documents: DocumentService,
     /// Usage of billable metrics.
     pub usage: billing::UsageService,
+    /// Plans and metrics.
+    pub catalog: billing::Catalog,
+    /// Each organization's plan over time.
+    pub subscriptions: billing::Subscriptions,
+    /// What each organization's plan allows (limits and features).
+    pub limits: SharedLimits,
     /// The database.
     pub db: Db,
 }
@@ -45,10 +51,18 @@ impl AppState {
         db: Db,
         clock: SharedClock,
         token_secret: &SecretString,
-        limits: SharedLimits,
+        free_allowance: ConfiguredLimits,
     ) -> anyhow::Result<Self> {
         let audit = AuditLog::new(clock.clone(), db.backend());
         let authz = Authorizer::new(ENFORCER_CACHE_BYTES, audit.clone()).await?;
+        let catalog = billing::Catalog::new(audit.clone(), clock.clone());
+        let subscriptions =
+            billing::Subscriptions::new(catalog.clone(), audit.clone(), clock.clone());
+        // What a plan allows is billing's answer, asked by every service that creates.
+        let limits: SharedLimits = Arc::new(billing::PlanEntitlements::new(
+            subscriptions.clone(),
+            free_allowance,
+        ));
         let projects = ProjectService::new(audit.clone(), clock.clone(), limits.clone());
         let documents = DocumentService::new(audit.clone(), clock.clone(), limits.clone());
         let usage = billing::UsageService::new(audit.clone(), clock.clone());
@@ -68,6 +82,9 @@ impl AppState {
             projects,
             documents,
             usage,
+            catalog,
+            subscriptions,
+            limits,
             db,
         })
     }
@@ -94,8 +111,7 @@ impl Application {
                 .context("applying migrations")?;
         }
         let secret = config.resolve_token_secret()?;
-        let state =
-            AppState::new(db.clone(), clock, &secret, Arc::new(config.plan_limits())).await?;
+        let state = AppState::new(db.clone(), clock, &secret, config.plan_limits()).await?;
         let schema = build_schema(state.clone());
         let router = http::router(state.clone(), schema);
         let listener = TcpListener::bind(config.bind_addr)

@@ -16,7 +16,7 @@ pub use clock::{Clock, FakeClock, SharedClock, SystemClock};
 pub use db::{Backend, Db, TxMode};
 pub use error::ErrorCode;
 pub use id::{ApiKeyId, InvitationId, MembershipId, OrgId, SessionId, UserId};
-pub use limits::{ConfiguredLimits, Limit, PlanLimits, SharedLimits};
+pub use limits::{ConfiguredLimits, FeatureFuture, Limit, LimitFuture, PlanLimits, SharedLimits};
 pub use page::{Page, PageRequest};
 pub use principal::Principal;
 pub use request::RequestMeta;

@@ -34,11 +34,18 @@ impl Limit {
 /// What [`PlanLimits::limit`] returns: the limit, `None` for unlimited.
 pub type LimitFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<u64>, DbErr>> + Send + 'a>>;
 
-/// Answers "how many may this organization have?" inside the organization's
-/// transaction (so an answer from the subscription is consistent with the change).
+/// What [`PlanLimits::feature`] returns: whether the feature is on.
+pub type FeatureFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, DbErr>> + Send + 'a>>;
+
+/// Answers "how many may this organization have?" and "may it use this feature?" inside
+/// the organization's transaction (so an answer from the subscription is consistent with
+/// the change).
 pub trait PlanLimits: Send + Sync + Debug {
     /// The organization's limit.
     fn limit<'a>(&'a self, tx: &'a TenantTx, limit: Limit) -> LimitFuture<'a>;
+
+    /// Whether the organization's plan has `feature` (`audit_export`, `sso`, …).
+    fn feature<'a>(&'a self, tx: &'a TenantTx, feature: &'a str) -> FeatureFuture<'a>;
 }
 
 /// Shared plan limits.
@@ -74,5 +81,10 @@ impl PlanLimits for ConfiguredLimits {
             Limit::Seats => self.seats,
         };
         Box::pin(async move { Ok(value) })
+    }
+
+    /// Configuration gates no feature: until an organization subscribes, it has them all.
+    fn feature<'a>(&'a self, _tx: &'a TenantTx, _feature: &'a str) -> FeatureFuture<'a> {
+        Box::pin(async move { Ok(true) })
     }
 }
