@@ -131,6 +131,8 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("setAuditRetention", "audit.retention_changed"),
     ("purgeAuditEvents", "audit.purged"),
     ("recordUsage", "usage.recorded"),
+    ("changePlan", "subscription.started"),
+    ("cancelSubscription", "subscription.cancel_scheduled"),
 ];
 
 #[tokio::test]
@@ -343,6 +345,19 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .await
         .data();
     app.gql("mutation { recordUsage(input: {events: [{metric: \"api_calls\", key: \"k1\"}]}) { stored } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    app.import_demo_catalog().await;
+    app.gql("mutation { changePlan(input: {plan: \"team\"}) { effective } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    app.gql("mutation { cancelSubscription { subscription { status } } }")
         .as_user(&owner)
         .in_org(&org)
         .send()

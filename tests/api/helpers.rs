@@ -290,6 +290,14 @@ impl TestApp {
         }
     }
 
+    /// Imports the demo catalog (`catalog/demo.json`) as an operator would.
+    pub async fn import_demo_catalog(&self) {
+        let catalog = billing::CatalogFile::parse(gateway::seed::DEMO_CATALOG).expect("catalog");
+        gateway::seed::import_catalog(&self.state, &catalog)
+            .await
+            .expect("import catalog");
+    }
+
     /// Logs `user` in again (after the clock moved past their access token's expiry).
     pub async fn relog(&self, user: &TestUser) -> TestUser {
         let response = self.log_in(&user.email, PASSWORD).await;

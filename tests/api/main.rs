@@ -6,6 +6,7 @@
 mod api_keys;
 mod audit;
 mod auth;
+mod billing;
 mod boundary_source;
 mod conventions;
 mod documents;

@@ -1,4 +1,5 @@
-//! The `platform` command line: `serve`, `migrate`, `seed`, `export-schema`.
+//! The `platform` command line: `serve`, `migrate`, `seed`, `audit verify`, `catalog
+//! import`, `export-schema`.
 
 use crate::config::Config;
 use crate::startup::{AppState, Application};
@@ -33,11 +34,26 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The billing catalog (plans and metrics).
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Write the GraphQL schema (SDL).
     ExportSchema {
         /// Where to write it.
         #[arg(long, default_value = "schema.graphql")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Import a catalog file (JSON): creates new metrics and publishes a new version of
+    /// every plan whose definition changed; the rest is left alone. All or nothing.
+    Import {
+        /// The file (see `catalog/demo.json`).
+        file: PathBuf,
     },
 }
 
@@ -71,6 +87,21 @@ pub fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli))
 }
 
+/// The services, for an operator command; on SQLite, `migrate` first applies pending
+/// migrations (PostgreSQL migrates explicitly, as the owner role).
+async fn services(config: &Config, migrate: bool) -> anyhow::Result<AppState> {
+    let db = Db::connect(&config.database_url, 4)
+        .await
+        .context("connecting to the database")?;
+    if migrate && db.backend() == kernel::Backend::Sqlite {
+        Migrator::up(db.conn(), None)
+            .await
+            .context("applying migrations")?;
+    }
+    let secret = config.resolve_token_secret()?;
+    AppState::new(db, Arc::new(SystemClock), &secret, config.plan_limits()).await
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     match cli.command {
@@ -89,17 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed => {
-            let db = Db::connect(&config.database_url, 4)
-                .await
-                .context("connecting to the database")?;
-            if db.backend() == kernel::Backend::Sqlite {
-                Migrator::up(db.conn(), None)
-                    .await
-                    .context("applying migrations")?;
-            }
-            let secret = config.resolve_token_secret()?;
-            let state =
-                AppState::new(db, Arc::new(SystemClock), &secret, config.plan_limits()).await?;
+            let state = services(&config, true).await?;
             match seed::seed(&state).await? {
                 seed::Seeded::Created => tracing::info!("demo data created"),
                 seed::Seeded::AlreadyPresent => tracing::info!("demo data already present"),
@@ -109,12 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { org, hash_here },
         } => {
-            let db = Db::connect(&config.database_url, 4)
-                .await
-                .context("connecting to the database")?;
-            let secret = config.resolve_token_secret()?;
-            let state =
-                AppState::new(db, Arc::new(SystemClock), &secret, config.plan_limits()).await?;
+            let state = services(&config, false).await?;
             let orgs = match org {
                 Some(org) => vec![kernel::OrgId::from_uuid(org)],
                 None => state.tenancy.all_organization_ids().await?,
@@ -140,6 +156,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if broken > 0 {
                 anyhow::bail!("{broken} broken audit chain(s)");
+            }
+            Ok(())
+        }
+        Command::Catalog {
+            command: CatalogCommand::Import { file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let catalog = billing::CatalogFile::parse(&text)?;
+            let state = services(&config, true).await?;
+            for line in seed::import_catalog(&state, &catalog).await? {
+                println!("{line}");
             }
             Ok(())
         }

@@ -18,6 +18,8 @@ pub enum ApiError {
     Domain(core_domain::Error),
     /// From billing.
     Billing(billing::Error),
+    /// The organization's plan does not include a feature the operation needs.
+    PlanFeature(&'static str),
     /// The operation needs a logged-in caller.
     Unauthenticated,
     /// The operation needs a person, not an API key (or the other way round).
@@ -56,7 +58,7 @@ impl ApiError {
             Self::Domain(e) => e.code(),
             Self::Billing(e) => e.code(),
             Self::Unauthenticated => ErrorCode::Unauthenticated,
-            Self::WrongPrincipal(_) => ErrorCode::Forbidden,
+            Self::WrongPrincipal(_) | Self::PlanFeature(_) => ErrorCode::Forbidden,
             Self::NoActiveOrganization | Self::BadInput { .. } => ErrorCode::BadUserInput,
             Self::Db(_) => ErrorCode::Internal,
         }
@@ -73,6 +75,9 @@ impl ApiError {
                 "authentication required: send Authorization: Bearer <token>".into()
             }
             Self::WrongPrincipal(what) => (*what).to_owned(),
+            Self::PlanFeature(feature) => format!(
+                "the organization's plan does not include {feature}: change the plan to use it"
+            ),
             Self::NoActiveOrganization => {
                 "no active organization: send the X-Organization-Id header".into()
             }
@@ -134,7 +139,8 @@ impl From<ApiError> for async_graphql::Error {
                     ext.set("retryAfterSeconds", *retry_after_secs);
                 }
                 ApiError::Domain(core_domain::Error::LimitExceeded { limit, max, usage })
-                | ApiError::Tenancy(tenancy::Error::LimitExceeded { limit, max, usage }) => {
+                | ApiError::Tenancy(tenancy::Error::LimitExceeded { limit, max, usage })
+                | ApiError::Billing(billing::Error::LimitExceeded { limit, max, usage }) => {
                     ext.set("limit", limit.as_str());
                     ext.set("max", *max);
                     ext.set("usage", *usage);
@@ -154,6 +160,10 @@ impl From<ApiError> for async_graphql::Error {
                 }
                 ApiError::Domain(core_domain::Error::SelfApproval) => {
                     ext.set("reason", "FOUR_EYES");
+                }
+                ApiError::PlanFeature(feature) => {
+                    ext.set("reason", "PLAN_FEATURE");
+                    ext.set("feature", *feature);
                 }
                 ApiError::Domain(core_domain::Error::Invalid { field, .. })
                 | ApiError::Tenancy(tenancy::Error::Invalid { field, .. })

@@ -53,6 +53,28 @@ fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
         .into_response()
 }
 
+/// The plan feature the export needs.
+const AUDIT_EXPORT: &str = "audit_export";
+
+/// `FORBIDDEN` with `reason: PLAN_FEATURE`, as the GraphQL errors say it.
+fn plan_feature_error(feature: &'static str) -> Response {
+    let mut error = request_error(
+        ErrorCode::Forbidden,
+        format!("the organization's plan does not include {feature}: change the plan to use it"),
+    );
+    if let Some(ext) = error.extensions.as_mut() {
+        ext.set("reason", "PLAN_FEATURE");
+        ext.set("feature", feature);
+    }
+    let body = json!({ "errors": [error] });
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 fn tenancy_error(e: &tenancy::Error) -> Response {
     let status = match e.code() {
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
@@ -144,16 +166,27 @@ pub async fn export(app: AppState, context: RequestContext, params: ExportParams
                 Resource::of_type(ResourceType::Audit),
                 Action::Export,
             )
-            .await?;
+            .await
+            .map_err(tenancy::Error::from)?;
+        // The plan decides whether the trail may leave the platform.
+        if !app
+            .limits
+            .feature(&tx, AUDIT_EXPORT)
+            .await
+            .map_err(tenancy::Error::from)?
+        {
+            return Ok(None);
+        }
         app.tenancy
             .record_audit_export(&tx, &permit, format_name, &filter)
             .await?;
         tx.commit().await?;
-        Ok::<_, tenancy::Error>(permit)
+        Ok::<_, tenancy::Error>(Some(permit))
     })
     .await;
     let permit = match recorded {
-        Ok(permit) => permit,
+        Ok(Some(permit)) => permit,
+        Ok(None) => return plan_feature_error(AUDIT_EXPORT),
         Err(e) => return tenancy_error(&e),
     };
 

@@ -37,6 +37,43 @@ pub const DEMO_PEOPLE: &[(&str, &str, &str, Role)] = &[
 /// Demo organizations: (slug, name).
 pub const DEMO_ORGS: &[(&str, &str)] = &[("acme", "Acme"), ("globex", "Globex")];
 
+/// The demo catalog (`catalog/demo.json`), imported by every seed run (importing it again
+/// changes nothing).
+pub const DEMO_CATALOG: &str = include_str!("../../../catalog/demo.json");
+
+/// Demo subscriptions: (organization slug, subscribing person, plan, time zone).
+pub const DEMO_SUBSCRIPTIONS: &[(&str, &str, &str, &str)] = &[
+    ("acme", "alice@acme.test", "team", "Europe/Berlin"),
+    (
+        "globex",
+        "frank@globex.test",
+        "business",
+        "America/New_York",
+    ),
+];
+
+/// Imports a catalog in the platform's transaction (recorded in its audit trail);
+/// returns one line per metric and plan saying what happened.
+pub async fn import_catalog(
+    state: &AppState,
+    catalog: &billing::CatalogFile,
+) -> anyhow::Result<Vec<String>> {
+    let tx = state.tenancy.operator_tx().await?;
+    let report = state.catalog.import(&tx, catalog).await?;
+    tx.commit().await?;
+    Ok(report
+        .into_iter()
+        .map(|imported| match imported {
+            billing::Imported::MetricCreated(code) => format!("metric {code}: created"),
+            billing::Imported::MetricUnchanged(code) => format!("metric {code}: unchanged"),
+            billing::Imported::Published(code, v) => format!("plan {code}: published version {v}"),
+            billing::Imported::Unchanged(code, v) => {
+                format!("plan {code}: unchanged (version {v})")
+            }
+        })
+        .collect())
+}
+
 /// Whether anything was created.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Seeded {
@@ -151,6 +188,10 @@ pub const DEMO_GRANTS: &[(&str, &str, &str)] =
 /// Creates the demo organizations, people and projects unless they exist.
 pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
     let tenancy = &state.tenancy;
+    for line in import_catalog(state, &billing::CatalogFile::parse(DEMO_CATALOG)?).await? {
+        tracing::info!("catalog: {line}");
+    }
+    let mut orgs: HashMap<&str, OrgId> = HashMap::new();
     let mut projects: HashMap<&str, (OrgId, Uuid)> = HashMap::new();
     let mut users = Vec::new();
     for (email, name, _, _) in DEMO_PEOPLE {
@@ -177,6 +218,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
             continue;
         };
         let (org, _) = tenancy.create_organization(owner.id, org_name).await?;
+        orgs.insert(*slug, org.id);
         for ((email, _, _, role), user) in people.iter().skip(1) {
             let (tx, actor) = tenancy
                 .enter(Principal::User(owner.id), org.id, TxMode::Write)
@@ -270,6 +312,28 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
         for (transition, by) in *steps {
             document_step(state, org, person(by)?, document, *transition).await?;
         }
+    }
+    for (slug, email, plan, zone) in DEMO_SUBSCRIPTIONS {
+        let org = *orgs
+            .get(slug)
+            .ok_or_else(|| anyhow::anyhow!("no demo organization {slug}"))?;
+        let (tx, actor) = tenancy
+            .enter(Principal::User(person(email)?), org, TxMode::Write)
+            .await?;
+        let permit = state
+            .authz
+            .check(
+                &tx,
+                actor.principal,
+                Resource::of_type(ResourceType::Billing),
+                Action::Update,
+            )
+            .await?;
+        state
+            .subscriptions
+            .change_plan(&tx, &permit, plan, Some(zone))
+            .await?;
+        tx.commit().await?;
     }
     Ok(Seeded::Created)
 }

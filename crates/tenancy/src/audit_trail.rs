@@ -108,6 +108,13 @@ impl TenancyService {
 }
 
 impl TenancyService {
+    /// The platform's own transaction, for operator commands (the command line, which
+    /// holds the database credentials anyway; never reachable through the API). What
+    /// changes in it is recorded in the platform's audit trail.
+    pub async fn operator_tx(&self) -> Result<kernel::TenantTx> {
+        self.open(OrgId::PLATFORM, TxMode::Write).await
+    }
+
     /// Crypto-shreds a person's personal data in every audit trail: their key and the
     /// key of their email address are deleted, so their names, emails, addresses and user
     /// agents read `[erased]` while every chain still verifies. Recorded in the

@@ -4,6 +4,7 @@ mod access;
 mod api_key;
 mod audit;
 mod auth;
+mod billing;
 mod document;
 mod member;
 mod organization;
@@ -21,6 +22,7 @@ pub struct Mutation(
     project::ProjectMutation,
     document::DocumentMutation,
     audit::AuditMutation,
+    billing::BillingMutation,
     usage::UsageMutation,
 );
 

@@ -2,6 +2,7 @@
 
 mod access;
 mod audit;
+mod billing;
 mod documents;
 mod node;
 mod projects;
@@ -15,6 +16,7 @@ pub struct Query(
     viewer::ViewerQuery,
     access::AccessQuery,
     audit::AuditQuery,
+    billing::BillingQuery,
     projects::ProjectsQuery,
     documents::DocumentsQuery,
     usage::UsageQuery,

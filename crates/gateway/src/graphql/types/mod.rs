@@ -3,6 +3,7 @@
 pub mod access;
 pub mod api_key;
 pub mod audit;
+pub mod billing;
 pub mod document;
 pub mod invitation;
 pub mod membership;

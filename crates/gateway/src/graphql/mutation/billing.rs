@@ -1,0 +1,105 @@
+//! `changePlan` and `cancelSubscription` (owners and billing admins). Every change is
+//! audited by the billing service.
+
+use crate::context::ContextExt;
+use crate::error::{GqlResult, ResultExt};
+use crate::graphql::types::billing::{InvoiceLine, Subscription};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use authz::{Action, Resource, ResourceType};
+use kernel::TxMode;
+
+#[derive(Default)]
+pub struct BillingMutation;
+
+/// Input of `changePlan`.
+#[derive(InputObject)]
+pub struct ChangePlanInput {
+    /// The plan's code; the organization moves to its latest version.
+    pub plan: String,
+    /// IANA time zone period boundaries fall in (`Europe/Berlin`), when a subscription
+    /// starts; UTC when omitted. Later changes keep the zone.
+    pub time_zone: Option<String>,
+}
+
+/// When a plan change takes effect.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PlanChangeEffective {
+    /// Now: a start, an upgrade, or any change during a trial.
+    Immediately,
+    /// At the end of the current period: a downgrade.
+    AtPeriodEnd,
+}
+
+/// What `changePlan` did.
+#[derive(SimpleObject)]
+pub struct ChangePlanPayload {
+    /// The subscription afterwards.
+    pub subscription: Subscription,
+    /// When the change takes effect.
+    pub effective: PlanChangeEffective,
+    /// Proration lines added to the next invoice (an upgrade mid-period: a credit for
+    /// the unused old price and a charge for the rest at the new one).
+    pub prorations: Vec<InvoiceLine>,
+}
+
+/// What `cancelSubscription` did.
+#[derive(SimpleObject)]
+pub struct CancelSubscriptionPayload {
+    /// The subscription, ending at its period's end.
+    pub subscription: Subscription,
+}
+
+async fn billing_admin(ctx: &Context<'_>) -> GqlResult<(kernel::TenantTx, authz::Permit)> {
+    let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
+    let permit = ctx
+        .permit(
+            &tx,
+            &actor,
+            Resource::of_type(ResourceType::Billing),
+            Action::Update,
+        )
+        .await?;
+    Ok((tx, permit))
+}
+
+#[Object]
+impl BillingMutation {
+    /// Moves the active organization to the latest version of a plan: subscribes (with
+    /// the plan's trial, once per organization), upgrades at once with proration, or
+    /// schedules a downgrade for the period's end (refused with `LIMIT_EXCEEDED` when what
+    /// the organization has exceeds the new plan's limits). Choosing the current plan
+    /// while a downgrade is scheduled drops the downgrade.
+    async fn change_plan(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePlanInput,
+    ) -> GqlResult<ChangePlanPayload> {
+        let (tx, permit) = billing_admin(ctx).await?;
+        let change = ctx
+            .state()
+            .subscriptions
+            .change_plan(&tx, &permit, &input.plan, input.time_zone.as_deref())
+            .await
+            .gql()?;
+        tx.commit().await.gql()?;
+        Ok(ChangePlanPayload {
+            subscription: change.subscription.into(),
+            effective: match change.effective {
+                billing::Effective::Immediately => PlanChangeEffective::Immediately,
+                billing::Effective::AtPeriodEnd => PlanChangeEffective::AtPeriodEnd,
+            },
+            prorations: change.prorations.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// Ends the active organization's subscription at the end of its current period (a
+    /// trial: at the trial's end). The organization then has the free allowance.
+    async fn cancel_subscription(&self, ctx: &Context<'_>) -> GqlResult<CancelSubscriptionPayload> {
+        let (tx, permit) = billing_admin(ctx).await?;
+        let subscription = ctx.state().subscriptions.cancel(&tx, &permit).await.gql()?;
+        tx.commit().await.gql()?;
+        Ok(CancelSubscriptionPayload {
+            subscription: subscription.into(),
+        })
+    }
+}

@@ -1,0 +1,63 @@
+//! `plans` (the published catalog, for anyone signed in), `planVersions(code)` and the
+//! active organization's `subscription` (owners and billing admins).
+
+use crate::context::ContextExt;
+use crate::error::{GqlResult, ResultExt};
+use crate::graphql::types::billing::{Plan, Subscription};
+use async_graphql::{Context, Object};
+use authz::{Action, Resource, ResourceType};
+use kernel::TxMode;
+
+#[derive(Default)]
+pub struct BillingQuery;
+
+#[Object]
+impl BillingQuery {
+    /// The latest published version of every plan, by code.
+    async fn plans(&self, ctx: &Context<'_>) -> GqlResult<Vec<Plan>> {
+        ctx.request().principal()?;
+        let state = ctx.state();
+        let versions = state.catalog.all_versions(state.db.conn()).await.gql()?;
+        let mut latest: Vec<Plan> = Vec::new();
+        for version in &versions {
+            // Newest first within a plan: the first of each code is its latest.
+            if latest.last().is_none_or(|p| p.code != version.plan_code) {
+                latest.push(version.into());
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Every published version of the plan `code`, newest first (versions never change).
+    async fn plan_versions(&self, ctx: &Context<'_>, code: String) -> GqlResult<Vec<Plan>> {
+        ctx.request().principal()?;
+        let state = ctx.state();
+        let versions = state.catalog.all_versions(state.db.conn()).await.gql()?;
+        Ok(versions
+            .iter()
+            .filter(|v| v.plan_code == code)
+            .map(Plan::from)
+            .collect())
+    }
+
+    /// The active organization's subscription as of now; null if it never subscribed
+    /// (it then has the free allowance). Owners and billing admins.
+    async fn subscription(&self, ctx: &Context<'_>) -> GqlResult<Option<Subscription>> {
+        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(ResourceType::Billing),
+                Action::Read,
+            )
+            .await?;
+        let current = ctx
+            .state()
+            .subscriptions
+            .current(&tx, &permit)
+            .await
+            .gql()?;
+        Ok(current.map(Subscription::from))
+    }
+}

@@ -1,0 +1,434 @@
+//! Billing through the API: the catalog, subscriptions moved by the clock, plan changes
+//! with proration, and entitlements the rest of the platform obeys.
+
+use crate::helpers::{TestApp, TestOrg, TestUser};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+const SUBSCRIPTION: &str = "{ subscription { status plan { code version } scheduledPlan { code } \
+    timeZone billingAnchor trialEndsAt currentPeriodStart currentPeriodEnd cancelAtPeriodEnd \
+    canceledAt } }";
+
+const CHANGE_PLAN: &str = "mutation($p: String!, $z: String) { changePlan(input: {plan: $p, \
+    timeZone: $z}) { effective subscription { status plan { code } scheduledPlan { code } \
+    trialEndsAt currentPeriodEnd } prorations { description amount { amount currency minorUnits } } } }";
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn subscription(app: &TestApp, user: &TestUser, org: &TestOrg) -> Value {
+    app.gql(SUBSCRIPTION)
+        .as_user(user)
+        .in_org(org)
+        .send()
+        .await
+        .data()["subscription"]
+        .clone()
+}
+
+async fn change_plan(
+    app: &TestApp,
+    user: &TestUser,
+    org: &TestOrg,
+    plan: &str,
+    zone: Option<&str>,
+) -> crate::helpers::GqlResponse {
+    app.gql(CHANGE_PLAN)
+        .vars(json!({ "p": plan, "z": zone }))
+        .as_user(user)
+        .in_org(org)
+        .send()
+        .await
+}
+
+async fn create_project(
+    app: &TestApp,
+    user: &TestUser,
+    org: &TestOrg,
+    name: &str,
+) -> crate::helpers::GqlResponse {
+    app.gql("mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }")
+        .vars(json!({ "n": name }))
+        .as_user(user)
+        .in_org(org)
+        .send()
+        .await
+}
+
+async fn actions(app: &TestApp, user: &TestUser, org: &TestOrg) -> Vec<String> {
+    let events = app
+        .gql("{ auditEvents(first: 100) { edges { node { action } } } }")
+        .as_user(user)
+        .in_org(org)
+        .send()
+        .await;
+    events.data()["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_catalog_lists_each_plans_latest_version_and_imports_are_idempotent() {
+    let app = TestApp::spawn().await;
+    let user = app.user("someone@example.com").await;
+    app.import_demo_catalog().await;
+    app.import_demo_catalog().await;
+    let plans = app
+        .gql("{ plans { code version name currency trialDays features limits { seats projects documentsPerProject } quotas { metric perPeriod hard } charges { kind amount unitPrice metric model tiers { upTo unitPrice flatFee } packageSize packagePrice freeUnits } } }")
+        .as_user(&user)
+        .send()
+        .await;
+    let plans = plans.data()["plans"].as_array().unwrap().clone();
+    let codes: Vec<_> = plans.iter().map(|p| p["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["business", "starter", "team"]);
+    assert!(
+        plans.iter().all(|p| p["version"] == 1),
+        "imported twice, published once"
+    );
+    let team = &plans[2];
+    assert_eq!(team["trialDays"], 14);
+    assert_eq!(
+        team["limits"],
+        json!({"seats": 25, "projects": 50, "documentsPerProject": 1000})
+    );
+    assert_eq!(
+        team["charges"][0],
+        json!({"kind": "FIXED", "amount": "49", "unitPrice": null, "metric": null, "model": null, "tiers": [], "packageSize": null, "packagePrice": null, "freeUnits": null})
+    );
+    assert_eq!(team["charges"][2]["model"], "GRADUATED");
+    assert_eq!(
+        team["charges"][2]["tiers"][1],
+        json!({"upTo": null, "unitPrice": "0.0005", "flatFee": "0"})
+    );
+    let business = &plans[0];
+    assert_eq!(business["limits"]["projects"], Value::Null, "unlimited");
+    assert_eq!(business["charges"][3]["packageSize"], "100");
+
+    // A changed definition is a new version; the old one stays as it was.
+    let mut catalog = billing::CatalogFile::parse(gateway::seed::DEMO_CATALOG).unwrap();
+    catalog.plans[1].definition.trial_days = 30;
+    let report = gateway::seed::import_catalog(&app.state, &catalog)
+        .await
+        .unwrap();
+    assert!(
+        report.contains(&"plan team: published version 2".to_owned()),
+        "{report:?}"
+    );
+    let versions = app
+        .gql("{ planVersions(code: \"team\") { version trialDays } }")
+        .as_user(&user)
+        .send()
+        .await;
+    assert_eq!(
+        versions.data()["planVersions"],
+        json!([{"version": 2, "trialDays": 30}, {"version": 1, "trialDays": 14}])
+    );
+    // A metric never changes.
+    let mut catalog = billing::CatalogFile::parse(gateway::seed::DEMO_CATALOG).unwrap();
+    catalog.metrics[0].aggregation = billing::Aggregation::Sum;
+    let refused = gateway::seed::import_catalog(&app.state, &catalog).await;
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("metrics never change")
+    );
+    // Anonymous callers see no catalog.
+    assert_eq!(
+        app.gql("{ plans { code } }").send().await.code(),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn a_subscription_moves_through_trial_upgrade_downgrade_and_cancellation() {
+    let app = TestApp::spawn().await;
+    app.clock.set(at("2027-01-10T09:00:00Z"));
+    app.import_demo_catalog().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    assert_eq!(subscription(&app, &owner, &org).await, Value::Null);
+
+    // Start: the team plan's 14-day trial.
+    let started = change_plan(&app, &owner, &org, "team", Some("Europe/Berlin")).await;
+    let started = &started.data()["changePlan"];
+    assert_eq!(started["effective"], "IMMEDIATELY");
+    assert_eq!(started["subscription"]["status"], "TRIALING");
+    assert_eq!(
+        started["subscription"]["trialEndsAt"],
+        "2027-01-24T09:00:00+00:00"
+    );
+    assert_eq!(started["prorations"], json!([]));
+
+    // Trial over: active, anchored on the trial's last local day, periods at Berlin midnight.
+    app.clock.set(at("2027-01-25T00:00:00Z"));
+    let owner = app.relog(&owner).await;
+    let active = subscription(&app, &owner, &org).await;
+    assert_eq!(active["status"], "ACTIVE");
+    assert_eq!(active["billingAnchor"], "2027-01-24");
+    assert_eq!(active["currentPeriodStart"], "2027-01-23T23:00:00+00:00");
+    assert_eq!(active["currentPeriodEnd"], "2027-02-23T23:00:00+00:00");
+
+    // Upgrade on Feb 3 (local): 21 of the period's 31 days remain. One seat: team costs
+    // 49 + 12 = 61.00, business 199 + 20 = 219.00 a period.
+    app.clock.set(at("2027-02-03T12:00:00Z"));
+    let owner = app.relog(&owner).await;
+    let upgraded = change_plan(&app, &owner, &org, "business", None).await;
+    let upgraded = &upgraded.data()["changePlan"];
+    assert_eq!(upgraded["effective"], "IMMEDIATELY");
+    assert_eq!(upgraded["subscription"]["plan"]["code"], "business");
+    let amounts: Vec<_> = upgraded["prorations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amount"].clone())
+        .collect();
+    // -61 × 21/31 = -41.3225… → -41.32; 219 × 21/31 = 148.3548… → 148.35.
+    assert_eq!(
+        amounts,
+        [
+            json!({"amount": "-41.32", "currency": "USD", "minorUnits": -4132}),
+            json!({"amount": "148.35", "currency": "USD", "minorUnits": 14835}),
+        ]
+    );
+
+    // Downgrades: refused when what the organization has does not fit, else at period end.
+    for n in 0..4 {
+        create_project(&app, &owner, &org, &format!("P{n}"))
+            .await
+            .data();
+    }
+    let refused = change_plan(&app, &owner, &org, "starter", None).await;
+    assert_eq!(refused.code(), "LIMIT_EXCEEDED");
+    assert_eq!(refused.error()["extensions"]["limit"], "projects");
+    assert_eq!(refused.error()["extensions"]["max"], 3);
+    assert_eq!(refused.error()["extensions"]["usage"], 4);
+    let scheduled = change_plan(&app, &owner, &org, "team", None).await;
+    let scheduled = &scheduled.data()["changePlan"];
+    assert_eq!(scheduled["effective"], "AT_PERIOD_END");
+    assert_eq!(scheduled["subscription"]["plan"]["code"], "business");
+    assert_eq!(scheduled["subscription"]["scheduledPlan"]["code"], "team");
+    // Choosing the current plan drops the downgrade; choosing it again is a conflict.
+    let kept = change_plan(&app, &owner, &org, "business", None).await;
+    assert_eq!(
+        kept.data()["changePlan"]["subscription"]["scheduledPlan"],
+        Value::Null
+    );
+    assert_eq!(
+        change_plan(&app, &owner, &org, "business", None)
+            .await
+            .code(),
+        "CONFLICT"
+    );
+    change_plan(&app, &owner, &org, "team", None).await.data();
+
+    // The period ends: the downgrade applies.
+    app.clock.set(at("2027-02-24T00:00:00Z"));
+    let owner = app.relog(&owner).await;
+    let renewed = subscription(&app, &owner, &org).await;
+    assert_eq!(renewed["plan"]["code"], "team");
+    assert_eq!(renewed["scheduledPlan"], Value::Null);
+    assert_eq!(renewed["currentPeriodEnd"], "2027-03-23T23:00:00+00:00");
+
+    // Cancel at period end; twice is a conflict; then it ends, and the free allowance
+    // applies again.
+    let cancel = app
+        .gql("mutation { cancelSubscription { subscription { cancelAtPeriodEnd currentPeriodEnd } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        cancel.data()["cancelSubscription"]["subscription"]["cancelAtPeriodEnd"],
+        true
+    );
+    let again = app
+        .gql("mutation { cancelSubscription { subscription { status } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(again.code(), "CONFLICT");
+    app.clock.set(at("2027-03-24T00:00:00Z"));
+    let owner = app.relog(&owner).await;
+    let ended = subscription(&app, &owner, &org).await;
+    assert_eq!(ended["status"], "CANCELED");
+    assert_eq!(ended["canceledAt"], "2027-03-23T23:00:00+00:00");
+
+    let recorded = actions(&app, &owner, &org).await;
+    for action in [
+        "subscription.started",
+        "subscription.trial_ended",
+        "subscription.plan_changed",
+        "subscription.downgrade_scheduled",
+        "subscription.downgrade_dropped",
+        "subscription.renewed",
+        "subscription.cancel_scheduled",
+    ] {
+        assert!(
+            recorded.iter().any(|a| a == action),
+            "no {action} in {recorded:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_owners_and_billing_admins_see_and_change_the_subscription() {
+    let app = TestApp::spawn().await;
+    app.import_demo_catalog().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    change_plan(&app, &owner, &org, "team", None).await.data();
+    for role in ["ADMIN", "MEMBER", "VIEWER", "AUDITOR"] {
+        let person = app
+            .user(&format!("{}@example.com", role.to_lowercase()))
+            .await;
+        app.add_member(&owner, &org, &person, role).await;
+        let read = app
+            .gql(SUBSCRIPTION)
+            .as_user(&person)
+            .in_org(&org)
+            .send()
+            .await;
+        assert_eq!(read.code(), "FORBIDDEN", "{role} reads the subscription");
+        let change = change_plan(&app, &person, &org, "business", None).await;
+        assert_eq!(change.code(), "FORBIDDEN", "{role} changes the plan");
+    }
+    let billing = app.user("billing@example.com").await;
+    app.add_member(&owner, &org, &billing, "BILLING_ADMIN")
+        .await;
+    assert_eq!(
+        subscription(&app, &billing, &org).await["plan"]["code"],
+        "team"
+    );
+    change_plan(&app, &billing, &org, "business", None)
+        .await
+        .data();
+
+    // Another organization's owner: their own organization has no subscription, and the
+    // victim's is out of reach with any header.
+    let stranger = app.user("stranger@example.com").await;
+    let other = app.org(&stranger, "Other").await;
+    assert_eq!(subscription(&app, &stranger, &other).await, Value::Null);
+    let peek = app
+        .gql(SUBSCRIPTION)
+        .as_user(&stranger)
+        .in_org(&org)
+        .send()
+        .await;
+    assert!(peek.body["data"]["subscription"].is_null());
+    assert!(
+        ["FORBIDDEN", "NOT_FOUND"].contains(&peek.code()),
+        "{}",
+        peek.body
+    );
+    let change = change_plan(&app, &stranger, &org, "starter", None).await;
+    assert!(["FORBIDDEN", "NOT_FOUND"].contains(&change.code()));
+    assert_eq!(
+        subscription(&app, &owner, &org).await["plan"]["code"],
+        "business"
+    );
+}
+
+#[tokio::test]
+async fn the_plan_limits_what_an_organization_may_create_and_use() {
+    let app = TestApp::spawn().await;
+    app.import_demo_catalog().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    // Unsubscribed: the configured free allowance, every feature.
+    let export = |user: TestUser| {
+        let app = &app;
+        let org = org.clone();
+        async move {
+            let response = app
+                .http
+                .get(format!("{}/audit/export", app.address))
+                .bearer_auth(&user.token)
+                .header("X-Organization-Id", &org.id)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(export(owner.clone()).await.0, 200);
+
+    // Starter: 3 projects, 3 seats, no audit export.
+    let started = change_plan(&app, &owner, &org, "starter", None).await;
+    assert_eq!(
+        started.data()["changePlan"]["subscription"]["status"],
+        "ACTIVE"
+    );
+    for n in 0..3 {
+        create_project(&app, &owner, &org, &format!("P{n}"))
+            .await
+            .data();
+    }
+    let fourth = create_project(&app, &owner, &org, "P3").await;
+    assert_eq!(fourth.code(), "LIMIT_EXCEEDED");
+    assert_eq!(fourth.error()["extensions"]["max"], 3);
+    app.invite(&owner, &org, "a@example.com", "MEMBER")
+        .await
+        .data();
+    app.invite(&owner, &org, "b@example.com", "MEMBER")
+        .await
+        .data();
+    let third = app.invite(&owner, &org, "c@example.com", "MEMBER").await;
+    assert_eq!(third.code(), "LIMIT_EXCEEDED");
+    assert_eq!(third.error()["extensions"]["limit"], "seats");
+    assert_eq!(third.error()["extensions"]["usage"], 3);
+    let (status, body) = export(owner.clone()).await;
+    assert_eq!(status, 403);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(body["errors"][0]["extensions"]["reason"], "PLAN_FEATURE");
+    assert_eq!(body["errors"][0]["extensions"]["feature"], "audit_export");
+
+    // Upgrading lifts the limits at once; from a free plan there is nothing to credit.
+    let upgraded = change_plan(&app, &owner, &org, "team", None).await;
+    let upgraded = &upgraded.data()["changePlan"];
+    assert_eq!(upgraded["effective"], "IMMEDIATELY");
+    assert_eq!(
+        upgraded["subscription"]["status"], "ACTIVE",
+        "one trial, at the start only"
+    );
+    let prorations = upgraded["prorations"].as_array().unwrap();
+    assert_eq!(prorations.len(), 1, "{prorations:?}");
+    assert!(prorations[0]["amount"]["minorUnits"].as_i64().unwrap() > 0);
+    create_project(&app, &owner, &org, "P3").await.data();
+    app.invite(&owner, &org, "c@example.com", "MEMBER")
+        .await
+        .data();
+    assert_eq!(export(owner.clone()).await.0, 200);
+}
+
+#[tokio::test]
+async fn bad_plan_changes_are_refused_with_clear_codes() {
+    let app = TestApp::spawn().await;
+    app.import_demo_catalog().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let unknown = change_plan(&app, &owner, &org, "platinum", None).await;
+    assert_eq!(unknown.code(), "BAD_USER_INPUT");
+    let zone = change_plan(&app, &owner, &org, "team", Some("Mars/Olympus")).await;
+    assert_eq!(zone.code(), "BAD_USER_INPUT");
+    assert_eq!(
+        subscription(&app, &owner, &org).await,
+        Value::Null,
+        "nothing half-written"
+    );
+    let cancel = app
+        .gql("mutation { cancelSubscription { subscription { status } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(cancel.code(), "NOT_FOUND");
+}
