@@ -16,6 +16,7 @@ mod m0007_audit_append;
 mod m0008_owner_indexes;
 mod m0009_usage_events;
 mod m0010_billing;
+mod m0011_invoices;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_owner_indexes::Migration),
             Box::new(m0009_usage_events::Migration),
             Box::new(m0010_billing::Migration),
+            Box::new(m0011_invoices::Migration),
         ]
     }
 }

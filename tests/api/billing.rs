@@ -432,3 +432,179 @@ async fn bad_plan_changes_are_refused_with_clear_codes() {
         .await;
     assert_eq!(cancel.code(), "NOT_FOUND");
 }
+
+/// A small catalog with round numbers: 10.00 a period, 10 free API calls, then 0.25 each.
+const METERED: &str = r#"{
+  "metrics": [{"code": "api_calls", "name": "API calls", "aggregation": {"type": "count"}}],
+  "plans": [{"code": "metered", "name": "Metered", "currency": "USD",
+    "charges": [
+      {"type": "fixed", "amount": "10.00"},
+      {"type": "usage", "metric": "api_calls", "price": {"model": "graduated", "tiers": [
+        {"up_to": "10", "unit_price": "0"}, {"up_to": null, "unit_price": "0.25"}]}}]}]
+}"#;
+
+const INVOICES: &str = "{ invoices { id number status subtotal { amount } taxRate tax { amount } \
+    total { amount minorUnits } periodStart periodEnd lines { kind description quantity amount { amount } } } }";
+
+#[tokio::test]
+async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_change() {
+    let app = TestApp::spawn().await;
+    app.clock.set(at("2027-01-10T09:00:00Z"));
+    gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
+        .await
+        .unwrap();
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+
+    // A paid start: the first period's fee, in advance, on INV-000001.
+    change_plan(&app, &owner, &org, "metered", Some("UTC"))
+        .await
+        .data();
+    let first = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
+    let first = first.data()["invoices"].as_array().unwrap().clone();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["number"], "INV-000001");
+    assert_eq!(first[0]["status"], "FINALIZED");
+    assert_eq!(first[0]["total"]["amount"], "10.00");
+    assert_eq!(first[0]["periodStart"], "2027-01-10T00:00:00+00:00");
+    assert_eq!(first[0]["periodEnd"], "2027-02-10T00:00:00+00:00");
+
+    // 13 calls: 3 beyond the free 10 at 0.25 = 0.75; tax 19 % on the subtotal.
+    app.set_tax_rate(&org, "0.19").await;
+    let events: Vec<Value> = (0..13)
+        .map(|i| json!({"metric": "api_calls", "key": format!("call-{i}")}))
+        .collect();
+    app.gql("mutation($e: [UsageEventInput!]!) { recordUsage(input: {events: $e}) { stored } }")
+        .vars(json!({ "e": events }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let upcoming = app
+        .gql("{ upcomingInvoice { subtotal { amount } taxRate tax { amount } total { amount } lines { kind amount { amount } } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let upcoming = &upcoming.data()["upcomingInvoice"];
+    assert_eq!(
+        upcoming["lines"],
+        json!([{"kind": "usage", "amount": {"amount": "0.75"}}, {"kind": "fixed", "amount": {"amount": "10.00"}}])
+    );
+    // 10.75 × 0.19 = 2.0425 → 2.04.
+    assert_eq!(upcoming["subtotal"]["amount"], "10.75");
+    assert_eq!(upcoming["tax"]["amount"], "2.04");
+    assert_eq!(upcoming["total"]["amount"], "12.79");
+
+    // The period ends; the billing run cuts INV-000002 with exactly what was upcoming.
+    app.clock.set(at("2027-02-10T00:00:01Z"));
+    let owner = app.relog(&owner).await;
+    let report = app.billing_run().await;
+    assert_eq!(report.advanced, 1, "{report:?}");
+    assert_eq!(
+        app.billing_run().await.advanced,
+        0,
+        "a second run finds nothing due"
+    );
+    let invoices = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
+    let invoices = invoices.data()["invoices"].as_array().unwrap().clone();
+    let numbers: Vec<_> = invoices
+        .iter()
+        .map(|i| i["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["INV-000002", "INV-000001"]);
+    assert_eq!(invoices[0]["total"]["amount"], "12.79");
+    assert_eq!(invoices[0]["taxRate"], "0.19");
+    assert_eq!(invoices[0]["periodStart"], "2027-02-10T00:00:00+00:00");
+    assert_eq!(invoices[0]["lines"][0]["quantity"], "13");
+
+    // Another organization's invoice takes the next number: gapless per issuer.
+    let other_owner = app.user("other@example.com").await;
+    let other = app.org(&other_owner, "Other").await;
+    change_plan(&app, &other_owner, &other, "metered", None)
+        .await
+        .data();
+    let theirs = app
+        .gql(INVOICES)
+        .as_user(&other_owner)
+        .in_org(&other)
+        .send()
+        .await;
+    let theirs = theirs.data()["invoices"].as_array().unwrap().clone();
+    assert_eq!(theirs.len(), 1, "their own only");
+    assert_eq!(theirs[0]["number"], "INV-000003");
+    let peek = app
+        .gql(INVOICES)
+        .as_user(&other_owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert!(peek.body["data"]["invoices"].is_null());
+
+    // A finalized invoice never changes, whoever asks the database.
+    let db = app.app_db().await;
+    let invoice_id = invoices[0]["id"].as_str().unwrap();
+    let attempts = [
+        format!("UPDATE invoices SET total_minor = 1 WHERE id = '{invoice_id}'"),
+        format!("UPDATE invoices SET status = 'draft' WHERE id = '{invoice_id}'"),
+        format!("DELETE FROM invoices WHERE id = '{invoice_id}'"),
+        format!("UPDATE invoice_lines SET amount_minor = 1 WHERE invoice_id = '{invoice_id}'"),
+        format!("DELETE FROM invoice_lines WHERE invoice_id = '{invoice_id}'"),
+    ];
+    for sql in &attempts {
+        let sql = if crate::helpers::on_postgres() {
+            sql.clone()
+        } else {
+            // SQLite stores UUIDs as 16-byte blobs.
+            sql.replace(
+                &format!("'{invoice_id}'"),
+                &format!("x'{}'", invoice_id.replace('-', "")),
+            )
+        };
+        let result = crate::helpers::in_org_tx(&db, &org, &sql).await;
+        assert!(result.is_err(), "{sql} was allowed");
+    }
+    let still = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
+    assert_eq!(still.data()["invoices"][0]["total"]["amount"], "12.79");
+
+    // Corrections are credit notes, numbered in their own sequence, never beyond the total.
+    let tx = app.state.tenancy.system_tx(org.org_id()).await.unwrap();
+    let invoices_service = app.state.subscriptions.invoices();
+    let id: uuid::Uuid = invoice_id.parse().unwrap();
+    let note = invoices_service
+        .credit_note(&tx, id, Some("2.00".parse().unwrap()), "goodwill")
+        .await
+        .unwrap();
+    assert_eq!(note.number.as_deref(), Some("CN-000001"));
+    assert_eq!(note.total_minor, -200);
+    let too_much = invoices_service
+        .credit_note(&tx, id, Some("10.80".parse().unwrap()), "too much")
+        .await
+        .unwrap_err();
+    assert_eq!(too_much.code(), kernel::ErrorCode::BadUserInput);
+    tx.commit().await.unwrap();
+    let notes = app
+        .gql("{ creditNotes { number total { amount } creditOf lines { description } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        notes.data()["creditNotes"],
+        json!([{"number": "CN-000001", "total": {"amount": "-2.00"}, "creditOf": invoice_id,
+                "lines": [{"description": "Credit for INV-000002: goodwill"}]}])
+    );
+    let recorded = actions(&app, &owner, &org).await;
+    for action in [
+        "invoice.finalized",
+        "credit_note.issued",
+        "subscription.renewed",
+        "subscription.tax_rate_changed",
+    ] {
+        assert!(
+            recorded.iter().any(|a| a == action),
+            "no {action} in {recorded:?}"
+        );
+    }
+}

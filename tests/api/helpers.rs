@@ -239,6 +239,8 @@ async fn start_server(
             plan_max_projects: 100,
             plan_max_documents_per_project: 1_000,
             plan_max_seats: 50,
+            // Tests move the clock and run billing themselves.
+            billing_run_interval_secs: 0,
         };
         configure(&mut config);
         let app = Application::build(&config, Arc::new(clock.clone()))
@@ -296,6 +298,29 @@ impl TestApp {
         gateway::seed::import_catalog(&self.state, &catalog)
             .await
             .expect("import catalog");
+    }
+
+    /// One billing run, as the server's timer or `platform billing run` does it.
+    pub async fn billing_run(&self) -> gateway::billing_run::RunReport {
+        gateway::billing_run::run_once(&self.state)
+            .await
+            .expect("billing run")
+    }
+
+    /// Sets an organization's tax rate, as an operator does.
+    pub async fn set_tax_rate(&self, org: &TestOrg, rate: &str) {
+        let tx = self
+            .state
+            .tenancy
+            .system_tx(org.org_id())
+            .await
+            .expect("tx");
+        self.state
+            .subscriptions
+            .set_tax_rate(&tx, rate.parse().expect("rate"))
+            .await
+            .expect("set tax rate");
+        tx.commit().await.expect("commit");
     }
 
     /// Logs `user` in again (after the clock moved past their access token's expiry).
@@ -536,4 +561,25 @@ impl GqlResponse {
     pub fn error(&self) -> &Value {
         &self.body["errors"][0]
     }
+}
+
+/// Runs `sql` on `db` inside `org`'s tenant scope (on PostgreSQL, a transaction with
+/// `app.org_id` set, as the application does; rolled back afterwards).
+pub async fn in_org_tx(
+    db: &DatabaseConnection,
+    org: &TestOrg,
+    sql: &str,
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::TransactionTrait;
+    let tx = db.begin().await?;
+    if on_postgres() {
+        tx.execute_unprepared(&format!(
+            "SELECT set_config('app.org_id', '{}', true)",
+            org.org_id()
+        ))
+        .await?;
+    }
+    let result = tx.execute_unprepared(sql).await.map(|_| ());
+    tx.rollback().await?;
+    result
 }

@@ -56,6 +56,9 @@ pub enum Error {
     /// The organization is on that plan's latest version already.
     #[error("already on the latest version of plan `{0}`")]
     AlreadyOnPlan(String),
+    /// The invoice is not in a state that allows this.
+    #[error("the invoice is {0}")]
+    InvoiceState(String),
     /// The subscription already ends at the period's end.
     #[error("the subscription is already cancelled at the end of its period")]
     AlreadyCanceled,
@@ -92,7 +95,9 @@ impl Error {
             | Self::Invalid { .. } => ErrorCode::BadUserInput,
             Self::KeyConflict { .. } | Self::CatalogConflict(_) => ErrorCode::Conflict,
             Self::UnknownPlan(_) => ErrorCode::BadUserInput,
-            Self::AlreadyOnPlan(_) | Self::AlreadyCanceled => ErrorCode::Conflict,
+            Self::AlreadyOnPlan(_) | Self::AlreadyCanceled | Self::InvoiceState(_) => {
+                ErrorCode::Conflict
+            }
             Self::LimitExceeded { .. } => ErrorCode::LimitExceeded,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Authz(e) => e.code(),

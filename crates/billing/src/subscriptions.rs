@@ -18,6 +18,7 @@
 use crate::catalog::{Charge, PlanDefinition};
 use crate::entity::{invoice_item, subscription};
 use crate::error::{Error, Result};
+use crate::invoices::{Draft, Invoices};
 use crate::money::Money;
 use crate::period::{Line, Period, monthly_period, proration_lines};
 use crate::plans::{Catalog, PlanVersion};
@@ -191,24 +192,54 @@ fn zone(name: &str) -> Result<Tz> {
     })
 }
 
+/// A period boundary time crossed: what ended (billed in arrears unless it was a trial)
+/// and what began (billed in advance), if anything did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boundary {
+    /// The period that ended.
+    pub ended: (DateTime<Utc>, DateTime<Utc>),
+    /// The plan version it ran on.
+    pub ended_plan: Uuid,
+    /// Whether it was a trial (free).
+    pub ended_trial: bool,
+    /// The period that began and its plan version (none after a cancellation).
+    pub next: Option<(DateTime<Utc>, DateTime<Utc>, Uuid)>,
+}
+
 /// Rolls a stored subscription forward to `now`: ends a trial, starts periods, applies a
 /// scheduled downgrade, ends a cancelled one. Pure; returns the steps taken in order.
 pub fn roll(row: &mut subscription::Model, now: DateTime<Utc>) -> Result<Vec<Step>> {
+    Ok(roll_boundaries(row, now)?.0)
+}
+
+/// [`roll`], with the period boundaries crossed (what invoices are cut at).
+pub fn roll_boundaries(
+    row: &mut subscription::Model,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Step>, Vec<Boundary>)> {
     let tz = zone(&row.time_zone)?;
     let mut steps = Vec::new();
+    let mut boundaries = Vec::new();
     // Bounded: a subscription untouched for years rolls one period per month.
     for _ in 0..10_000 {
         let status = Status::parse(&row.status)?;
         if status == Status::Canceled || row.current_period_end > now {
-            return Ok(steps);
+            return Ok((steps, boundaries));
         }
+        let mut boundary = Boundary {
+            ended: (row.current_period_start, row.current_period_end),
+            ended_plan: row.plan_version_id,
+            ended_trial: status == Status::Trialing,
+            next: None,
+        };
         let ended_at = row.current_period_end;
         if row.cancel_at_period_end {
             row.status = Status::Canceled.as_str().to_owned();
             row.canceled_at = Some(ended_at);
             row.scheduled_plan_version_id = None;
             steps.push(Step::Canceled);
-            return Ok(steps);
+            boundaries.push(boundary);
+            return Ok((steps, boundaries));
         }
         if let Some(next) = row.scheduled_plan_version_id.take() {
             steps.push(Step::PlanChanged(row.plan_version_id, next));
@@ -224,6 +255,8 @@ pub fn roll(row: &mut subscription::Model, now: DateTime<Utc>) -> Result<Vec<Ste
         let (_, start, end) = period_at(tz, row.billing_anchor, ended_at)?;
         row.current_period_start = start;
         row.current_period_end = end;
+        boundary.next = Some((start, end, row.plan_version_id));
+        boundaries.push(boundary);
     }
     Err(Error::InvalidPeriod("too many periods to roll".into()))
 }
@@ -232,6 +265,7 @@ pub fn roll(row: &mut subscription::Model, now: DateTime<Utc>) -> Result<Vec<Ste
 #[derive(Debug, Clone)]
 pub struct Subscriptions {
     catalog: Catalog,
+    invoices: Invoices,
     audit: AuditLog,
     clock: SharedClock,
 }
@@ -315,10 +349,16 @@ impl Subscriptions {
     /// Subscriptions to plans of `catalog`, audited, timed by `clock`.
     pub fn new(catalog: Catalog, audit: AuditLog, clock: SharedClock) -> Self {
         Self {
+            invoices: Invoices::new(catalog.clone(), audit.clone(), clock.clone()),
             catalog,
             audit,
             clock,
         }
+    }
+
+    /// Invoices.
+    pub fn invoices(&self) -> &Invoices {
+        &self.invoices
     }
 
     /// The catalog.
@@ -380,12 +420,15 @@ impl Subscriptions {
             return Ok(None);
         };
         let before = row.clone();
-        let steps = roll(&mut row, self.clock.now())?;
+        let (steps, boundaries) = roll_boundaries(&mut row, self.clock.now())?;
         if steps.is_empty() {
             return Ok(Some(row));
         }
         row.updated_at = self.clock.now();
         self.save(tx, &row).await?;
+        for boundary in &boundaries {
+            self.invoice_boundary(tx, &row, boundary).await?;
+        }
         for step in &steps {
             let mut event = NewEvent::new(step.action(), "subscription", Some(row.id)).change(
                 "status",
@@ -405,6 +448,119 @@ impl Subscriptions {
             self.audit.record(tx, event).await?;
         }
         Ok(Some(row))
+    }
+
+    /// Cuts the invoice of a period boundary: the ended period's usage (unless it was a
+    /// trial), the new period's fixed fee and seats, and waiting items.
+    async fn invoice_boundary(
+        &self,
+        tx: &TenantTx,
+        row: &subscription::Model,
+        boundary: &Boundary,
+    ) -> Result<()> {
+        let ended_plan = self.catalog.version(tx.conn(), boundary.ended_plan).await?;
+        let mut lines = Vec::new();
+        if !boundary.ended_trial {
+            lines.extend(
+                self.invoices
+                    .usage_lines(tx, &ended_plan.definition, boundary.ended)
+                    .await?,
+            );
+        }
+        let mut period = boundary.ended;
+        let mut currency = ended_plan.definition.currency()?;
+        if let Some((start, end, plan)) = boundary.next {
+            let next_plan = self.catalog.version(tx.conn(), plan).await?;
+            lines.extend(
+                self.invoices
+                    .advance_lines(tx, &next_plan.definition, (start, end))
+                    .await?,
+            );
+            period = (start, end);
+            currency = next_plan.definition.currency()?;
+        }
+        let (pending, items) = self.invoices.pending_lines(tx).await?;
+        lines.extend(pending);
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let draft = Draft {
+            currency,
+            period_start: period.0,
+            period_end: period.1,
+            lines,
+            tax_rate: crate::invoices::rate(&row.tax_rate),
+        };
+        self.invoices
+            .issue(tx, Some(row.id), &draft, &items)
+            .await?;
+        Ok(())
+    }
+
+    /// What the next invoice will hold as of now: the current period's usage so far, the
+    /// next period's fixed fee and seats (unless the subscription ends), and waiting
+    /// items. `None` without a live subscription. Owners and billing admins.
+    pub async fn upcoming_invoice(&self, tx: &TenantTx, permit: &Permit) -> Result<Option<Draft>> {
+        permit.ensure(tx, ResourceType::Billing, Action::Read, None)?;
+        let Some(mut row) = self.row(tx).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        roll(&mut row, now)?;
+        if row.status == Status::Canceled.as_str() {
+            return Ok(None);
+        }
+        let plan = self.catalog.version(tx.conn(), row.plan_version_id).await?;
+        let mut lines = Vec::new();
+        if row.status != Status::Trialing.as_str() {
+            lines.extend(
+                self.invoices
+                    .usage_lines(
+                        tx,
+                        &plan.definition,
+                        (row.current_period_start, row.current_period_end),
+                    )
+                    .await?,
+            );
+        }
+        if !row.cancel_at_period_end {
+            let next_plan = match row.scheduled_plan_version_id {
+                Some(id) => self.catalog.version(tx.conn(), id).await?,
+                None => plan.clone(),
+            };
+            let tz = zone(&row.time_zone)?;
+            let anchor = if row.status == Status::Trialing.as_str() {
+                local_date(tz, row.current_period_end)
+            } else {
+                row.billing_anchor
+            };
+            let (_, start, end) = period_at(tz, anchor, row.current_period_end)?;
+            lines.extend(
+                self.invoices
+                    .advance_lines(tx, &next_plan.definition, (start, end))
+                    .await?,
+            );
+        }
+        lines.extend(self.invoices.pending_lines(tx).await?.0);
+        Ok(Some(Draft {
+            currency: plan.definition.currency()?,
+            period_start: row.current_period_start,
+            period_end: row.current_period_end,
+            lines,
+            tax_rate: crate::invoices::rate(&row.tax_rate),
+        }))
+    }
+
+    /// [`advance`](Self::advance) for the billing run; whether anything moved (a cheap
+    /// read when nothing is due).
+    pub async fn advance_if_due(&self, tx: &TenantTx) -> Result<bool> {
+        let due = self.row(tx).await?.is_some_and(|row| {
+            row.status != Status::Canceled.as_str() && row.current_period_end <= self.clock.now()
+        });
+        if due {
+            self.advance(tx).await?;
+        }
+        Ok(due)
     }
 
     async fn save(&self, tx: &TenantTx, row: &subscription::Model) -> Result<()> {
@@ -482,7 +638,7 @@ impl Subscriptions {
                 right: target.definition.currency.clone(),
             });
         }
-        let seats = usage_of(tx, Limit::Seats, now).await?;
+        let seats = crate::invoices::members(tx).await?;
         let old_price = recurring_price(&plan.definition, seats)?;
         let new_price = recurring_price(&target.definition, seats)?;
         let trialing = row.status == Status::Trialing.as_str();
@@ -636,6 +792,23 @@ impl Subscriptions {
                 .exec_without_returning(tx.conn())
                 .await?;
         }
+        if status == Status::Active {
+            // A paid start: the first period's fixed fee and seats, in advance.
+            let lines = self
+                .invoices
+                .advance_lines(tx, &target.definition, (start, end))
+                .await?;
+            if !lines.is_empty() {
+                let draft = Draft {
+                    currency: target.definition.currency()?,
+                    period_start: start,
+                    period_end: end,
+                    lines,
+                    tax_rate: crate::invoices::rate(&row.tax_rate),
+                };
+                self.invoices.issue(tx, Some(row.id), &draft, &[]).await?;
+            }
+        }
         self.audit
             .record(
                 tx,
@@ -662,6 +835,38 @@ impl Subscriptions {
             effective,
             prorations,
         })
+    }
+
+    /// Sets the organization's tax rate (a fraction: `0.19`), applied to the subtotal of
+    /// its invoices from now on. An operator's action (tax follows the customer's
+    /// jurisdiction, not their choice).
+    pub async fn set_tax_rate(&self, tx: &TenantTx, rate: Decimal) -> Result<()> {
+        if rate.is_sign_negative() || rate > Decimal::ONE || rate.scale() > 6 {
+            return Err(Error::Invalid {
+                field: "taxRate",
+                reason: "a fraction from 0 to 1 with at most 6 decimals (0.19 for 19 %)".into(),
+            });
+        }
+        let mut row = self
+            .advance(tx)
+            .await?
+            .ok_or(Error::NotFound("subscription"))?;
+        let before = row.tax_rate.clone();
+        row.tax_rate = rate.normalize().to_string();
+        row.updated_at = self.clock.now();
+        self.save(tx, &row).await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new(
+                    "subscription.tax_rate_changed",
+                    "subscription",
+                    Some(row.id),
+                )
+                .change("tax_rate", Some(before), Some(row.tax_rate.clone())),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Ends the subscription at the current period's end (a trial: at the trial's end).

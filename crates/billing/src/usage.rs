@@ -230,20 +230,32 @@ impl UsageService {
         aggregation: &Aggregation,
     ) -> Result<Decimal> {
         permit.ensure(tx, ResourceType::Billing, Action::Read, None)?;
-        if from >= to {
-            return Err(Error::Invalid {
-                field: "to",
-                reason: "must be after from".into(),
-            });
-        }
-        let rows = tx
-            .select::<usage_event::Entity>()
-            .filter(usage_event::Column::Metric.eq(metric))
-            .filter(usage_event::Column::OccurredAt.gte(from))
-            .filter(usage_event::Column::OccurredAt.lt(to))
-            .all(tx.conn())
-            .await?;
-        let events = rows.iter().map(to_event).collect::<Result<Vec<_>>>()?;
-        aggregation.quantity(&events)
+        period_quantity(tx, metric, from, to, aggregation).await
     }
+}
+
+/// The quantity of `metric` over `[from, to)` under `aggregation`, for invoicing (the
+/// caller holds the organization's transaction; no permit).
+pub(crate) async fn period_quantity(
+    tx: &TenantTx,
+    metric: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    aggregation: &Aggregation,
+) -> Result<Decimal> {
+    if from >= to {
+        return Err(Error::Invalid {
+            field: "to",
+            reason: "must be after from".into(),
+        });
+    }
+    let rows = tx
+        .select::<usage_event::Entity>()
+        .filter(usage_event::Column::Metric.eq(metric))
+        .filter(usage_event::Column::OccurredAt.gte(from))
+        .filter(usage_event::Column::OccurredAt.lt(to))
+        .all(tx.conn())
+        .await?;
+    let events = rows.iter().map(to_event).collect::<Result<Vec<_>>>()?;
+    aggregation.quantity(&events)
 }

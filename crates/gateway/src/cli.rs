@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Billing operations.
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
     /// The billing catalog (plans and metrics).
     Catalog {
         #[command(subcommand)]
@@ -44,6 +49,22 @@ enum Command {
         /// Where to write it.
         #[arg(long, default_value = "schema.graphql")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BillingCommand {
+    /// Move every subscription to now and cut the invoices due (what the server's timer
+    /// does every `BILLING_RUN_INTERVAL_SECS`).
+    Run,
+    /// Set an organization's tax rate (a fraction: 0.19 for 19 %).
+    SetTaxRate {
+        /// The organization (UUID).
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// The rate.
+        #[arg(long)]
+        rate: rust_decimal::Decimal,
     },
 }
 
@@ -156,6 +177,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if broken > 0 {
                 anyhow::bail!("{broken} broken audit chain(s)");
+            }
+            Ok(())
+        }
+        Command::Billing { command } => {
+            let state = services(&config, true).await?;
+            match command {
+                BillingCommand::Run => {
+                    let report = crate::billing_run::run_once(&state).await?;
+                    println!(
+                        "{} organizations, {} advanced, {} failed",
+                        report.organizations, report.advanced, report.failed
+                    );
+                    if report.failed > 0 {
+                        anyhow::bail!("{} organizations failed", report.failed);
+                    }
+                }
+                BillingCommand::SetTaxRate { org, rate } => {
+                    let tx = state
+                        .tenancy
+                        .system_tx(kernel::OrgId::from_uuid(org))
+                        .await?;
+                    state.subscriptions.set_tax_rate(&tx, rate).await?;
+                    tx.commit().await?;
+                    println!("{org}: tax rate {rate}");
+                }
             }
             Ok(())
         }

@@ -61,6 +61,11 @@ pub struct Config {
     /// (0: unlimited).
     #[arg(long, env = "PLAN_MAX_SEATS", default_value_t = 50)]
     pub plan_max_seats: u64,
+
+    /// Seconds between billing runs in the server (trials ending, renewals, invoices);
+    /// 0: none (run `platform billing run` from a scheduler instead).
+    #[arg(long, env = "BILLING_RUN_INTERVAL_SECS", default_value_t = 60)]
+    pub billing_run_interval_secs: u64,
 }
 
 /// Deployment mode.

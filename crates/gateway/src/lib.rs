@@ -1,6 +1,7 @@
 //! The gateway: the GraphQL schema over the domain services, the axum HTTP server, and
 //! the `platform` command-line tool that serves, migrates, seeds and exports the schema.
 
+pub mod billing_run;
 pub mod cli;
 pub mod config;
 pub mod context;

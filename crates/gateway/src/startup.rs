@@ -93,6 +93,7 @@ impl AppState {
 /// A built server, bound to its port but not yet serving.
 pub struct Application {
     state: AppState,
+    billing_run_every: Option<std::time::Duration>,
     listener: TcpListener,
     router: axum::Router,
     port: u16,
@@ -120,6 +121,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         Ok(Self {
             state,
+            billing_run_every: (config.billing_run_interval_secs > 0)
+                .then(|| std::time::Duration::from_secs(config.billing_run_interval_secs)),
             listener,
             router,
             port,
@@ -147,6 +150,9 @@ impl Application {
             port = self.port,
             "serving GraphQL at /graphql, GraphiQL at /"
         );
+        let billing = self
+            .billing_run_every
+            .map(|every| tokio::spawn(crate::billing_run::every(self.state.clone(), every)));
         axum::serve(
             self.listener,
             self.router
@@ -154,6 +160,9 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+        if let Some(billing) = billing {
+            billing.abort();
+        }
         Ok(())
     }
 }

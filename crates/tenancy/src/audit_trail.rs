@@ -115,6 +115,13 @@ impl TenancyService {
         self.open(OrgId::PLATFORM, TxMode::Write).await
     }
 
+    /// An organization's transaction for the platform's own scheduled work (the billing
+    /// run), acting as the system: no caller, so no permission check; never reachable
+    /// through the API.
+    pub async fn system_tx(&self, org: OrgId) -> Result<kernel::TenantTx> {
+        self.open(org, TxMode::Write).await
+    }
+
     /// Crypto-shreds a person's personal data in every audit trail: their key and the
     /// key of their email address are deleted, so their names, emails, addresses and user
     /// agents read `[erased]` while every chain still verifies. Recorded in the

@@ -1,9 +1,10 @@
-//! `plans` (the published catalog, for anyone signed in), `planVersions(code)` and the
-//! active organization's `subscription` (owners and billing admins).
+//! `plans` (the published catalog, for anyone signed in), `planVersions(code)`, and the
+//! active organization's `subscription`, `upcomingInvoice`, `invoices` and `creditNotes`
+//! (owners and billing admins).
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::types::billing::{Plan, Subscription};
+use crate::graphql::types::billing::{Invoice, Plan, Subscription, UpcomingInvoice};
 use async_graphql::{Context, Object};
 use authz::{Action, Resource, ResourceType};
 use kernel::TxMode;
@@ -43,15 +44,7 @@ impl BillingQuery {
     /// The active organization's subscription as of now; null if it never subscribed
     /// (it then has the free allowance). Owners and billing admins.
     async fn subscription(&self, ctx: &Context<'_>) -> GqlResult<Option<Subscription>> {
-        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(ResourceType::Billing),
-                Action::Read,
-            )
-            .await?;
+        let (tx, permit) = billing_reader(ctx).await?;
         let current = ctx
             .state()
             .subscriptions
@@ -60,4 +53,58 @@ impl BillingQuery {
             .gql()?;
         Ok(current.map(Subscription::from))
     }
+
+    /// What the next invoice holds as of now, line by line; null without a live
+    /// subscription. Owners and billing admins.
+    async fn upcoming_invoice(&self, ctx: &Context<'_>) -> GqlResult<Option<UpcomingInvoice>> {
+        let (tx, permit) = billing_reader(ctx).await?;
+        let draft = ctx
+            .state()
+            .subscriptions
+            .upcoming_invoice(&tx, &permit)
+            .await
+            .gql()?;
+        draft
+            .map(|d| {
+                let totals = d.totals()?;
+                Ok::<_, billing::Error>(UpcomingInvoice::new(d, totals))
+            })
+            .transpose()
+            .gql()
+    }
+
+    /// The active organization's invoices, newest first. Owners and billing admins.
+    async fn invoices(&self, ctx: &Context<'_>) -> GqlResult<Vec<Invoice>> {
+        issued(ctx, "invoice").await
+    }
+
+    /// The active organization's credit notes, newest first. Owners and billing admins.
+    async fn credit_notes(&self, ctx: &Context<'_>) -> GqlResult<Vec<Invoice>> {
+        issued(ctx, "credit_note").await
+    }
+}
+
+async fn billing_reader(ctx: &Context<'_>) -> GqlResult<(kernel::TenantTx, authz::Permit)> {
+    let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
+    let permit = ctx
+        .permit(
+            &tx,
+            &actor,
+            Resource::of_type(ResourceType::Billing),
+            Action::Read,
+        )
+        .await?;
+    Ok((tx, permit))
+}
+
+async fn issued(ctx: &Context<'_>, kind: &str) -> GqlResult<Vec<Invoice>> {
+    let (tx, permit) = billing_reader(ctx).await?;
+    let invoices = ctx
+        .state()
+        .subscriptions
+        .invoices()
+        .list(&tx, &permit, kind)
+        .await
+        .gql()?;
+    Ok(invoices.into_iter().map(Invoice::from).collect())
 }

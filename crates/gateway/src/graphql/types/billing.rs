@@ -325,3 +325,168 @@ impl From<billing::Subscription> for Subscription {
         }
     }
 }
+
+/// Where an invoice is.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum InvoiceStatus {
+    /// Finalized and numbered; awaiting payment.
+    Finalized,
+    /// Paid.
+    Paid,
+    /// Cancelled before payment.
+    Void,
+    /// Given up on after every payment attempt failed.
+    Uncollectible,
+}
+
+/// A line of an issued invoice or credit note.
+#[derive(SimpleObject, Clone)]
+pub struct IssuedLine {
+    /// `fixed`, `seats`, `usage`, `proration_credit`, `proration_charge`, `credit`.
+    pub kind: String,
+    /// What it is for.
+    pub description: String,
+    /// How many (decimal).
+    pub quantity: String,
+    /// Price per unit, where there is one.
+    pub unit_price: Option<String>,
+    /// Rounded once.
+    pub amount: MoneyAmount,
+    /// What it covers.
+    pub period_start: DateTime<Utc>,
+    /// End of what it covers.
+    pub period_end: DateTime<Utc>,
+}
+
+/// An invoice or a credit note: numbered, immutable.
+#[derive(SimpleObject, Clone)]
+pub struct Invoice {
+    /// Its id.
+    pub id: String,
+    /// `INV-000001`, `CN-000001`: gapless per kind.
+    pub number: String,
+    /// Its state.
+    pub status: InvoiceStatus,
+    /// The period it bills.
+    pub period_start: DateTime<Utc>,
+    /// End of that period.
+    pub period_end: DateTime<Utc>,
+    /// Sum of the rounded lines.
+    pub subtotal: MoneyAmount,
+    /// Tax rate on the subtotal.
+    pub tax_rate: String,
+    /// Tax, rounded once.
+    pub tax: MoneyAmount,
+    /// Subtotal plus tax (negative for a credit note).
+    pub total: MoneyAmount,
+    /// The lines.
+    pub lines: Vec<IssuedLine>,
+    /// When it was finalized.
+    pub finalized_at: Option<DateTime<Utc>>,
+    /// When it was paid.
+    pub paid_at: Option<DateTime<Utc>>,
+    /// Payment attempts so far.
+    pub payment_attempts: i32,
+    /// When the next attempt is due.
+    pub next_payment_attempt_at: Option<DateTime<Utc>>,
+    /// The invoice a credit note corrects.
+    pub credit_of: Option<String>,
+}
+
+fn money(minor: i64, currency: &str) -> MoneyAmount {
+    match billing::Currency::parse(currency) {
+        Ok(c) => billing::Money::from_minor(minor, c).into(),
+        Err(_) => MoneyAmount {
+            amount: minor.to_string(),
+            currency: currency.to_owned(),
+            minor_units: minor,
+        },
+    }
+}
+
+impl From<billing::Issued> for Invoice {
+    fn from(issued: billing::Issued) -> Self {
+        let i = issued.invoice;
+        let currency = i.currency.clone();
+        Self {
+            id: i.id.to_string(),
+            number: i.number.unwrap_or_default(),
+            status: match i.status.as_str() {
+                "paid" => InvoiceStatus::Paid,
+                "void" => InvoiceStatus::Void,
+                "uncollectible" => InvoiceStatus::Uncollectible,
+                _ => InvoiceStatus::Finalized,
+            },
+            period_start: i.period_start,
+            period_end: i.period_end,
+            subtotal: money(i.subtotal_minor, &currency),
+            tax_rate: i.tax_rate,
+            tax: money(i.tax_minor, &currency),
+            total: money(i.total_minor, &currency),
+            lines: issued
+                .lines
+                .into_iter()
+                .map(|l| IssuedLine {
+                    kind: l.kind,
+                    description: l.description,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                    amount: money(l.amount_minor, &currency),
+                    period_start: l.period_start,
+                    period_end: l.period_end,
+                })
+                .collect(),
+            finalized_at: i.finalized_at,
+            paid_at: i.paid_at,
+            payment_attempts: i.payment_attempts,
+            next_payment_attempt_at: i.next_payment_attempt_at,
+            credit_of: i.credit_of.map(|c| c.to_string()),
+        }
+    }
+}
+
+/// What the next invoice holds as of now.
+#[derive(SimpleObject, Clone)]
+pub struct UpcomingInvoice {
+    /// The current period.
+    pub period_start: DateTime<Utc>,
+    /// Its end, when the invoice is cut.
+    pub period_end: DateTime<Utc>,
+    /// Lines so far (usage up to now, the next period's fees, waiting items).
+    pub lines: Vec<IssuedLine>,
+    /// Sum of the rounded lines.
+    pub subtotal: MoneyAmount,
+    /// Tax rate.
+    pub tax_rate: String,
+    /// Tax, rounded once.
+    pub tax: MoneyAmount,
+    /// Subtotal plus tax.
+    pub total: MoneyAmount,
+}
+
+impl UpcomingInvoice {
+    /// From a draft and its totals.
+    pub fn new(draft: billing::Draft, totals: billing::Totals) -> Self {
+        Self {
+            period_start: draft.period_start,
+            period_end: draft.period_end,
+            lines: draft
+                .lines
+                .into_iter()
+                .map(|l| IssuedLine {
+                    kind: l.kind,
+                    description: l.description,
+                    quantity: l.quantity.normalize().to_string(),
+                    unit_price: l.unit_price.map(|p| p.normalize().to_string()),
+                    amount: l.amount.into(),
+                    period_start: l.period_start,
+                    period_end: l.period_end,
+                })
+                .collect(),
+            subtotal: totals.subtotal.into(),
+            tax_rate: draft.tax_rate.normalize().to_string(),
+            tax: totals.tax.into(),
+            total: totals.total.into(),
+        }
+    }
+}
