@@ -17,6 +17,7 @@ mod m0008_owner_indexes;
 mod m0009_usage_events;
 mod m0010_billing;
 mod m0011_invoices;
+mod m0012_payment_webhooks;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_usage_events::Migration),
             Box::new(m0010_billing::Migration),
             Box::new(m0011_invoices::Migration),
+            Box::new(m0012_payment_webhooks::Migration),
         ]
     }
 }

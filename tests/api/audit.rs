@@ -133,6 +133,7 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("recordUsage", "usage.recorded"),
     ("changePlan", "subscription.started"),
     ("cancelSubscription", "subscription.cancel_scheduled"),
+    ("payInvoice", "payment.requested"),
 ];
 
 #[tokio::test]
@@ -350,8 +351,26 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .send()
         .await
         .data();
-    app.import_demo_catalog().await;
-    app.gql("mutation { changePlan(input: {plan: \"team\"}) { effective } }")
+    gateway::seed::import_catalog(
+        &app.state,
+        &billing::CatalogFile::parse(crate::billing::METERED).unwrap(),
+    )
+    .await
+    .unwrap();
+    app.gql("mutation { changePlan(input: {plan: \"metered\"}) { effective } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let invoices = app
+        .gql("{ invoices { id } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    app.gql("mutation($i: String!) { payInvoice(input: {invoiceId: $i}) { invoice { status } } }")
+        .vars(json!({ "i": invoices.data()["invoices"][0]["id"] }))
         .as_user(&owner)
         .in_org(&org)
         .send()

@@ -434,7 +434,7 @@ async fn bad_plan_changes_are_refused_with_clear_codes() {
 }
 
 /// A small catalog with round numbers: 10.00 a period, 10 free API calls, then 0.25 each.
-const METERED: &str = r#"{
+pub(crate) const METERED: &str = r#"{
   "metrics": [{"code": "api_calls", "name": "API calls", "aggregation": {"type": "count"}}],
   "plans": [{"code": "metered", "name": "Metered", "currency": "USD",
     "charges": [
@@ -607,4 +607,182 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
             "no {action} in {recorded:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_organization_goes_from_trial_through_failed_payments_and_suspension_back_to_active() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let stripe = MockServer::start().await;
+    let intent = |id: &str| {
+        ResponseTemplate::new(200).set_body_json(json!({"id": id, "status": "succeeded"}))
+    };
+    // The first charge succeeds, the next four are declined, then the card works.
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(intent("pi_first"))
+        .up_to_n_times(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(402).set_body_json(json!({
+            "error": {"type": "card_error", "code": "card_declined", "message": "Your card was declined."}
+        })))
+        .up_to_n_times(4)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(intent("pi_paid"))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_paid"))
+        .respond_with(intent("pi_paid"))
+        .mount(&stripe)
+        .await;
+    let uri = stripe.uri();
+    let app = TestApp::spawn_with(|config| {
+        config.payment_provider = gateway::config::PaymentProviderKind::Stripe;
+        config.stripe_api_base = uri;
+        config.stripe_secret_key = Some("sk_test".into());
+        config.stripe_webhook_secret = Some("whsec_test".into());
+    })
+    .await;
+    app.clock.set(at("2027-01-10T09:00:00Z"));
+    app.import_demo_catalog().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let status = |owner: TestUser| {
+        let (app, org) = (&app, org.clone());
+        async move { subscription(app, &owner, &org).await["status"].clone() }
+    };
+
+    // Trial, then its end: the first period's 61.00 is charged and paid.
+    change_plan(&app, &owner, &org, "team", Some("UTC"))
+        .await
+        .data();
+    app.clock.set(at("2027-01-24T10:00:00Z"));
+    let report = app.billing_run().await;
+    assert_eq!((report.advanced, report.charged), (1, 1), "{report:?}");
+    let owner = app.relog(&owner).await;
+    assert_eq!(status(owner.clone()).await, "ACTIVE");
+    let paid = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
+    assert_eq!(paid.data()["invoices"][0]["status"], "PAID");
+    assert_eq!(paid.data()["invoices"][0]["total"]["amount"], "61.00");
+
+    // Upgrade mid-period (21 of 31 days left), then usage: 170 GB peak storage is 2
+    // packages of 100 after 50 free, 20.00.
+    app.clock.set(at("2027-02-03T12:00:00Z"));
+    let owner = app.relog(&owner).await;
+    change_plan(&app, &owner, &org, "business", None)
+        .await
+        .data();
+    app.gql("mutation { recordUsage(input: {events: [{metric: \"storage_gb\", key: \"s1\", value: \"170\"}]}) { stored } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+
+    // The period ends: 20.00 + 219.00 + (-41.32 + 148.35) = 346.03, declined.
+    app.clock.set(at("2027-02-24T01:00:00Z"));
+    app.billing_run().await;
+    let owner = app.relog(&owner).await;
+    let invoices = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
+    let invoice = invoices.data()["invoices"][0].clone();
+    assert_eq!(invoice["number"], "INV-000002");
+    assert_eq!(invoice["total"]["amount"], "346.03");
+    assert_eq!(invoice["status"], "FINALIZED");
+    assert_eq!(status(owner.clone()).await, "PAST_DUE");
+    create_project(&app, &owner, &org, "Still working")
+        .await
+        .data();
+
+    // Retries after 3, 5 and 7 days, all declined: suspended.
+    let mut now = at("2027-02-24T01:00:00Z");
+    for days in [3, 5, 7] {
+        now += chrono::Duration::days(days) + chrono::Duration::minutes(1);
+        app.clock.set(now);
+        assert_eq!(app.billing_run().await.charged, 1);
+    }
+    let owner = app.relog(&owner).await;
+    assert_eq!(status(owner.clone()).await, "SUSPENDED");
+    assert_eq!(app.billing_run().await.charged, 0, "no retry is left");
+    let refused = create_project(&app, &owner, &org, "Refused").await;
+    assert_eq!(refused.code(), "PAYMENT_REQUIRED");
+    let reads = app
+        .gql("{ projects(first: 10) { edges { node { name } } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        reads.data()["projects"]["edges"].as_array().unwrap().len(),
+        1,
+        "reads still work"
+    );
+
+    // Paying (with a working card) returns it to active.
+    let paid = app
+        .gql("mutation($i: String!) { payInvoice(input: {invoiceId: $i}) { invoice { status paymentAttempts } subscription { status } } }")
+        .vars(json!({ "i": invoice["id"] }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let paid = &paid.data()["payInvoice"];
+    assert_eq!(paid["invoice"]["status"], "PAID");
+    assert_eq!(paid["invoice"]["paymentAttempts"], 4);
+    assert_eq!(paid["subscription"]["status"], "ACTIVE");
+    create_project(&app, &owner, &org, "Back").await.data();
+
+    // A late, out-of-order failure webhook is re-read against Stripe (succeeded) and
+    // changes nothing; a redelivery is a duplicate; a bad signature is refused.
+    let body = json!({"id": "evt_1", "type": "payment_intent.payment_failed", "data": {"object": {
+        "id": "pi_paid", "metadata": {"invoice_id": invoice["id"], "organization_id": org.org_id().to_string()}}}})
+    .to_string();
+    let send = |signature: String, body: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(format!("{}/webhooks/stripe", app.address))
+                .header("Stripe-Signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let signed = stripe_provider::sign(body.as_bytes(), "whsec_test", now.timestamp());
+    assert_eq!(
+        send(signed.clone(), body.clone()).await,
+        (200, "handled".into())
+    );
+    assert_eq!(send(signed, body.clone()).await, (200, "duplicate".into()));
+    let forged = stripe_provider::sign(body.as_bytes(), "whsec_other", now.timestamp());
+    assert_eq!(send(forged, body).await.0, 400);
+    assert_eq!(status(owner.clone()).await, "ACTIVE");
+
+    let recorded = actions(&app, &owner, &org).await;
+    for action in [
+        "subscription.trial_ended",
+        "subscription.plan_changed",
+        "payment.failed",
+        "subscription.past_due",
+        "subscription.suspended",
+        "payment.requested",
+        "payment.succeeded",
+        "subscription.reactivated",
+    ] {
+        assert!(
+            recorded.iter().any(|a| a == action),
+            "no {action} in {recorded:?}"
+        );
+    }
+    let failures = recorded.iter().filter(|a| *a == "payment.failed").count();
+    assert_eq!(failures, 4);
 }

@@ -241,6 +241,11 @@ async fn start_server(
             plan_max_seats: 50,
             // Tests move the clock and run billing themselves.
             billing_run_interval_secs: 0,
+            payment_provider: gateway::config::PaymentProviderKind::Manual,
+            stripe_api_base: "http://127.0.0.1:9".into(),
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            dunning_retry_days: "3,5,7".into(),
         };
         configure(&mut config);
         let app = Application::build(&config, Arc::new(clock.clone()))

@@ -56,6 +56,12 @@ pub enum Error {
     /// The organization is on that plan's latest version already.
     #[error("already on the latest version of plan `{0}`")]
     AlreadyOnPlan(String),
+    /// The subscription is suspended for non-payment.
+    #[error("payment required: the subscription is suspended until its open invoice is paid")]
+    PaymentRequired,
+    /// A payment provider failed to answer.
+    #[error("payment provider: {0}")]
+    Provider(String),
     /// The invoice is not in a state that allows this.
     #[error("the invoice is {0}")]
     InvoiceState(String),
@@ -103,7 +109,8 @@ impl Error {
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
             Self::Overflow => ErrorCode::BadUserInput,
-            Self::Db(_) => ErrorCode::Internal,
+            Self::PaymentRequired => ErrorCode::PaymentRequired,
+            Self::Provider(_) | Self::Db(_) => ErrorCode::Internal,
         }
     }
 }

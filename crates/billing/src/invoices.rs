@@ -127,6 +127,7 @@ pub struct Invoices {
     audit: AuditLog,
     clock: SharedClock,
     metrics: Arc<RwLock<HashMap<String, Aggregation>>>,
+    automatic: bool,
 }
 
 fn line(
@@ -181,7 +182,14 @@ impl Invoices {
             audit,
             clock,
             metrics: Arc::default(),
+            automatic: false,
         }
+    }
+
+    /// Finalized invoices are due for a charge at once (a card provider).
+    pub fn charged_automatically(mut self, automatic: bool) -> Self {
+        self.automatic = automatic;
+        self
     }
 
     async fn aggregation(&self, tx: &TenantTx, metric: &str) -> Result<Aggregation> {
@@ -421,6 +429,9 @@ impl Invoices {
         active.number = Set(Some(number.clone()));
         active.status = Set("finalized".into());
         active.finalized_at = Set(Some(now));
+        if self.automatic && row.kind == "invoice" && row.total_minor > 0 {
+            active.next_payment_attempt_at = Set(Some(now));
+        }
         active.updated_at = Set(now);
         let finalized = active.update(tx.conn()).await?;
         self.audit

@@ -13,6 +13,7 @@ pub mod error;
 pub mod invoices;
 pub mod metering;
 pub mod money;
+pub mod payments;
 pub mod period;
 pub mod plans;
 pub mod pricing;
@@ -25,8 +26,12 @@ pub use error::{Error, Result};
 pub use invoices::{Draft, DraftLine, Invoices, Issued, Totals, totals};
 pub use metering::{Aggregation, Duplicate, UsageEvent, duplicate_of};
 pub use money::{Currency, Money};
+pub use payments::{
+    ChargeOutcome, ChargeRequest, DunningSchedule, ManualProvider, PaymentProvider, ProviderFuture,
+    SharedProvider,
+};
 pub use period::{Line, Period, monthly_period, proration_lines};
 pub use plans::{Catalog, Imported, PlanVersion};
 pub use pricing::{ChargeModel, Tier};
-pub use subscriptions::{Effective, PlanChange, Status, Subscription, Subscriptions};
+pub use subscriptions::{Collection, Effective, PlanChange, Status, Subscription, Subscriptions};
 pub use usage::{MAX_BATCH, NewUsage, Recorded, UsageService};

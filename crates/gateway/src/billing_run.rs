@@ -4,6 +4,7 @@
 //! server runs it on a timer; `platform billing run` runs it once.
 
 use crate::startup::AppState;
+use kernel::OrgId;
 use std::time::Duration;
 
 /// What one run did.
@@ -13,8 +14,39 @@ pub struct RunReport {
     pub organizations: usize,
     /// Organizations whose subscription moved.
     pub advanced: usize,
+    /// Charges attempted (whatever the provider answered).
+    pub charged: usize,
     /// Organizations that failed (logged; retried on the next run).
     pub failed: usize,
+}
+
+/// Charges the organization's invoices that are due: each provider call outside any
+/// transaction, each answer recorded in its own. A provider that does not answer is
+/// retried on the next run without counting as a failed payment. Returns the charges
+/// answered.
+pub async fn collect(state: &AppState, org: OrgId) -> anyhow::Result<usize> {
+    let tx = state.tenancy.system_tx(org).await?;
+    let due = state.subscriptions.due_charges(&tx).await?;
+    tx.rollback().await?;
+    let mut answered = 0;
+    for request in due {
+        let invoice = request.invoice_id;
+        match state.payments.charge(request).await {
+            Ok(outcome) => {
+                let tx = state.tenancy.system_tx(org).await?;
+                state
+                    .subscriptions
+                    .record_charge(&tx, invoice, &outcome, state.payments.name())
+                    .await?;
+                tx.commit().await?;
+                answered += 1;
+            }
+            Err(e) => {
+                tracing::warn!(org.id = %org, invoice.id = %invoice, error = %e, "payment provider did not answer; retried on the next run");
+            }
+        }
+    }
+    Ok(answered)
 }
 
 /// One run over every organization.
@@ -26,11 +58,14 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RunReport> {
             let tx = state.tenancy.system_tx(org).await?;
             let moved = state.subscriptions.advance_if_due(&tx).await?;
             tx.commit().await?;
-            anyhow::Ok(moved)
+            let charged = collect(state, org).await?;
+            anyhow::Ok((moved, charged))
         };
         match step.await {
-            Ok(true) => report.advanced += 1,
-            Ok(false) => {}
+            Ok((moved, charged)) => {
+                report.advanced += usize::from(moved);
+                report.charged += charged;
+            }
             Err(e) => {
                 report.failed += 1;
                 tracing::error!(org.id = %org, error = ?e, "billing run failed for an organization");

@@ -120,7 +120,14 @@ async fn services(config: &Config, migrate: bool) -> anyhow::Result<AppState> {
             .context("applying migrations")?;
     }
     let secret = config.resolve_token_secret()?;
-    AppState::new(db, Arc::new(SystemClock), &secret, config.plan_limits()).await
+    AppState::new(
+        db,
+        Arc::new(SystemClock),
+        &secret,
+        config.plan_limits(),
+        config.payments()?,
+    )
+    .await
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -66,6 +66,41 @@ pub struct Config {
     /// 0: none (run `platform billing run` from a scheduler instead).
     #[arg(long, env = "BILLING_RUN_INTERVAL_SECS", default_value_t = 60)]
     pub billing_run_interval_secs: u64,
+
+    /// How invoices are collected: `manual` (bank transfer; staff mark them paid) or
+    /// `stripe` (charged automatically, dunned on failure).
+    #[arg(long, env = "PAYMENT_PROVIDER", default_value = "manual")]
+    pub payment_provider: PaymentProviderKind,
+
+    /// Stripe's API address (a local mock in tests).
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_base: String,
+
+    /// Stripe secret key (`sk_…`).
+    #[arg(long, env = "STRIPE_SECRET_KEY")]
+    pub stripe_secret_key: Option<String>,
+
+    /// Stripe webhook endpoint secret (`whsec_…`); webhooks are refused without it.
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET")]
+    pub stripe_webhook_secret: Option<String>,
+
+    /// Days after each failed charge before the next attempt; after the last, the
+    /// subscription is suspended.
+    #[arg(long, env = "DUNNING_RETRY_DAYS", default_value = "3,5,7")]
+    pub dunning_retry_days: String,
+}
+
+/// Payment providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PaymentProviderKind {
+    /// Bank transfer, marked paid by staff.
+    Manual,
+    /// Stripe.
+    Stripe,
 }
 
 /// Deployment mode.
@@ -97,6 +132,28 @@ impl Config {
             documents_per_project: limit(self.plan_max_documents_per_project),
             seats: limit(self.plan_max_seats),
         }
+    }
+
+    /// The payment provider and how invoices are collected.
+    pub fn payments(&self) -> anyhow::Result<(billing::SharedProvider, billing::Collection)> {
+        let schedule = billing::DunningSchedule::parse(&self.dunning_retry_days)?;
+        let provider: billing::SharedProvider = match self.payment_provider {
+            PaymentProviderKind::Manual => std::sync::Arc::new(billing::ManualProvider),
+            PaymentProviderKind::Stripe => {
+                let key = self.stripe_secret_key.clone().ok_or_else(|| {
+                    anyhow::anyhow!("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY")
+                })?;
+                std::sync::Arc::new(stripe_provider::StripeProvider::new(
+                    self.stripe_api_base.clone(),
+                    key,
+                ))
+            }
+        };
+        let collection = billing::Collection {
+            automatic: provider.charges_automatically(),
+            schedule,
+        };
+        Ok((provider, collection))
     }
 
     /// The signing secret: configured, or in development read from (or created in) the

@@ -112,6 +112,36 @@ pub trait ContextExt {
     ) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
 }
 
+/// Mutations an organization whose subscription is suspended for non-payment may still
+/// run: billing (to pay or change plan), reporting usage, and leaving or deleting things.
+/// Reads always work; the audit export is a read.
+pub const ALLOWED_WHEN_SUSPENDED: &[&str] = &[
+    "changePlan",
+    "cancelSubscription",
+    "payInvoice",
+    "recordUsage",
+    "removeMember",
+    "leaveOrganization",
+    "revokeApiKey",
+    "revokeInvitation",
+    "revokeAccess",
+    "deleteRole",
+    "erasePersonalData",
+    "purgeAuditEvents",
+];
+
+/// `PAYMENT_REQUIRED` for a write of a suspended organization, unless the mutation is one
+/// of [`ALLOWED_WHEN_SUSPENDED`].
+async fn ensure_paid_up(ctx: &Context<'_>, tx: &TenantTx, mode: TxMode) -> GqlResult<()> {
+    if mode != TxMode::Write || ALLOWED_WHEN_SUSPENDED.contains(&ctx.field().name()) {
+        return Ok(());
+    }
+    if ctx.state().subscriptions.payment_required(tx).await.gql()? {
+        return Err(billing::Error::PaymentRequired).gql();
+    }
+    Ok(())
+}
+
 impl ContextExt for Context<'_> {
     fn state(&self) -> &AppState {
         self.data_unchecked::<AppState>()
@@ -123,7 +153,14 @@ impl ContextExt for Context<'_> {
 
     async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(TenantTx, Actor)> {
         let principal = self.request().principal().gql()?;
-        self.state().tenancy.enter(principal, org, mode).await.gql()
+        let (tx, actor) = self
+            .state()
+            .tenancy
+            .enter(principal, org, mode)
+            .await
+            .gql()?;
+        ensure_paid_up(self, &tx, mode).await?;
+        Ok((tx, actor))
     }
 
     async fn enter_if_member(
@@ -133,7 +170,10 @@ impl ContextExt for Context<'_> {
     ) -> GqlResult<Option<(TenantTx, Actor)>> {
         let principal = self.request().principal().gql()?;
         match self.state().tenancy.enter(principal, org, mode).await {
-            Ok(entered) => Ok(Some(entered)),
+            Ok(entered) => {
+                ensure_paid_up(self, &entered.0, mode).await?;
+                Ok(Some(entered))
+            }
             Err(tenancy::Error::NotMember) => Ok(None),
             Err(e) => Err(e).gql(),
         }

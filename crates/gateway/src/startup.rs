@@ -41,6 +41,12 @@ pub struct AppState {
     pub subscriptions: billing::Subscriptions,
     /// What each organization's plan allows (limits and features).
     pub limits: SharedLimits,
+    /// How invoices are charged.
+    pub payments: billing::SharedProvider,
+    /// The secret Stripe signs webhooks with (webhooks are refused without it).
+    pub stripe_webhook_secret: Option<String>,
+    /// The clock.
+    pub clock: SharedClock,
     /// The database.
     pub db: Db,
 }
@@ -52,12 +58,15 @@ impl AppState {
         clock: SharedClock,
         token_secret: &SecretString,
         free_allowance: ConfiguredLimits,
+        (payments, collection): (billing::SharedProvider, billing::Collection),
     ) -> anyhow::Result<Self> {
+        let clock_for_state = clock.clone();
         let audit = AuditLog::new(clock.clone(), db.backend());
         let authz = Authorizer::new(ENFORCER_CACHE_BYTES, audit.clone()).await?;
         let catalog = billing::Catalog::new(audit.clone(), clock.clone());
         let subscriptions =
-            billing::Subscriptions::new(catalog.clone(), audit.clone(), clock.clone());
+            billing::Subscriptions::new(catalog.clone(), audit.clone(), clock.clone())
+                .with_collection(collection);
         // What a plan allows is billing's answer, asked by every service that creates.
         let limits: SharedLimits = Arc::new(billing::PlanEntitlements::new(
             subscriptions.clone(),
@@ -85,6 +94,9 @@ impl AppState {
             catalog,
             subscriptions,
             limits,
+            payments,
+            stripe_webhook_secret: None,
+            clock: clock_for_state,
             db,
         })
     }
@@ -112,7 +124,18 @@ impl Application {
                 .context("applying migrations")?;
         }
         let secret = config.resolve_token_secret()?;
-        let state = AppState::new(db.clone(), clock, &secret, config.plan_limits()).await?;
+        let state = AppState::new(
+            db.clone(),
+            clock,
+            &secret,
+            config.plan_limits(),
+            config.payments()?,
+        )
+        .await?;
+        let state = AppState {
+            stripe_webhook_secret: config.stripe_webhook_secret.clone(),
+            ..state
+        };
         let schema = build_schema(state.clone());
         let router = http::router(state.clone(), schema);
         let listener = TcpListener::bind(config.bind_addr)

@@ -20,6 +20,9 @@ pub enum ErrorCode {
     Conflict,
     /// A plan limit would be exceeded.
     LimitExceeded,
+    /// The organization's subscription is suspended for non-payment: reads work, writes
+    /// other than billing, export and deletion wait for payment.
+    PaymentRequired,
     /// Too many attempts in a short time; try again later.
     RateLimited,
     /// The request body could not be parsed as GraphQL.
@@ -46,6 +49,7 @@ impl ErrorCode {
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::Conflict => "CONFLICT",
             Self::LimitExceeded => "LIMIT_EXCEEDED",
+            Self::PaymentRequired => "PAYMENT_REQUIRED",
             Self::RateLimited => "RATE_LIMITED",
             Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",

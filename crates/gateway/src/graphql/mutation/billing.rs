@@ -2,8 +2,9 @@
 //! audited by the billing service.
 
 use crate::context::ContextExt;
+use crate::error::ApiError;
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::types::billing::{InvoiceLine, Subscription};
+use crate::graphql::types::billing::{Invoice, InvoiceLine, Subscription};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use kernel::TxMode;
@@ -40,6 +41,22 @@ pub struct ChangePlanPayload {
     /// Proration lines added to the next invoice (an upgrade mid-period: a credit for
     /// the unused old price and a charge for the rest at the new one).
     pub prorations: Vec<InvoiceLine>,
+}
+
+/// Input of `payInvoice`.
+#[derive(InputObject)]
+pub struct PayInvoiceInput {
+    /// The invoice (its id from `invoices`).
+    pub invoice_id: String,
+}
+
+/// What `payInvoice` did.
+#[derive(SimpleObject)]
+pub struct PayInvoicePayload {
+    /// The invoice afterwards (paid if the charge succeeded).
+    pub invoice: Invoice,
+    /// The subscription afterwards (active again once nothing is overdue).
+    pub subscription: Option<Subscription>,
 }
 
 /// What `cancelSubscription` did.
@@ -100,6 +117,57 @@ impl BillingMutation {
         tx.commit().await.gql()?;
         Ok(CancelSubscriptionPayload {
             subscription: subscription.into(),
+        })
+    }
+
+    /// Charges an unpaid invoice now with the organization's payment provider (after the
+    /// payment method was updated, say): a success pays it and returns a past-due or
+    /// suspended subscription to active. Owners and billing admins; allowed while
+    /// suspended.
+    async fn pay_invoice(
+        &self,
+        ctx: &Context<'_>,
+        input: PayInvoiceInput,
+    ) -> GqlResult<PayInvoicePayload> {
+        let id = uuid::Uuid::parse_str(&input.invoice_id)
+            .map_err(|_| ApiError::bad_input("invoiceId", "an invoice id"))?;
+        let (tx, permit) = billing_admin(ctx).await?;
+        let org = tx.org_id();
+        let state = ctx.state();
+        state
+            .subscriptions
+            .request_payment(&tx, &permit, id)
+            .await
+            .gql()?;
+        tx.commit().await.gql()?;
+        crate::billing_run::collect(state, org).await.map_err(|e| {
+            tracing::error!(error = ?e, "collecting an invoice failed");
+            async_graphql::Error::from(ApiError::Billing(billing::Error::Provider(
+                "the payment could not be attempted".into(),
+            )))
+        })?;
+        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(ResourceType::Billing),
+                Action::Read,
+            )
+            .await?;
+        let invoice = state
+            .subscriptions
+            .invoices()
+            .list(&tx, &permit, "invoice")
+            .await
+            .gql()?
+            .into_iter()
+            .find(|i| i.invoice.id == id)
+            .ok_or(ApiError::Billing(billing::Error::NotFound("invoice")))?;
+        let subscription = state.subscriptions.current(&tx, &permit).await.gql()?;
+        Ok(PayInvoicePayload {
+            invoice: invoice.into(),
+            subscription: subscription.map(Into::into),
         })
     }
 }
