@@ -786,3 +786,47 @@ async fn an_organization_goes_from_trial_through_failed_payments_and_suspension_
     let failures = recorded.iter().filter(|a| *a == "payment.failed").count();
     assert_eq!(failures, 4);
 }
+
+#[tokio::test]
+async fn api_key_calls_are_metered_and_a_hard_quota_refuses_them() {
+    let app = TestApp::spawn().await;
+    let catalog = r#"{
+      "metrics": [{"code": "api_calls", "name": "API calls", "aggregation": {"type": "count"}}],
+      "plans": [{"code": "tiny", "name": "Tiny", "currency": "EUR",
+        "entitlements": {"quotas": {"api_calls": {"per_period": 3, "hard": true}}}}]
+    }"#;
+    gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(catalog).unwrap())
+        .await
+        .unwrap();
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    change_plan(&app, &owner, &org, "tiny", None).await.data();
+    let (_, key) = app.api_key(&owner, &org, "VIEWER").await;
+    let call = || {
+        app.gql("{ projects(first: 1) { edges { node { id } } } }")
+            .bearer(&key)
+            .in_org(&org)
+            .send()
+    };
+    for _ in 0..3 {
+        call().await.data();
+    }
+    let refused = call().await;
+    assert_eq!(refused.code(), "LIMIT_EXCEEDED");
+    assert_eq!(refused.error()["extensions"]["limit"], "api_calls");
+    assert_eq!(refused.error()["extensions"]["max"], 3);
+    // People's calls are not API calls; the count is what was allowed.
+    app.gql("{ projects(first: 1) { edges { node { id } } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let count = app
+        .gql("{ usage(metric: \"api_calls\", from: \"2000-01-01T00:00:00Z\", to: \"2100-01-01T00:00:00Z\", aggregation: COUNT) }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(count.data()["usage"], "3");
+}

@@ -250,3 +250,78 @@ async fn creating_projects_and_documents_records_their_usage_in_the_same_transac
         "the refused document recorded nothing"
     );
 }
+
+/// `POST /usage/events` with `bearer` for `org`: (HTTP status, JSON answer).
+async fn ingest(app: &TestApp, bearer: Option<&str>, org: &TestOrg, body: &str) -> (u16, Value) {
+    let mut request = app
+        .http
+        .post(format!("{}/usage/events", app.address))
+        .header("X-Organization-Id", &org.id)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_batch_ingestion_endpoint_records_like_record_usage_and_keeps_tenants_apart() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let (_, key) = app.api_key(&owner, &org, "BILLING_ADMIN").await;
+    let body = json!({ "events": events() }).to_string();
+
+    let (status, first) = ingest(&app, Some(&key), &org, &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        first["data"]["recordUsage"],
+        json!({"stored": 4, "replayed": 0})
+    );
+    let (_, again) = ingest(&app, Some(&key), &org, &body).await;
+    assert_eq!(
+        again["data"]["recordUsage"],
+        json!({"stored": 0, "replayed": 4})
+    );
+    assert_eq!(usage(&app, &owner, &org, "COUNT", None).await, "3");
+
+    // A batch over 1,000 is refused whole; so is one with a bad value.
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"metric": "api_calls", "key": format!("k{i}")}))
+        .collect();
+    let (_, over) = ingest(
+        &app,
+        Some(&key),
+        &org,
+        &json!({ "events": many }).to_string(),
+    )
+    .await;
+    assert_eq!(over["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    let bad = json!({"events": [{"metric": "api_calls", "key": "n1"}, {"metric": "api_calls", "key": "n2", "value": "-1"}]});
+    let (_, refused) = ingest(&app, Some(&key), &org, &bad.to_string()).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(
+        usage(&app, &owner, &org, "COUNT", None).await,
+        "3",
+        "nothing of it stored"
+    );
+    let (status, _) = ingest(&app, Some(&key), &org, "{\"event\": []}").await;
+    assert_eq!(status, 400);
+    let (_, anonymous) = ingest(&app, None, &org, &body).await;
+    assert_eq!(
+        anonymous["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+
+    // Another organization's key cannot report into this one.
+    let stranger = app.user("stranger@example.com").await;
+    let other = app.org(&stranger, "Other").await;
+    let (_, their_key) = app.api_key(&stranger, &other, "BILLING_ADMIN").await;
+    let (_, foreign) = ingest(&app, Some(&their_key), &org, &body.replace("req-", "x-")).await;
+    assert!(foreign["data"]["recordUsage"].is_null(), "{foreign}");
+    assert_eq!(usage(&app, &owner, &org, "COUNT", None).await, "3");
+    assert_eq!(usage(&app, &stranger, &other, "COUNT", None).await, "0");
+}

@@ -78,6 +78,16 @@ pub enum Error {
         /// What the organization has.
         usage: u64,
     },
+    /// A hard metered quota of the plan is used up for this period.
+    #[error("the plan's {max} {metric} per period are used up")]
+    QuotaExceeded {
+        /// The metric.
+        metric: String,
+        /// What the plan allows per period.
+        max: u64,
+        /// What the period has used.
+        usage: u64,
+    },
     /// A permission decision failed or a permit did not fit.
     #[error(transparent)]
     Authz(#[from] authz::Error),
@@ -104,7 +114,7 @@ impl Error {
             Self::AlreadyOnPlan(_) | Self::AlreadyCanceled | Self::InvoiceState(_) => {
                 ErrorCode::Conflict
             }
-            Self::LimitExceeded { .. } => ErrorCode::LimitExceeded,
+            Self::LimitExceeded { .. } | Self::QuotaExceeded { .. } => ErrorCode::LimitExceeded,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),

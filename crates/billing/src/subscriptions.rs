@@ -1055,6 +1055,36 @@ impl Subscriptions {
         Ok(())
     }
 
+    /// Meters one API call of an API key (`api_calls`, keyed by `call`): refused with
+    /// `LIMIT_EXCEEDED` when the plan's hard quota for the period is used up, recorded
+    /// otherwise (a soft quota's excess is billed by the plan's usage charge).
+    pub async fn meter_api_call(&self, tx: &TenantTx, call: Uuid) -> Result<()> {
+        const METRIC: &str = "api_calls";
+        let now = self.clock.now();
+        if let Some(sub) = self.effective(tx).await?
+            && sub.status != Status::Canceled
+            && let Some(quota) = sub.plan.definition.entitlements.quotas.get(METRIC)
+            && quota.hard
+        {
+            let used = crate::usage::count_up_to(
+                tx,
+                METRIC,
+                sub.current_period_start,
+                sub.current_period_end,
+                quota.per_period,
+            )
+            .await?;
+            if used >= quota.per_period {
+                return Err(Error::QuotaExceeded {
+                    metric: METRIC.to_owned(),
+                    max: quota.per_period,
+                    usage: used,
+                });
+            }
+        }
+        crate::usage::insert_platform_usage(tx, METRIC, call, now).await
+    }
+
     /// Whether the organization's writes are refused for non-payment (its subscription is
     /// suspended).
     pub async fn payment_required(&self, tx: &TenantTx) -> Result<bool> {

@@ -85,7 +85,9 @@ impl UsageService {
         Self { audit, clock }
     }
 
-    /// Records a batch of at most [`MAX_BATCH`] events; all or nothing.
+    /// Records a batch of at most [`MAX_BATCH`] events; all or nothing. In bulk: one
+    /// read of the keys already stored per metric in the batch and one multi-row insert,
+    /// so a batch costs a few statements whatever its size.
     pub async fn record(
         &self,
         tx: &TenantTx,
@@ -100,9 +102,8 @@ impl UsageService {
             });
         }
         let now = self.clock.now();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut stored = 0u64;
-        let mut seen: HashMap<(String, String), UsageEvent> = HashMap::new();
+        // Validate everything first: nothing is read or written for a malformed batch.
+        let mut checked = Vec::with_capacity(batch.len());
         for usage in batch {
             let metric = field("metric", &usage.metric, 100)?;
             let key = field("key", &usage.key, 200)?;
@@ -119,64 +120,91 @@ impl UsageService {
                     reason: "at most 20 properties".into(),
                 });
             }
-            let mut incoming = UsageEvent {
-                key: key.clone(),
+            let explicit_time = usage.occurred_at.is_some();
+            let event = UsageEvent {
+                key,
                 occurred_at: usage.occurred_at.unwrap_or(now),
                 received_at: now,
                 value: value.normalize(),
                 properties: usage.properties,
             };
-            // Within the batch, and against what is stored.
-            let existing = match seen.get(&(metric.clone(), key.clone())) {
-                Some(event) => Some(event.clone()),
-                None => tx
-                    .select::<usage_event::Entity>()
-                    .filter(usage_event::Column::Metric.eq(&metric))
-                    .filter(usage_event::Column::IdempotencyKey.eq(&key))
-                    .one(tx.conn())
-                    .await?
-                    .map(|row| to_event(&row))
-                    .transpose()?,
-            };
-            if let Some(existing) = existing {
+            checked.push((metric, event, explicit_time));
+        }
+        // What is stored already under the batch's keys, one query per metric.
+        let mut keys_by_metric: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (metric, event, _) in &checked {
+            keys_by_metric
+                .entry(metric.as_str())
+                .or_default()
+                .push(event.key.as_str());
+        }
+        let mut seen: HashMap<(String, String), UsageEvent> = HashMap::new();
+        for (metric, keys) in keys_by_metric {
+            for row in tx
+                .select::<usage_event::Entity>()
+                .filter(usage_event::Column::Metric.eq(metric))
+                .filter(usage_event::Column::IdempotencyKey.is_in(keys))
+                .all(tx.conn())
+                .await?
+            {
+                seen.insert(
+                    (row.metric.clone(), row.idempotency_key.clone()),
+                    to_event(&row)?,
+                );
+            }
+        }
+        let mut outcomes = Vec::with_capacity(checked.len());
+        let mut rows = Vec::new();
+        for (metric, mut incoming, explicit_time) in checked {
+            let id = (metric, incoming.key.clone());
+            if let Some(existing) = seen.get(&id) {
                 // A retry that left the time out means the first report's time.
-                if usage.occurred_at.is_none() {
+                if !explicit_time {
                     incoming.occurred_at = existing.occurred_at;
                 }
-                match duplicate_of(&existing, &incoming) {
+                match duplicate_of(existing, &incoming) {
                     Duplicate::Replay => {
                         outcomes.push(Recorded::Replayed);
                         continue;
                     }
-                    Duplicate::Conflict => return Err(Error::KeyConflict { metric, key }),
+                    Duplicate::Conflict => {
+                        return Err(Error::KeyConflict {
+                            metric: id.0,
+                            key: id.1,
+                        });
+                    }
                 }
             }
-            usage_event::Entity::insert(usage_event::ActiveModel {
+            rows.push(usage_event::ActiveModel {
                 organization_id: Set(tx.org_id().as_uuid()),
                 id: Set(Uuid::now_v7()),
-                metric: Set(metric.clone()),
-                idempotency_key: Set(key.clone()),
+                metric: Set(id.0.clone()),
+                idempotency_key: Set(id.1.clone()),
                 occurred_at: Set(incoming.occurred_at),
                 received_at: Set(now),
                 value: Set(incoming.value.to_string()),
                 properties: Set(
                     serde_json::to_string(&incoming.properties).unwrap_or_else(|_| "{}".into())
                 ),
-            })
-            .exec_without_returning(tx.conn())
-            .await
-            .map_err(|e| match e.sql_err() {
-                // Reported concurrently by another request that committed first: this one
-                // is refused whole; its retry is then answered as a replay or a conflict.
-                Some(SqlErr::UniqueConstraintViolation(_)) => Error::KeyConflict {
-                    metric: metric.clone(),
-                    key: key.clone(),
-                },
-                _ => e.into(),
-            })?;
-            seen.insert((metric, key), incoming);
-            stored += 1;
+            });
+            seen.insert(id, incoming);
             outcomes.push(Recorded::Stored);
+        }
+        let stored = rows.len() as u64;
+        if !rows.is_empty() {
+            usage_event::Entity::insert_many(rows)
+                .exec_without_returning(tx.conn())
+                .await
+                .map_err(|e| match e.sql_err() {
+                    // Reported concurrently by another request that committed first: this
+                    // batch is refused whole; its retry is then answered as replays or a
+                    // conflict.
+                    Some(SqlErr::UniqueConstraintViolation(_)) => Error::KeyConflict {
+                        metric: "(batch)".into(),
+                        key: "reported concurrently".into(),
+                    },
+                    _ => e.into(),
+                })?;
         }
         self.audit
             .record(
@@ -203,20 +231,7 @@ impl UsageService {
         metric: &'static str,
         key: Uuid,
     ) -> Result<()> {
-        let now = self.clock.now();
-        usage_event::Entity::insert(usage_event::ActiveModel {
-            organization_id: Set(tx.org_id().as_uuid()),
-            id: Set(Uuid::now_v7()),
-            metric: Set(metric.to_owned()),
-            idempotency_key: Set(key.to_string()),
-            occurred_at: Set(now),
-            received_at: Set(now),
-            value: Set("1".to_owned()),
-            properties: Set("{}".to_owned()),
-        })
-        .exec_without_returning(tx.conn())
-        .await?;
-        Ok(())
+        insert_platform_usage(tx, metric, key, self.clock.now()).await
     }
 
     /// The quantity of `metric` over `[from, to)` under `aggregation`.
@@ -234,8 +249,72 @@ impl UsageService {
     }
 }
 
+/// One use by the platform itself, keyed by a unique id.
+pub(crate) async fn insert_platform_usage(
+    tx: &TenantTx,
+    metric: &str,
+    key: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    usage_event::Entity::insert(usage_event::ActiveModel {
+        organization_id: Set(tx.org_id().as_uuid()),
+        id: Set(Uuid::now_v7()),
+        metric: Set(metric.to_owned()),
+        idempotency_key: Set(key.to_string()),
+        occurred_at: Set(now),
+        received_at: Set(now),
+        value: Set("1".to_owned()),
+        properties: Set("{}".to_owned()),
+    })
+    .exec_without_returning(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// How many events of `metric` `[from, to)` holds, counting no further than `cap` (what a
+/// quota check needs to know, at a cost bounded by the quota).
+pub(crate) async fn count_up_to(
+    tx: &TenantTx,
+    metric: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    cap: u64,
+) -> Result<u64> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let backend = tx.conn().get_database_backend();
+    let sql = if backend == DbBackend::Postgres {
+        "SELECT count(*) FROM (SELECT 1 FROM usage_events WHERE organization_id = $1 AND metric = $2 \
+         AND occurred_at >= $3 AND occurred_at < $4 LIMIT $5) AS capped"
+    } else {
+        "SELECT count(*) FROM (SELECT 1 FROM usage_events WHERE organization_id = ?1 AND metric = ?2 \
+         AND occurred_at >= ?3 AND occurred_at < ?4 LIMIT ?5) AS capped"
+    };
+    let row = tx
+        .conn()
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                tx.org_id().as_uuid().into(),
+                metric.into(),
+                from.into(),
+                to.into(),
+                i64::try_from(cap).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .await?;
+    let count: i64 = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
 /// The quantity of `metric` over `[from, to)` under `aggregation`, for invoicing (the
-/// caller holds the organization's transaction; no permit).
+/// caller holds the organization's transaction; no permit). Aggregated by the database
+/// where it is exact (counts, distinct counts, the latest value; sums and maxima over
+/// PostgreSQL's `numeric`), so a period of millions of events is one statement; SQLite
+/// has no exact decimal type, so its sums and maxima read the values and add them here.
 pub(crate) async fn period_quantity(
     tx: &TenantTx,
     metric: &str,
@@ -243,19 +322,80 @@ pub(crate) async fn period_quantity(
     to: DateTime<Utc>,
     aggregation: &Aggregation,
 ) -> Result<Decimal> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
     if from >= to {
         return Err(Error::Invalid {
             field: "to",
             reason: "must be after from".into(),
         });
     }
-    let rows = tx
-        .select::<usage_event::Entity>()
-        .filter(usage_event::Column::Metric.eq(metric))
-        .filter(usage_event::Column::OccurredAt.gte(from))
-        .filter(usage_event::Column::OccurredAt.lt(to))
-        .all(tx.conn())
+    let backend = tx.conn().get_database_backend();
+    let pg = backend == DbBackend::Postgres;
+    let scope = if pg {
+        "FROM usage_events WHERE organization_id = $1 AND metric = $2 AND occurred_at >= $3 AND occurred_at < $4"
+    } else {
+        "FROM usage_events WHERE organization_id = ?1 AND metric = ?2 AND occurred_at >= ?3 AND occurred_at < ?4"
+    };
+    let mut values: Vec<sea_orm::Value> = vec![
+        tx.org_id().as_uuid().into(),
+        metric.into(),
+        from.into(),
+        to.into(),
+    ];
+    let select = match (aggregation, pg) {
+        (Aggregation::Count, _) => format!("SELECT CAST(count(*) AS TEXT) {scope}"),
+        (Aggregation::Sum, true) => {
+            format!("SELECT CAST(coalesce(sum(value::numeric), 0) AS TEXT) {scope}")
+        }
+        (Aggregation::Max, true) => {
+            format!("SELECT CAST(coalesce(max(value::numeric), 0) AS TEXT) {scope}")
+        }
+        (Aggregation::UniqueCount { property }, true) => {
+            values.push(property.clone().into());
+            format!("SELECT CAST(count(DISTINCT properties::jsonb ->> $5) AS TEXT) {scope}")
+        }
+        (Aggregation::UniqueCount { property }, false) => {
+            values.push(format!("$.\"{}\"", property.replace('"', "")).into());
+            format!("SELECT CAST(count(DISTINCT json_extract(properties, ?5)) AS TEXT) {scope}")
+        }
+        (Aggregation::Latest, _) => format!(
+            "SELECT value {scope} ORDER BY occurred_at DESC, received_at DESC, id DESC LIMIT 1"
+        ),
+        (Aggregation::Sum | Aggregation::Max, false) => {
+            let rows = tx
+                .conn()
+                .query_all_raw(Statement::from_sql_and_values(
+                    backend,
+                    format!("SELECT value {scope}"),
+                    values,
+                ))
+                .await?;
+            let mut total = Decimal::ZERO;
+            for row in rows {
+                let value = decimal(&row.try_get_by_index::<String>(0)?)?;
+                total = match aggregation {
+                    Aggregation::Sum => total.checked_add(value).ok_or(Error::Overflow)?,
+                    _ => total.max(value),
+                };
+            }
+            return Ok(total);
+        }
+    };
+    let row = tx
+        .conn()
+        .query_one_raw(Statement::from_sql_and_values(backend, select, values))
         .await?;
-    let events = rows.iter().map(to_event).collect::<Result<Vec<_>>>()?;
-    aggregation.quantity(&events)
+    match row {
+        Some(row) => decimal(&row.try_get_by_index::<String>(0)?),
+        None => Ok(Decimal::ZERO),
+    }
+}
+
+fn decimal(text: &str) -> Result<Decimal> {
+    Decimal::from_str(text.trim())
+        .map(|d| d.normalize())
+        .map_err(|e| Error::Invalid {
+            field: "value",
+            reason: format!("stored value {text}: {e}"),
+        })
 }

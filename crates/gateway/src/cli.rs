@@ -57,6 +57,40 @@ enum BillingCommand {
     /// Move every subscription to now and cut the invoices due (what the server's timer
     /// does every `BILLING_RUN_INTERVAL_SECS`).
     Run,
+    /// Mark an invoice paid (a bank transfer arrived).
+    MarkPaid {
+        /// The organization (UUID).
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// The invoice (UUID).
+        #[arg(long)]
+        invoice: uuid::Uuid,
+    },
+    /// Void a finalized, unpaid invoice.
+    VoidInvoice {
+        /// The organization (UUID).
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// The invoice (UUID).
+        #[arg(long)]
+        invoice: uuid::Uuid,
+    },
+    /// Issue a credit note against an invoice (the whole remaining total without
+    /// `--amount`).
+    CreditNote {
+        /// The organization (UUID).
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// The invoice (UUID).
+        #[arg(long)]
+        invoice: uuid::Uuid,
+        /// Amount in major units (`12.50`).
+        #[arg(long)]
+        amount: Option<rust_decimal::Decimal>,
+        /// Why, printed on the credit note.
+        #[arg(long)]
+        reason: String,
+    },
     /// Set an organization's tax rate (a fraction: 0.19 for 19 %).
     SetTaxRate {
         /// The organization (UUID).
@@ -199,6 +233,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if report.failed > 0 {
                         anyhow::bail!("{} organizations failed", report.failed);
                     }
+                }
+                BillingCommand::MarkPaid { org, invoice } => {
+                    let tx = state
+                        .tenancy
+                        .system_tx(kernel::OrgId::from_uuid(org))
+                        .await?;
+                    state.subscriptions.mark_paid(&tx, invoice).await?;
+                    tx.commit().await?;
+                    println!("{invoice}: paid");
+                }
+                BillingCommand::VoidInvoice { org, invoice } => {
+                    let tx = state
+                        .tenancy
+                        .system_tx(kernel::OrgId::from_uuid(org))
+                        .await?;
+                    state.subscriptions.invoices().void(&tx, invoice).await?;
+                    tx.commit().await?;
+                    println!("{invoice}: void");
+                }
+                BillingCommand::CreditNote {
+                    org,
+                    invoice,
+                    amount,
+                    reason,
+                } => {
+                    let tx = state
+                        .tenancy
+                        .system_tx(kernel::OrgId::from_uuid(org))
+                        .await?;
+                    let note = state
+                        .subscriptions
+                        .invoices()
+                        .credit_note(&tx, invoice, amount, &reason)
+                        .await?;
+                    tx.commit().await?;
+                    println!(
+                        "{}: {} {}",
+                        note.number.unwrap_or_default(),
+                        note.total_minor,
+                        note.currency
+                    );
                 }
                 BillingCommand::SetTaxRate { org, rate } => {
                     let tx = state

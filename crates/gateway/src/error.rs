@@ -151,6 +151,11 @@ impl From<ApiError> for async_graphql::Error {
                         crate::graphql::types::document::DocumentStatus::graphql_name(*status),
                     );
                 }
+                ApiError::Billing(billing::Error::QuotaExceeded { metric, max, usage }) => {
+                    ext.set("limit", metric.as_str());
+                    ext.set("max", *max);
+                    ext.set("usage", *usage);
+                }
                 ApiError::Billing(billing::Error::KeyConflict { metric, key }) => {
                     ext.set("metric", metric.as_str());
                     ext.set("key", key.as_str());

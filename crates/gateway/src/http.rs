@@ -1,5 +1,6 @@
 //! HTTP: `POST /graphql` (single or batched), `GET /graphql` (queries only), GraphiQL at
-//! `/`, `/healthz` and `/readyz`. Authentication and the active organization are
+//! `/`, `/healthz` and `/readyz`, `GET /audit/export`, `POST /usage/events` (batch usage
+//! ingestion) and `POST /webhooks/stripe`. Authentication and the active organization are
 //! resolved here, once per request, into a `RequestContext`.
 
 use crate::context::{Authentication, RequestContext};
@@ -42,6 +43,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/readyz", get(readyz))
         .route("/audit/export", get(audit_export))
         .route("/webhooks/stripe", axum::routing::post(stripe_webhook))
+        .route("/usage/events", axum::routing::post(usage_events))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(HttpState { app, schema })
 }
@@ -204,6 +206,51 @@ async fn graphql_post(
     execute(state, peer, headers, request_id, batch).await
 }
 
+/// The mutation `POST /usage/events` runs: the same validation, permission, idempotency,
+/// audit and answer as calling `recordUsage` over GraphQL.
+const INGEST: &str = "mutation IngestUsage($events: [UsageEventInput!]!) { \
+    recordUsage(input: {events: $events}) { stored replayed } }";
+
+/// Batch ingestion for partners and the organization's own systems: `{"events": [...]}`
+/// (up to 1,000, each as `UsageEventInput`), with the same credentials and
+/// `X-Organization-Id` as GraphQL; answered with `recordUsage`'s GraphQL answer.
+async fn usage_events(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let request_id = request_id(&headers);
+    let events = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut body))
+            if body.get("events").is_some_and(|e| e.is_array()) =>
+        {
+            body.remove("events").unwrap_or_default()
+        }
+        _ => {
+            return reject(
+                &request_id,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                "the body must be {\"events\": [...]}".into(),
+            );
+        }
+    };
+    let request = Request::new(INGEST)
+        .operation_name("IngestUsage")
+        .variables(async_graphql::Variables::from_json(
+            serde_json::json!({ "events": events }),
+        ));
+    execute(
+        state,
+        peer,
+        headers,
+        request_id,
+        BatchRequest::Single(request),
+    )
+    .await
+}
+
 async fn graphql_get(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -304,7 +351,18 @@ async fn execute(
                 .data(context.clone())
                 .data(Loaders::new(&state.app, context.principal().ok()));
             let schema = state.schema.clone();
+            let app = state.app.clone();
+            let metered = match (context.principal().ok(), context.org) {
+                (Some(principal @ Principal::ApiKey { .. }), Some(org)) => Some((principal, org)),
+                _ => None,
+            };
             kernel::request::scope(meta, async move {
+                // An API key's call counts against its organization's plan, before it runs.
+                if let Some((principal, org)) = metered
+                    && let Err(error) = meter_api_call(&app, principal, org).await
+                {
+                    return Response::from_errors(vec![error]);
+                }
                 let mut response = schema.execute(request).await;
                 add_missing_codes(&mut response);
                 response
@@ -324,6 +382,42 @@ async fn execute(
     }
     .instrument(span)
     .await
+}
+
+/// Records an API key's call as `api_calls` usage of its organization, refused with
+/// `LIMIT_EXCEEDED` past a hard quota. A key that is not (or no longer) the
+/// organization's is not metered here: the operation itself refuses it.
+async fn meter_api_call(
+    app: &AppState,
+    principal: Principal,
+    org: OrgId,
+) -> Result<(), ServerError> {
+    let (tx, _) = match app
+        .tenancy
+        .enter(principal, org, kernel::TxMode::Write)
+        .await
+    {
+        Ok(entered) => entered,
+        Err(_) => return Ok(()),
+    };
+    let metered = async {
+        app.subscriptions
+            .meter_api_call(&tx, uuid::Uuid::now_v7())
+            .await?;
+        Ok::<_, billing::Error>(())
+    };
+    if let Err(e) = metered.await {
+        return Err(server_error(e.into()));
+    }
+    tx.commit().await.map_err(|e| server_error(e.into()))
+}
+
+/// An error outside any field, with its code and extensions.
+fn server_error(error: crate::error::ApiError) -> ServerError {
+    let error = async_graphql::Error::from(error);
+    let mut server = ServerError::new(error.message, None);
+    server.extensions = error.extensions;
+    server
 }
 
 /// Authentication and the active organization. A bad `X-Organization-Id` fails the
