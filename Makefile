@@ -48,6 +48,7 @@ bench:
 	$(CARGO) bench -p authz --bench authz
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p tenancy --bench audit
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p tenancy --bench list
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p gateway --bench billing
 
 ## Regenerate schema.graphql from the code.
 schema: build

@@ -352,6 +352,16 @@ mod tests {
             prop_assert!(high_cost <= Decimal::from(high));
         }
 
+        /// Within the first tier there is nothing to graduate: both models price every
+        /// unit at the first tier's price (fractional quantities included).
+        #[test]
+        fn graduated_equals_volume_within_the_first_tier(hundredths in 0u32..=10_000) {
+            let quantity = Decimal::new(i64::from(hundredths), 2);
+            let graduated = ChargeModel::Graduated { tiers: worked_example_tiers() };
+            let volume = ChargeModel::Volume { tiers: worked_example_tiers() };
+            prop_assert_eq!(graduated.amount(quantity).unwrap(), volume.amount(quantity).unwrap());
+        }
+
         /// Volume pricing equals standard pricing at the tier that holds the quantity.
         #[test]
         fn volume_prices_every_unit_at_the_holding_tier(q in 1u32..5_000) {

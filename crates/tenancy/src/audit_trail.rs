@@ -7,7 +7,7 @@ use crate::service::TenancyService;
 use audit::{AuditEvent, EventFilter, VerifyReport};
 use authz::{Action, Permit, ResourceType};
 use kernel::{OrgId, Page, PageRequest, TenantTx, TxMode};
-use sea_orm::{EntityTrait, QuerySelect};
+use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 impl TenancyService {
@@ -82,9 +82,12 @@ impl TenancyService {
 
     /// Every organization's id, and the platform's own chain: for operators.
     pub async fn all_organization_ids(&self) -> Result<Vec<OrgId>> {
+        // In id order: the billing run numbers invoices in this order, and the same
+        // input must give the same invoices.
         let ids: Vec<Uuid> = organization::Entity::find()
             .select_only()
             .column(organization::Column::Id)
+            .order_by_asc(organization::Column::Id)
             .into_tuple()
             .all(self.db.conn())
             .await?;
