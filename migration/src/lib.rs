@@ -18,6 +18,7 @@ mod m0009_usage_events;
 mod m0010_billing;
 mod m0011_invoices;
 mod m0012_payment_webhooks;
+mod m0013_invoice_line_metric;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_billing::Migration),
             Box::new(m0011_invoices::Migration),
             Box::new(m0012_payment_webhooks::Migration),
+            Box::new(m0013_invoice_line_metric::Migration),
         ]
     }
 }

@@ -595,6 +595,34 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
         json!([{"number": "CN-000001", "total": {"amount": "-2.00"}, "creditOf": invoice_id,
                 "lines": [{"description": "Credit for INV-000002: goodwill"}]}])
     );
+
+    // Usage of January reported in February, after its invoice: an adjustment on the next
+    // invoice, priced at the margin (the 14th call costs 0.25); INV-000002 stays as it was.
+    app.gql("mutation { recordUsage(input: {events: [{metric: \"api_calls\", key: \"late-1\", occurredAt: \"2027-01-20T00:00:00Z\"}]}) { stored } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    app.clock.set(at("2027-03-10T00:00:01Z"));
+    let owner = app.relog(&owner).await;
+    app.billing_run().await;
+    let later = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
+    let later = later.data()["invoices"].as_array().unwrap().clone();
+    assert_eq!(later.len(), 3);
+    assert_eq!(later[0]["number"], "INV-000004");
+    assert_eq!(
+        later[0]["lines"],
+        json!([
+            {"kind": "usage_adjustment", "description": "api_calls: 1 reported late for 2027-01-10 – 2027-02-10", "quantity": "1", "amount": {"amount": "0.25"}},
+            {"kind": "fixed", "description": "Metered plan", "quantity": "1", "amount": {"amount": "10.00"}},
+        ])
+    );
+    assert_eq!(
+        later[1]["total"]["amount"], "12.79",
+        "the finalized invoice did not change"
+    );
+
     let recorded = actions(&app, &owner, &org).await;
     for action in [
         "invoice.finalized",

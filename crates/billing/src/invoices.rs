@@ -50,6 +50,8 @@ pub struct DraftLine {
     pub period_start: DateTime<Utc>,
     /// End of what it covers.
     pub period_end: DateTime<Utc>,
+    /// The metric a usage line prices.
+    pub metric: Option<String>,
 }
 
 /// An invoice before it is stored (what `upcomingInvoice` shows).
@@ -147,6 +149,7 @@ fn line(
         amount: Money::round_half_up(exact, currency)?,
         period_start: period.0,
         period_end: period.1,
+        metric: None,
     })
 }
 
@@ -274,7 +277,7 @@ impl Invoices {
             if quantity.is_zero() {
                 continue;
             }
-            lines.push(line(
+            let mut usage = line(
                 "usage",
                 format!("{metric}: {}", quantity.normalize()),
                 quantity,
@@ -282,7 +285,73 @@ impl Invoices {
                 price.amount(quantity)?,
                 currency,
                 period,
-            )?);
+            )?;
+            usage.metric = Some(metric.clone());
+            lines.push(usage);
+        }
+        Ok(lines)
+    }
+
+    /// Usage reported for an invoiced period after its invoice was cut (`period`, the
+    /// one that ended at `period.1`): per metric, what the quantity is now less what was
+    /// billed, priced at the margin (`amount(now) − amount(billed)`, so tiers stay
+    /// right), as an adjustment line on the next invoice. A finalized invoice never
+    /// changes.
+    pub(crate) async fn late_usage_lines(
+        &self,
+        tx: &TenantTx,
+        plan: &PlanDefinition,
+        period: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Vec<DraftLine>> {
+        let currency = plan.currency()?;
+        let billed_lines = tx
+            .select::<invoice_line::Entity>()
+            .filter(invoice_line::Column::Kind.is_in(["usage", "usage_adjustment"]))
+            .filter(invoice_line::Column::PeriodStart.eq(period.0))
+            .filter(invoice_line::Column::PeriodEnd.eq(period.1))
+            .all(tx.conn())
+            .await?;
+        let mut lines = Vec::new();
+        for charge in &plan.charges {
+            let Charge::Usage { metric, price } = charge else {
+                continue;
+            };
+            let mut billed = Decimal::ZERO;
+            for l in billed_lines
+                .iter()
+                .filter(|l| l.metric.as_deref() == Some(metric))
+            {
+                billed = billed
+                    .checked_add(Decimal::from_str(&l.quantity).unwrap_or_default())
+                    .ok_or(Error::Overflow)?;
+            }
+            let aggregation = self.aggregation(tx, metric).await?;
+            let now =
+                crate::usage::period_quantity(tx, metric, period.0, period.1, &aggregation).await?;
+            if now <= billed {
+                continue;
+            }
+            let exact = price
+                .amount(now)?
+                .checked_sub(price.amount(billed)?)
+                .ok_or(Error::Overflow)?;
+            let late = now - billed;
+            let mut adjustment = line(
+                "usage_adjustment",
+                format!(
+                    "{metric}: {} reported late for {} – {}",
+                    late.normalize(),
+                    period.0.date_naive(),
+                    period.1.date_naive()
+                ),
+                late,
+                None,
+                exact,
+                currency,
+                period,
+            )?;
+            adjustment.metric = Some(metric.clone());
+            lines.push(adjustment);
         }
         Ok(lines)
     }
@@ -305,6 +374,7 @@ impl Invoices {
                 amount: Money::from_minor(item.amount_minor, Currency::parse(&item.currency)?),
                 period_start: item.period_start,
                 period_end: item.period_end,
+                metric: None,
             });
         }
         Ok((lines, items.iter().map(|i| i.id).collect()))
@@ -380,6 +450,7 @@ impl Invoices {
                 amount_minor: Set(l.amount.minor()),
                 period_start: Set(l.period_start),
                 period_end: Set(l.period_end),
+                metric: Set(l.metric.clone()),
             })
             .exec_without_returning(tx.conn())
             .await?;
@@ -610,6 +681,7 @@ impl Invoices {
             amount: credit,
             period_start: original.period_start,
             period_end: original.period_end,
+            metric: None,
         }];
         self.store(tx, &row, &lines).await?;
         self.finalize(tx, row).await

@@ -487,6 +487,22 @@ impl Subscriptions {
                     .usage_lines(tx, &ended_plan.definition, boundary.ended)
                     .await?,
             );
+            // Usage of the period before, reported after its invoice was cut.
+            let tz = zone(&row.time_zone)?;
+            let before = period_at(
+                tz,
+                row.billing_anchor.min(local_date(tz, boundary.ended.0)),
+                boundary.ended.0 - Duration::seconds(1),
+            );
+            if let Ok((_, start, end)) = before
+                && end == boundary.ended.0
+            {
+                lines.extend(
+                    self.invoices
+                        .late_usage_lines(tx, &ended_plan.definition, (start, end))
+                        .await?,
+                );
+            }
         }
         let mut period = boundary.ended;
         let mut currency = ended_plan.definition.currency()?;

@@ -18,6 +18,7 @@ pub struct Model {
     pub amount_minor: i64,
     pub period_start: DateTimeUtc,
     pub period_end: DateTimeUtc,
+    pub metric: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
