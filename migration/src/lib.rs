@@ -19,6 +19,7 @@ mod m0010_billing;
 mod m0011_invoices;
 mod m0012_payment_webhooks;
 mod m0013_invoice_line_metric;
+mod m0014_staff;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_invoices::Migration),
             Box::new(m0012_payment_webhooks::Migration),
             Box::new(m0013_invoice_line_metric::Migration),
+            Box::new(m0014_staff::Migration),
         ]
     }
 }

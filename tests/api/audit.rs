@@ -134,6 +134,7 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("changePlan", "subscription.started"),
     ("cancelSubscription", "subscription.cancel_scheduled"),
     ("payInvoice", "payment.requested"),
+    ("importCatalog", "plan.published"),
 ];
 
 #[tokio::test]
@@ -351,12 +352,17 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .send()
         .await
         .data();
-    gateway::seed::import_catalog(
-        &app.state,
-        &billing::CatalogFile::parse(crate::billing::METERED).unwrap(),
-    )
-    .await
-    .unwrap();
+    app.state
+        .tenancy
+        .set_staff("owner@example.com", true)
+        .await
+        .unwrap();
+    app.gql("mutation($c: String!) { importCatalog(input: {catalog: $c}) { changes } }")
+        .vars(json!({ "c": crate::billing::METERED }))
+        .as_user(&owner)
+        .send()
+        .await
+        .data();
     app.gql("mutation { changePlan(input: {plan: \"metered\"}) { effective } }")
         .as_user(&owner)
         .in_org(&org)

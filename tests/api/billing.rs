@@ -858,3 +858,57 @@ async fn api_key_calls_are_metered_and_a_hard_quota_refuses_them() {
         .await;
     assert_eq!(count.data()["usage"], "3");
 }
+
+#[tokio::test]
+async fn only_platform_staff_import_the_catalog_through_graphql() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let import = |user: TestUser, catalog: String| {
+        let app = &app;
+        async move {
+            app.gql("mutation($c: String!) { importCatalog(input: {catalog: $c}) { changes } }")
+                .vars(json!({ "c": catalog }))
+                .as_user(&user)
+                .send()
+                .await
+        }
+    };
+    // An organization's owner is not staff.
+    let refused = import(owner.clone(), METERED.to_owned()).await;
+    assert_eq!(refused.code(), "FORBIDDEN");
+    let (_, key) = app.api_key(&owner, &org, "ADMIN").await;
+    let by_key = app
+        .gql("mutation($c: String!) { importCatalog(input: {catalog: $c}) { changes } }")
+        .vars(json!({ "c": METERED }))
+        .bearer(&key)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(by_key.code(), "FORBIDDEN", "API keys are never staff");
+
+    let staff = app.user("staff@example.com").await;
+    app.state
+        .tenancy
+        .set_staff("Staff@Example.com", true)
+        .await
+        .unwrap();
+    let imported = import(staff.clone(), METERED.to_owned()).await;
+    assert_eq!(
+        imported.data()["importCatalog"]["changes"],
+        json!([
+            "metric api_calls: created",
+            "plan metered: published version 1"
+        ])
+    );
+    let bad = import(staff.clone(), "{\"plans\": 1}".to_owned()).await;
+    assert_eq!(bad.code(), "BAD_USER_INPUT");
+    let float = import(staff.clone(), METERED.replace("\"10.00\"", "10.5")).await;
+    assert_eq!(float.code(), "BAD_USER_INPUT");
+    app.state
+        .tenancy
+        .set_staff("staff@example.com", false)
+        .await
+        .unwrap();
+    assert_eq!(import(staff, METERED.to_owned()).await.code(), "FORBIDDEN");
+}

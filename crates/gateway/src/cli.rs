@@ -39,6 +39,11 @@ enum Command {
         #[command(subcommand)]
         command: BillingCommand,
     },
+    /// Platform staff (who may import the billing catalog through GraphQL).
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// The billing catalog (plans and metrics).
     Catalog {
         #[command(subcommand)]
@@ -49,6 +54,20 @@ enum Command {
         /// Where to write it.
         #[arg(long, default_value = "schema.graphql")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Make a person platform staff.
+    Grant {
+        /// Their email address.
+        email: String,
+    },
+    /// Make a person no longer platform staff.
+    Revoke {
+        /// Their email address.
+        email: String,
     },
 }
 
@@ -219,6 +238,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if broken > 0 {
                 anyhow::bail!("{broken} broken audit chain(s)");
             }
+            Ok(())
+        }
+        Command::Staff { command } => {
+            let state = services(&config, true).await?;
+            let (email, staff) = match command {
+                StaffCommand::Grant { email } => (email, true),
+                StaffCommand::Revoke { email } => (email, false),
+            };
+            state.tenancy.set_staff(&email, staff).await?;
+            println!(
+                "{email}: staff {}",
+                if staff { "granted" } else { "revoked" }
+            );
             Ok(())
         }
         Command::Billing { command } => {

@@ -118,6 +118,50 @@ impl TenancyService {
         self.open(OrgId::PLATFORM, TxMode::Write).await
     }
 
+    /// Whether `user` is platform staff.
+    pub async fn is_staff(&self, user: kernel::UserId) -> Result<bool> {
+        Ok(crate::entity::user::Entity::find_by_id(user.as_uuid())
+            .one(self.db.conn())
+            .await?
+            .is_some_and(|u| u.is_staff))
+    }
+
+    /// Makes the person with `email` platform staff, or not (an operator's action,
+    /// recorded in the platform's audit trail).
+    pub async fn set_staff(&self, email: &str, staff: bool) -> Result<()> {
+        use sea_orm::{
+            ActiveModelTrait, ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter,
+        };
+        let normalized = crate::repo::normalize_email(email.trim());
+        let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
+        let row = crate::entity::user::Entity::find()
+            .filter(crate::entity::user::Column::EmailNormalized.eq(&normalized))
+            .one(tx.conn())
+            .await?
+            .ok_or(crate::Error::NotFound { entity: "user" })?;
+        let (id, before) = (row.id, row.is_staff);
+        let mut active = row.into_active_model();
+        active.is_staff = Set(staff);
+        active.update(tx.conn()).await?;
+        self.audit
+            .record(
+                &tx,
+                audit::NewEvent::new(
+                    if staff {
+                        "user.staff_granted"
+                    } else {
+                        "user.staff_revoked"
+                    },
+                    "user",
+                    Some(id),
+                )
+                .change("is_staff", Some(before), Some(staff)),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// An organization's transaction for the platform's own scheduled work (the billing
     /// run), acting as the system: no caller, so no permission check; never reachable
     /// through the API.

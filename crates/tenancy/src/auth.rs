@@ -54,6 +54,7 @@ impl TenancyService {
             name: Set(name.clone()),
             password_hash: Set(password_hash),
             created_at: Set(self.clock.now()),
+            is_staff: Set(false),
         };
         let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
         let user = match user::Entity::insert(row)

@@ -12,6 +12,7 @@ pub struct Model {
     pub name: String,
     pub password_hash: String,
     pub created_at: DateTimeUtc,
+    pub is_staff: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

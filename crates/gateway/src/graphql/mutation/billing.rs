@@ -59,6 +59,20 @@ pub struct PayInvoicePayload {
     pub subscription: Option<Subscription>,
 }
 
+/// Input of `importCatalog`.
+#[derive(InputObject)]
+pub struct ImportCatalogInput {
+    /// The catalog file's JSON text (the format of `catalog/demo.json`).
+    pub catalog: String,
+}
+
+/// What `importCatalog` did.
+#[derive(SimpleObject)]
+pub struct ImportCatalogPayload {
+    /// One line per metric and plan: created, published (with its version) or unchanged.
+    pub changes: Vec<String>,
+}
+
 /// What `cancelSubscription` did.
 #[derive(SimpleObject)]
 pub struct CancelSubscriptionPayload {
@@ -169,5 +183,33 @@ impl BillingMutation {
             invoice: invoice.into(),
             subscription: subscription.map(Into::into),
         })
+    }
+
+    /// Imports the billing catalog (platform staff only): creates new metrics and
+    /// publishes a new version of every plan whose definition changed; all or nothing,
+    /// recorded in the platform's audit trail. Others get `FORBIDDEN`.
+    async fn import_catalog(
+        &self,
+        ctx: &Context<'_>,
+        input: ImportCatalogInput,
+    ) -> GqlResult<ImportCatalogPayload> {
+        let user = ctx.request().user().gql()?;
+        let state = ctx.state();
+        if !state.tenancy.is_staff(user).await.gql()? {
+            return Err(ApiError::WrongPrincipal("only platform staff import the catalog").into());
+        }
+        let catalog = billing::CatalogFile::parse(&input.catalog).gql()?;
+        let changes = crate::seed::import_catalog(state, &catalog)
+            .await
+            .map_err(|e| match e.downcast::<billing::Error>() {
+                Ok(e) => async_graphql::Error::from(ApiError::Billing(e)),
+                Err(e) => {
+                    tracing::error!(error = ?e, "catalog import failed");
+                    async_graphql::Error::from(ApiError::Billing(billing::Error::Provider(
+                        "the catalog could not be imported".into(),
+                    )))
+                }
+            })?;
+        Ok(ImportCatalogPayload { changes })
     }
 }
