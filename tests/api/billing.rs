@@ -623,6 +623,47 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
         "the finalized invoice did not change"
     );
 
+    // Usage is accepted for the previous period during the grace (3 days), never for
+    // older ones; `usage(period:)` reads a billing period.
+    let report = |key: &str, at: &str| {
+        let (app, owner, org) = (&app, owner.clone(), org.clone());
+        let query = format!(
+            "mutation {{ recordUsage(input: {{events: [{{metric: \"api_calls\", key: \"{key}\", occurredAt: \"{at}\"}}]}}) {{ stored }} }}"
+        );
+        async move { app.gql(&query).as_user(&owner).in_org(&org).send().await }
+    };
+    let too_old = report("old-1", "2027-01-25T00:00:00Z").await;
+    assert_eq!(too_old.code(), "BAD_USER_INPUT");
+    assert_eq!(too_old.error()["extensions"]["field"], "occurredAt");
+    report("feb-1", "2027-02-20T00:00:00Z").await.data();
+    let previous = app
+        .gql("{ usage(metric: \"api_calls\", period: PREVIOUS, aggregation: COUNT) }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        previous.data()["usage"],
+        "1",
+        "February: the one reported in the grace"
+    );
+    let both = app
+        .gql("{ usage(metric: \"api_calls\", period: CURRENT, from: \"2027-01-01T00:00:00Z\", aggregation: COUNT) }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(both.code(), "BAD_USER_INPUT");
+    app.clock.set(at("2027-03-14T00:00:00Z"));
+    let owner = app.relog(&owner).await;
+    let late = app
+        .gql("mutation { recordUsage(input: {events: [{metric: \"api_calls\", key: \"feb-2\", occurredAt: \"2027-02-21T00:00:00Z\"}]}) { stored } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(late.code(), "BAD_USER_INPUT", "the grace is over");
+
     let recorded = actions(&app, &owner, &org).await;
     for action in [
         "invoice.finalized",

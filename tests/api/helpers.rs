@@ -246,6 +246,7 @@ async fn start_server(
             stripe_secret_key: None,
             stripe_webhook_secret: None,
             dunning_retry_days: "3,5,7".into(),
+            usage_grace_days: 3,
         };
         configure(&mut config);
         let app = Application::build(&config, Arc::new(clock.clone()))

@@ -1101,6 +1101,61 @@ impl Subscriptions {
         crate::usage::insert_platform_usage(tx, METRIC, call, now).await
     }
 
+    /// The oldest occurrence time usage may still be reported for: the current period's
+    /// start, or during the first `grace` of a period the previous period's start (its
+    /// late usage is billed as an adjustment on the next invoice). `None` without a live
+    /// subscription (nothing is invoiced, so nothing is late).
+    pub async fn oldest_reportable(
+        &self,
+        tx: &TenantTx,
+        grace: Duration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let Some(sub) = self.effective(tx).await? else {
+            return Ok(None);
+        };
+        if sub.status == Status::Canceled {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        if now >= sub.current_period_start + grace || sub.status == Status::Trialing {
+            return Ok(Some(sub.current_period_start));
+        }
+        Ok(Some(
+            self.previous_period(&sub)
+                .map_or(sub.current_period_start, |(start, _)| start),
+        ))
+    }
+
+    /// The period before the current one, if the subscription had a paid one.
+    fn previous_period(&self, sub: &Subscription) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let (_, start, end) = period_at(
+            sub.time_zone,
+            sub.billing_anchor,
+            sub.current_period_start - Duration::seconds(1),
+        )
+        .ok()?;
+        (end == sub.current_period_start).then_some((start, end))
+    }
+
+    /// The bounds of the current or the previous period, for reading usage by period.
+    pub async fn period_bounds(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        previous: bool,
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+        let sub = self
+            .current(tx, permit)
+            .await?
+            .filter(|s| s.status != Status::Canceled)
+            .ok_or(Error::NotFound("subscription"))?;
+        if !previous {
+            return Ok((sub.current_period_start, sub.current_period_end));
+        }
+        self.previous_period(&sub)
+            .ok_or(Error::NotFound("previous period"))
+    }
+
     /// Whether the organization's writes are refused for non-payment (its subscription is
     /// suspended).
     pub async fn payment_required(&self, tx: &TenantTx) -> Result<bool> {

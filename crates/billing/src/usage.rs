@@ -88,11 +88,14 @@ impl UsageService {
     /// Records a batch of at most [`MAX_BATCH`] events; all or nothing. In bulk: one
     /// read of the keys already stored per metric in the batch and one multi-row insert,
     /// so a batch costs a few statements whatever its size.
+    /// Events that happened before `oldest` (see `Subscriptions::oldest_reportable`) are
+    /// refused: their period is invoiced and its grace is over.
     pub async fn record(
         &self,
         tx: &TenantTx,
         permit: &Permit,
         batch: Vec<NewUsage>,
+        oldest: Option<DateTime<Utc>>,
     ) -> Result<Vec<Recorded>> {
         permit.ensure(tx, ResourceType::Billing, Action::Create, None)?;
         if batch.is_empty() || batch.len() > MAX_BATCH {
@@ -121,6 +124,16 @@ impl UsageService {
                 });
             }
             let explicit_time = usage.occurred_at.is_some();
+            if let (Some(at), Some(oldest)) = (usage.occurred_at, oldest)
+                && at < oldest
+            {
+                return Err(Error::Invalid {
+                    field: "occurredAt",
+                    reason: format!(
+                        "{at} is in a period already invoiced whose grace is over (usage from {oldest} on is accepted)"
+                    ),
+                });
+            }
             let event = UsageEvent {
                 key,
                 occurred_at: usage.occurred_at.unwrap_or(now),

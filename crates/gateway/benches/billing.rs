@@ -67,6 +67,7 @@ fn config(database_url: &str) -> Config {
         stripe_secret_key: None,
         stripe_webhook_secret: None,
         dunning_retry_days: "3,5,7".into(),
+        usage_grace_days: 3,
     }
 }
 

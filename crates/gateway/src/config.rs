@@ -92,6 +92,11 @@ pub struct Config {
     /// subscription is suspended.
     #[arg(long, env = "DUNNING_RETRY_DAYS", default_value = "3,5,7")]
     pub dunning_retry_days: String,
+
+    /// Days after a period ends during which its usage may still be reported (billed on
+    /// the next invoice as an adjustment); later reports are refused.
+    #[arg(long, env = "USAGE_GRACE_DAYS", default_value_t = 3)]
+    pub usage_grace_days: u32,
 }
 
 /// Payment providers.

@@ -47,6 +47,8 @@ pub struct AppState {
     pub stripe_webhook_secret: Option<String>,
     /// The clock.
     pub clock: SharedClock,
+    /// How long after a period ends its usage may still be reported.
+    pub usage_grace: chrono::Duration,
     /// The database.
     pub db: Db,
 }
@@ -97,6 +99,7 @@ impl AppState {
             payments,
             stripe_webhook_secret: None,
             clock: clock_for_state,
+            usage_grace: chrono::Duration::days(3),
             db,
         })
     }
@@ -134,6 +137,7 @@ impl Application {
         .await?;
         let state = AppState {
             stripe_webhook_secret: config.stripe_webhook_secret.clone(),
+            usage_grace: chrono::Duration::days(i64::from(config.usage_grace_days)),
             ..state
         };
         let schema = build_schema(state.clone());

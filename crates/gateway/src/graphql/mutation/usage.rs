@@ -102,7 +102,17 @@ impl UsageMutation {
                 Action::Create,
             )
             .await?;
-        let outcomes = ctx.state().usage.record(&tx, &permit, batch).await.gql()?;
+        let state = ctx.state();
+        let oldest = state
+            .subscriptions
+            .oldest_reportable(&tx, state.usage_grace)
+            .await
+            .gql()?;
+        let outcomes = state
+            .usage
+            .record(&tx, &permit, batch, oldest)
+            .await
+            .gql()?;
         tx.commit().await.gql()?;
         let stored = outcomes
             .iter()

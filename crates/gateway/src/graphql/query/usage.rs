@@ -25,16 +25,28 @@ pub enum UsageAggregation {
     Latest,
 }
 
+/// A billing period of the active organization's subscription.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UsagePeriod {
+    /// The period running now.
+    Current,
+    /// The one before it.
+    Previous,
+}
+
+// A resolver's parameters are its GraphQL arguments (plus the context).
+#[allow(clippy::too_many_arguments)]
 #[Object]
 impl UsageQuery {
-    /// The quantity of `metric` in the active organization over `[from, to)`, as a
-    /// decimal string. Owners and billing admins only.
+    /// The quantity of `metric` in the active organization over a billing `period`, or
+    /// over `[from, to)`, as a decimal string. Owners and billing admins only.
     async fn usage(
         &self,
         ctx: &Context<'_>,
         metric: String,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        period: Option<UsagePeriod>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
         aggregation: UsageAggregation,
         property: Option<String>,
     ) -> GqlResult<String> {
@@ -61,6 +73,22 @@ impl UsageQuery {
                 Action::Read,
             )
             .await?;
+        let (from, to) = match (period, from, to) {
+            (Some(period), None, None) => ctx
+                .state()
+                .subscriptions
+                .period_bounds(&tx, &permit, period == UsagePeriod::Previous)
+                .await
+                .gql()?,
+            (None, Some(from), Some(to)) => (from, to),
+            _ => {
+                return Err(ApiError::bad_input(
+                    "period",
+                    "give either a period or both from and to",
+                )
+                .into());
+            }
+        };
         let quantity = ctx
             .state()
             .usage
