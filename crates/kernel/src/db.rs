@@ -37,7 +37,16 @@ pub struct Db {
     /// SQL statements executed through this handle and its transactions (BEGIN and
     /// COMMIT excluded): what the N+1 tests count.
     statements: Arc<AtomicU64>,
+    /// SQLite has one writer: this process's write transactions queue here, in order,
+    /// instead of in SQLite's busy handler, which sleeps (up to 100 ms a try) while the
+    /// lock is held.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How long a write transaction waits in the queue before it goes to SQLite's own lock
+/// (a task that already holds a write transaction and opens another would otherwise
+/// wait for itself forever; SQLite's busy timeout turns that into an error).
+const WRITER_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`). SQLite files are created when
@@ -82,6 +91,7 @@ impl Db {
             conn,
             backend,
             statements,
+            writer: Arc::default(),
         })
     }
 
@@ -95,6 +105,7 @@ impl Db {
             conn,
             backend,
             statements: Arc::new(AtomicU64::new(0)),
+            writer: Arc::default(),
         }
     }
 
@@ -129,6 +140,21 @@ impl Db {
             }
             _ => self.conn.begin().await,
         }
+    }
+
+    /// A place in this process's queue of SQLite writers (`None` on PostgreSQL, for
+    /// reads, or when the queue did not move for [`WRITER_QUEUE_WAIT`]). Held until the
+    /// write transaction ends.
+    pub(crate) async fn queue_writer(
+        &self,
+        mode: TxMode,
+    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        if self.backend != Backend::Sqlite || mode != TxMode::Write {
+            return None;
+        }
+        tokio::time::timeout(WRITER_QUEUE_WAIT, self.writer.clone().lock_owned())
+            .await
+            .ok()
     }
 
     /// Checks that the database answers.

@@ -39,6 +39,9 @@ pub trait TenantScoped: EntityTrait {
 pub struct TenantTx {
     org: OrgId,
     txn: DatabaseTransaction,
+    /// SQLite writers' place in the queue; released after the transaction ends (fields
+    /// drop in order).
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl TenantTx {
@@ -49,6 +52,7 @@ impl TenantTx {
         mode: TxMode,
         _opener: TenantOpener,
     ) -> Result<Self, DbErr> {
+        let writer = db.queue_writer(mode).await;
         let txn = db.begin(mode).await?;
         if db.backend() == Backend::Postgres {
             txn.execute_raw(Statement::from_sql_and_values(
@@ -58,7 +62,11 @@ impl TenantTx {
             ))
             .await?;
         }
-        Ok(Self { org, txn })
+        Ok(Self {
+            org,
+            txn,
+            _writer: writer,
+        })
     }
 
     /// The organization this transaction is bound to.
@@ -95,11 +103,17 @@ impl TenantTx {
 
     /// Commits the change.
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        let Self { txn, _writer, .. } = self;
+        let committed = txn.commit().await;
+        drop(_writer);
+        committed
     }
 
     /// Rolls the change back (dropping the transaction does the same).
     pub async fn rollback(self) -> Result<(), DbErr> {
-        self.txn.rollback().await
+        let Self { txn, _writer, .. } = self;
+        let rolled_back = txn.rollback().await;
+        drop(_writer);
+        rolled_back
     }
 }
