@@ -953,3 +953,69 @@ async fn only_platform_staff_import_the_catalog_through_graphql() {
         .unwrap();
     assert_eq!(import(staff, METERED.to_owned()).await.code(), "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn two_billing_runs_charging_the_same_attempt_count_one_failure() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let stripe = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(402).set_body_json(json!({
+            "error": {"type": "card_error", "code": "card_declined", "message": "Your card was declined."}
+        })))
+        .mount(&stripe)
+        .await;
+    let uri = stripe.uri();
+    let app = TestApp::spawn_with(|config| {
+        config.payment_provider = gateway::config::PaymentProviderKind::Stripe;
+        config.stripe_api_base = uri;
+        config.stripe_secret_key = Some("sk_test".into());
+    })
+    .await;
+    gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
+        .await
+        .unwrap();
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    change_plan(&app, &owner, &org, "metered", None)
+        .await
+        .data();
+
+    // Two instances read the same due attempt, both charge it (the provider sees one
+    // idempotency key), both record the answer.
+    let subscriptions = &app.state.subscriptions;
+    let tx = app.state.tenancy.system_tx(org.org_id()).await.unwrap();
+    let seen_by_first = subscriptions.due_charges(&tx).await.unwrap();
+    let seen_by_second = subscriptions.due_charges(&tx).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(seen_by_first.len(), 1);
+    for request in [seen_by_first[0].clone(), seen_by_second[0].clone()] {
+        assert_eq!(request.attempt, 1);
+        let outcome = app.state.payments.charge(request.clone()).await.unwrap();
+        let tx = app.state.tenancy.system_tx(org.org_id()).await.unwrap();
+        subscriptions
+            .record_charge(
+                &tx,
+                request.invoice_id,
+                &outcome,
+                "stripe",
+                Some(request.attempt),
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let invoices = app
+        .gql("{ invoices { paymentAttempts nextPaymentAttemptAt } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(invoices.data()["invoices"][0]["paymentAttempts"], 1);
+    let failures = actions(&app, &owner, &org)
+        .await
+        .into_iter()
+        .filter(|a| a == "payment.failed")
+        .count();
+    assert_eq!(failures, 1);
+}

@@ -31,6 +31,9 @@ pub struct ChargeRequest {
     pub amount: Money,
     /// The same key for a retry of the same attempt: a provider charges it once.
     pub idempotency_key: String,
+    /// Which attempt this is (1, 2, …): its answer is recorded once, however many
+    /// instances of the billing run made it.
+    pub attempt: i32,
 }
 
 /// What a provider answered.

@@ -923,6 +923,7 @@ impl Subscriptions {
                     invoice_number: i.number.clone().unwrap_or_default(),
                     amount: invoice_amount(i.total_minor, &i.currency)?,
                     idempotency_key: format!("{}-{}", i.id, i.payment_attempts + 1),
+                    attempt: i.payment_attempts + 1,
                 })
             })
             .collect()
@@ -948,12 +949,20 @@ impl Subscriptions {
 
     /// Marks an invoice paid by bank transfer (staff).
     pub async fn mark_paid(&self, tx: &TenantTx, id: Uuid) -> Result<()> {
-        self.record_charge(tx, id, &ChargeOutcome::Paid("manual".into()), "manual")
-            .await
+        self.record_charge(
+            tx,
+            id,
+            &ChargeOutcome::Paid("manual".into()),
+            "manual",
+            None,
+        )
+        .await
     }
 
     /// Records what the provider answered for invoice `id`, re-reading it first: an
-    /// invoice paid or voided meanwhile is left alone. Success pays it and returns a
+    /// invoice paid or voided meanwhile is left alone, and so is a failure of an
+    /// `attempt` already recorded (two billing runs that charged the same attempt: the
+    /// provider charged once, under one idempotency key). Success pays it and returns a
     /// past-due or suspended subscription to active (once nothing else is overdue);
     /// failure schedules the next retry or, after the last, suspends.
     pub async fn record_charge(
@@ -962,6 +971,7 @@ impl Subscriptions {
         id: Uuid,
         outcome: &ChargeOutcome,
         provider: &str,
+        attempt: Option<i32>,
     ) -> Result<()> {
         use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
         let row = self.invoices.find(tx, id).await?;
@@ -996,6 +1006,9 @@ impl Subscriptions {
                     )
                     .await?;
                 }
+                Ok(())
+            }
+            ChargeOutcome::Failed(_) if attempt.is_some_and(|n| row.payment_attempts >= n) => {
                 Ok(())
             }
             ChargeOutcome::Failed(reason) => {

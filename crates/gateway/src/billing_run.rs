@@ -30,13 +30,13 @@ pub async fn collect(state: &AppState, org: OrgId) -> anyhow::Result<usize> {
     tx.rollback().await?;
     let mut answered = 0;
     for request in due {
-        let invoice = request.invoice_id;
+        let (invoice, attempt) = (request.invoice_id, request.attempt);
         match state.payments.charge(request).await {
             Ok(outcome) => {
                 let tx = state.tenancy.system_tx(org).await?;
                 state
                     .subscriptions
-                    .record_charge(&tx, invoice, &outcome, state.payments.name())
+                    .record_charge(&tx, invoice, &outcome, state.payments.name(), Some(attempt))
                     .await?;
                 tx.commit().await?;
                 answered += 1;

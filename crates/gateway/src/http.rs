@@ -108,7 +108,7 @@ async fn stripe_webhook(
         }
         match app
             .subscriptions
-            .record_charge(&tx, invoice, &outcome, "stripe")
+            .record_charge(&tx, invoice, &outcome, "stripe", None)
             .await
         {
             // Not one of ours (another environment sharing the account): nothing to do.

@@ -294,6 +294,7 @@ mod tests {
             invoice_number: "INV-000007".into(),
             amount: billing::Money::from_minor(1279, billing::Currency::parse("USD").unwrap()),
             idempotency_key: "inv-7-1".into(),
+            attempt: 1,
         }
     }
 
