@@ -778,6 +778,8 @@ async fn an_organization_goes_from_trial_through_failed_payments_and_suspension_
     }
     let owner = app.relog(&owner).await;
     assert_eq!(status(owner.clone()).await, "SUSPENDED");
+    let given_up = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
+    assert_eq!(given_up.data()["invoices"][0]["status"], "UNCOLLECTIBLE");
     assert_eq!(app.billing_run().await.charged, 0, "no retry is left");
     let refused = create_project(&app, &owner, &org, "Refused").await;
     assert_eq!(refused.code(), "PAYMENT_REQUIRED");

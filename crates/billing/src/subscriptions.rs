@@ -1017,6 +1017,10 @@ impl Subscriptions {
                 let mut active = row.into_active_model();
                 active.payment_attempts = Set(i32::try_from(failures).unwrap_or(i32::MAX));
                 active.next_payment_attempt_at = Set(next.map(|wait| now + wait));
+                if next.is_none() {
+                    // No retry left: given up on, though a payment is still taken.
+                    active.status = Set("uncollectible".into());
+                }
                 active.updated_at = Set(now);
                 active.update(tx.conn()).await?;
                 self.audit
