@@ -58,6 +58,17 @@ async fn create_project(
         .await
 }
 
+/// Fails unless each of `expected` is among the organization's audit events.
+async fn assert_recorded(app: &TestApp, user: &TestUser, org: &TestOrg, expected: &[&str]) {
+    let recorded = actions(app, user, org).await;
+    for action in expected {
+        assert!(
+            recorded.iter().any(|a| a == action),
+            "no {action} in {recorded:?}"
+        );
+    }
+}
+
 async fn actions(app: &TestApp, user: &TestUser, org: &TestOrg) -> Vec<String> {
     let events = app
         .gql("{ auditEvents(first: 100) { edges { node { action } } } }")
@@ -261,21 +272,21 @@ async fn a_subscription_moves_through_trial_upgrade_downgrade_and_cancellation()
     assert_eq!(ended["status"], "CANCELED");
     assert_eq!(ended["canceledAt"], "2027-03-23T23:00:00+00:00");
 
-    let recorded = actions(&app, &owner, &org).await;
-    for action in [
-        "subscription.started",
-        "subscription.trial_ended",
-        "subscription.plan_changed",
-        "subscription.downgrade_scheduled",
-        "subscription.downgrade_dropped",
-        "subscription.renewed",
-        "subscription.cancel_scheduled",
-    ] {
-        assert!(
-            recorded.iter().any(|a| a == action),
-            "no {action} in {recorded:?}"
-        );
-    }
+    assert_recorded(
+        &app,
+        &owner,
+        &org,
+        &[
+            "subscription.started",
+            "subscription.trial_ended",
+            "subscription.plan_changed",
+            "subscription.downgrade_scheduled",
+            "subscription.downgrade_dropped",
+            "subscription.renewed",
+            "subscription.cancel_scheduled",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -664,18 +675,18 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
         .await;
     assert_eq!(late.code(), "BAD_USER_INPUT", "the grace is over");
 
-    let recorded = actions(&app, &owner, &org).await;
-    for action in [
-        "invoice.finalized",
-        "credit_note.issued",
-        "subscription.renewed",
-        "subscription.tax_rate_changed",
-    ] {
-        assert!(
-            recorded.iter().any(|a| a == action),
-            "no {action} in {recorded:?}"
-        );
-    }
+    assert_recorded(
+        &app,
+        &owner,
+        &org,
+        &[
+            "invoice.finalized",
+            "credit_note.issued",
+            "subscription.renewed",
+            "subscription.tax_rate_changed",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -838,23 +849,27 @@ async fn an_organization_goes_from_trial_through_failed_payments_and_suspension_
     assert_eq!(send(forged, body).await.0, 400);
     assert_eq!(status(owner.clone()).await, "ACTIVE");
 
-    let recorded = actions(&app, &owner, &org).await;
-    for action in [
-        "subscription.trial_ended",
-        "subscription.plan_changed",
-        "payment.failed",
-        "subscription.past_due",
-        "subscription.suspended",
-        "payment.requested",
-        "payment.succeeded",
-        "subscription.reactivated",
-    ] {
-        assert!(
-            recorded.iter().any(|a| a == action),
-            "no {action} in {recorded:?}"
-        );
-    }
-    let failures = recorded.iter().filter(|a| *a == "payment.failed").count();
+    assert_recorded(
+        &app,
+        &owner,
+        &org,
+        &[
+            "subscription.trial_ended",
+            "subscription.plan_changed",
+            "payment.failed",
+            "subscription.past_due",
+            "subscription.suspended",
+            "payment.requested",
+            "payment.succeeded",
+            "subscription.reactivated",
+        ],
+    )
+    .await;
+    let failures = actions(&app, &owner, &org)
+        .await
+        .into_iter()
+        .filter(|a| a == "payment.failed")
+        .count();
     assert_eq!(failures, 4);
 }
 

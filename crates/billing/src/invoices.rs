@@ -156,12 +156,10 @@ fn line(
 /// Members of the organization (what per-seat prices count).
 pub(crate) async fn members(tx: &TenantTx) -> Result<u64> {
     let backend = tx.conn().get_database_backend();
-    let sql = match backend {
-        sea_orm::DbBackend::Postgres => {
-            "SELECT count(*) FROM memberships WHERE organization_id = $1"
-        }
-        _ => "SELECT count(*) FROM memberships WHERE organization_id = ?1",
-    };
+    let sql = kernel::numbered(
+        backend,
+        "SELECT count(*) FROM memberships WHERE organization_id = $1",
+    );
     let count: i64 = match tx
         .conn()
         .query_one_raw(Statement::from_sql_and_values(
@@ -462,20 +460,16 @@ impl Invoices {
     /// transaction ends, so numbers are handed out in commit order without gaps.
     async fn next_number(&self, tx: &TenantTx, kind: &str) -> Result<i64> {
         let backend = tx.conn().get_database_backend();
-        let (insert, update) = match backend {
-            sea_orm::DbBackend::Postgres => (
-                "INSERT INTO invoice_numbers (issuer, kind, next_number) VALUES ($1, $2, 1) \
-                 ON CONFLICT (issuer, kind) DO NOTHING",
-                "UPDATE invoice_numbers SET next_number = next_number + 1 \
-                 WHERE issuer = $1 AND kind = $2 RETURNING next_number - 1",
-            ),
-            _ => (
-                "INSERT INTO invoice_numbers (issuer, kind, next_number) VALUES (?1, ?2, 1) \
-                 ON CONFLICT (issuer, kind) DO NOTHING",
-                "UPDATE invoice_numbers SET next_number = next_number + 1 \
-                 WHERE issuer = ?1 AND kind = ?2 RETURNING next_number - 1",
-            ),
-        };
+        let insert = kernel::numbered(
+            backend,
+            "INSERT INTO invoice_numbers (issuer, kind, next_number) VALUES ($1, $2, 1) \
+             ON CONFLICT (issuer, kind) DO NOTHING",
+        );
+        let update = kernel::numbered(
+            backend,
+            "UPDATE invoice_numbers SET next_number = next_number + 1 \
+             WHERE issuer = $1 AND kind = $2 RETURNING next_number - 1",
+        );
         let values = || -> [sea_orm::Value; 2] { [ISSUER.into(), kind.into()] };
         tx.conn()
             .execute_raw(Statement::from_sql_and_values(backend, insert, values()))

@@ -148,16 +148,11 @@ pub async fn claim_webhook_event(
 ) -> Result<bool> {
     use sea_orm::{ConnectionTrait, Statement};
     let backend = tx.conn().get_database_backend();
-    let sql = match backend {
-        sea_orm::DbBackend::Postgres => {
-            "INSERT INTO payment_webhook_events (provider, event_id, event_type, received_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (provider, event_id) DO NOTHING"
-        }
-        _ => {
-            "INSERT INTO payment_webhook_events (provider, event_id, event_type, received_at) \
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (provider, event_id) DO NOTHING"
-        }
-    };
+    let sql = kernel::numbered(
+        backend,
+        "INSERT INTO payment_webhook_events (provider, event_id, event_type, received_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (provider, event_id) DO NOTHING",
+    );
     let inserted = tx
         .conn()
         .execute_raw(Statement::from_sql_and_values(

@@ -305,38 +305,24 @@ pub fn recurring_price(plan: &PlanDefinition, seats: u64) -> Result<Decimal> {
 async fn usage_of(tx: &TenantTx, limit: Limit, now: DateTime<Utc>) -> Result<u64> {
     let backend = tx.conn().get_database_backend();
     let org: sea_orm::Value = tx.org_id().as_uuid().into();
-    let (sql, values): (&str, Vec<sea_orm::Value>) = match (limit, backend) {
-        (Limit::Seats, sea_orm::DbBackend::Postgres) => (
+    let (sql, values): (&str, Vec<sea_orm::Value>) = match limit {
+        Limit::Seats => (
             "SELECT (SELECT count(*) FROM memberships WHERE organization_id = $1) + \
              (SELECT count(*) FROM invitations WHERE organization_id = $1 AND accepted_at IS NULL \
               AND revoked_at IS NULL AND expires_at > $2)",
             vec![org, now.into()],
         ),
-        (Limit::Seats, _) => (
-            "SELECT (SELECT count(*) FROM memberships WHERE organization_id = ?1) + \
-             (SELECT count(*) FROM invitations WHERE organization_id = ?1 AND accepted_at IS NULL \
-              AND revoked_at IS NULL AND expires_at > ?2)",
-            vec![org, now.into()],
-        ),
-        (Limit::Projects, sea_orm::DbBackend::Postgres) => (
+        Limit::Projects => (
             "SELECT count(*) FROM projects WHERE organization_id = $1",
             vec![org],
         ),
-        (Limit::Projects, _) => (
-            "SELECT count(*) FROM projects WHERE organization_id = ?1",
-            vec![org],
-        ),
-        (Limit::DocumentsPerProject, sea_orm::DbBackend::Postgres) => (
+        Limit::DocumentsPerProject => (
             "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM documents \
              WHERE organization_id = $1 GROUP BY project_id) per_project",
             vec![org],
         ),
-        (Limit::DocumentsPerProject, _) => (
-            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM documents \
-             WHERE organization_id = ?1 GROUP BY project_id) per_project",
-            vec![org],
-        ),
     };
+    let sql = kernel::numbered(backend, sql);
     let row = tx
         .conn()
         .query_one_raw(Statement::from_sql_and_values(backend, sql, values))

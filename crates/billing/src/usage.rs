@@ -293,15 +293,13 @@ pub(crate) async fn count_up_to(
     to: DateTime<Utc>,
     cap: u64,
 ) -> Result<u64> {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use sea_orm::{ConnectionTrait, Statement};
     let backend = tx.conn().get_database_backend();
-    let sql = if backend == DbBackend::Postgres {
+    let sql = kernel::numbered(
+        backend,
         "SELECT count(*) FROM (SELECT 1 FROM usage_events WHERE organization_id = $1 AND metric = $2 \
-         AND occurred_at >= $3 AND occurred_at < $4 LIMIT $5) AS capped"
-    } else {
-        "SELECT count(*) FROM (SELECT 1 FROM usage_events WHERE organization_id = ?1 AND metric = ?2 \
-         AND occurred_at >= ?3 AND occurred_at < ?4 LIMIT ?5) AS capped"
-    };
+         AND occurred_at >= $3 AND occurred_at < $4 LIMIT $5) AS capped",
+    );
     let row = tx
         .conn()
         .query_one_raw(Statement::from_sql_and_values(
@@ -344,11 +342,9 @@ pub(crate) async fn period_quantity(
     }
     let backend = tx.conn().get_database_backend();
     let pg = backend == DbBackend::Postgres;
-    let scope = if pg {
-        "FROM usage_events WHERE organization_id = $1 AND metric = $2 AND occurred_at >= $3 AND occurred_at < $4"
-    } else {
-        "FROM usage_events WHERE organization_id = ?1 AND metric = ?2 AND occurred_at >= ?3 AND occurred_at < ?4"
-    };
+    // Numbered as on PostgreSQL; `kernel::numbered` adapts them to SQLite.
+    let scope = "FROM usage_events WHERE organization_id = $1 AND metric = $2 \
+                 AND occurred_at >= $3 AND occurred_at < $4";
     let mut values: Vec<sea_orm::Value> = vec![
         tx.org_id().as_uuid().into(),
         metric.into(),
@@ -369,7 +365,7 @@ pub(crate) async fn period_quantity(
         }
         (Aggregation::UniqueCount { property }, false) => {
             values.push(format!("$.\"{}\"", property.replace('"', "")).into());
-            format!("SELECT CAST(count(DISTINCT json_extract(properties, ?5)) AS TEXT) {scope}")
+            format!("SELECT CAST(count(DISTINCT json_extract(properties, $5)) AS TEXT) {scope}")
         }
         (Aggregation::Latest, _) => format!(
             "SELECT value {scope} ORDER BY occurred_at DESC, received_at DESC, id DESC LIMIT 1"
@@ -379,7 +375,7 @@ pub(crate) async fn period_quantity(
                 .conn()
                 .query_all_raw(Statement::from_sql_and_values(
                     backend,
-                    format!("SELECT value {scope}"),
+                    kernel::numbered(backend, &format!("SELECT value {scope}")),
                     values,
                 ))
                 .await?;
@@ -396,7 +392,11 @@ pub(crate) async fn period_quantity(
     };
     let row = tx
         .conn()
-        .query_one_raw(Statement::from_sql_and_values(backend, select, values))
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            kernel::numbered(backend, &select),
+            values,
+        ))
         .await?;
     match row {
         Some(row) => decimal(&row.try_get_by_index::<String>(0)?),

@@ -110,6 +110,14 @@ pub trait ContextExt {
         &self,
         mode: TxMode,
     ) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
+    /// Opens the active organization's transaction with a permit for the caller to do
+    /// `action` on `resource` there, or `FORBIDDEN`.
+    fn enter_active_permitted(
+        &self,
+        mode: TxMode,
+        resource: Resource,
+        action: Action,
+    ) -> impl Future<Output = GqlResult<(TenantTx, Permit)>> + Send;
 }
 
 /// Mutations an organization whose subscription is suspended for non-payment may still
@@ -196,5 +204,16 @@ impl ContextExt for Context<'_> {
     async fn enter_active(&self, mode: TxMode) -> GqlResult<(TenantTx, Actor)> {
         let org = self.request().active_org().gql()?;
         self.enter(org, mode).await
+    }
+
+    async fn enter_active_permitted(
+        &self,
+        mode: TxMode,
+        resource: Resource,
+        action: Action,
+    ) -> GqlResult<(TenantTx, Permit)> {
+        let (tx, actor) = self.enter_active(mode).await?;
+        let permit = self.permit(&tx, &actor, resource, action).await?;
+        Ok((tx, permit))
     }
 }

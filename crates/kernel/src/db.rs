@@ -162,3 +162,36 @@ impl Db {
         self.conn.ping().await
     }
 }
+
+/// Raw SQL written once with PostgreSQL's numbered placeholders (`$1`, `$2`, …), for
+/// `backend`: SQLite takes the same numbers as `?1`, `?2`, ….
+pub fn numbered(backend: DbBackend, sql: &str) -> String {
+    if backend == DbBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod numbered_tests {
+    use super::*;
+
+    #[test]
+    fn numbered_placeholders_become_sqlites() {
+        let sql = "SELECT 1 FROM t WHERE a = $1 AND b IN ($2, $10) AND c = '$x'";
+        assert_eq!(numbered(DbBackend::Postgres, sql), sql);
+        assert_eq!(
+            numbered(DbBackend::Sqlite, sql),
+            "SELECT 1 FROM t WHERE a = ?1 AND b IN (?2, ?10) AND c = '$x'"
+        );
+    }
+}

@@ -81,16 +81,12 @@ pub struct CancelSubscriptionPayload {
 }
 
 async fn billing_admin(ctx: &Context<'_>) -> GqlResult<(kernel::TenantTx, authz::Permit)> {
-    let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-    let permit = ctx
-        .permit(
-            &tx,
-            &actor,
-            Resource::of_type(ResourceType::Billing),
-            Action::Update,
-        )
-        .await?;
-    Ok((tx, permit))
+    ctx.enter_active_permitted(
+        TxMode::Write,
+        Resource::of_type(ResourceType::Billing),
+        Action::Update,
+    )
+    .await
 }
 
 #[Object]
@@ -160,11 +156,9 @@ impl BillingMutation {
                 "the payment could not be attempted".into(),
             )))
         })?;
-        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
+        let (tx, permit) = ctx
+            .enter_active_permitted(
+                TxMode::Read,
                 Resource::of_type(ResourceType::Billing),
                 Action::Read,
             )

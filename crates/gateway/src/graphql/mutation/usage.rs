@@ -93,11 +93,9 @@ impl UsageMutation {
                     .collect::<BTreeMap<_, _>>(),
             });
         }
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
+        let (tx, permit) = ctx
+            .enter_active_permitted(
+                TxMode::Write,
                 Resource::of_type(ResourceType::Billing),
                 Action::Create,
             )

@@ -85,16 +85,12 @@ impl BillingQuery {
 }
 
 async fn billing_reader(ctx: &Context<'_>) -> GqlResult<(kernel::TenantTx, authz::Permit)> {
-    let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
-    let permit = ctx
-        .permit(
-            &tx,
-            &actor,
-            Resource::of_type(ResourceType::Billing),
-            Action::Read,
-        )
-        .await?;
-    Ok((tx, permit))
+    ctx.enter_active_permitted(
+        TxMode::Read,
+        Resource::of_type(ResourceType::Billing),
+        Action::Read,
+    )
+    .await
 }
 
 async fn issued(ctx: &Context<'_>, kind: &str) -> GqlResult<Vec<Invoice>> {

@@ -64,11 +64,9 @@ impl UsageQuery {
                 );
             }
         };
-        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
+        let (tx, permit) = ctx
+            .enter_active_permitted(
+                TxMode::Read,
                 Resource::of_type(ResourceType::Billing),
                 Action::Read,
             )
