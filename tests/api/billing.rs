@@ -341,6 +341,21 @@ async fn only_owners_and_billing_admins_see_and_change_the_subscription() {
     );
     let change = change_plan(&app, &stranger, &org, "starter", None).await;
     assert!(["FORBIDDEN", "NOT_FOUND"].contains(&change.code()));
+    for query in [
+        "{ upcomingInvoice { total { amount } } }",
+        "{ invoices { number } }",
+        "{ creditNotes { number } }",
+        "{ usage(metric: \"api_calls\", period: CURRENT, aggregation: COUNT) }",
+        "mutation { cancelSubscription { subscription { status } } }",
+    ] {
+        let peek = app.gql(query).as_user(&stranger).in_org(&org).send().await;
+        assert!(peek.body["data"].is_null(), "{query}: {}", peek.body);
+        assert!(
+            ["FORBIDDEN", "NOT_FOUND"].contains(&peek.code()),
+            "{query}: {}",
+            peek.body
+        );
+    }
     assert_eq!(
         subscription(&app, &owner, &org).await["plan"]["code"],
         "business"
@@ -552,6 +567,15 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
         .send()
         .await;
     assert!(peek.body["data"]["invoices"].is_null());
+    // Their own header with this organization's invoice id finds nothing to pay.
+    let pay = app
+        .gql("mutation($i: String!) { payInvoice(input: {invoiceId: $i}) { invoice { status } } }")
+        .vars(json!({ "i": invoices[0]["id"] }))
+        .as_user(&other_owner)
+        .in_org(&other)
+        .send()
+        .await;
+    assert_eq!(pay.code(), "NOT_FOUND");
 
     // A finalized invoice never changes, whoever asks the database.
     let db = app.app_db().await;
