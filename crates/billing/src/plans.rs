@@ -291,8 +291,9 @@ impl Catalog {
 /// A unique key taken by a concurrent import.
 fn conflict(e: sea_orm::DbErr) -> Error {
     match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(what)) => {
-            Error::CatalogConflict(format!("changed concurrently: {what}"))
+        // The database's own words stay in the log, not in the answer.
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            Error::CatalogConflict("the catalog changed concurrently; import again".into())
         }
         _ => e.into(),
     }
