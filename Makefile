@@ -31,6 +31,7 @@ test-postgres:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p gateway --features bench-unrecorded --benches -- -D warnings
 	@for crate in kernel authz audit tenancy core-domain billing; do \
 		if $(CARGO) tree -p $$crate -e normal --prefix none | grep -Eq '^(axum|async-graphql|tower|clap|anyhow) '; then \
 			echo "$$crate depends on a web or CLI crate"; exit 1; \
@@ -47,6 +48,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 bench:
 	$(CARGO) bench -p authz --bench authz
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p tenancy --bench audit
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p gateway --bench mutation --features bench-unrecorded
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p tenancy --bench list
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p gateway --bench billing
 

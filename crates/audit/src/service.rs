@@ -26,6 +26,11 @@ pub(crate) const VERIFY_BATCH: u64 = 5_000;
 pub struct AuditLog {
     clock: SharedClock,
     backend: Backend,
+    /// Only in benchmark builds (feature `bench-unrecorded`, never in the server or the
+    /// tests): whether `record` writes, so a benchmark can time the same mutation with and
+    /// without its event.
+    #[cfg(feature = "bench-unrecorded")]
+    recording: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AuditLog {
@@ -39,7 +44,19 @@ impl AuditLog {
 
     /// A trail whose event times come from `clock`.
     pub fn new(clock: SharedClock, backend: Backend) -> Self {
-        Self { clock, backend }
+        Self {
+            clock,
+            backend,
+            #[cfg(feature = "bench-unrecorded")]
+            recording: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+
+    /// Benchmarks only: stops (`false`) or resumes recording for this trail and its clones.
+    #[cfg(feature = "bench-unrecorded")]
+    pub fn set_recording_for_benchmarks(&self, on: bool) {
+        self.recording
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Appends `event` to the organization's chain in the caller's transaction: the
@@ -49,6 +66,10 @@ impl AuditLog {
     /// writers hold the database lock); other organizations do not wait.
     #[tracing::instrument(name = "audit.record", skip_all, fields(action = %event.action), err(level = "warn"))]
     pub async fn record(&self, tx: &TenantTx, event: NewEvent) -> Result<()> {
+        #[cfg(feature = "bench-unrecorded")]
+        if !self.recording.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         let meta = kernel::request::current();
         let actor = event.actor.or(meta.principal);
         let org = tx.org_id();

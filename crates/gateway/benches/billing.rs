@@ -19,9 +19,11 @@
 #[path = "../../tenancy/benches/support/mod.rs"]
 mod support;
 
+mod server;
+use server::{config, graphql};
+
 use chrono::{DateTime, Utc};
-use gateway::config::{Environment, LogFormat, PaymentProviderKind};
-use gateway::{AppState, Application, Config};
+use gateway::{AppState, Application};
 use kernel::FakeClock;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
@@ -43,34 +45,6 @@ fn main() {
     }));
 }
 
-fn config(database_url: &str) -> Config {
-    Config {
-        database_url: database_url.to_owned(),
-        migrate_database_url: None,
-        bind_addr: "127.0.0.1:0".parse().expect("address"),
-        token_secret: Some(
-            "bench-secret-that-is-long-enough-0123456789"
-                .to_owned()
-                .into(),
-        ),
-        token_secret_file: ".unused".into(),
-        environment: Environment::Development,
-        log_format: LogFormat::Pretty,
-        log_filter: "error".into(),
-        database_max_connections: 16,
-        plan_max_projects: 100,
-        plan_max_documents_per_project: 1_000,
-        plan_max_seats: 50,
-        billing_run_interval_secs: 0,
-        payment_provider: PaymentProviderKind::Manual,
-        stripe_api_base: "http://127.0.0.1:9".into(),
-        stripe_secret_key: None,
-        stripe_webhook_secret: None,
-        dunning_retry_days: "3,5,7".into(),
-        usage_grace_days: 3,
-    }
-}
-
 async fn run(label: &str, owner_url: &str, app_url: &str) {
     println!("\n== billing on {label}");
     let db = support::migrated(owner_url, app_url, 4).await;
@@ -83,33 +57,6 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
     if part("run") {
         billing_run(label, owner_url, app_url).await;
     }
-}
-
-async fn graphql(
-    http: &reqwest::Client,
-    base: &str,
-    auth: Option<(&str, &str)>,
-    query: &str,
-    vars: Value,
-) -> Value {
-    let mut request = http
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": query, "variables": vars }));
-    if let Some((token, org)) = auth {
-        request = request.bearer_auth(token);
-        if !org.is_empty() {
-            request = request.header("X-Organization-Id", org);
-        }
-    }
-    let body: Value = request
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    assert!(body.get("errors").is_none(), "{body}");
-    body["data"].clone()
 }
 
 /// Part 1: ingestion over HTTP.
