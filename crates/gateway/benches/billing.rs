@@ -20,7 +20,7 @@
 mod support;
 
 mod server;
-use server::{config, graphql};
+use server::{config, graphql, signed_up};
 
 use chrono::{DateTime, Utc};
 use gateway::{AppState, Application};
@@ -67,17 +67,7 @@ async fn ingest(owner_url: &str, app_url: &str) {
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::new();
-    graphql(&http, &base, None, "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }",
-        json!({"i": {"email": "bench@example.com", "password": "bench-password-123", "name": "Bench"}})).await;
-    let login = graphql(
-        &http,
-        &base,
-        None,
-        "mutation($i: LogInInput!) { logIn(input: $i) { accessToken } }",
-        json!({"i": {"email": "bench@example.com", "password": "bench-password-123"}}),
-    )
-    .await;
-    let token = login["logIn"]["accessToken"].as_str().unwrap().to_owned();
+    let token = signed_up(&http, &base).await;
     let org = graphql(
         &http,
         &base,

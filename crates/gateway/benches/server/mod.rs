@@ -62,3 +62,27 @@ pub async fn graphql(
     assert!(body.get("errors").is_none(), "{body}");
     body["data"].clone()
 }
+
+/// Signs up the benchmark's user and logs in: a bearer token.
+pub async fn signed_up(http: &reqwest::Client, base: &str) -> String {
+    graphql(
+        http,
+        base,
+        None,
+        "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }",
+        json!({"i": {"email": "bench@example.com", "password": "bench-password-123", "name": "Bench"}}),
+    )
+    .await;
+    let login = graphql(
+        http,
+        base,
+        None,
+        "mutation($i: LogInInput!) { logIn(input: $i) { accessToken } }",
+        json!({"i": {"email": "bench@example.com", "password": "bench-password-123"}}),
+    )
+    .await;
+    login["logIn"]["accessToken"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
