@@ -27,6 +27,14 @@ async fn events(app: &TestApp, user: &TestUser, org: &TestOrg, filter: Value) ->
         .collect()
 }
 
+/// The events' actions, in order.
+fn actions_of(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default())
+        .collect()
+}
+
 /// `verifyAuditChain` through the API (on PostgreSQL the database hashes), checked
 /// against an independent recomputation in this process: both must name the same link.
 async fn verify(app: &TestApp, user: &TestUser, org: &TestOrg) -> Value {
@@ -901,6 +909,63 @@ async fn another_organizations_auditor_exports_nothing() {
     assert_eq!(anonymous.status(), 401);
 }
 
+/// Retention is enforced without anyone asking: the scheduled run purges, in each
+/// organization that set a retention, what is older than it, records the purge as the
+/// system's event, leaves a chain that verifies, and leaves organizations without a
+/// retention alone.
+#[tokio::test]
+async fn the_retention_run_purges_only_where_a_retention_is_set() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let kept = app.org(&owner, "Keeps everything").await;
+    let org = app.org(&owner, "Acme").await;
+    for target in [&kept, &org] {
+        app.api_key(&owner, target, "VIEWER").await;
+    }
+    app.gql("mutation { setAuditRetention(input: {keepDays: 30}) { keepDays } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let kept_before = verify(&app, &owner, &kept).await["checked"]
+        .as_i64()
+        .unwrap();
+
+    // Nothing is 30 days old yet.
+    let early = app.retention_run().await;
+    assert_eq!((early.purged_events, early.failed), (0, 0), "{early:?}");
+
+    app.clock.advance(chrono::Duration::days(31));
+    let owner = app.relog(&owner).await;
+    app.api_key(&owner, &org, "VIEWER").await;
+    let report = app.retention_run().await;
+    // organization.created, api_key.created and the retention change (seq 1 to 3) went;
+    // the key created after the clock moved (4) and the purge (5) stay.
+    assert_eq!(report.purged_organizations, 1, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+    let remaining = events(&app, &owner, &org, json!({})).await;
+    assert_eq!(actions_of(&remaining), ["api_key.created", "audit.purged"]);
+    let purge = &remaining[1];
+    assert_eq!(purge["actorType"], "system", "{purge}");
+    assert_eq!(
+        report.purged_events,
+        purge["seq"].as_u64().unwrap() - 2,
+        "every event before the new key went: {purge}"
+    );
+    let after = verify(&app, &owner, &org).await;
+    assert_eq!(after["valid"], true, "{after}");
+
+    // The organization without a retention keeps everything.
+    let kept_after = verify(&app, &owner, &kept).await;
+    assert_eq!(kept_after["valid"], true);
+    assert_eq!(kept_after["checked"].as_i64().unwrap(), kept_before);
+
+    // A second run finds nothing more to purge.
+    let again = app.retention_run().await;
+    assert_eq!((again.purged_events, again.failed), (0, 0), "{again:?}");
+}
+
 #[tokio::test]
 async fn a_purge_removes_expired_events_records_itself_and_leaves_a_verifiable_chain() {
     let app = TestApp::spawn().await;
@@ -958,11 +1023,7 @@ async fn a_purge_removes_expired_events_records_itself_and_leaves_a_verifiable_c
     assert_eq!(report["throughSeq"], 7);
 
     let remaining = events(&app, &owner, &org, json!({})).await;
-    let actions: Vec<_> = remaining
-        .iter()
-        .map(|e| e["action"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(actions, ["api_key.created", "audit.purged"]);
+    assert_eq!(actions_of(&remaining), ["api_key.created", "audit.purged"]);
     let after = verify(&app, &owner, &org).await;
     assert_eq!(after["valid"], true, "{after}");
 

@@ -241,6 +241,7 @@ async fn start_server(
             plan_max_seats: 50,
             // Tests move the clock and run billing themselves.
             billing_run_interval_secs: 0,
+            audit_retention_interval_secs: 0,
             payment_provider: gateway::config::PaymentProviderKind::Manual,
             stripe_api_base: "http://127.0.0.1:9".into(),
             stripe_secret_key: None,
@@ -311,6 +312,13 @@ impl TestApp {
         gateway::billing_run::run_once(&self.state)
             .await
             .expect("billing run")
+    }
+
+    /// One audit retention run over every organization, as the server's timer runs it.
+    pub async fn retention_run(&self) -> gateway::retention_run::RetentionReport {
+        gateway::retention_run::run_once(&self.state)
+            .await
+            .expect("retention run")
     }
 
     /// Sets an organization's tax rate, as an operator does.

@@ -77,10 +77,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RunReport> {
 
 /// Runs the billing run every `every`, forever (the server's background task).
 pub async fn every(state: AppState, every: Duration) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
+    crate::schedule::repeat(every, || async {
         match run_once(&state).await {
             Ok(report) if report.advanced > 0 || report.failed > 0 => {
                 tracing::info!(?report, "billing run");
@@ -88,5 +85,6 @@ pub async fn every(state: AppState, every: Duration) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = ?e, "billing run failed"),
         }
-    }
+    })
+    .await;
 }

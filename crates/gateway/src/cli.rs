@@ -144,6 +144,10 @@ enum AuditCommand {
         #[arg(long)]
         hash_here: bool,
     },
+    /// Purge, in every organization that set a retention, the events older than it (what
+    /// the server does every `AUDIT_RETENTION_INTERVAL_SECS`); each purge is recorded in
+    /// its organization's chain.
+    PurgeExpired,
 }
 
 /// Entry point of the binary.
@@ -237,6 +241,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if broken > 0 {
                 anyhow::bail!("{broken} broken audit chain(s)");
+            }
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::PurgeExpired,
+        } => {
+            let state = services(&config, true).await?;
+            let report = crate::retention_run::run_once(&state).await?;
+            println!(
+                "{} organizations, {} events purged in {}, {} failed",
+                report.organizations,
+                report.purged_events,
+                report.purged_organizations,
+                report.failed
+            );
+            if report.failed > 0 {
+                anyhow::bail!("{} organizations failed", report.failed);
             }
             Ok(())
         }

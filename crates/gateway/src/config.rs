@@ -67,6 +67,12 @@ pub struct Config {
     #[arg(long, env = "BILLING_RUN_INTERVAL_SECS", default_value_t = 60)]
     pub billing_run_interval_secs: u64,
 
+    /// Seconds between audit retention runs in the server (purging, in organizations that
+    /// set a retention, the events older than it); 0: none (run `platform audit
+    /// purge-expired` from a scheduler instead).
+    #[arg(long, env = "AUDIT_RETENTION_INTERVAL_SECS", default_value_t = 3_600)]
+    pub audit_retention_interval_secs: u64,
+
     /// How invoices are collected: `manual` (bank transfer; staff mark them paid) or
     /// `stripe` (charged automatically, dunned on failure).
     #[arg(long, env = "PAYMENT_PROVIDER", default_value = "manual")]

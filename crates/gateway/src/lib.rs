@@ -9,6 +9,8 @@ pub mod error;
 pub mod export;
 pub mod graphql;
 pub mod http;
+pub mod retention_run;
+pub mod schedule;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

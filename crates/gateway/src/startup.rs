@@ -109,6 +109,7 @@ impl AppState {
 pub struct Application {
     state: AppState,
     billing_run_every: Option<std::time::Duration>,
+    retention_run_every: Option<std::time::Duration>,
     listener: TcpListener,
     router: axum::Router,
     port: u16,
@@ -150,6 +151,8 @@ impl Application {
             state,
             billing_run_every: (config.billing_run_interval_secs > 0)
                 .then(|| std::time::Duration::from_secs(config.billing_run_interval_secs)),
+            retention_run_every: (config.audit_retention_interval_secs > 0)
+                .then(|| std::time::Duration::from_secs(config.audit_retention_interval_secs)),
             listener,
             router,
             port,
@@ -180,6 +183,9 @@ impl Application {
         let billing = self
             .billing_run_every
             .map(|every| tokio::spawn(crate::billing_run::every(self.state.clone(), every)));
+        let retention = self
+            .retention_run_every
+            .map(|every| tokio::spawn(crate::retention_run::every(self.state.clone(), every)));
         axum::serve(
             self.listener,
             self.router
@@ -187,8 +193,8 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-        if let Some(billing) = billing {
-            billing.abort();
+        for job in [billing, retention].into_iter().flatten() {
+            job.abort();
         }
         Ok(())
     }

@@ -111,6 +111,16 @@ impl TenancyService {
 }
 
 impl TenancyService {
+    /// Purges one organization's events older than its retention (none set: nothing), in
+    /// a transaction of its own: the scheduled retention run. The purge is recorded as
+    /// the system's event, like one an owner asks for.
+    pub async fn purge_expired_audit(&self, org: OrgId) -> Result<audit::PurgeReport> {
+        let tx = self.open(org, TxMode::Write).await?;
+        let report = self.audit.purge_expired(&tx).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
     /// The platform's own transaction, for operator commands (the command line, which
     /// holds the database credentials anyway; never reachable through the API). What
     /// changes in it is recorded in the platform's audit trail.

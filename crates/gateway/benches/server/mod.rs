@@ -25,6 +25,7 @@ pub fn config(database_url: &str) -> Config {
         plan_max_documents_per_project: 1_000,
         plan_max_seats: 50,
         billing_run_interval_secs: 0,
+        audit_retention_interval_secs: 0,
         payment_provider: PaymentProviderKind::Manual,
         stripe_api_base: "http://127.0.0.1:9".into(),
         stripe_secret_key: None,

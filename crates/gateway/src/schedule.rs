@@ -1,0 +1,19 @@
+//! Background jobs of the server on a timer.
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Runs `job` now and then every `period`, forever; a run that overruns delays the next
+/// one instead of piling them up.
+pub async fn repeat<F, Fut>(period: Duration, mut job: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        job().await;
+    }
+}
