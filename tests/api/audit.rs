@@ -620,6 +620,87 @@ async fn verify_names_a_changed_a_missing_and_a_reordered_event() {
     );
 }
 
+/// A long chain is verified in ranges of `seq` checked concurrently, each in its own read
+/// transaction; a change in any range is still found and named exactly (one pass over
+/// the whole chain then decides), and a clean chain is accepted by the ranges alone.
+#[tokio::test]
+async fn a_long_chain_is_verified_in_parts_and_a_break_in_any_part_is_named() {
+    const SYNTHETIC: u64 = 30_000;
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let tx = app.state.tenancy.system_tx(org.org_id()).await.unwrap();
+    audit::bench_support::append_synthetic(&tx, SYNTHETIC, kernel::Clock::now(&app.clock))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let total = SYNTHETIC as i64 + 1; // and organization.created
+
+    // Two read transactions: the ranges alone decide a clean chain.
+    let ranges = || async {
+        let main = app
+            .state
+            .tenancy
+            .system_read_tx(org.org_id())
+            .await
+            .unwrap();
+        let other = app
+            .state
+            .tenancy
+            .system_read_tx(org.org_id())
+            .await
+            .unwrap();
+        let hashing = app.state.audit.default_hashing();
+        let decided = app
+            .state
+            .audit
+            .verify_ranges(&main, std::slice::from_ref(&other), hashing)
+            .await
+            .unwrap();
+        let whole = app
+            .state
+            .audit
+            .verify_in_parts(&main, std::slice::from_ref(&other), hashing)
+            .await
+            .unwrap();
+        other.rollback().await.unwrap();
+        main.rollback().await.unwrap();
+        (decided, whole)
+    };
+    let (decided, whole) = ranges().await;
+    let decided = decided.expect("a clean chain is decided by its ranges");
+    assert_eq!((decided.checked, &decided.broken), (total as u64, &None));
+    assert_eq!(whole, decided);
+    let clean = verify(&app, &owner, &org).await;
+    assert_eq!(clean["valid"], true, "{clean}");
+    assert_eq!(clean["checked"], total);
+
+    let db = raw_db(&app).await;
+    let disable = if on_postgres() {
+        "ALTER TABLE audit_events DISABLE TRIGGER USER"
+    } else {
+        "DROP TRIGGER audit_events_no_update"
+    };
+    exec(&db, disable).await;
+    // One change in the second range, then one in the first: each is the first broken link.
+    for seq in [total - 10, 100] {
+        exec(
+            &db,
+            &format!("UPDATE audit_events SET action = 'tampered' WHERE seq = {seq} AND action <> 'organization.created'"),
+        )
+        .await;
+        let (decided, whole) = ranges().await;
+        assert_eq!(
+            decided, None,
+            "seq {seq}: the ranges leave a break to one pass"
+        );
+        let link = whole.broken.expect("a break");
+        assert_eq!((link.seq, whole.checked), (seq, seq as u64 - 1));
+        let report = verify(&app, &owner, &org).await;
+        assert_eq!(report["broken"]["seq"], seq, "{report}");
+    }
+}
+
 #[tokio::test]
 async fn the_application_can_neither_change_nor_delete_events() {
     let app = TestApp::spawn().await;

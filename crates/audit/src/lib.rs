@@ -22,8 +22,8 @@ pub use pii::ERASED;
 pub use retention::{PURGED, PurgeReport};
 pub use service::AuditLog;
 
-/// Entry points for `crates/tenancy/benches/audit.rs` only: fill a chain fast enough to
-/// measure verification over a million events.
+/// Entry points for benchmarks and tests only: fill a chain fast enough to measure (and
+/// test) verification over long chains.
 #[doc(hidden)]
 pub mod bench_support {
     use crate::chain::{self, GENESIS};
@@ -59,13 +59,26 @@ pub mod bench_support {
     /// Rows per multi-row INSERT (17 columns stays under SQLite's bound-variable limit).
     const BATCH: usize = 1_000;
 
-    /// Appends `count` chained events to an organization whose chain is empty, in
-    /// multi-row inserts: what `AuditLog::record` would store, without its per-event
-    /// round trips.
+    /// Appends `count` chained events after the organization's chain head, in multi-row
+    /// inserts: what `AuditLog::record` would store, without its per-event round trips
+    /// (benchmarks, and the end-to-end test of verification in parts).
     pub async fn append_synthetic(tx: &TenantTx, count: u64, at: DateTime<Utc>) -> Result<()> {
-        let mut prev_hash = GENESIS.to_owned();
+        use sea_orm::{QueryOrder, QuerySelect};
+        // After the chain's head, if there is one.
+        let head = tx
+            .select::<audit_event::Entity>()
+            .select_only()
+            .column(audit_event::Column::Seq)
+            .column(audit_event::Column::Hash)
+            .order_by_desc(audit_event::Column::Seq)
+            .limit(1)
+            .into_tuple::<(i64, String)>()
+            .one(tx.conn())
+            .await?;
+        let (head_seq, mut prev_hash) = head.unwrap_or((0, GENESIS.to_owned()));
+        let last = head_seq + count as i64;
         let mut batch = Vec::with_capacity(BATCH);
-        for seq in 1..=count as i64 {
+        for seq in head_seq + 1..=last {
             let mut row = audit_event::Model {
                 organization_id: tx.org_id().as_uuid(),
                 seq,
@@ -91,7 +104,7 @@ pub mod bench_support {
             row.hash = chain::hash(&row);
             prev_hash.clone_from(&row.hash);
             batch.push(row.insertable());
-            if batch.len() == BATCH || seq == count as i64 {
+            if batch.len() == BATCH || seq == last {
                 audit_event::Entity::insert_many(std::mem::take(&mut batch))
                     .exec_without_returning(tx.conn())
                     .await?;

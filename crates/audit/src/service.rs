@@ -21,6 +21,10 @@ use uuid::Uuid;
 /// Rows read per round trip while verifying.
 pub(crate) const VERIFY_BATCH: u64 = 5_000;
 
+/// Chains shorter than this are verified in one pass even when several transactions are
+/// offered (splitting them costs more round trips than it saves).
+const PARALLEL_VERIFY_MIN: i64 = 20_000;
+
 /// The audit trail.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
@@ -300,16 +304,135 @@ impl AuditLog {
     /// link: a changed row, a missing `seq`, reordered rows. On PostgreSQL the database
     /// hashes ([`Hashing::InDatabase`]); on SQLite, which has no SHA-256, this process does.
     pub async fn verify(&self, tx: &TenantTx) -> Result<VerifyReport> {
-        let hashing = match self.backend {
+        self.verify_with(tx, self.default_hashing()).await
+    }
+
+    /// Where [`verify`](Self::verify) hashes on this engine.
+    pub fn default_hashing(&self) -> Hashing {
+        match self.backend {
             Backend::Postgres => Hashing::InDatabase,
             Backend::Sqlite => Hashing::Here,
-        };
-        self.verify_with(tx, hashing).await
+        }
     }
 
     /// [`verify`](Self::verify) with the hashing done where `hashing` says.
     #[tracing::instrument(name = "audit.verify", skip_all, fields(org.id = %tx.org_id(), ?hashing), err)]
     pub async fn verify_with(&self, tx: &TenantTx, hashing: Hashing) -> Result<VerifyReport> {
+        match self.chain_start(tx).await? {
+            Ok(previous) => self.verify_range(tx, hashing, previous, None).await,
+            Err(broken) => Ok(broken),
+        }
+    }
+
+    /// [`verify_with`](Self::verify_with) split into consecutive ranges of `seq`, one per
+    /// transaction (`main` and `others`, all read transactions of one organization),
+    /// checked concurrently: checking a range needs only the stored hash of the row
+    /// before it. Short chains, and a single transaction, are checked in one pass. When
+    /// any range finds a broken link, the whole chain is checked again in one pass in
+    /// the first transaction and that is the answer, so an append or a purge committed
+    /// between the ranges' snapshots cannot be reported as a break, and the link named
+    /// is the first broken one.
+    #[tracing::instrument(name = "audit.verify_in_parts", skip_all, fields(org.id = %main.org_id(), parts = others.len() + 1, ?hashing), err)]
+    pub async fn verify_in_parts(
+        &self,
+        main: &TenantTx,
+        others: &[TenantTx],
+        hashing: Hashing,
+    ) -> Result<VerifyReport> {
+        match self.verify_ranges(main, others, hashing).await? {
+            Some(report) => Ok(report),
+            None => self.verify_with(main, hashing).await,
+        }
+    }
+
+    /// The concurrent part of [`verify_in_parts`](Self::verify_in_parts): the report when
+    /// it is decided (every range verified, a short chain checked in one pass, or a start
+    /// that no purge anchors), `None` when a range found a break or its boundary row is
+    /// gone, which one pass then decides.
+    pub async fn verify_ranges(
+        &self,
+        main: &TenantTx,
+        others: &[TenantTx],
+        hashing: Hashing,
+    ) -> Result<Option<VerifyReport>> {
+        let txs: Vec<&TenantTx> = std::iter::once(main).chain(others).collect();
+        let previous = match self.chain_start(main).await? {
+            Ok(previous) => previous,
+            Err(broken) => return Ok(Some(broken)),
+        };
+        let after = previous.as_ref().map_or(0, |(seq, _)| *seq);
+        let last = main
+            .select::<audit_event::Entity>()
+            .select_only()
+            .column_as(audit_event::Column::Seq.max(), "last")
+            .into_tuple::<Option<i64>>()
+            .one(main.conn())
+            .await?
+            .flatten()
+            .unwrap_or(after);
+        let parts = i64::try_from(txs.len()).unwrap_or(1);
+        if parts < 2 || last - after < PARALLEL_VERIFY_MIN {
+            return self
+                .verify_range(main, hashing, previous, None)
+                .await
+                .map(Some);
+        }
+        // Range k is (bounds[k], bounds[k + 1]]; the last one is open-ended, as one pass is.
+        let bounds: Vec<i64> = (0..parts)
+            .map(|k| after + (last - after) * k / parts)
+            .collect();
+        let ranges = txs.into_iter().enumerate().map(|(k, tx)| {
+            let previous = previous.clone();
+            let (from, until) = (bounds[k], bounds.get(k + 1).copied());
+            async move {
+                let previous = if k == 0 {
+                    previous
+                } else {
+                    match self.stored_hash(tx, from).await? {
+                        Some(hash) => Some((from, hash)),
+                        None => return Ok(None),
+                    }
+                };
+                self.verify_range(tx, hashing, previous, until)
+                    .await
+                    .map(Some)
+            }
+        });
+        let mut checked = 0;
+        for range in futures::future::join_all(ranges).await {
+            match range? {
+                Some(VerifyReport {
+                    checked: ok,
+                    broken: None,
+                }) => checked += ok,
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(VerifyReport {
+            checked,
+            broken: None,
+        }))
+    }
+
+    /// The stored hash of the event at `seq`.
+    async fn stored_hash(&self, tx: &TenantTx, seq: i64) -> Result<Option<String>> {
+        Ok(tx
+            .select::<audit_event::Entity>()
+            .select_only()
+            .column(audit_event::Column::Hash)
+            .filter(audit_event::Column::Seq.eq(seq))
+            .into_tuple::<String>()
+            .one(tx.conn())
+            .await?)
+    }
+
+    /// Where the chain starts: `Ok(None)` at seq 1 (the genesis), `Ok(Some(anchor))`
+    /// after a purge (the last purged seq and its hash, named by a chained purge event),
+    /// or `Err(report)` naming the first event when no recorded purge anchors it.
+    async fn chain_start(
+        &self,
+        tx: &TenantTx,
+    ) -> Result<std::result::Result<Option<(i64, String)>, VerifyReport>> {
         // After a purge the chain starts at an anchor that a (chained) purge event names.
         let first = tx
             .select::<audit_event::Entity>()
@@ -332,7 +455,7 @@ impl AuditLog {
             {
                 Some(anchor) => previous = Some(anchor),
                 None => {
-                    return Ok(VerifyReport {
+                    return Ok(Err(VerifyReport {
                         checked: 0,
                         broken: Some(BrokenLink {
                             seq: first_seq,
@@ -340,12 +463,25 @@ impl AuditLog {
                                 "events before seq {first_seq} are missing and no recorded purge anchors the chain there"
                             ),
                         }),
-                    });
+                    }));
                 }
             }
         }
+        Ok(Ok(previous))
+    }
+
+    /// Checks the links after `previous` (none: from the genesis) up to `until` (none: to
+    /// the end).
+    async fn verify_range(
+        &self,
+        tx: &TenantTx,
+        hashing: Hashing,
+        mut previous: Option<(i64, String)>,
+        until: Option<i64>,
+    ) -> Result<VerifyReport> {
+        let until = until.unwrap_or(i64::MAX);
         if hashing == Hashing::InDatabase && self.backend == Backend::Postgres {
-            return self.verify_in_database(tx, previous).await;
+            return self.verify_in_database(tx, previous, until).await;
         }
         // Checking a batch needs only the stored hash of the row before it, so batch k
         // is hashed on a blocking thread while batch k + 1 is fetched; results are taken
@@ -354,7 +490,7 @@ impl AuditLog {
         let mut in_flight: Option<tokio::task::JoinHandle<(u64, Option<BrokenLink>)>> = None;
         loop {
             let after = previous.as_ref().map_or(0, |(seq, _)| *seq);
-            let batch = self.fetch_links(tx, after).await?;
+            let batch = self.fetch_links(tx, after, until).await?;
             if let Some(checking) = in_flight.take() {
                 let (ok, broken) = checking
                     .await
@@ -387,6 +523,7 @@ impl AuditLog {
         &self,
         tx: &TenantTx,
         previous: Option<(i64, String)>,
+        until: i64,
     ) -> Result<VerifyReport> {
         let (after, after_hash) = previous.unwrap_or((0, GENESIS.to_owned()));
         let org: sea_orm::Value = tx.org_id().as_uuid().into();
@@ -402,13 +539,13 @@ impl AuditLog {
                                     lag(hash, 1, $3::text) OVER w AS expected_prev, \
                                     encode(sha256(convert_to({}, 'UTF8')), 'hex') AS computed \
                                FROM audit_events \
-                              WHERE organization_id = $1 AND seq > $2 \
+                              WHERE organization_id = $1 AND seq > $2 AND seq <= $4 \
                              WINDOW w AS (ORDER BY seq)) AS links \
                       WHERE seq <> expected_seq OR prev_hash <> expected_prev OR hash <> computed \
                       ORDER BY seq LIMIT 1",
                     chain::PG_CANONICAL
                 ),
-                [org.clone(), after.into(), after_hash.into()],
+                [org.clone(), after.into(), after_hash.into(), until.into()],
             ))
             .await?;
         let broken = match first_broken {
@@ -423,12 +560,12 @@ impl AuditLog {
             None => None,
         };
         // Events checked: those before the first broken one.
-        let until = broken.as_ref().map_or(i64::MAX, |link| link.seq);
+        let until = broken.as_ref().map_or(until, |link| link.seq - 1);
         let checked = tx
             .conn()
             .query_one_raw(Statement::from_sql_and_values(
                 sea_orm::DbBackend::Postgres,
-                "SELECT count(*) FROM audit_events WHERE organization_id = $1 AND seq > $2 AND seq < $3",
+                "SELECT count(*) FROM audit_events WHERE organization_id = $1 AND seq > $2 AND seq <= $3",
                 [org, after.into(), until.into()],
             ))
             .await?
@@ -443,13 +580,13 @@ impl AuditLog {
 
     /// The next batch of links after `after`, each row serialized by the database (one
     /// text column to decode instead of seventeen) and hashed here.
-    async fn fetch_links(&self, tx: &TenantTx, after: i64) -> Result<Vec<chain::Link>> {
+    async fn fetch_links(&self, tx: &TenantTx, after: i64, until: i64) -> Result<Vec<chain::Link>> {
         let (backend, sql) = match self.backend {
             Backend::Postgres => (
                 sea_orm::DbBackend::Postgres,
                 format!(
                     "SELECT seq, prev_hash, hash, {} AS canonical FROM audit_events \
-                     WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                     WHERE organization_id = $1 AND seq > $2 AND seq <= $4 ORDER BY seq LIMIT $3",
                     chain::PG_CANONICAL
                 ),
             ),
@@ -457,7 +594,7 @@ impl AuditLog {
                 sea_orm::DbBackend::Sqlite,
                 format!(
                     "SELECT seq, prev_hash, hash, {} AS canonical FROM audit_events \
-                     WHERE organization_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                     WHERE organization_id = ?1 AND seq > ?2 AND seq <= ?4 ORDER BY seq LIMIT ?3",
                     chain::SQLITE_CANONICAL
                 ),
             ),
@@ -471,6 +608,7 @@ impl AuditLog {
                     tx.org_id().as_uuid().into(),
                     after.into(),
                     (VERIFY_BATCH as i64).into(),
+                    until.into(),
                 ],
             ))
             .await?;
