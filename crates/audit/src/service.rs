@@ -599,18 +599,19 @@ impl AuditLog {
                 ),
             ),
         };
+        let org = tx.org_id().as_uuid();
+        let mut values: Vec<sea_orm::Value> = vec![
+            org.into(),
+            after.into(),
+            (VERIFY_BATCH as i64).into(),
+            until.into(),
+        ];
+        if self.backend == Backend::Sqlite {
+            values.push(org.to_string().into());
+        }
         let rows = tx
             .conn()
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [
-                    tx.org_id().as_uuid().into(),
-                    after.into(),
-                    (VERIFY_BATCH as i64).into(),
-                    until.into(),
-                ],
-            ))
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
         Ok(rows
             .iter()
