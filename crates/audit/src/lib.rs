@@ -26,7 +26,7 @@ pub use service::AuditLog;
 /// test) verification over long chains.
 #[doc(hidden)]
 pub mod bench_support {
-    use crate::chain::{self, GENESIS};
+    use crate::chain;
     use crate::entity::audit_event;
     use crate::error::Result;
     use chrono::{DateTime, Utc};
@@ -63,19 +63,7 @@ pub mod bench_support {
     /// inserts: what `AuditLog::record` would store, without its per-event round trips
     /// (benchmarks, and the end-to-end test of verification in parts).
     pub async fn append_synthetic(tx: &TenantTx, count: u64, at: DateTime<Utc>) -> Result<()> {
-        use sea_orm::{QueryOrder, QuerySelect};
-        // After the chain's head, if there is one.
-        let head = tx
-            .select::<audit_event::Entity>()
-            .select_only()
-            .column(audit_event::Column::Seq)
-            .column(audit_event::Column::Hash)
-            .order_by_desc(audit_event::Column::Seq)
-            .limit(1)
-            .into_tuple::<(i64, String)>()
-            .one(tx.conn())
-            .await?;
-        let (head_seq, mut prev_hash) = head.unwrap_or((0, GENESIS.to_owned()));
+        let (head_seq, mut prev_hash) = crate::service::head(tx).await?;
         let last = head_seq + count as i64;
         let mut batch = Vec::with_capacity(BATCH);
         for seq in head_seq + 1..=last {

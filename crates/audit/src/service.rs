@@ -139,20 +139,8 @@ impl AuditLog {
         }
         // SQLite: the writer holds the database lock, so reading the head and inserting
         // cannot interleave with another append.
-        let last = tx
-            .select::<audit_event::Entity>()
-            .select_only()
-            .column(audit_event::Column::Seq)
-            .column(audit_event::Column::Hash)
-            .order_by_desc(audit_event::Column::Seq)
-            .limit(1)
-            .into_tuple::<(i64, String)>()
-            .one(tx.conn())
-            .await?;
-        let (seq, prev_hash) = match last {
-            Some((seq, hash)) => (seq + 1, hash),
-            None => (1, GENESIS.to_owned()),
-        };
+        let (head_seq, prev_hash) = head(tx).await?;
+        let seq = head_seq + 1;
         let mut row = audit_event::Model {
             organization_id: org.as_uuid(),
             seq,
@@ -361,15 +349,7 @@ impl AuditLog {
             Err(broken) => return Ok(Some(broken)),
         };
         let after = previous.as_ref().map_or(0, |(seq, _)| *seq);
-        let last = main
-            .select::<audit_event::Entity>()
-            .select_only()
-            .column_as(audit_event::Column::Seq.max(), "last")
-            .into_tuple::<Option<i64>>()
-            .one(main.conn())
-            .await?
-            .flatten()
-            .unwrap_or(after);
+        let (last, _) = head(main).await?;
         let parts = i64::try_from(txs.len()).unwrap_or(1);
         if parts < 2 || last - after < PARALLEL_VERIFY_MIN {
             return self
@@ -635,6 +615,22 @@ impl AuditLog {
     ) -> Result<u64> {
         pii::erase(conn, subjects).await
     }
+}
+
+/// The organization's chain head: its last `seq` and hash; `(0, GENESIS)` when it has
+/// no events.
+pub(crate) async fn head(tx: &TenantTx) -> Result<(i64, String)> {
+    let head = tx
+        .select::<audit_event::Entity>()
+        .select_only()
+        .column(audit_event::Column::Seq)
+        .column(audit_event::Column::Hash)
+        .order_by_desc(audit_event::Column::Seq)
+        .limit(1)
+        .into_tuple::<(i64, String)>()
+        .one(tx.conn())
+        .await?;
+    Ok(head.unwrap_or((0, GENESIS.to_owned())))
 }
 
 /// How an instant is stored (and compared, as text: the format sorts chronologically).

@@ -36,13 +36,9 @@ const WINDOW: Duration = Duration::from_secs(3);
 const CLIENTS: usize = 8;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(support::on_each_engine(|label, owner, app| async move {
+    support::block_on_each_engine(|label, owner, app| async move {
         run(&label, &owner, &app).await;
-    }));
+    });
 }
 
 async fn run(label: &str, owner_url: &str, app_url: &str) {

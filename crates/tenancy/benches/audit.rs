@@ -29,7 +29,7 @@ use sea_orm::{ConnectionTrait, Statement, Value};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use support::{create_organizations, migrated, on_each_engine, open_tx};
+use support::{create_organizations, migrated, open_tx};
 use uuid::Uuid;
 
 /// How long each throughput window lasts.
@@ -42,13 +42,9 @@ const WRITERS: usize = 8;
 const ORGS: usize = 1_000;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(on_each_engine(|label, owner, app| async move {
+    support::block_on_each_engine(|label, owner, app| async move {
         run(&label, &owner, &app).await;
-    }));
+    });
 }
 
 async fn run(label: &str, owner_url: &str, app_url: &str) {

@@ -19,7 +19,7 @@ use kernel::{ConfiguredLimits, PageRequest, SystemClock, TxMode, UserId};
 use sea_orm::{ConnectionTrait, Statement, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{create_organizations, migrated, on_each_engine, open_tx, placeholders};
+use support::{create_organizations, migrated, open_tx, placeholders};
 use uuid::Uuid;
 
 /// Rows per multi-row INSERT.
@@ -32,13 +32,9 @@ const PAGE: u64 = 50;
 const RUNS: usize = 51;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(on_each_engine(|label, owner, app| async move {
+    support::block_on_each_engine(|label, owner, app| async move {
         run(&label, &owner, &app).await;
-    }));
+    });
 }
 
 async fn run(label: &str, owner_url: &str, app_url: &str) {

@@ -11,6 +11,19 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use std::future::Future;
 
+/// A benchmark's `main`: [`on_each_engine`] on a multi-threaded runtime.
+pub fn block_on_each_engine<F, Fut>(bench: F)
+where
+    F: Fn(String, String, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(on_each_engine(bench));
+}
+
 /// Runs `bench(label, owner_url, app_url)` on SQLite, then on PostgreSQL if configured;
 /// each gets a fresh database that is removed afterwards. `BENCH_ENGINES` (default
 /// `sqlite,postgres`) picks engines.
