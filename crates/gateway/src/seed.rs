@@ -220,18 +220,14 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
         let (org, _) = tenancy.create_organization(owner.id, org_name).await?;
         orgs.insert(*slug, org.id);
         for ((email, _, _, role), user) in people.iter().skip(1) {
-            let (tx, actor) = tenancy
-                .enter(Principal::User(owner.id), org.id, TxMode::Write)
-                .await?;
-            let permit = tenancy
-                .authz()
-                .check(
-                    &tx,
-                    actor.principal,
-                    Resource::of_type(ResourceType::Invitation),
-                    Action::Create,
-                )
-                .await?;
+            let (tx, permit) = permitted(
+                state,
+                owner.id,
+                org.id,
+                Resource::of_type(ResourceType::Invitation),
+                Action::Create,
+            )
+            .await?;
             let issued = tenancy.invite(&tx, &permit, email, *role).await?;
             tx.commit().await?;
             tenancy.accept_invitation(user.id, &issued.token).await?;
@@ -241,18 +237,14 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
             else {
                 continue;
             };
-            let (tx, actor) = tenancy
-                .enter(Principal::User(creator.id), org.id, TxMode::Write)
-                .await?;
-            let permit = state
-                .authz
-                .check(
-                    &tx,
-                    actor.principal,
-                    Resource::of_type(ResourceType::Project),
-                    Action::Create,
-                )
-                .await?;
+            let (tx, permit) = permitted(
+                state,
+                creator.id,
+                org.id,
+                Resource::of_type(ResourceType::Project),
+                Action::Create,
+            )
+            .await?;
             let new = core_domain::NewProject {
                 name: (*name).to_owned(),
                 description: (*description).to_owned(),
@@ -287,15 +279,9 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
             .find(|p| p.2 == *project_name)
             .map(|p| p.1)
             .unwrap_or_default();
-        let (tx, actor) = tenancy
-            .enter(Principal::User(person(owner)?), org, TxMode::Write)
-            .await?;
         let on_grants =
             Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, project_id);
-        let permit = state
-            .authz
-            .check(&tx, actor.principal, on_grants, Action::Create)
-            .await?;
+        let (tx, permit) = permitted(state, person(owner)?, org, on_grants, Action::Create).await?;
         let owner_id = state.projects.owner_of(&tx, project_id).await?;
         let record = Resource::record(ResourceType::Project, project_id)
             .with_owner(authz::Subject::User(owner_id));
@@ -317,18 +303,14 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
         let org = *orgs
             .get(slug)
             .ok_or_else(|| anyhow::anyhow!("no demo organization {slug}"))?;
-        let (tx, actor) = tenancy
-            .enter(Principal::User(person(email)?), org, TxMode::Write)
-            .await?;
-        let permit = state
-            .authz
-            .check(
-                &tx,
-                actor.principal,
-                Resource::of_type(ResourceType::Billing),
-                Action::Update,
-            )
-            .await?;
+        let (tx, permit) = permitted(
+            state,
+            person(email)?,
+            org,
+            Resource::of_type(ResourceType::Billing),
+            Action::Update,
+        )
+        .await?;
         state
             .subscriptions
             .change_plan(&tx, &permit, plan, Some(zone))
@@ -338,6 +320,26 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
     Ok(Seeded::Created)
 }
 
+/// The user's write transaction in the organization and their permit for `action` on
+/// `resource`: what a resolver gets before it calls a service.
+async fn permitted(
+    state: &AppState,
+    user: UserId,
+    org: OrgId,
+    resource: Resource,
+    action: Action,
+) -> anyhow::Result<(kernel::TenantTx, authz::Permit)> {
+    let (tx, actor) = state
+        .tenancy
+        .enter(Principal::User(user), org, TxMode::Write)
+        .await?;
+    let permit = state
+        .authz
+        .check(&tx, actor.principal, resource, action)
+        .await?;
+    Ok((tx, permit))
+}
+
 async fn create_document(
     state: &AppState,
     org: OrgId,
@@ -345,16 +347,9 @@ async fn create_document(
     project: Uuid,
     title: &str,
 ) -> anyhow::Result<Uuid> {
-    let (tx, actor) = state
-        .tenancy
-        .enter(Principal::User(author), org, TxMode::Write)
-        .await?;
     let in_project =
         Resource::of_type(ResourceType::Document).with_parent(ResourceType::Project, project);
-    let permit = state
-        .authz
-        .check(&tx, actor.principal, in_project, Action::Create)
-        .await?;
+    let (tx, permit) = permitted(state, author, org, in_project, Action::Create).await?;
     let new = core_domain::NewDocument {
         project_id: project,
         title: title.to_owned(),
