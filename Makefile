@@ -47,6 +47,7 @@ fmt:
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 bench:
 	$(CARGO) bench -p authz --bench authz
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p kernel --bench pool
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p tenancy --bench audit
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p gateway --bench mutation --features bench-unrecorded
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p tenancy --bench list

@@ -197,8 +197,13 @@ impl TestApp {
     /// A second server process on the same database, sharing the clock: what another
     /// instance behind the load balancer sees.
     pub async fn spawn_twin(&self) -> TestApp {
+        self.spawn_twin_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn_twin`] with its configuration changed by `configure`.
+    pub async fn spawn_twin_with(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
         let (address, clock, server_db, state) =
-            start_server(&self.database_url, self.clock.clone(), |_| {}).await;
+            start_server(&self.database_url, self.clock.clone(), configure).await;
         let owner_db = match &self._db {
             TestDb::Postgres(name) => Some(name.clone()),
             TestDb::Shared(name) => name.clone(),
@@ -248,6 +253,7 @@ async fn start_server(
             stripe_webhook_secret: None,
             dunning_retry_days: "3,5,7".into(),
             usage_grace_days: 3,
+            request_timeout: std::time::Duration::from_secs(30),
         };
         configure(&mut config);
         let app = Application::build(&config, Arc::new(clock.clone()))

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod billing;
 mod boundary_source;
+mod cancellation;
 mod conventions;
 mod documents;
 mod helpers;

@@ -36,9 +36,8 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid { .. } => ErrorCode::BadUserInput,
-            Self::Crypto(_) | Self::Worker(_) | Self::Serialize(_) | Self::Db(_) => {
-                ErrorCode::Internal
-            }
+            Self::Crypto(_) | Self::Worker(_) | Self::Serialize(_) => ErrorCode::Internal,
+            Self::Db(e) => kernel::db_error_code(e),
         }
     }
 }

@@ -60,7 +60,8 @@ impl Error {
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::Audit(e) => e.code(),
-            Self::PermitMismatch | Self::Engine(_) | Self::Db(_) => ErrorCode::Internal,
+            Self::PermitMismatch | Self::Engine(_) => ErrorCode::Internal,
+            Self::Db(e) => kernel::db_error_code(e),
         }
     }
 

@@ -120,7 +120,8 @@ impl Error {
             Self::Audit(e) => e.code(),
             Self::Overflow => ErrorCode::BadUserInput,
             Self::PaymentRequired => ErrorCode::PaymentRequired,
-            Self::Provider(_) | Self::Db(_) => ErrorCode::Internal,
+            Self::Provider(_) => ErrorCode::Internal,
+            Self::Db(e) => kernel::db_error_code(e),
         }
     }
 }

@@ -79,7 +79,7 @@ impl Error {
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
             Self::Usage(e) => e.code(),
-            Self::Db(_) => ErrorCode::Internal,
+            Self::Db(e) => kernel::db_error_code(e),
         }
     }
 }

@@ -103,6 +103,24 @@ pub struct Config {
     /// the next invoice as an adjustment); later reports are refused.
     #[arg(long, env = "USAGE_GRACE_DAYS", default_value_t = 3)]
     pub usage_grace_days: u32,
+
+    /// Seconds (decimals allowed) a request may run before it is stopped, its transaction
+    /// rolled back and `TIMEOUT` answered. A request whose client went away still runs to
+    /// its end, within this deadline.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    pub request_timeout: std::time::Duration,
+}
+
+/// A positive number of seconds, decimals allowed (`30`, `0.5`).
+fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{value:?} is not a positive number of seconds"))
 }
 
 /// Payment providers.

@@ -60,7 +60,7 @@ impl ApiError {
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::WrongPrincipal(_) | Self::PlanFeature(_) => ErrorCode::Forbidden,
             Self::NoActiveOrganization | Self::BadInput { .. } => ErrorCode::BadUserInput,
-            Self::Db(_) => ErrorCode::Internal,
+            Self::Db(e) => kernel::db_error_code(e),
         }
     }
 
@@ -126,14 +126,22 @@ impl From<sea_orm::DbErr> for ApiError {
 impl From<ApiError> for async_graphql::Error {
     fn from(e: ApiError) -> Self {
         let code = e.code();
-        let message = if code == ErrorCode::Internal {
-            tracing::error!(error = ?e, "internal error");
-            "internal error".to_owned()
-        } else {
-            e.message()
+        let message = match code {
+            ErrorCode::Internal => {
+                tracing::error!(error = ?e, "internal error");
+                "internal error".to_owned()
+            }
+            ErrorCode::ServiceUnavailable => {
+                tracing::warn!(error = ?e, "database unavailable");
+                UNAVAILABLE_MESSAGE.to_owned()
+            }
+            _ => e.message(),
         };
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", code.as_str());
+            if code == ErrorCode::ServiceUnavailable {
+                ext.set("retryAfterSeconds", RETRY_AFTER_SECS);
+            }
             match &e {
                 ApiError::Tenancy(tenancy::Error::Throttled { retry_after_secs }) => {
                     ext.set("retryAfterSeconds", *retry_after_secs);
@@ -178,6 +186,13 @@ impl From<ApiError> for async_graphql::Error {
         })
     }
 }
+
+/// What a client is told when the database could not be reached.
+pub const UNAVAILABLE_MESSAGE: &str = "the service is temporarily unavailable: retry shortly";
+
+/// Seconds a client should wait before retrying a `SERVICE_UNAVAILABLE` answer (also sent
+/// as `Retry-After`).
+pub const RETRY_AFTER_SECS: u64 = 1;
 
 /// `?` on a domain result inside a resolver: `service.call().await.gql()?`.
 pub trait ResultExt<T> {

@@ -80,6 +80,18 @@ fn tenancy_error(e: &tenancy::Error) -> Response {
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::ServiceUnavailable => {
+            tracing::warn!(error = ?e, "database unavailable");
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ServiceUnavailable,
+                crate::error::UNAVAILABLE_MESSAGE,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, crate::error::RETRY_AFTER_SECS.into());
+            return response;
+        }
         ErrorCode::Internal => {
             tracing::error!(error = ?e, "audit export failed");
             return error(

@@ -16,10 +16,12 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use kernel::{ErrorCode, OrgId, Principal, RequestMeta};
 use std::net::SocketAddr;
+use std::time::Duration;
 use tenancy::ClientInfo;
 use tracing::Instrument;
 
@@ -34,8 +36,17 @@ struct HttpState {
     schema: AppSchema,
 }
 
-/// The router.
-pub fn router(app: AppState, schema: AppSchema) -> Router {
+/// The router: [`routes`], each request run to completion or its deadline.
+pub fn router(app: AppState, schema: AppSchema, request_timeout: Duration) -> Router {
+    routes(app, schema).layer(axum::middleware::from_fn_with_state(
+        request_timeout,
+        run_to_completion,
+    ))
+}
+
+/// The routes as they are, without [`run_to_completion`]: a dropped future stops them
+/// wherever it is (the end-to-end tests drop them at every statement on purpose).
+pub fn routes(app: AppState, schema: AppSchema) -> Router {
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -46,6 +57,53 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/usage/events", axum::routing::post(usage_events))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(HttpState { app, schema })
+}
+
+/// Runs the request on a task of its own, to its end or to `deadline`. A client that hangs
+/// up drops only the wait for the answer, not the work: a mutation it abandoned commits
+/// completely (with its audit event) or rolls back completely, never stopped half-way
+/// between two statements. At the deadline the task is aborted, which rolls its
+/// transaction back and returns its connection, and the client gets `TIMEOUT`.
+async fn run_to_completion(
+    State(deadline): State<Duration>,
+    mut request: axum::extract::Request,
+    next: Next,
+) -> axum::response::Response {
+    // The handler and this layer name the request alike, in the answer and in the log.
+    let request_id = request_id(request.headers());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert("x-request-id", value);
+    }
+    let mut task = tokio::spawn(next.run(request).in_current_span());
+    match tokio::time::timeout(deadline, &mut task).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(failure)) => {
+            tracing::error!(request_id = %request_id, error = %failure, "request task failed");
+            reject(
+                &request_id,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal error".into(),
+            )
+        }
+        Err(_) => {
+            task.abort();
+            tracing::warn!(
+                request_id = %request_id,
+                deadline_ms = deadline.as_millis(),
+                "request stopped at its deadline"
+            );
+            reject(
+                &request_id,
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Timeout,
+                format!(
+                    "the request ran longer than {} ms and was stopped; what it had not committed was rolled back",
+                    deadline.as_millis()
+                ),
+            )
+        }
+    }
 }
 
 /// Stripe's webhook: verified by signature and timestamp, deduplicated by event id, and
@@ -433,10 +491,7 @@ async fn request_context(
         Some(credential) => match app.tenancy.authenticate(credential).await {
             Ok((principal, session)) => Authentication::Principal { principal, session },
             Err(tenancy::Error::InvalidToken) => Authentication::Invalid,
-            Err(e) => {
-                tracing::error!(error = ?e, "authentication failed");
-                return Err(request_error(ErrorCode::Internal, "internal error"));
-            }
+            Err(e) => return Err(server_error(e.into())),
         },
     };
     let header_org = match headers.get("x-organization-id") {
@@ -531,10 +586,32 @@ fn respond(
     status: StatusCode,
     response: BatchResponse,
 ) -> axum::response::Response {
+    let responses = match &response {
+        BatchResponse::Single(single) => std::slice::from_ref(single),
+        BatchResponse::Batch(batch) => batch.as_slice(),
+    };
+    let unavailable = responses
+        .iter()
+        .flat_map(|r| &r.errors)
+        .filter_map(|e| e.extensions.as_ref()?.get("code"))
+        .any(|code| {
+            matches!(code, async_graphql::Value::String(code)
+                if code == ErrorCode::ServiceUnavailable.as_str())
+        });
+    // The database was unreachable: say so to proxies and clients that retry on 503.
+    let status = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        status
+    };
     let body = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec());
     let mut http = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Ok(value) = HeaderValue::from_str(request_id) {
         http.headers_mut().insert("x-request-id", value);
+    }
+    if unavailable {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, crate::error::RETRY_AFTER_SECS.into());
     }
     http
 }

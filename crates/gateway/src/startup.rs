@@ -142,7 +142,7 @@ impl Application {
             ..state
         };
         let schema = build_schema(state.clone());
-        let router = http::router(state.clone(), schema);
+        let router = http::router(state.clone(), schema, config.request_timeout);
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;

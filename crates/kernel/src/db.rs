@@ -1,10 +1,13 @@
 //! The database handle. SQLite is the embedded default for trying the platform out;
 //! PostgreSQL is production, where Row-Level Security backs the tenant boundary.
 
+use crate::error::ErrorCode;
+use sea_orm::sqlx;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    DbErr, RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -41,7 +44,26 @@ pub struct Db {
     /// instead of in SQLite's busy handler, which sleeps (up to 100 ms a try) while the
     /// lock is held.
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Connections the pool closed because they came back inside a transaction.
+    stale_closed: Arc<AtomicU64>,
 }
+
+tokio::task_local! {
+    /// Statements executed by the current task, when it counts them.
+    static TASK_STATEMENTS: Arc<AtomicU64>;
+}
+
+/// Runs `future`, adding each SQL statement it executes through a [`Db`] (BEGIN and
+/// COMMIT excluded) to `counter`, whatever else runs concurrently. Work the future hands
+/// to other tasks is not counted.
+pub async fn count_statements<F: Future>(counter: Arc<AtomicU64>, future: F) -> F::Output {
+    TASK_STATEMENTS.scope(counter, future).await
+}
+
+/// PostgreSQL ends a session that sits inside a transaction this long with nothing
+/// running: the server's own backstop should a connection ever be lost with its
+/// transaction open (no request runs that long: see the gateway's request deadline).
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
 
 /// How long a write transaction waits in the queue before it goes to SQLite's own lock
 /// (a task that already holds a write transaction and opens another would otherwise
@@ -70,17 +92,50 @@ impl Db {
             _ => url.to_owned(),
         };
         let mut options = ConnectOptions::new(url);
+        let stale_closed = Arc::new(AtomicU64::new(0));
         options
             .max_connections(max_connections)
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30))
+            // Replaced by `pg_acquire_check` (an embedded SQLite needs no ping).
+            .test_before_acquire(false)
             .sqlx_logging(false);
+        // A connection goes back to the pool only outside any transaction its driver
+        // knows of (one dropped while a statement held it could not queue its rollback).
+        // SQLite's driver counts transactions in its worker thread, which has processed a
+        // dropped transaction's rollback only once the connection is back: it is checked
+        // on the way out instead.
+        let closed = stale_closed.clone();
+        options.map_sqlx_postgres_pool_opts(move |pool| {
+            let closed = closed.clone();
+            pool.after_release(move |conn, _| {
+                let outside = outside_transaction(conn, &closed);
+                Box::pin(async move { Ok(outside) })
+            })
+        });
+        let closed = stale_closed.clone();
+        options.map_sqlx_postgres_before_acquire(move |conn, _| {
+            let closed = closed.clone();
+            Box::pin(async move { pg_acquire_check(conn, &closed).await })
+        });
+        options.map_sqlx_postgres_opts(|connect| {
+            connect.options([(
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            )])
+        });
+        let closed = stale_closed.clone();
+        options.map_sqlx_sqlite_before_acquire(move |conn, _| {
+            let outside = outside_transaction(conn, &closed);
+            Box::pin(async move { Ok(outside) })
+        });
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
         let counter = statements.clone();
         conn.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
+            let _ = TASK_STATEMENTS.try_with(|task| task.fetch_add(1, Ordering::Relaxed));
         });
         if backend == Backend::Sqlite {
             conn.execute_unprepared("PRAGMA journal_mode = WAL;")
@@ -92,6 +147,7 @@ impl Db {
             backend,
             statements,
             writer: Arc::default(),
+            stale_closed,
         })
     }
 
@@ -106,7 +162,14 @@ impl Db {
             backend,
             statements: Arc::new(AtomicU64::new(0)),
             writer: Arc::default(),
+            stale_closed: Arc::default(),
         }
+    }
+
+    /// Connections the pool has closed because they were released inside a transaction
+    /// (zero unless something dropped a transaction in a way the drivers do not track).
+    pub fn stale_connections_closed(&self) -> u64 {
+        self.stale_closed.load(Ordering::Relaxed)
     }
 
     /// SQL statements executed so far through a handle made by [`Db::connect`] (its
@@ -127,19 +190,23 @@ impl Db {
     }
 
     /// Begins a transaction that is not bound to an organization.
+    ///
+    /// Cancel-safe: sqlx 0.9's PostgreSQL `BEGIN` is not (it counts the transaction only
+    /// after the server's answer, so a future dropped while `BEGIN` is in flight leaves the
+    /// session inside a transaction nothing rolls back; sqlx issues #2054, #4393). The
+    /// transaction is therefore begun on a task of its own, which a dropped caller does not
+    /// cancel; a transaction nobody takes is dropped there and rolled back like any other.
     pub async fn begin(&self, mode: TxMode) -> Result<DatabaseTransaction, DbErr> {
-        match (self.backend, mode) {
-            (Backend::Sqlite, TxMode::Write) => {
-                self.conn
-                    .begin_with_options(TransactionOptions {
-                        isolation_level: None,
-                        access_mode: None,
-                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    })
-                    .await
-            }
-            _ => self.conn.begin().await,
-        }
+        let conn = self.conn.clone();
+        let options = TransactionOptions {
+            isolation_level: None,
+            access_mode: None,
+            sqlite_transaction_mode: (self.backend == Backend::Sqlite && mode == TxMode::Write)
+                .then_some(SqliteTransactionMode::Immediate),
+        };
+        tokio::spawn(async move { conn.begin_with_options(options).await })
+            .await
+            .map_err(|e| DbErr::Custom(format!("beginning a transaction: {e}")))?
     }
 
     /// A place in this process's queue of SQLite writers (`None` on PostgreSQL, for
@@ -160,6 +227,77 @@ impl Db {
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await
+    }
+}
+
+/// The pool's check of a PostgreSQL connection before it is handed out, in place of
+/// sqlx's ping (one round trip either way): the connection must be alive and outside any
+/// transaction. A connection inside one (a `BEGIN` whose caller was dropped before the
+/// driver counted it, a raw `BEGIN`) is closed, which rolls the transaction back on the
+/// server, instead of running the next request inside it.
+///
+/// The probe is an empty simple query sent as `begin_with`: the driver then reads the
+/// transaction status PostgreSQL reports after every command and, where the session is
+/// not inside a transaction, answers `BeginFailed`. (A session in a *failed* transaction
+/// reports no transaction either; one can only arise from a transaction this check
+/// would have seen open at its previous checkout.)
+async fn pg_acquire_check(
+    conn: &mut sqlx::PgConnection,
+    closed: &AtomicU64,
+) -> Result<bool, sqlx::Error> {
+    match sqlx::Connection::begin_with(&mut *conn, "").await {
+        Err(sqlx::Error::BeginFailed) => Ok(true),
+        Ok(stale) => {
+            drop(stale);
+            closed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("a pooled connection was inside a transaction: closed");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the driver knows of no open transaction on `conn` (false: it is closed).
+fn outside_transaction<C: sqlx::Connection>(conn: &C, closed: &AtomicU64) -> bool {
+    if conn.is_in_transaction() {
+        closed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("a pooled connection came back with an open transaction: closed");
+        return false;
+    }
+    true
+}
+
+/// The code a database failure reaches clients with: `SERVICE_UNAVAILABLE` (retry
+/// later) when the database could not be reached or the connection was lost (a restart, a
+/// terminated backend, an exhausted pool); `INTERNAL` for everything else.
+pub fn db_error_code(error: &DbErr) -> ErrorCode {
+    if is_unavailable(error) {
+        ErrorCode::ServiceUnavailable
+    } else {
+        ErrorCode::Internal
+    }
+}
+
+fn is_unavailable(error: &DbErr) -> bool {
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match &**e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    // 08: connection exception; 57P01-03: shutdown, crash, starting up;
+                    // 53300: too many connections.
+                    code.starts_with("08")
+                        || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+                }),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 

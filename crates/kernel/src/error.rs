@@ -35,6 +35,11 @@ pub enum ErrorCode {
     QueryTooComplex,
     /// The request is not allowed over this HTTP method or in this shape.
     BadRequest,
+    /// The database could not be reached or the connection was lost; nothing was
+    /// changed unless the failure hit the commit itself. Retry after `Retry-After`.
+    ServiceUnavailable,
+    /// The request ran past its deadline and was stopped.
+    Timeout,
     /// Something failed on our side; details are in the server log, not the response.
     Internal,
 }
@@ -56,6 +61,8 @@ impl ErrorCode {
             Self::QueryTooDeep => "QUERY_TOO_DEEP",
             Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
             Self::BadRequest => "BAD_REQUEST",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::Timeout => "TIMEOUT",
             Self::Internal => "INTERNAL",
         }
     }

@@ -84,7 +84,8 @@ impl Error {
             Self::Conflict(_) | Self::LastOwner => ErrorCode::Conflict,
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
-            Self::Hashing(_) | Self::Db(_) => ErrorCode::Internal,
+            Self::Hashing(_) => ErrorCode::Internal,
+            Self::Db(e) => kernel::db_error_code(e),
         }
     }
 

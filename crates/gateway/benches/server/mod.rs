@@ -32,6 +32,7 @@ pub fn config(database_url: &str) -> Config {
         stripe_webhook_secret: None,
         dunning_retry_days: "3,5,7".into(),
         usage_grace_days: 3,
+        request_timeout: std::time::Duration::from_secs(30),
     }
 }
 
