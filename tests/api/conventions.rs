@@ -47,13 +47,13 @@ async fn parse_validation_depth_and_complexity_errors_have_codes() {
     );
     assert_eq!(app.gql(&too_deep).send().await.code(), "QUERY_TOO_DEEP");
 
-    let wide: String = (0..200)
-        .map(|i| format!("f{i}: viewer {{ user {{ id name email createdAt }} }} "))
+    // 40 pages of 100 projects, 3 fields each: 40 × (1 + 100 × 3) = 12,040.
+    let wide: String = (0..40)
+        .map(|i| format!("f{i}: projects(first: 100) {{ nodes {{ id name }} }} "))
         .collect();
-    assert_eq!(
-        app.gql(&format!("{{ {wide} }}")).send().await.code(),
-        "QUERY_TOO_COMPLEX"
-    );
+    let too_complex = app.gql(&format!("{{ {wide} }}")).send().await;
+    assert_eq!(too_complex.code(), "QUERY_TOO_COMPLEX");
+    assert_eq!(too_complex.error()["extensions"]["cost"], 12_040);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 // Test code fails loudly by design: a panic with a message is the assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod api_keys;
 mod audit;
 mod auth;

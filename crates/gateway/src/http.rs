@@ -6,6 +6,7 @@
 use crate::context::{Authentication, RequestContext};
 use crate::error::{ensure_code, request_error};
 use crate::graphql::AppSchema;
+use crate::graphql::admission::{self, CostModel, Refusal};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::loaders::Loaders;
 use crate::startup::AppState;
@@ -21,6 +22,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use kernel::{ErrorCode, OrgId, Principal, RequestMeta};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tenancy::ClientInfo;
 use tracing::Instrument;
@@ -34,6 +36,8 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 struct HttpState {
     app: AppState,
     schema: AppSchema,
+    /// What documents cost, read from the schema once.
+    costs: Arc<CostModel>,
 }
 
 /// The router: [`routes`], each request run to completion or its deadline.
@@ -56,7 +60,11 @@ pub fn routes(app: AppState, schema: AppSchema) -> Router {
         .route("/webhooks/stripe", axum::routing::post(stripe_webhook))
         .route("/usage/events", axum::routing::post(usage_events))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(HttpState { app, schema })
+        .with_state(HttpState {
+            costs: Arc::new(CostModel::from_sdl(&schema.sdl())),
+            app,
+            schema,
+        })
 }
 
 /// Runs the request on a task of its own, to its end or to `deadline`. A client that hangs
@@ -261,7 +269,8 @@ async fn graphql_post(
             format!("a batch may hold at most {MAX_BATCH} operations"),
         );
     }
-    execute(state, peer, headers, request_id, batch).await
+    let operations = Operations::admit(&state.costs, batch);
+    execute(state, peer, headers, request_id, operations).await
 }
 
 /// The mutation `POST /usage/events` runs: the same validation, permission, idempotency,
@@ -299,14 +308,8 @@ async fn usage_events(
         .variables(async_graphql::Variables::from_json(
             serde_json::json!({ "events": events }),
         ));
-    execute(
-        state,
-        peer,
-        headers,
-        request_id,
-        BatchRequest::Single(request),
-    )
-    .await
+    let operations = Operations::admit(&state.costs, BatchRequest::Single(request));
+    execute(state, peer, headers, request_id, operations).await
 }
 
 async fn graphql_get(
@@ -328,7 +331,12 @@ async fn graphql_get(
                 );
             }
         };
-    if is_mutation(&request) {
+    let mut operations = Operations::admit(&state.costs, BatchRequest::Single(request));
+    if operations
+        .items
+        .iter_mut()
+        .any(|item| item.as_mut().is_ok_and(is_mutation))
+    {
         return reject(
             &request_id,
             StatusCode::METHOD_NOT_ALLOWED,
@@ -336,23 +344,52 @@ async fn graphql_get(
             "mutations are only accepted over POST".into(),
         );
     }
-    execute(
-        state,
-        peer,
-        headers,
-        request_id,
-        BatchRequest::Single(request),
-    )
-    .await
+    execute(state, peer, headers, request_id, operations).await
 }
 
-/// Whether the operation the request would run is a mutation. A document that does not
-/// parse is left to the executor, which reports it with its code.
-fn is_mutation(request: &Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+/// The operations of one HTTP request, each admitted (scanned, parsed once, its cost
+/// within the budget) or refused with a coded error: before authentication, so that a
+/// refused document costs no SQL statement.
+struct Operations {
+    items: Vec<Result<Request, ServerError>>,
+    batch: bool,
+}
+
+impl Operations {
+    fn admit(costs: &CostModel, batch: BatchRequest) -> Self {
+        let admit_one = |mut request: Request| {
+            admission::scan(&request.query).map_err(Refusal::into_server_error)?;
+            let document = async_graphql::parser::parse_query(&request.query)
+                .map_err(|e| Refusal::Parse(ServerError::from(e).message).into_server_error())?;
+            costs
+                .admit(&document, &request.variables)
+                .map_err(Refusal::into_server_error)?;
+            admission::check_strings(&document, &request.variables)
+                .map_err(admission::BadString::into_server_error)?;
+            // Executed as parsed here: the text is not parsed twice.
+            request.set_parsed_query(document);
+            Ok(request)
+        };
+        match batch {
+            BatchRequest::Single(request) => Self {
+                items: vec![admit_one(request)],
+                batch: false,
+            },
+            BatchRequest::Batch(requests) => Self {
+                items: requests.into_iter().map(admit_one).collect(),
+                batch: true,
+            },
+        }
+    }
+}
+
+/// Whether the operation the request would run is a mutation (its document is parsed).
+fn is_mutation(request: &mut Request) -> bool {
+    let operation_name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
         return false;
     };
-    let selected = match &request.operation_name {
+    let selected = match &operation_name {
         Some(name) => document
             .operations
             .iter()
@@ -368,7 +405,7 @@ async fn execute(
     peer: SocketAddr,
     headers: HeaderMap,
     request_id: String,
-    batch: BatchRequest,
+    operations: Operations,
 ) -> axum::response::Response {
     let span = tracing::info_span!(
         "http.graphql",
@@ -377,6 +414,19 @@ async fn execute(
         principal.id = tracing::field::Empty,
     );
     async move {
+        if operations.items.iter().all(Result::is_err) {
+            let refused = operations
+                .items
+                .into_iter()
+                .filter_map(Result::err)
+                .map(|error| Response::from_errors(vec![error]));
+            let response = if operations.batch {
+                BatchResponse::Batch(refused.collect())
+            } else {
+                BatchResponse::Single(refused.into_iter().next().unwrap_or_default())
+            };
+            return respond(&request_id, StatusCode::OK, response);
+        }
         let context = match request_context(&state.app, peer, &headers, request_id.clone()).await {
             Ok(context) => context,
             Err(error) => {
@@ -426,15 +476,17 @@ async fn execute(
                 response
             })
         };
-        let response = match batch {
-            BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
-            BatchRequest::Batch(requests) => {
-                let mut responses = Vec::with_capacity(requests.len());
-                for request in requests {
-                    responses.push(run(request).await);
-                }
-                BatchResponse::Batch(responses)
-            }
+        let mut responses = Vec::with_capacity(operations.items.len());
+        for item in operations.items {
+            responses.push(match item {
+                Ok(request) => run(request).await,
+                Err(refused) => Response::from_errors(vec![refused]),
+            });
+        }
+        let response = if operations.batch {
+            BatchResponse::Batch(responses)
+        } else {
+            BatchResponse::Single(responses.into_iter().next().unwrap_or_default())
         };
         respond(&request_id, StatusCode::OK, response)
     }

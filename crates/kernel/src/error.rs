@@ -33,6 +33,8 @@ pub enum ErrorCode {
     QueryTooDeep,
     /// The document is more complex than the server allows.
     QueryTooComplex,
+    /// The document is longer, or has more tokens, than the server reads.
+    QueryTooLarge,
     /// The request is not allowed over this HTTP method or in this shape.
     BadRequest,
     /// The database could not be reached or the connection was lost; nothing was
@@ -60,6 +62,7 @@ impl ErrorCode {
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::QueryTooDeep => "QUERY_TOO_DEEP",
             Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            Self::QueryTooLarge => "QUERY_TOO_LARGE",
             Self::BadRequest => "BAD_REQUEST",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Timeout => "TIMEOUT",

@@ -1,0 +1,250 @@
+//! Hostile documents are refused with a code, cheaply, before authentication and without
+//! a single SQL statement; the server stays healthy and keeps answering others meanwhile.
+
+use crate::helpers::{TestApp, TestUser};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Server-side work that must stay far below a second, whatever the document (a liveness
+/// bound, not a speed goal: `make bench` measures the cost of refusals).
+const QUICKLY: Duration = Duration::from_secs(1);
+
+async fn post_raw(app: &TestApp, body: Value, token: Option<&str>) -> (Value, Duration) {
+    let mut request = app
+        .http
+        .post(format!("{}/graphql", app.address))
+        .json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let started = Instant::now();
+    let response = request.send().await.expect("sent");
+    let body: Value = response.json().await.expect("JSON");
+    (body, started.elapsed())
+}
+
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error: {body}"))
+}
+
+/// The server answers its health check and a normal query.
+async fn assert_healthy(app: &TestApp, user: &TestUser) {
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    app.gql("{ viewer { user { email } } }")
+        .as_user(user)
+        .send()
+        .await
+        .data();
+}
+
+/// Refused with `expected`, quickly, and without any SQL statement.
+async fn assert_refused(app: &TestApp, body: Value, token: Option<&str>, expected: &str) -> Value {
+    let before = app.server_db.statements_executed();
+    let (answer, took) = post_raw(app, body, token).await;
+    assert_eq!(code(&answer), expected, "{answer}");
+    assert!(took < QUICKLY, "refusing took {took:?}");
+    assert_eq!(
+        app.server_db.statements_executed(),
+        before,
+        "a refused document issued SQL"
+    );
+    answer
+}
+
+fn nested(open: &str, inner: &str, close: &str, levels: usize) -> String {
+    format!("{}{inner}{}", open.repeat(levels), close.repeat(levels))
+}
+
+#[tokio::test]
+async fn deep_nesting_is_refused_before_parsing() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com").await;
+    let lists = format!("{{ __typename(x: {}) }}", nested("[", "1", "]", 1_500));
+    let objects = format!("{{ __typename(x: {}) }}", nested("{a: ", "1", "}", 1_500));
+    let default = format!(
+        "query($v: [Int] = {}) {{ __typename }}",
+        nested("[", "1", "]", 1_500)
+    );
+    for document in [&lists, &objects, &default] {
+        for token in [None, Some(user.token.as_str())] {
+            assert_refused(&app, json!({ "query": document }), token, "QUERY_TOO_DEEP").await;
+        }
+    }
+    // In a batch, only the nested operation is refused.
+    let (batch, _) = post_raw(
+        &app,
+        json!([{ "query": lists }, { "query": "{ __typename }" }]),
+        None,
+    )
+    .await;
+    assert_eq!(code(&batch[0]), "QUERY_TOO_DEEP", "{batch}");
+    assert_eq!(batch[1]["data"]["__typename"], "Query", "{batch}");
+    // Over GET, before deciding whether it is a mutation.
+    let response = app
+        .http
+        .get(format!("{}/graphql", app.address))
+        .query(&[("query", lists.as_str())])
+        .send()
+        .await
+        .expect("GET");
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(code(&body), "QUERY_TOO_DEEP", "{body}");
+    assert_healthy(&app, &user).await;
+}
+
+/// `fragment Fi on Query { ...Fi-1 ...Fi-1 }` down to `__typename`: 2^30 fields from
+/// 1.2 KB. Refused by its true cost, computed once per fragment.
+#[tokio::test]
+async fn doubling_fragments_are_refused_at_their_true_cost() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com").await;
+    let mut document = String::from("fragment F0 on Query { __typename }\n");
+    for i in 1..=30 {
+        document.push_str(&format!(
+            "fragment F{i} on Query {{ ...F{p} ...F{p} }}\n",
+            p = i - 1
+        ));
+    }
+    document.push_str("{ ...F30 }");
+    // Two at once, and a well-behaved query meanwhile.
+    let attack = || {
+        assert_refused(
+            &app,
+            json!({ "query": document }),
+            None,
+            "QUERY_TOO_COMPLEX",
+        )
+    };
+    let (first, _, ()) = futures::join!(attack(), attack(), assert_healthy(&app, &user));
+    assert_eq!(first["errors"][0]["extensions"]["cost"], 1_u64 << 30);
+    assert_eq!(first["errors"][0]["extensions"]["maxCost"], 10_000);
+    // A fragment that spreads itself.
+    let cycle = "fragment A on Query { ...B } fragment B on Query { ...A } { ...A }";
+    assert_refused(
+        &app,
+        json!({ "query": cycle }),
+        None,
+        "GRAPHQL_VALIDATION_FAILED",
+    )
+    .await;
+    assert_healthy(&app, &user).await;
+}
+
+#[tokio::test]
+async fn alias_storms_are_refused() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com").await;
+    let aliases = |n: usize, field: &str| -> String {
+        let fields: String = (0..n).map(|i| format!("a{i}: {field} ")).collect();
+        format!("{{ {fields} }}")
+    };
+    // 20,000 aliases: longer than a document may be.
+    assert_refused(
+        &app,
+        json!({ "query": aliases(20_000, "__typename") }),
+        None,
+        "QUERY_TOO_LARGE",
+    )
+    .await;
+    // 500 aliases of a list field, as a signed-in user.
+    assert_refused(
+        &app,
+        json!({ "query": aliases(500, "projects(first: 100) { nodes { id name } }") }),
+        Some(&user.token),
+        "QUERY_TOO_COMPLEX",
+    )
+    .await;
+    // 100 aliases of nodes with the same 100 ids each, through a variable.
+    let fields: String = (0..100)
+        .map(|i| format!("a{i}: nodes(ids: $ids) {{ id }} "))
+        .collect();
+    let query = format!("query($ids: [ID!]!) {{ {fields} }}");
+    let ids: Vec<String> = (0..100).map(|_| user.id.clone()).collect();
+    assert_refused(
+        &app,
+        json!({ "query": query, "variables": { "ids": ids } }),
+        Some(&user.token),
+        "QUERY_TOO_COMPLEX",
+    )
+    .await;
+    assert_healthy(&app, &user).await;
+}
+
+/// Hundreds of `signUp` in one request would hash a password each: refused before any.
+#[tokio::test]
+async fn password_hashing_aliases_are_refused() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com").await;
+    let signups: String = (0..330)
+        .map(|i| {
+            format!(
+                "s{i}: signUp(input: {{email: \"m{i}@example.com\", password: \"a-long-password\", name: \"M\"}}) {{ user {{ id }} }} "
+            )
+        })
+        .collect();
+    assert_refused(
+        &app,
+        json!({ "query": format!("mutation {{ {signups} }}") }),
+        None,
+        "QUERY_TOO_COMPLEX",
+    )
+    .await;
+    let logins: String = (0..3)
+        .map(|i| format!("l{i}: logIn(input: {{email: \"alice@example.com\", password: \"wrong-password\"}}) {{ accessToken }} "))
+        .collect();
+    assert_refused(
+        &app,
+        json!({ "query": format!("mutation {{ {logins} }}") }),
+        None,
+        "QUERY_TOO_COMPLEX",
+    )
+    .await;
+    assert_eq!(
+        app.log_in("m0@example.com", "a-long-password").await.code(),
+        "UNAUTHENTICATED",
+        "no account was made"
+    );
+    assert_healthy(&app, &user).await;
+}
+
+/// A NUL character in any input string, however it is sent, is `BAD_USER_INPUT` naming
+/// where it is (PostgreSQL cannot store it; it used to answer `INTERNAL` there).
+#[tokio::test]
+async fn nul_characters_are_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com").await;
+    let org = app.org(&user, "Acme").await;
+    let sign_up = app
+        .gql("mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }")
+        .vars(json!({ "i": { "email": "nul@example.com", "password": "a-long-password", "name": "Nul\u{0}Person" } }))
+        .send()
+        .await;
+    assert_eq!(sign_up.code(), "BAD_USER_INPUT");
+    assert_eq!(sign_up.error()["extensions"]["field"], "i.name");
+    let create = app
+        .gql("mutation { createProject(input: {name: \"a\\u0000b\"}) { project { id } } }")
+        .as_user(&user)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(create.code(), "BAD_USER_INPUT");
+    assert_eq!(create.error()["extensions"]["field"], "input.name");
+    let filter = app
+        .gql("query($t: String) { documents(first: 5, filter: {text: $t}) { edges { node { id } } } }")
+        .vars(json!({ "t": "\u{0}" }))
+        .as_user(&user)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(filter.code(), "BAD_USER_INPUT");
+    assert_eq!(filter.error()["extensions"]["field"], "t");
+    assert_healthy(&app, &user).await;
+}
