@@ -248,3 +248,79 @@ async fn nul_characters_are_refused_naming_the_field() {
     assert_eq!(filter.error()["extensions"]["field"], "t");
     assert_healthy(&app, &user).await;
 }
+
+/// The most tenant transactions (each a connection) `app` has open at once while `work`
+/// runs.
+async fn peak_transactions<F: std::future::Future>(app: &TestApp, work: F) -> (F::Output, u64) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let sample = async {
+        let mut peak = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(app.server_db.open_tenant_transactions());
+            tokio::task::yield_now().await;
+        }
+        peak
+    };
+    let work = async {
+        let output = work.await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        output
+    };
+    futures::join!(work, sample)
+}
+
+/// However many fields a request asks for at once, its tenant work takes one connection
+/// of the shared pool at a time; whole-chain verifications wait for their turn before
+/// taking any.
+#[tokio::test]
+async fn one_request_holds_one_connection() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    for i in 0..3 {
+        app.gql("mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }")
+            .vars(json!({ "n": format!("p{i}") }))
+            .as_user(&alice)
+            .in_org(&org)
+            .send()
+            .await
+            .data();
+    }
+    let fields: String = (0..100)
+        .map(|i| format!("a{i}: projects(first: 5) {{ nodes {{ id name }} }} "))
+        .collect();
+    let (answer, peak) = peak_transactions(
+        &app,
+        app.gql(&format!("{{ {fields} }}"))
+            .as_user(&alice)
+            .in_org(&org)
+            .send(),
+    )
+    .await;
+    assert_eq!(
+        answer.data()["a99"]["nodes"].as_array().map(Vec::len),
+        Some(3)
+    );
+    // Without turns: the whole pool (8).
+    assert_eq!(peak, 1, "100 fields at once took {peak} connections");
+
+    // Verifications: many requests at once, two each (the budget allows no more).
+    let verify = "{ a: verifyAuditChain { valid } b: verifyAuditChain { valid } }";
+    let requests = (0..6).map(|_| app.gql(verify).as_user(&alice).in_org(&org).send());
+    let (answers, peak) = peak_transactions(&app, futures::future::join_all(requests)).await;
+    for answer in answers {
+        assert_eq!(answer.data()["b"]["valid"], true);
+    }
+    // At most two verifications at once, each with its own transaction and (on
+    // PostgreSQL) one per core for its ranges.
+    let per_verification = if crate::helpers::on_postgres() {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    } else {
+        1
+    };
+    let most = (tenancy::CONCURRENT_VERIFICATIONS * per_verification) as u64;
+    assert!(
+        peak <= most,
+        "verifications took {peak} connections (at most {most})"
+    );
+}

@@ -5,7 +5,7 @@ use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::startup::AppState;
 use async_graphql::Context;
 use authz::{Action, Permit, Resource};
-use kernel::{OrgId, Principal, SessionId, TenantTx, TxMode, UserId};
+use kernel::{OrgId, Principal, RequestTurn, SessionId, TenantTx, TxMode, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tenancy::{Actor, ClientInfo};
@@ -41,6 +41,9 @@ pub struct RequestContext {
     /// Permission decisions already taken in this request (never shared between
     /// requests), so a list does not ask once per row.
     pub decisions: Arc<Mutex<HashMap<(OrgId, &'static str), bool>>>,
+    /// The request's turn at the database: its tenant transactions (resolvers' and
+    /// loaders') are open one at a time, on one connection of the shared pool.
+    pub turn: RequestTurn,
 }
 
 impl RequestContext {
@@ -161,12 +164,14 @@ impl ContextExt for Context<'_> {
 
     async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(TenantTx, Actor)> {
         let principal = self.request().principal().gql()?;
+        let turn = self.request().turn.take().await;
         let (tx, actor) = self
             .state()
             .tenancy
             .enter(principal, org, mode)
             .await
             .gql()?;
+        let tx = tx.holding(turn);
         ensure_paid_up(self, &tx, mode).await?;
         Ok((tx, actor))
     }
@@ -177,10 +182,12 @@ impl ContextExt for Context<'_> {
         mode: TxMode,
     ) -> GqlResult<Option<(TenantTx, Actor)>> {
         let principal = self.request().principal().gql()?;
+        let turn = self.request().turn.take().await;
         match self.state().tenancy.enter(principal, org, mode).await {
-            Ok(entered) => {
-                ensure_paid_up(self, &entered.0, mode).await?;
-                Ok(Some(entered))
+            Ok((tx, actor)) => {
+                let tx = tx.holding(turn);
+                ensure_paid_up(self, &tx, mode).await?;
+                Ok(Some((tx, actor)))
             }
             Err(tenancy::Error::NotMember) => Ok(None),
             Err(e) => Err(e).gql(),

@@ -455,9 +455,11 @@ async fn execute(
                 user_agent: context.client.user_agent.clone(),
             };
             // Fresh loaders per operation: never shared between requests or callers.
-            let request = request
-                .data(context.clone())
-                .data(Loaders::new(&state.app, context.principal().ok()));
+            let request = request.data(context.clone()).data(Loaders::new(
+                &state.app,
+                context.principal().ok(),
+                &context.turn,
+            ));
             let schema = state.schema.clone();
             let app = state.app.clone();
             let metered = match (context.principal().ok(), context.org) {
@@ -584,6 +586,7 @@ async fn request_context(
         org: header_org.or(key_org),
         request_id,
         decisions: Default::default(),
+        turn: kernel::RequestTurn::default(),
         client: ClientInfo {
             ip: Some(peer.ip().to_string()),
             user_agent,

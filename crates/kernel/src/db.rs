@@ -46,6 +46,18 @@ pub struct Db {
     writer: Arc<tokio::sync::Mutex<()>>,
     /// Connections the pool closed because they came back inside a transaction.
     stale_closed: Arc<AtomicU64>,
+    /// Tenant transactions open now.
+    open_tenant_transactions: Arc<AtomicU64>,
+}
+
+/// Counts a tenant transaction as open until it is dropped.
+#[derive(Debug)]
+pub(crate) struct OpenTransaction(Arc<AtomicU64>);
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 tokio::task_local! {
@@ -148,6 +160,7 @@ impl Db {
             statements,
             writer: Arc::default(),
             stale_closed,
+            open_tenant_transactions: Arc::default(),
         })
     }
 
@@ -163,7 +176,19 @@ impl Db {
             statements: Arc::new(AtomicU64::new(0)),
             writer: Arc::default(),
             stale_closed: Arc::default(),
+            open_tenant_transactions: Arc::default(),
         }
+    }
+
+    /// Tenant transactions open right now (each holds a connection).
+    pub fn open_tenant_transactions(&self) -> u64 {
+        self.open_tenant_transactions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_open_transaction(&self) -> OpenTransaction {
+        self.open_tenant_transactions
+            .fetch_add(1, Ordering::Relaxed);
+        OpenTransaction(self.open_tenant_transactions.clone())
     }
 
     /// Connections the pool has closed because they were released inside a transaction

@@ -20,4 +20,4 @@ pub use limits::{ConfiguredLimits, FeatureFuture, Limit, LimitFuture, PlanLimits
 pub use page::{Page, PageRequest};
 pub use principal::Principal;
 pub use request::RequestMeta;
-pub use tenant::{TenantOpener, TenantScoped, TenantTx};
+pub use tenant::{RequestTurn, TenantOpener, TenantScoped, TenantTx, Turn};

@@ -11,6 +11,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Select,
     Statement,
 };
+use std::sync::Arc;
 
 /// Proof that the caller may open a tenant transaction. Only the `tenancy` crate creates
 /// one, after it has verified a membership, an API key or an invitation; a test in
@@ -34,6 +35,34 @@ pub trait TenantScoped: EntityTrait {
     fn organization_column() -> Self::Column;
 }
 
+/// One request's turn at the database: the request's tenant transactions take turns
+/// (one open at a time) instead of each taking a connection from the shared pool, so no
+/// request holds more than one connection however many fields it asks for at once.
+#[derive(Debug, Clone)]
+pub struct RequestTurn(Arc<tokio::sync::Semaphore>);
+
+impl Default for RequestTurn {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(1)))
+    }
+}
+
+/// A request's turn, held (dropped) until the transaction that took it ends.
+#[derive(Debug)]
+pub struct Turn {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl RequestTurn {
+    /// Waits for the request's other transaction, if one is open, to end.
+    pub async fn take(&self) -> Turn {
+        // The semaphore is never closed: acquiring only waits.
+        Turn {
+            _permit: self.0.clone().acquire_owned().await.ok(),
+        }
+    }
+}
+
 /// A transaction scoped to one organization.
 #[derive(Debug)]
 pub struct TenantTx {
@@ -42,6 +71,10 @@ pub struct TenantTx {
     /// SQLite writers' place in the queue; released after the transaction ends (fields
     /// drop in order).
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The request's turn at the database, released after the transaction ends.
+    _turn: Option<Turn>,
+    /// Counted among the open tenant transactions until dropped.
+    _open: crate::db::OpenTransaction,
 }
 
 impl TenantTx {
@@ -52,6 +85,7 @@ impl TenantTx {
         mode: TxMode,
         _opener: TenantOpener,
     ) -> Result<Self, DbErr> {
+        let open = db.count_open_transaction();
         let writer = db.queue_writer(mode).await;
         let txn = db.begin(mode).await?;
         if db.backend() == Backend::Postgres {
@@ -66,7 +100,15 @@ impl TenantTx {
             org,
             txn,
             _writer: writer,
+            _turn: None,
+            _open: open,
         })
+    }
+
+    /// Holds the request's `turn` until this transaction ends.
+    pub fn holding(mut self, turn: Turn) -> Self {
+        self._turn = Some(turn);
+        self
     }
 
     /// The organization this transaction is bound to.
@@ -103,17 +145,29 @@ impl TenantTx {
 
     /// Commits the change.
     pub async fn commit(self) -> Result<(), DbErr> {
-        let Self { txn, _writer, .. } = self;
+        let Self {
+            txn,
+            _writer,
+            _turn,
+            ..
+        } = self;
         let committed = txn.commit().await;
         drop(_writer);
+        drop(_turn);
         committed
     }
 
     /// Rolls the change back (dropping the transaction does the same).
     pub async fn rollback(self) -> Result<(), DbErr> {
-        let Self { txn, _writer, .. } = self;
+        let Self {
+            txn,
+            _writer,
+            _turn,
+            ..
+        } = self;
         let rolled_back = txn.rollback().await;
         drop(_writer);
+        drop(_turn);
         rolled_back
     }
 }

@@ -10,7 +10,54 @@ use kernel::{OrgId, Page, PageRequest, TenantTx, TxMode};
 use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
+/// Whole-chain verifications requested through the API at once in this process: each
+/// may read with up to four connections, and the pool is everyone's.
+pub const CONCURRENT_VERIFICATIONS: usize = 2;
+/// Organizations are serialized by their id's stripe among this many locks.
+const VERIFICATION_STRIPES: usize = 64;
+
+/// Where API verifications wait, before they take any connection: one at a time per
+/// organization (by stripe), and [`CONCURRENT_VERIFICATIONS`] in the process.
+#[derive(Debug)]
+pub(crate) struct VerificationSlots {
+    process: std::sync::Arc<tokio::sync::Semaphore>,
+    organizations: Vec<std::sync::Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Default for VerificationSlots {
+    fn default() -> Self {
+        Self {
+            process: std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_VERIFICATIONS)),
+            organizations: (0..VERIFICATION_STRIPES)
+                .map(|_| std::sync::Arc::default())
+                .collect(),
+        }
+    }
+}
+
+/// A place among the verifications running now; the next waiting one starts when it is
+/// dropped.
+#[derive(Debug)]
+pub struct VerificationSlot {
+    _organization: tokio::sync::OwnedMutexGuard<()>,
+    _process: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 impl TenancyService {
+    /// Waits for `org`'s turn to verify its chain through the API (see
+    /// [`CONCURRENT_VERIFICATIONS`]); hold it around [`TenancyService::verify_audit`].
+    pub async fn verification_slot(&self, org: OrgId) -> VerificationSlot {
+        let slots = &self.verifications;
+        let stripe = usize::try_from(org.as_uuid().as_u128() % VERIFICATION_STRIPES as u128)
+            .unwrap_or_default();
+        let organization = slots.organizations[stripe].clone().lock_owned().await;
+        VerificationSlot {
+            _organization: organization,
+            // Never closed: acquiring only waits.
+            _process: slots.process.clone().acquire_owned().await.ok(),
+        }
+    }
+
     /// One page of the organization's audit events.
     pub async fn audit_events(
         &self,

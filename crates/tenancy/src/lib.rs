@@ -17,6 +17,7 @@ pub mod role;
 mod service;
 mod tokens;
 
+pub use audit_trail::{CONCURRENT_VERIFICATIONS, VerificationSlot};
 pub use error::{Error, Result};
 pub use model::{
     Actor, ApiKey, Invitation, InvitationStatus, IssuedApiKey, IssuedInvitation, Membership,

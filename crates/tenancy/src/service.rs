@@ -61,6 +61,7 @@ pub struct TenancyService {
     pub(crate) authz: Authorizer,
     pub(crate) audit: AuditLog,
     pub(crate) limits: kernel::SharedLimits,
+    pub(crate) verifications: std::sync::Arc<crate::audit_trail::VerificationSlots>,
 }
 
 impl TenancyService {
@@ -81,6 +82,7 @@ impl TenancyService {
             authz,
             audit,
             limits: std::sync::Arc::new(kernel::ConfiguredLimits::default()),
+            verifications: std::sync::Arc::default(),
         }
     }
 

@@ -41,7 +41,7 @@ pub const MAX_PAGE: u64 = 100;
 const WEIGHTS: &[(&str, &str, u64)] = &[
     ("Mutation", "signUp", 5_000),
     ("Mutation", "logIn", 5_000),
-    ("Query", "verifyAuditChain", 5_000),
+    ("Query", "verifyAuditChain", 4_000),
     ("Mutation", "purgeAuditEvents", 1_000),
     ("Mutation", "importCatalog", 1_000),
 ];

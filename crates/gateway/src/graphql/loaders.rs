@@ -12,7 +12,7 @@ use crate::startup::AppState;
 use async_graphql::dataloader::{DataLoader, Loader};
 use authz::{Action, ResourceType};
 use core_domain::{DocumentVersion, Project, Review};
-use kernel::{OrgId, Principal, TxMode, UserId};
+use kernel::{OrgId, Principal, RequestTurn, TenantTx, TxMode, UserId};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -31,10 +31,11 @@ pub struct Loaders {
 impl Loaders {
     /// Fresh loaders for one operation of `principal` (none for anonymous callers, who
     /// never reach a nested record field).
-    pub fn new(state: &AppState, principal: Option<Principal>) -> Self {
+    pub fn new(state: &AppState, principal: Option<Principal>, turn: &RequestTurn) -> Self {
         let scope = || Scope {
             state: state.clone(),
             principal,
+            turn: turn.clone(),
         };
         Self {
             projects: DataLoader::new(ProjectLoader(scope()), tokio::spawn),
@@ -50,6 +51,8 @@ impl Loaders {
 pub struct Scope {
     state: AppState,
     principal: Option<Principal>,
+    /// The request's turn at the database, shared with its resolvers.
+    turn: RequestTurn,
 }
 
 type LoadError = async_graphql::Error;
@@ -58,6 +61,19 @@ impl Scope {
     fn principal(&self) -> Result<Principal, LoadError> {
         self.principal
             .ok_or_else(|| async_graphql::Error::from(crate::error::ApiError::Unauthenticated))
+    }
+
+    /// Opens `org`'s transaction for the caller, in the request's turn.
+    async fn enter(&self, org: OrgId) -> Result<(TenantTx, tenancy::Actor), LoadError> {
+        let principal = self.principal()?;
+        let turn = self.turn.take().await;
+        let (tx, actor) = self
+            .state
+            .tenancy
+            .enter(principal, org, TxMode::Read)
+            .await
+            .gql()?;
+        Ok((tx.holding(turn), actor))
     }
 }
 
@@ -82,14 +98,9 @@ impl Loader<(OrgId, Uuid)> for ProjectLoader {
         keys: &[(OrgId, Uuid)],
     ) -> Result<HashMap<(OrgId, Uuid), Project>, LoadError> {
         let state = &self.0.state;
-        let principal = self.0.principal()?;
         let mut found = HashMap::new();
         for (org, ids) in by_org(keys) {
-            let (tx, actor) = state
-                .tenancy
-                .enter(principal, org, TxMode::Read)
-                .await
-                .gql()?;
+            let (tx, actor) = self.0.enter(org).await?;
             let filter = state
                 .authz
                 .list_filter(
@@ -135,15 +146,10 @@ where
     F: Fn(kernel::TenantTx, Vec<Uuid>) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<T>, LoadError>>,
 {
-    let principal = scope.principal()?;
+    scope.principal()?;
     let mut found: HashMap<(OrgId, Uuid), Vec<T>> = keys.iter().map(|k| (*k, Vec::new())).collect();
     for (org, ids) in by_org(keys) {
-        let (tx, _) = scope
-            .state
-            .tenancy
-            .enter(principal, org, TxMode::Read)
-            .await
-            .gql()?;
+        let (tx, _) = scope.enter(org).await?;
         for row in query(tx, ids).await? {
             found.entry((org, document_of(&row))).or_default().push(row);
         }

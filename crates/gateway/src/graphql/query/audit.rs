@@ -85,7 +85,10 @@ impl AuditQuery {
 
     /// Recomputes the active organization's hash chain and names the first broken link.
     async fn verify_audit_chain(&self, ctx: &Context<'_>) -> GqlResult<AuditVerification> {
-        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
+        // Waited for before any connection is taken: verifications are few at a time.
+        let org = ctx.request().active_org().gql()?;
+        let _slot = ctx.state().tenancy.verification_slot(org).await;
+        let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
         let permit = ctx
             .permit(
                 &tx,
