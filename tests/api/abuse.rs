@@ -324,3 +324,38 @@ async fn one_request_holds_one_connection() {
         "verifications took {peak} connections (at most {most})"
     );
 }
+
+/// One address creates at most 20 accounts an hour; the 21st is `RATE_LIMITED` (HTTP 429
+/// with `Retry-After`) before any password is hashed. An hour later it may again.
+#[tokio::test]
+async fn sign_ups_per_address_are_limited() {
+    let app = TestApp::spawn().await;
+    for i in 0..20 {
+        app.user(&format!("u{i}@example.com")).await;
+    }
+    let response = app
+        .http
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({
+            "query": "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }",
+            "variables": { "i": { "email": "one-more@example.com", "password": "a-long-password", "name": "M" } }
+        }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["retryAfterSeconds"],
+        retry_after
+    );
+    assert!((1..=3_600).contains(&retry_after), "{retry_after}");
+    app.clock.advance(chrono::Duration::hours(1));
+    app.user("one-more@example.com").await;
+}

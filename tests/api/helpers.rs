@@ -254,6 +254,7 @@ async fn start_server(
             dunning_retry_days: "3,5,7".into(),
             usage_grace_days: 3,
             request_timeout: std::time::Duration::from_secs(30),
+            sign_ups_per_address_per_hour: 20,
         };
         configure(&mut config);
         let app = Application::build(&config, Arc::new(clock.clone()))

@@ -104,6 +104,10 @@ pub struct Config {
     #[arg(long, env = "USAGE_GRACE_DAYS", default_value_t = 3)]
     pub usage_grace_days: u32,
 
+    /// Accounts one client address may create per hour (`signUp`; then `RATE_LIMITED`).
+    #[arg(long, env = "SIGN_UPS_PER_ADDRESS_PER_HOUR", default_value_t = 20)]
+    pub sign_ups_per_address_per_hour: u64,
+
     /// Seconds (decimals allowed) a request may run before it is stopped, its transaction
     /// rolled back and `TIMEOUT` answered. A request whose client went away still runs to
     /// its end, within this deadline.

@@ -645,28 +645,41 @@ fn respond(
         BatchResponse::Single(single) => std::slice::from_ref(single),
         BatchResponse::Batch(batch) => batch.as_slice(),
     };
-    let unavailable = responses
+    // A refusal to retry later says when, in the status and `Retry-After`, for proxies and
+    // clients that retry on their own: 503 when the database was unavailable, 429 when
+    // the caller was throttled.
+    let mut retry: Option<(StatusCode, u64)> = None;
+    for ext in responses
         .iter()
         .flat_map(|r| &r.errors)
-        .filter_map(|e| e.extensions.as_ref()?.get("code"))
-        .any(|code| {
-            matches!(code, async_graphql::Value::String(code)
-                if code == ErrorCode::ServiceUnavailable.as_str())
-        });
-    // The database was unreachable: say so to proxies and clients that retry on 503.
-    let status = if unavailable {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        status
-    };
+        .filter_map(|e| e.extensions.as_ref())
+    {
+        let code = match ext.get("code") {
+            Some(async_graphql::Value::String(code)) => code.as_str(),
+            _ => continue,
+        };
+        let after = match ext.get("retryAfterSeconds") {
+            Some(async_graphql::Value::Number(n)) => n.as_u64().unwrap_or(1),
+            _ => crate::error::RETRY_AFTER_SECS,
+        };
+        let status = if code == ErrorCode::ServiceUnavailable.as_str() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else if code == ErrorCode::RateLimited.as_str() {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            continue;
+        };
+        let later = retry.map_or(after, |(_, seen)| seen.max(after));
+        retry = Some((retry.map_or(status, |(seen, _)| seen.max(status)), later));
+    }
+    let status = retry.map_or(status, |(status, _)| status);
     let body = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec());
     let mut http = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Ok(value) = HeaderValue::from_str(request_id) {
         http.headers_mut().insert("x-request-id", value);
     }
-    if unavailable {
-        http.headers_mut()
-            .insert(header::RETRY_AFTER, crate::error::RETRY_AFTER_SECS.into());
+    if let Some((_, after)) = retry {
+        http.headers_mut().insert(header::RETRY_AFTER, after.into());
     }
     http
 }

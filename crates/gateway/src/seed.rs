@@ -196,11 +196,14 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
     let mut users = Vec::new();
     for (email, name, _, _) in DEMO_PEOPLE {
         match tenancy
-            .sign_up(NewUser {
-                email: (*email).to_owned(),
-                password: DEMO_PASSWORD.to_owned(),
-                name: (*name).to_owned(),
-            })
+            .sign_up(
+                NewUser {
+                    email: (*email).to_owned(),
+                    password: DEMO_PASSWORD.to_owned(),
+                    name: (*name).to_owned(),
+                },
+                &Default::default(),
+            )
             .await
         {
             Ok(user) => users.push(user),

@@ -136,7 +136,12 @@ impl Application {
             config.payments()?,
         )
         .await?;
+        let tenancy = state.tenancy.clone().with_settings(TenancySettings {
+            max_sign_ups_per_ip: config.sign_ups_per_address_per_hour,
+            ..TenancySettings::default()
+        });
         let state = AppState {
+            tenancy,
             stripe_webhook_secret: config.stripe_webhook_secret.clone(),
             usage_grace: chrono::Duration::days(i64::from(config.usage_grace_days)),
             ..state

@@ -318,11 +318,14 @@ mod tests {
     async fn a_change_that_fails_after_writing_its_event_leaves_neither() {
         let (svc, path) = service().await;
         let user = svc
-            .sign_up(NewUser {
-                email: "a@example.com".into(),
-                password: "long-enough-password".into(),
-                name: "A".into(),
-            })
+            .sign_up(
+                NewUser {
+                    email: "a@example.com".into(),
+                    password: "long-enough-password".into(),
+                    name: "A".into(),
+                },
+                &Default::default(),
+            )
             .await
             .unwrap();
         let (org, _) = svc.create_organization(user.id, "Acme").await.unwrap();

@@ -26,8 +26,10 @@ const MAX_PASSWORD_CHARS: usize = 128;
 
 impl TenancyService {
     /// Creates an account. The email must not be taken (compared case-insensitively).
+    /// The password is hashed only after the cheap checks (input, the client address's
+    /// sign-ups in the window, a taken email): abuse costs the abuser, not the platform.
     #[tracing::instrument(name = "tenancy.sign_up", skip_all, err(level = "debug"))]
-    pub async fn sign_up(&self, input: NewUser) -> Result<User> {
+    pub async fn sign_up(&self, input: NewUser, client: &ClientInfo) -> Result<User> {
         validate_email(&input.email)?;
         let name = validate_name("name", &input.name)?;
         let length = input.password.chars().count();
@@ -45,6 +47,29 @@ impl TenancyService {
         }
         let email = input.email.trim().to_owned();
         let normalized = normalize_email(&email);
+        let now = self.clock.now();
+        let ip_scope = client.ip.as_ref().map(|ip| format!("sign-up:ip:{ip}"));
+        if let Some(scope) = &ip_scope {
+            self.ensure_not_throttled(
+                scope,
+                self.settings.max_sign_ups_per_ip,
+                self.settings.sign_up_window,
+                now,
+            )
+            .await?;
+        }
+        let taken = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::EmailNormalized.eq(&normalized))
+            .into_tuple::<Uuid>()
+            .one(self.db.conn())
+            .await?;
+        if taken.is_some() {
+            return Err(Error::Conflict(
+                "an account with this email already exists".into(),
+            ));
+        }
         let password_hash = crypto::hash_password(input.password).await?;
         let id = UserId::generate();
         let row = user::ActiveModel {
@@ -53,10 +78,19 @@ impl TenancyService {
             email_normalized: Set(normalized),
             name: Set(name.clone()),
             password_hash: Set(password_hash),
-            created_at: Set(self.clock.now()),
+            created_at: Set(now),
             is_staff: Set(false),
         };
         let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
+        if let Some(scope) = ip_scope {
+            login_failure::Entity::insert(login_failure::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                scope: Set(scope),
+                occurred_at: Set(now),
+            })
+            .exec(tx.conn())
+            .await?;
+        }
         let user = match user::Entity::insert(row)
             .exec_with_returning(tx.conn())
             .await
@@ -98,11 +132,21 @@ impl TenancyService {
         let attempted = format!("email:{normalized}");
         let now = self.clock.now();
         let mut throttled = self
-            .ensure_not_throttled(&account_scope, self.settings.max_failures_per_account, now)
+            .ensure_not_throttled(
+                &account_scope,
+                self.settings.max_failures_per_account,
+                self.settings.failure_window,
+                now,
+            )
             .await;
         if let (Ok(()), Some(scope)) = (&throttled, &ip_scope) {
             throttled = self
-                .ensure_not_throttled(scope, self.settings.max_failures_per_ip, now)
+                .ensure_not_throttled(
+                    scope,
+                    self.settings.max_failures_per_ip,
+                    self.settings.failure_window,
+                    now,
+                )
                 .await;
         }
         if let Err(refused) = throttled {
@@ -318,9 +362,10 @@ impl TenancyService {
         &self,
         scope: &str,
         limit: u64,
+        window: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let since = now - self.settings.failure_window;
+        let since = now - window;
         let recent: Vec<DateTime<Utc>> = login_failure::Entity::find()
             .select_only()
             .column(login_failure::Column::OccurredAt)
@@ -333,9 +378,7 @@ impl TenancyService {
             .await?;
         match recent.last() {
             Some(oldest) if recent.len() as u64 >= limit => Err(Error::Throttled {
-                retry_after_secs: (*oldest + self.settings.failure_window - now)
-                    .num_seconds()
-                    .max(1),
+                retry_after_secs: (*oldest + window - now).num_seconds().max(1),
             }),
             _ => Ok(()),
         }

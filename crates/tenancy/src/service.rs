@@ -27,6 +27,10 @@ pub struct TenancySettings {
     pub max_failures_per_ip: u64,
     /// The window failed log-ins are counted in.
     pub failure_window: Duration,
+    /// Accounts one client address may create per [`TenancySettings::sign_up_window`].
+    pub max_sign_ups_per_ip: u64,
+    /// The window sign-ups are counted in.
+    pub sign_up_window: Duration,
 }
 
 impl Default for TenancySettings {
@@ -38,6 +42,8 @@ impl Default for TenancySettings {
             max_failures_per_account: 10,
             max_failures_per_ip: 100,
             failure_window: Duration::minutes(15),
+            max_sign_ups_per_ip: 20,
+            sign_up_window: Duration::hours(1),
         }
     }
 }
@@ -84,6 +90,12 @@ impl TenancyService {
             limits: std::sync::Arc::new(kernel::ConfiguredLimits::default()),
             verifications: std::sync::Arc::default(),
         }
+    }
+
+    /// The same service with other lifetimes and limits.
+    pub fn with_settings(mut self, settings: TenancySettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// The same service asking `limits` (the plan) before adding seats.

@@ -33,6 +33,7 @@ pub fn config(database_url: &str) -> Config {
         dunning_retry_days: "3,5,7".into(),
         usage_grace_days: 3,
         request_timeout: std::time::Duration::from_secs(30),
+        sign_ups_per_address_per_hour: 20,
     }
 }
 

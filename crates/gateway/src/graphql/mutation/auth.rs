@@ -88,11 +88,14 @@ impl AuthMutation {
         let user = ctx
             .state()
             .tenancy
-            .sign_up(tenancy::NewUser {
-                email: input.email,
-                password: input.password,
-                name: input.name,
-            })
+            .sign_up(
+                tenancy::NewUser {
+                    email: input.email,
+                    password: input.password,
+                    name: input.name,
+                },
+                &ctx.request().client,
+            )
             .await
             .gql()?;
         Ok(SignUpPayload {
