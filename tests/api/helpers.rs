@@ -255,6 +255,10 @@ async fn start_server(
             usage_grace_days: 3,
             request_timeout: std::time::Duration::from_secs(30),
             sign_ups_per_address_per_hour: 20,
+            http_max_connections: 1_024,
+            http_header_timeout: std::time::Duration::from_secs(10),
+            http_body_timeout: std::time::Duration::from_secs(10),
+            shutdown_grace: std::time::Duration::from_secs(10),
         };
         configure(&mut config);
         let app = Application::build(&config, Arc::new(clock.clone()))

@@ -13,6 +13,7 @@ mod cancellation;
 mod conventions;
 mod documents;
 mod helpers;
+mod http_limits;
 mod invitations;
 mod isolation;
 mod list_property;

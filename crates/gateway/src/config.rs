@@ -104,6 +104,23 @@ pub struct Config {
     #[arg(long, env = "USAGE_GRACE_DAYS", default_value_t = 3)]
     pub usage_grace_days: u32,
 
+    /// HTTP connections served at once; further clients wait for a free one.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1_024)]
+    pub http_max_connections: usize,
+
+    /// Seconds a client has to send a request's headers (from connecting, or from the end
+    /// of the previous response on a kept-alive connection); then it is disconnected.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value = "10", value_parser = parse_seconds)]
+    pub http_header_timeout: std::time::Duration,
+
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECS", default_value = "10", value_parser = parse_seconds)]
+    pub http_body_timeout: std::time::Duration,
+
+    /// Seconds the requests in flight get to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value = "10", value_parser = parse_seconds)]
+    pub shutdown_grace: std::time::Duration,
+
     /// Accounts one client address may create per hour (`signUp`; then `RATE_LIMITED`).
     #[arg(long, env = "SIGN_UPS_PER_ADDRESS_PER_HOUR", default_value_t = 20)]
     pub sign_ups_per_address_per_hour: u64,
@@ -157,6 +174,16 @@ pub enum LogFormat {
 const MIN_SECRET_CHARS: usize = 32;
 
 impl Config {
+    /// What the HTTP server allows its clients.
+    pub fn http_limits(&self) -> crate::server::HttpLimits {
+        crate::server::HttpLimits {
+            max_connections: self.http_max_connections.max(1),
+            header_timeout: self.http_header_timeout,
+            body_timeout: self.http_body_timeout,
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
+
     /// The plan limits from configuration (0 means unlimited).
     pub fn plan_limits(&self) -> ConfiguredLimits {
         let limit = |n: u64| (n > 0).then_some(n);

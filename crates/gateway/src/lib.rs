@@ -12,6 +12,7 @@ pub mod http;
 pub mod retention_run;
 pub mod schedule;
 pub mod seed;
+pub mod server;
 pub mod startup;
 pub mod telemetry;
 

@@ -10,7 +10,6 @@ use core_domain::{DocumentService, ProjectService};
 use kernel::{Backend, ConfiguredLimits, Db, SharedClock, SharedLimits};
 use migration::{Migrator, MigratorTrait};
 use secrecy::SecretString;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tenancy::{TenancyService, TenancySettings};
 use tokio::net::TcpListener;
@@ -112,6 +111,7 @@ pub struct Application {
     retention_run_every: Option<std::time::Duration>,
     listener: TcpListener,
     router: axum::Router,
+    limits: crate::server::HttpLimits,
     port: u16,
 }
 
@@ -160,6 +160,7 @@ impl Application {
                 .then(|| std::time::Duration::from_secs(config.audit_retention_interval_secs)),
             listener,
             router,
+            limits: config.http_limits(),
             port,
         })
     }
@@ -191,13 +192,7 @@ impl Application {
         let retention = self
             .retention_run_every
             .map(|every| tokio::spawn(crate::retention_run::every(self.state.clone(), every)));
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        crate::server::serve(self.listener, self.router, self.limits, shutdown_signal()).await?;
         for job in [billing, retention].into_iter().flatten() {
             job.abort();
         }

@@ -33,7 +33,12 @@ pub fn config(database_url: &str) -> Config {
         dunning_retry_days: "3,5,7".into(),
         usage_grace_days: 3,
         request_timeout: std::time::Duration::from_secs(30),
-        sign_ups_per_address_per_hour: 20,
+        // The benchmarks sign up hundreds of organizations' owners from one address.
+        sign_ups_per_address_per_hour: u64::MAX,
+        http_max_connections: 1_024,
+        http_header_timeout: std::time::Duration::from_secs(10),
+        http_body_timeout: std::time::Duration::from_secs(10),
+        shutdown_grace: std::time::Duration::from_secs(10),
     }
 }
 
