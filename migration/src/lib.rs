@@ -20,6 +20,7 @@ mod m0011_invoices;
 mod m0012_payment_webhooks;
 mod m0013_invoice_line_metric;
 mod m0014_staff;
+mod m0015_metric_max_value;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_payment_webhooks::Migration),
             Box::new(m0013_invoice_line_metric::Migration),
             Box::new(m0014_staff::Migration),
+            Box::new(m0015_metric_max_value::Migration),
         ]
     }
 }

@@ -359,3 +359,131 @@ async fn sign_ups_per_address_are_limited() {
     app.clock.advance(chrono::Duration::hours(1));
     app.user("one-more@example.com").await;
 }
+
+fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .expect("instant")
+        .into()
+}
+
+/// A catalog whose metric allows values up to 10^18, priced so that one such event's
+/// amount does not fit in an invoice.
+const HUGE: &str = r#"{
+  "metrics": [{"code": "bytes", "name": "Bytes", "aggregation": {"type": "sum"}, "max_value": "1000000000000000000"}],
+  "plans": [{"code": "huge", "name": "Huge", "currency": "USD",
+    "charges": [
+      {"type": "fixed", "amount": "10.00"},
+      {"type": "usage", "metric": "bytes", "price": {"model": "standard", "unit_price": "1000"}}]}]
+}"#;
+
+/// Values no metric allows are refused; whatever an organization reports, its
+/// invoices (and everyone else's) keep being cut.
+#[tokio::test]
+async fn bad_usage_is_refused_and_billing_carries_on() {
+    let app = TestApp::spawn().await;
+    app.clock.set(at("2027-01-10T09:00:00Z"));
+    app.import_demo_catalog().await;
+    gateway::seed::import_catalog(
+        &app.state,
+        &billing::CatalogFile::parse(HUGE).expect("catalog"),
+    )
+    .await
+    .expect("import");
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    app.gql("mutation { changePlan(input: {plan: \"huge\", timeZone: \"UTC\"}) { effective } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let record = |event: Value| {
+        app.gql("mutation($e: [UsageEventInput!]!) { recordUsage(input: {events: $e}) { stored } }")
+            .vars(json!({ "e": [event] }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+    };
+    let long_name = "p".repeat(50_000);
+    let refusals = [
+        (
+            json!({"metric": "api_calls", "key": "a", "value": "79228162514264337593543950335"}),
+            "value",
+        ),
+        (
+            json!({"metric": "api_calls", "key": "b", "value": "1000000000001"}),
+            "value",
+        ),
+        (
+            json!({"metric": "api_calls", "key": "c", "occurredAt": "9999-12-31T00:00:00Z"}),
+            "occurredAt",
+        ),
+        (
+            json!({"metric": "api_calls", "key": "d", "occurredAt": "2099-01-01T00:00:00Z"}),
+            "occurredAt",
+        ),
+        (json!({"metric": "no_such_metric", "key": "e"}), "metric"),
+        (
+            json!({"metric": "api_calls", "key": "f", "properties": [{"name": long_name, "value": "x"}]}),
+            "properties.name",
+        ),
+        (
+            json!({"metric": "api_calls", "key": "g", "properties": [{"name": "user", "value": "x".repeat(300)}]}),
+            "properties.value",
+        ),
+        (
+            json!({"metric": "api_calls", "key": "h", "properties": [{"name": "user", "value": "a\u{0}b"}]}),
+            "e.0.properties.0.value",
+        ),
+    ];
+    for (event, field) in refusals {
+        let refused = record(event).await;
+        assert_eq!(refused.code(), "BAD_USER_INPUT", "{:?}", refused.body);
+        assert_eq!(
+            refused.error()["extensions"]["field"],
+            field,
+            "{:?}",
+            refused.body
+        );
+    }
+    // The most the metric allows, priced beyond what an invoice can hold.
+    record(json!({"metric": "bytes", "key": "big", "value": "1000000000000000000"}))
+        .await
+        .data();
+    let upcoming = app
+        .gql("{ upcomingInvoice { lines { kind } total { amount } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        upcoming.data()["upcomingInvoice"]["lines"],
+        json!([{"kind": "fixed"}]),
+        "the unpriceable usage is left off, the rest is billed"
+    );
+    // Two periods later, both invoices were cut.
+    for month in ["2027-02-10T00:00:01Z", "2027-03-10T00:00:01Z"] {
+        app.clock.set(at(month));
+        let report = app.billing_run().await;
+        assert_eq!(report.failed, 0, "{report:?}");
+    }
+    let owner = app.relog(&owner).await;
+    let invoices = app
+        .gql("{ invoices { number lines { kind } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        invoices.data()["invoices"].as_array().map(Vec::len),
+        Some(3),
+        "{:?}",
+        invoices.body
+    );
+    app.gql("mutation { cancelSubscription { subscription { status } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+}

@@ -354,12 +354,6 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .send()
         .await
         .data();
-    app.gql("mutation { recordUsage(input: {events: [{metric: \"api_calls\", key: \"k1\"}]}) { stored } }")
-        .as_user(&owner)
-        .in_org(&org)
-        .send()
-        .await
-        .data();
     app.state
         .tenancy
         .set_staff("owner@example.com", true)
@@ -368,6 +362,13 @@ async fn every_mutation_in_the_schema_records_its_event() {
     app.gql("mutation($c: String!) { importCatalog(input: {catalog: $c}) { changes } }")
         .vars(json!({ "c": crate::billing::METERED }))
         .as_user(&owner)
+        .send()
+        .await
+        .data();
+    // Usage of a metric the catalog now has.
+    app.gql("mutation { recordUsage(input: {events: [{metric: \"api_calls\", key: \"k1\"}]}) { stored } }")
+        .as_user(&owner)
+        .in_org(&org)
         .send()
         .await
         .data();

@@ -48,9 +48,22 @@ async fn usage(
     response.data()["usage"].clone()
 }
 
+/// A server whose clock stands after the events' month (usage cannot be reported ahead of
+/// time), with the demo catalog (usage is only of metrics it has).
+async fn app_after_january() -> TestApp {
+    let app = TestApp::spawn().await;
+    app.clock.set(
+        chrono::DateTime::parse_from_rfc3339("2027-02-01T12:00:00Z")
+            .unwrap()
+            .into(),
+    );
+    app.import_demo_catalog().await;
+    app
+}
+
 #[tokio::test]
 async fn usage_is_recorded_once_per_key_all_or_nothing_and_aggregated_per_period() {
-    let app = TestApp::spawn().await;
+    let app = app_after_january().await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     // The organization's systems report with a billing admin's API key.
@@ -127,7 +140,7 @@ async fn usage_is_recorded_once_per_key_all_or_nothing_and_aggregated_per_period
 
 #[tokio::test]
 async fn only_owners_and_billing_admins_of_that_organization_see_or_report_usage() {
-    let app = TestApp::spawn().await;
+    let app = app_after_january().await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     record(&app, &owner.token, &org, events()).await.data();
@@ -177,7 +190,7 @@ async fn only_owners_and_billing_admins_of_that_organization_see_or_report_usage
 
 #[tokio::test]
 async fn concurrent_reports_of_one_new_key_store_it_once_and_never_fail_internally() {
-    let app = TestApp::spawn().await;
+    let app = app_after_january().await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     let event =
@@ -269,7 +282,7 @@ async fn ingest(app: &TestApp, bearer: Option<&str>, org: &TestOrg, body: &str) 
 
 #[tokio::test]
 async fn the_batch_ingestion_endpoint_records_like_record_usage_and_keeps_tenants_apart() {
-    let app = TestApp::spawn().await;
+    let app = app_after_january().await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     let (_, key) = app.api_key(&owner, &org, "BILLING_ADMIN").await;

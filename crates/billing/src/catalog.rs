@@ -39,6 +39,23 @@ pub struct MetricDef {
     pub name: String,
     /// How a period's events become a quantity.
     pub aggregation: Aggregation,
+    /// The largest value one event may report ([`DEFAULT_MAX_USAGE_VALUE`] when absent).
+    #[serde(
+        default,
+        with = "exact::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_value: Option<Decimal>,
+}
+
+/// The largest value one usage event may report when its metric sets none.
+pub const DEFAULT_MAX_USAGE_VALUE: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
+
+impl MetricDef {
+    /// The largest value one event of this metric may report.
+    pub fn max_value(&self) -> Decimal {
+        self.max_value.unwrap_or(DEFAULT_MAX_USAGE_VALUE)
+    }
 }
 
 /// A plan and its current definition.
@@ -173,6 +190,14 @@ impl MetricDef {
         }
         if let Aggregation::UniqueCount { property } = &self.aggregation {
             check_code("metrics.aggregation.property", property)?;
+        }
+        if let Some(max) = self.max_value
+            && (max <= Decimal::ZERO || max > DEFAULT_MAX_USAGE_VALUE * Decimal::from(1_000_000))
+        {
+            return Err(Error::Invalid {
+                field: "metrics.max_value",
+                reason: "more than 0 and at most 10^18".into(),
+            });
         }
         Ok(())
     }
@@ -388,6 +413,14 @@ pub(crate) mod exact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_usage_bound_is_ten_to_the_twelfth() {
+        assert_eq!(
+            DEFAULT_MAX_USAGE_VALUE,
+            Decimal::from(1_000_000_000_000_u64)
+        );
+    }
 
     const CATALOG: &str = r#"{
       "metrics": [

@@ -153,6 +153,20 @@ fn line(
     })
 }
 
+/// A usage line whose quantity or amount does not fit (an organization that reported
+/// absurd quantities) is left off the invoice and reported, rather than failing the
+/// invoice: the rest of the invoice is cut, and the organization's later invoices are not
+/// held up by it. An operator bills it by hand (a credit note or a manual charge).
+fn unpriced(tx: &TenantTx, metric: &str, period: (DateTime<Utc>, DateTime<Utc>)) {
+    tracing::error!(
+        org.id = %tx.org_id(),
+        metric,
+        period.start = %period.0,
+        period.end = %period.1,
+        "a usage line could not be priced (its amount does not fit) and was left off the invoice"
+    );
+}
+
 /// Members of the organization (what per-seat prices count).
 pub(crate) async fn members(tx: &TenantTx) -> Result<u64> {
     let backend = tx.conn().get_database_backend();
@@ -271,19 +285,35 @@ impl Invoices {
             };
             let aggregation = self.aggregation(tx, metric).await?;
             let quantity =
-                crate::usage::period_quantity(tx, metric, period.0, period.1, &aggregation).await?;
+                crate::usage::period_quantity(tx, metric, period.0, period.1, &aggregation).await;
+            let quantity = match quantity {
+                Err(Error::Overflow) => {
+                    unpriced(tx, metric, period);
+                    continue;
+                }
+                other => other?,
+            };
             if quantity.is_zero() {
                 continue;
             }
-            let mut usage = line(
-                "usage",
-                format!("{metric}: {}", quantity.normalize()),
-                quantity,
-                None,
-                price.amount(quantity)?,
-                currency,
-                period,
-            )?;
+            let priced = price.amount(quantity).and_then(|exact| {
+                line(
+                    "usage",
+                    format!("{metric}: {}", quantity.normalize()),
+                    quantity,
+                    None,
+                    exact,
+                    currency,
+                    period,
+                )
+            });
+            let mut usage = match priced {
+                Err(Error::Overflow) => {
+                    unpriced(tx, metric, period);
+                    continue;
+                }
+                other => other?,
+            };
             usage.metric = Some(metric.clone());
             lines.push(usage);
         }
@@ -325,29 +355,45 @@ impl Invoices {
             }
             let aggregation = self.aggregation(tx, metric).await?;
             let now =
-                crate::usage::period_quantity(tx, metric, period.0, period.1, &aggregation).await?;
+                crate::usage::period_quantity(tx, metric, period.0, period.1, &aggregation).await;
+            let now = match now {
+                Err(Error::Overflow) => {
+                    unpriced(tx, metric, period);
+                    continue;
+                }
+                other => other?,
+            };
             if now <= billed {
                 continue;
             }
-            let exact = price
-                .amount(now)?
-                .checked_sub(price.amount(billed)?)
-                .ok_or(Error::Overflow)?;
             let late = now - billed;
-            let mut adjustment = line(
-                "usage_adjustment",
-                format!(
-                    "{metric}: {} reported late for {} – {}",
-                    late.normalize(),
-                    period.0.date_naive(),
-                    period.1.date_naive()
-                ),
-                late,
-                None,
-                exact,
-                currency,
-                period,
-            )?;
+            let priced = price
+                .amount(now)
+                .and_then(|now| Ok((now, price.amount(billed)?)))
+                .and_then(|(now, billed)| now.checked_sub(billed).ok_or(Error::Overflow))
+                .and_then(|exact| {
+                    line(
+                        "usage_adjustment",
+                        format!(
+                            "{metric}: {} reported late for {} – {}",
+                            late.normalize(),
+                            period.0.date_naive(),
+                            period.1.date_naive()
+                        ),
+                        late,
+                        None,
+                        exact,
+                        currency,
+                        period,
+                    )
+                });
+            let mut adjustment = match priced {
+                Err(Error::Overflow) => {
+                    unpriced(tx, metric, period);
+                    continue;
+                }
+                other => other?,
+            };
             adjustment.metric = Some(metric.clone());
             lines.push(adjustment);
         }

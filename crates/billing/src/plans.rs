@@ -9,10 +9,12 @@ use crate::metering::Aggregation;
 use audit::{AuditLog, NewEvent};
 use chrono::{DateTime, Utc};
 use kernel::{SharedClock, TenantTx};
+use rust_decimal::Decimal;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr,
 };
 use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
@@ -166,7 +168,8 @@ impl Catalog {
                 .ok()
                 .as_ref()
                 == Some(&metric.aggregation)
-                && stored.name == metric.name;
+                && stored.name == metric.name
+                && stored_max_value(stored)? == metric.max_value.map(|m| m.normalize());
             return if same {
                 Ok(Imported::MetricUnchanged(metric.code.clone()))
             } else {
@@ -182,6 +185,7 @@ impl Catalog {
             name: Set(metric.name.clone()),
             aggregation: Set(aggregation),
             created_at: Set(now),
+            max_value: Set(metric.max_value.map(|m| m.normalize().to_string())),
         })
         .exec_without_returning(tx.conn())
         .await
@@ -280,12 +284,28 @@ impl Catalog {
                             reason: e.to_string(),
                         }
                     })?,
+                    max_value: stored_max_value(&m)?,
                     code: m.code,
                     name: m.name,
                 })
             })
             .collect()
     }
+}
+
+/// A stored metric's bound on one event's value.
+fn stored_max_value(metric: &billing_metric::Model) -> Result<Option<Decimal>> {
+    metric
+        .max_value
+        .as_deref()
+        .map(|text| {
+            Decimal::from_str(text).map_err(|e| Error::Invalid {
+                field: "billing_metrics.max_value",
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+        .map(|max| max.map(|m| m.normalize()))
 }
 
 /// A unique key taken by a concurrent import.

@@ -146,7 +146,7 @@ impl ChargeModel {
                         break;
                     }
                     let upper = tier.up_to.map_or(quantity, |u| u.min(quantity));
-                    let slice = upper - lower;
+                    let slice = upper.checked_sub(lower).ok_or_else(overflow)?;
                     let cost = tier
                         .unit_price
                         .checked_mul(slice)
@@ -178,8 +178,11 @@ impl ChargeModel {
                 price,
                 free_units,
             } => {
-                let billable = (quantity - free_units).max(Decimal::ZERO);
-                let packages = (billable / size).ceil();
+                let billable = quantity
+                    .checked_sub(*free_units)
+                    .ok_or_else(overflow)?
+                    .max(Decimal::ZERO);
+                let packages = billable.checked_div(*size).ok_or_else(overflow)?.ceil();
                 price.checked_mul(packages).ok_or_else(overflow)
             }
         }

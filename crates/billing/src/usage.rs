@@ -18,6 +18,13 @@ use uuid::Uuid;
 
 /// Most events one call may report.
 pub const MAX_BATCH: usize = 1_000;
+/// How far in the future (by our clock) an event may say it happened: clients' clocks
+/// drift, but usage from next year is a mistake or an attack.
+pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+/// Most properties one event may carry.
+pub const MAX_PROPERTIES: usize = 20;
+/// Longest property value, in characters (names: 64 of letters, digits and `_-.:/`).
+pub const MAX_PROPERTY_VALUE_CHARS: usize = 256;
 
 /// One reported use, as a client sends it.
 #[derive(Debug, Clone)]
@@ -117,10 +124,27 @@ impl UsageService {
                     reason: "non-negative, at most 12 decimal places".into(),
                 });
             }
-            if usage.properties.len() > 20 {
+            if usage.properties.len() > MAX_PROPERTIES {
                 return Err(Error::Invalid {
                     field: "properties",
-                    reason: "at most 20 properties".into(),
+                    reason: format!("at most {MAX_PROPERTIES} properties"),
+                });
+            }
+            for (name, value) in &usage.properties {
+                field("properties.name", name, 64)?;
+                if value.chars().count() > MAX_PROPERTY_VALUE_CHARS {
+                    return Err(Error::Invalid {
+                        field: "properties.value",
+                        reason: format!("at most {MAX_PROPERTY_VALUE_CHARS} characters"),
+                    });
+                }
+            }
+            if let Some(at) = usage.occurred_at
+                && at > now + MAX_CLOCK_SKEW
+            {
+                return Err(Error::Invalid {
+                    field: "occurredAt",
+                    reason: format!("{at} is in the future"),
                 });
             }
             let explicit_time = usage.occurred_at.is_some();
@@ -142,6 +166,39 @@ impl UsageService {
                 properties: usage.properties,
             };
             checked.push((metric, event, explicit_time));
+        }
+        // Every metric must be in the catalog, and every value within its metric's bound.
+        let codes: std::collections::BTreeSet<&str> = checked
+            .iter()
+            .map(|(metric, _, _)| metric.as_str())
+            .collect();
+        let bounds: HashMap<String, Decimal> = crate::entity::billing_metric::Entity::find()
+            .filter(crate::entity::billing_metric::Column::Code.is_in(codes))
+            .all(tx.conn())
+            .await?
+            .into_iter()
+            .map(|m| {
+                let max = m
+                    .max_value
+                    .as_deref()
+                    .and_then(|v| Decimal::from_str(v).ok())
+                    .unwrap_or(crate::catalog::DEFAULT_MAX_USAGE_VALUE);
+                (m.code, max)
+            })
+            .collect();
+        for (metric, event, _) in &checked {
+            let Some(max) = bounds.get(metric) else {
+                return Err(Error::Invalid {
+                    field: "metric",
+                    reason: format!("unknown metric `{metric}`: it is not in the catalog"),
+                });
+            };
+            if event.value > *max {
+                return Err(Error::Invalid {
+                    field: "value",
+                    reason: format!("at most {} for `{metric}`", max.normalize()),
+                });
+            }
         }
         // What is stored already under the batch's keys, one query per metric.
         let mut keys_by_metric: BTreeMap<&str, Vec<&str>> = BTreeMap::new();

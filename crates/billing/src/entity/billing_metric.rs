@@ -10,6 +10,8 @@ pub struct Model {
     pub name: String,
     pub aggregation: String,
     pub created_at: DateTimeUtc,
+    /// Largest value of one event (a decimal); NULL: the platform's default.
+    pub max_value: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
