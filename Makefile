@@ -52,6 +52,7 @@ bench:
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p gateway --bench mutation --features bench-unrecorded
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p tenancy --bench list
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p gateway --bench billing
+	$(CARGO) bench -p gateway --bench refusals
 
 ## Regenerate schema.graphql from the code.
 schema: build

@@ -47,13 +47,13 @@ async fn parse_validation_depth_and_complexity_errors_have_codes() {
     );
     assert_eq!(app.gql(&too_deep).send().await.code(), "QUERY_TOO_DEEP");
 
-    // 40 pages of 100 projects, 3 fields each: 40 × (1 + 100 × 3) = 12,040.
+    // 40 pages of 100 projects, 3 fields each: 40 × (10 + 100 × 3) = 12,400.
     let wide: String = (0..40)
         .map(|i| format!("f{i}: projects(first: 100) {{ nodes {{ id name }} }} "))
         .collect();
     let too_complex = app.gql(&format!("{{ {wide} }}")).send().await;
     assert_eq!(too_complex.code(), "QUERY_TOO_COMPLEX");
-    assert_eq!(too_complex.error()["extensions"]["cost"], 12_040);
+    assert_eq!(too_complex.error()["extensions"]["cost"], 12_400);
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod cancellation;
 mod conventions;
 mod documents;
 mod helpers;
+mod hostile_property;
 mod http_limits;
 mod invitations;
 mod isolation;

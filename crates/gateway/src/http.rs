@@ -358,12 +358,24 @@ struct Operations {
 impl Operations {
     fn admit(costs: &CostModel, batch: BatchRequest) -> Self {
         let admit_one = |mut request: Request| {
-            admission::scan(&request.query).map_err(Refusal::into_server_error)?;
-            let document = async_graphql::parser::parse_query(&request.query)
-                .map_err(|e| Refusal::Parse(ServerError::from(e).message).into_server_error())?;
-            costs
-                .admit(&document, &request.variables)
-                .map_err(Refusal::into_server_error)?;
+            let parse = |query: &str| {
+                async_graphql::parser::parse_query(query)
+                    .map_err(|e| Refusal::Parse(ServerError::from(e).message).into_server_error())
+            };
+            match admission::admit(&request.query, &request.variables, costs) {
+                Ok(_) => {}
+                // Not a document the outline reader knows: the parser says what is wrong.
+                // One it reads all the same has an unknown cost, so it is refused too
+                // (and the reader needs a look).
+                Err(Refusal::Unreadable) => {
+                    parse(&request.query)?;
+                    tracing::warn!("a document the parser accepts could not be costed");
+                    return Err(Refusal::Unreadable.into_server_error());
+                }
+                Err(refused) => return Err(refused.into_server_error()),
+            }
+            // Parsed once, for execution too.
+            let document = parse(&request.query)?;
             admission::check_strings(&document, &request.variables)
                 .map_err(admission::BadString::into_server_error)?;
             // Executed as parsed here: the text is not parsed twice.

@@ -28,7 +28,15 @@ impl Viewer {
     /// The calling person (null for an API key).
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
         match self.principal {
-            Principal::User(id) => Ok(Some(User::own(ctx.state().tenancy.user(id).await.gql()?))),
+            // Through the request's loader: however many times it is asked, one read.
+            Principal::User(id) => {
+                let loaders = ctx.data_unchecked::<crate::graphql::loaders::Loaders>();
+                let user = loaders.users.load_one(id).await?;
+                let user = user
+                    .ok_or(tenancy::Error::NotFound { entity: "user" })
+                    .gql()?;
+                Ok(Some(User::own(user)))
+            }
             Principal::ApiKey { .. } => Ok(None),
         }
     }
