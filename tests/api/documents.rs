@@ -5,7 +5,7 @@
 use crate::helpers::{TestApp, TestOrg, TestUser};
 use serde_json::{Value, json};
 
-const DOC_FIELDS: &str = "id title status version approvals { reviewer { name } } reviews { decision comment current } versions { version changedFields }";
+const DOC_FIELDS: &str = "id title status version approvals { reviewer { name } } reviews { nodes { decision comment current } } versions { nodes { version changedFields } }";
 
 async fn project(app: &TestApp, owner: &TestUser, org: &TestOrg, approvals: u32) -> String {
     let created = app
@@ -179,14 +179,14 @@ async fn a_document_goes_through_the_whole_workflow_with_four_eyes_and_two_appro
     let edited = edit(&app, &writer, &org, &id, "second").await;
     assert_eq!(doc(&edited, "updateDocument")["version"], 2);
     let versions = app
-        .gql("query($d: ID!) { documentVersions(documentId: $d) { version body changedFields editedBy { name } } }")
+        .gql("query($d: ID!) { documentVersions(documentId: $d) { nodes { version body changedFields editedBy { name } } } }")
         .vars(json!({ "d": id }))
         .as_user(&first_reviewer)
         .in_org(&org)
         .send()
         .await;
     assert_eq!(
-        versions.data()["documentVersions"],
+        versions.data()["documentVersions"]["nodes"],
         json!([
             { "version": 2, "body": "second", "changedFields": ["body"], "editedBy": { "name": "writer" } },
             { "version": 1, "body": "first", "changedFields": ["title", "body"], "editedBy": { "name": "writer" } },
@@ -255,7 +255,7 @@ async fn a_document_goes_through_the_whole_workflow_with_four_eyes_and_two_appro
     assert_eq!(reset["version"], 3);
     assert_eq!(reset["approvals"], json!([]));
     assert!(
-        reset["reviews"]
+        reset["reviews"]["nodes"]
             .as_array()
             .unwrap()
             .iter()
@@ -579,7 +579,7 @@ async fn another_organizations_member_gets_not_found_on_every_document_operation
                 json!({ "d": id }),
             ),
             (
-                "query($d: ID!) { documentVersions(documentId: $d) { version } }",
+                "query($d: ID!) { documentVersions(documentId: $d) { nodes { version } } }",
                 json!({ "d": id }),
             ),
             (
@@ -705,7 +705,7 @@ async fn add_documents(
 /// The documents on the first page and the SQL statements the page cost (BEGIN and
 /// COMMIT not counted), after one run to warm the policy cache.
 async fn page_statements(app: &TestApp, user: &TestUser, org: &TestOrg) -> (usize, u64) {
-    let page = "{ documents(first: 50) { edges { node { title status project { name } author { name } approvals { reviewer { name } } versions { version } } } } }";
+    let page = "{ documents(first: 50) { edges { node { title status project { name } author { name } approvals { reviewer { name } } versions { nodes { version } } } } } }";
     app.gql(page).as_user(user).in_org(org).send().await.data();
     let before = app.server_db.statements_executed();
     let response = app.gql(page).as_user(user).in_org(org).send().await;
@@ -715,4 +715,119 @@ async fn page_statements(app: &TestApp, user: &TestUser, org: &TestOrg) -> (usiz
         .unwrap()
         .len();
     (count, after - before)
+}
+
+/// A history is read a page at a time, never whole: versions newest first and reviews
+/// oldest first, forward and backward with cursors, the same page of several documents
+/// in one query each, and pages capped at 100.
+#[tokio::test]
+async fn histories_are_read_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let handbook = project(&app, &owner, &org, 1).await;
+    let long = document(&app, &owner, &org, &handbook, "Long").await;
+    let short = document(&app, &owner, &org, &handbook, "Short").await;
+    for i in 2..=30 {
+        edit(&app, &owner, &org, &long, &format!("v{i}"))
+            .await
+            .data();
+    }
+    edit(&app, &owner, &org, &short, "v2").await.data();
+    let numbers = |connection: &Value| -> Vec<u64> {
+        connection["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect()
+    };
+    let versions = |args: &str| {
+        format!(
+            "query($d: ID!) {{ documentVersions(documentId: $d{args}) {{ nodes {{ version }} pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }}"
+        )
+    };
+    let first = app
+        .gql(&versions(", first: 5"))
+        .vars(json!({ "d": long }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let first = &first.data()["documentVersions"];
+    assert_eq!(numbers(first), [30, 29, 28, 27, 26]);
+    assert_eq!(first["pageInfo"]["hasNextPage"], true);
+    let next = app
+        .gql(&versions(", first: 5, after: $a"))
+        .vars(json!({ "d": long }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    // `$a` is not declared: a validation error, not a silent first page.
+    assert_eq!(next.code(), "GRAPHQL_VALIDATION_FAILED");
+    let next = app
+        .gql("query($d: ID!, $a: String) { documentVersions(documentId: $d, first: 5, after: $a) { nodes { version } } }")
+        .vars(json!({ "d": long, "a": first["pageInfo"]["endCursor"] }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        numbers(&next.data()["documentVersions"]),
+        [25, 24, 23, 22, 21]
+    );
+    let oldest = app
+        .gql(&versions(", last: 3"))
+        .vars(json!({ "d": long }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let oldest = &oldest.data()["documentVersions"];
+    assert_eq!(numbers(oldest), [3, 2, 1]);
+    assert_eq!(oldest["pageInfo"]["hasPreviousPage"], true);
+    // Default page: 20; more than 100 is refused.
+    let default = app
+        .gql(&versions(""))
+        .vars(json!({ "d": long }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(numbers(&default.data()["documentVersions"]).len(), 20);
+    let too_many = app
+        .gql(&versions(", first: 101"))
+        .vars(json!({ "d": long }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(too_many.code(), "BAD_USER_INPUT");
+
+    // Both documents' newest two, in one page of documents.
+    let page = app
+        .gql("{ documents(first: 10) { nodes { title versions(first: 2) { nodes { version } pageInfo { hasNextPage } } } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let nodes = page.data()["documents"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let by_title: std::collections::BTreeMap<&str, (Vec<u64>, bool)> = nodes
+        .iter()
+        .map(|d| {
+            (
+                d["title"].as_str().unwrap(),
+                (
+                    numbers(&d["versions"]),
+                    d["versions"]["pageInfo"]["hasNextPage"] == true,
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(by_title["Long"], (vec![30, 29], true));
+    assert_eq!(by_title["Short"], (vec![2, 1], false));
 }

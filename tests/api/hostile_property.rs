@@ -12,7 +12,7 @@ const FIELDS: &[&str] = &[
     "__typename",
     "viewer { user { id name } }",
     "projects(first: 100) { nodes { id name } }",
-    "documents(first: 50) { edges { node { id title body versions { body } } } }",
+    "documents(first: 50) { edges { node { id title body versions { nodes { body } } } } }",
     "nodes(ids: [\"x\", \"y\"]) { id }",
     "verifyAuditChain { valid }",
     "__schema { types { name fields { name } } }",

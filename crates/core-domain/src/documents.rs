@@ -20,7 +20,7 @@ use kernel::{
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -61,7 +61,7 @@ fn from_row(row: document::Model) -> Result<Document> {
     })
 }
 
-fn version_from_row(row: document_version::Model) -> DocumentVersion {
+pub(crate) fn version_from_row(row: document_version::Model) -> DocumentVersion {
     DocumentVersion {
         document_id: row.document_id,
         version: u32::try_from(row.version).unwrap_or_default(),
@@ -73,7 +73,7 @@ fn version_from_row(row: document_version::Model) -> DocumentVersion {
     }
 }
 
-fn review_from_row(row: document_review::Model) -> Review {
+pub(crate) fn review_from_row(row: document_review::Model) -> Review {
     Review {
         id: row.id,
         document_id: row.document_id,
@@ -451,57 +451,6 @@ impl DocumentService {
         }
         self.audit.record(tx, event).await?;
         from_row(updated)
-    }
-
-    /// Every version of a document, newest first.
-    pub async fn versions(
-        &self,
-        tx: &TenantTx,
-        permit: &Permit,
-        id: Uuid,
-    ) -> Result<Vec<DocumentVersion>> {
-        permit.ensure(tx, ResourceType::Document, Action::Read, Some(id))?;
-        Ok(tx
-            .select::<document_version::Entity>()
-            .filter(document_version::Column::DocumentId.eq(id))
-            .order_by_desc(document_version::Column::Version)
-            .all(tx.conn())
-            .await?
-            .into_iter()
-            .map(version_from_row)
-            .collect())
-    }
-
-    /// The versions of `documents`, newest first, in one query. The caller has already
-    /// been allowed to read those documents (nested fields of a document).
-    pub async fn versions_of(
-        &self,
-        tx: &TenantTx,
-        documents: &[Uuid],
-    ) -> Result<Vec<DocumentVersion>> {
-        Ok(tx
-            .select::<document_version::Entity>()
-            .filter(document_version::Column::DocumentId.is_in(documents.iter().copied()))
-            .order_by_desc(document_version::Column::Version)
-            .all(tx.conn())
-            .await?
-            .into_iter()
-            .map(version_from_row)
-            .collect())
-    }
-
-    /// The review decisions on `documents`, oldest first, in one query. The caller has
-    /// already been allowed to read those documents (nested fields of a document).
-    pub async fn reviews_of(&self, tx: &TenantTx, documents: &[Uuid]) -> Result<Vec<Review>> {
-        Ok(tx
-            .select::<document_review::Entity>()
-            .filter(document_review::Column::DocumentId.is_in(documents.iter().copied()))
-            .order_by_asc(document_review::Column::Id)
-            .all(tx.conn())
-            .await?
-            .into_iter()
-            .map(review_from_row)
-            .collect())
     }
 
     async fn insert_review(

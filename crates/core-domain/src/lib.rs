@@ -7,12 +7,14 @@
 mod documents;
 mod entity;
 pub mod error;
+mod history;
 mod limits;
 pub mod model;
 mod service;
 
 pub use documents::DocumentService;
 pub use error::{Error, Result};
+pub use history::version_key;
 pub use model::{
     Document, DocumentFilter, DocumentStatus, DocumentVersion, EditDocument, NewDocument,
     NewProject, Project, Review, ReviewDecision, Transition, UpdateProject,

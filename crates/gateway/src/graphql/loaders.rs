@@ -12,7 +12,7 @@ use crate::startup::AppState;
 use async_graphql::dataloader::{DataLoader, Loader};
 use authz::{Action, ResourceType};
 use core_domain::{DocumentVersion, Project, Review};
-use kernel::{OrgId, Principal, RequestTurn, TenantTx, TxMode, UserId};
+use kernel::{OrgId, Page, PageRequest, Principal, RequestTurn, TenantTx, TxMode, UserId};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -22,10 +22,12 @@ pub struct Loaders {
     pub projects: DataLoader<ProjectLoader>,
     /// People by id.
     pub users: DataLoader<UserLoader>,
-    /// Review decisions by (organization, document).
+    /// A page of review decisions by (organization, document, page).
     pub reviews: DataLoader<ReviewLoader>,
-    /// Versions by (organization, document).
+    /// A page of versions by (organization, document, page).
     pub versions: DataLoader<VersionLoader>,
+    /// Current approvals by (organization, document).
+    pub approvals: DataLoader<ApprovalLoader>,
 }
 
 impl Loaders {
@@ -42,6 +44,7 @@ impl Loaders {
             users: DataLoader::new(UserLoader(scope()), tokio::spawn),
             reviews: DataLoader::new(ReviewLoader(scope()), tokio::spawn),
             versions: DataLoader::new(VersionLoader(scope()), tokio::spawn),
+            approvals: DataLoader::new(ApprovalLoader(scope()), tokio::spawn),
         }
     }
 }
@@ -134,33 +137,88 @@ impl Loader<UserId> for UserLoader {
     }
 }
 
-/// Loads, per organization and in one query each, the rows of documents the caller
-/// already reads, grouped by document; documents without rows get an empty list.
+/// Loads, per organization and page request in one query each, that page of a history
+/// (versions, reviews) of each document the caller already reads.
 async fn per_document<T, F, Fut>(
     scope: &Scope,
-    keys: &[(OrgId, Uuid)],
-    document_of: fn(&T) -> Uuid,
+    keys: &[(OrgId, Uuid, PageRequest)],
     query: F,
-) -> Result<HashMap<(OrgId, Uuid), Vec<T>>, LoadError>
+) -> Result<HashMap<(OrgId, Uuid, PageRequest), Page<T>>, LoadError>
 where
-    F: Fn(kernel::TenantTx, Vec<Uuid>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<T>, LoadError>>,
+    F: Fn(TenantTx, Vec<Uuid>, PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<BTreeMap<Uuid, Page<T>>, LoadError>>,
 {
     scope.principal()?;
-    let mut found: HashMap<(OrgId, Uuid), Vec<T>> = keys.iter().map(|k| (*k, Vec::new())).collect();
-    for (org, ids) in by_org(keys) {
+    let mut groups: BTreeMap<(OrgId, PageRequestKey), (PageRequest, Vec<Uuid>)> = BTreeMap::new();
+    for (org, id, page) in keys {
+        groups
+            .entry((*org, PageRequestKey::of(page)))
+            .or_insert_with(|| (*page, Vec::new()))
+            .1
+            .push(*id);
+    }
+    let mut found = HashMap::new();
+    for ((org, _), (page, ids)) in groups {
         let (tx, _) = scope.enter(org).await?;
-        for row in query(tx, ids).await? {
-            found.entry((org, document_of(&row))).or_default().push(row);
+        for (id, rows) in query(tx, ids, page).await? {
+            found.insert((org, id, page), rows);
         }
     }
     Ok(found)
 }
 
-/// The review decisions on documents the caller already reads.
+/// A page request as an ordered key (to group loads by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PageRequestKey(Option<Uuid>, Option<Uuid>, u64, bool);
+
+impl PageRequestKey {
+    fn of(page: &PageRequest) -> Self {
+        Self(page.after, page.before, page.limit, page.from_end)
+    }
+}
+
+/// A page of the review decisions on documents the caller already reads.
 pub struct ReviewLoader(Scope);
 
-impl Loader<(OrgId, Uuid)> for ReviewLoader {
+impl Loader<(OrgId, Uuid, PageRequest)> for ReviewLoader {
+    type Value = Page<Review>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[(OrgId, Uuid, PageRequest)],
+    ) -> Result<HashMap<(OrgId, Uuid, PageRequest), Page<Review>>, LoadError> {
+        let documents = &self.0.state.documents;
+        per_document(&self.0, keys, |tx, ids, page| async move {
+            documents.reviews_of(&tx, &ids, &page).await.gql()
+        })
+        .await
+    }
+}
+
+/// A page of the versions of documents the caller already reads, newest first.
+pub struct VersionLoader(Scope);
+
+impl Loader<(OrgId, Uuid, PageRequest)> for VersionLoader {
+    type Value = Page<DocumentVersion>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[(OrgId, Uuid, PageRequest)],
+    ) -> Result<HashMap<(OrgId, Uuid, PageRequest), Page<DocumentVersion>>, LoadError> {
+        let documents = &self.0.state.documents;
+        per_document(&self.0, keys, |tx, ids, page| async move {
+            documents.versions_of(&tx, &ids, &page).await.gql()
+        })
+        .await
+    }
+}
+
+/// The approvals that count now on documents the caller already reads.
+pub struct ApprovalLoader(Scope);
+
+impl Loader<(OrgId, Uuid)> for ApprovalLoader {
     type Value = Vec<Review>;
     type Error = LoadError;
 
@@ -168,35 +226,18 @@ impl Loader<(OrgId, Uuid)> for ReviewLoader {
         &self,
         keys: &[(OrgId, Uuid)],
     ) -> Result<HashMap<(OrgId, Uuid), Vec<Review>>, LoadError> {
-        let documents = &self.0.state.documents;
-        per_document(
-            &self.0,
-            keys,
-            |r: &Review| r.document_id,
-            |tx, ids| async move { documents.reviews_of(&tx, &ids).await.gql() },
-        )
-        .await
-    }
-}
-
-/// The versions of documents the caller already reads, newest first.
-pub struct VersionLoader(Scope);
-
-impl Loader<(OrgId, Uuid)> for VersionLoader {
-    type Value = Vec<DocumentVersion>;
-    type Error = LoadError;
-
-    async fn load(
-        &self,
-        keys: &[(OrgId, Uuid)],
-    ) -> Result<HashMap<(OrgId, Uuid), Vec<DocumentVersion>>, LoadError> {
-        let documents = &self.0.state.documents;
-        per_document(
-            &self.0,
-            keys,
-            |v: &DocumentVersion| v.document_id,
-            |tx, ids| async move { documents.versions_of(&tx, &ids).await.gql() },
-        )
-        .await
+        self.0.principal()?;
+        let mut found: HashMap<(OrgId, Uuid), Vec<Review>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (org, ids) in by_org(keys) {
+            let (tx, _) = self.0.enter(org).await?;
+            for review in self.0.state.documents.approvals_of(&tx, &ids).await.gql()? {
+                found
+                    .entry((org, review.document_id))
+                    .or_default()
+                    .push(review);
+            }
+        }
+        Ok(found)
     }
 }

@@ -42,14 +42,17 @@ pub const DEFAULT_PAGE: u64 = 20;
 /// Largest page a connection serves.
 pub const MAX_PAGE: u64 = 100;
 
-/// What each field costs beyond 1, where it costs more: password hashing, whole-chain
-/// audit verification, and every root mutation (a transaction with its audit event).
+/// What each field costs, where it costs more than 1: password hashing, whole-chain audit
+/// verification, document bodies (root query and mutation fields: see below).
 const WEIGHTS: &[(&str, &str, u64)] = &[
     ("Mutation", "signUp", 5_000),
     ("Mutation", "logIn", 5_000),
     ("Query", "verifyAuditChain", 4_000),
     ("Mutation", "purgeAuditEvents", 1_000),
     ("Mutation", "importCatalog", 1_000),
+    // Up to 200,000 characters each: a hundred of them is 20 MB of answer.
+    ("Document", "body", 100),
+    ("DocumentVersion", "body", 100),
 ];
 /// What a root mutation field not in [`WEIGHTS`] costs.
 const MUTATION_WEIGHT: u64 = 10;

@@ -107,24 +107,37 @@ impl DocumentsQuery {
         Ok(connection(documents, |d| d.id, Document))
     }
 
-    /// Every saved version of a document, newest first.
+    /// A document's saved versions, newest first.
     async fn document_versions(
         &self,
         ctx: &Context<'_>,
         document_id: ID,
-    ) -> GqlResult<Vec<DocumentVersion>> {
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, DocumentVersion>> {
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .into_request()
+        .gql()?;
         let id = GlobalId::expect("documentId", &document_id, NodeKind::Document).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Read).await?;
         let permit = document_permit(ctx, &tx, &actor, id.id, Action::Read).await?;
         let versions = ctx
             .state()
             .documents
-            .versions(&tx, &permit, id.id)
+            .versions(&tx, &permit, id.id, &page)
             .await
             .gql()?;
-        Ok(versions
-            .into_iter()
-            .map(|v| DocumentVersion(v, actor.org_id))
-            .collect())
+        Ok(connection(
+            versions,
+            |v| core_domain::version_key(v.version),
+            |v| DocumentVersion(v, actor.org_id),
+        ))
     }
 }

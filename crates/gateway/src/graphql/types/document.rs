@@ -1,15 +1,18 @@
 //! Documents, their versions and review decisions. Nested fields go through the
 //! operation's DataLoaders, so a page of documents costs a fixed number of queries.
 
+use crate::error::ResultExt;
+use crate::graphql::connection::{PageArgs, connection};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::loaders::Loaders;
 use crate::graphql::types::project::{Grant, grants_on};
 use crate::graphql::types::{Project, User};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, Object, Result};
 use authz::ResourceType;
 use chrono::{DateTime, Utc};
 use core_domain::ReviewDecision as Decision;
-use kernel::OrgId;
+use kernel::{OrgId, Page};
 
 /// Where a document is in the approval workflow.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -132,30 +135,67 @@ impl Document {
 
     /// Approvals that count now: those of the current review round.
     async fn approvals(&self, ctx: &Context<'_>) -> Result<Vec<Review>> {
-        Ok(self
-            .load_reviews(ctx)
-            .await?
-            .into_iter()
-            .filter(|r| r.is_current() && r.review.decision == Decision::Approved)
-            .collect())
-    }
-
-    /// Every review decision, oldest first; those of earlier rounds are void.
-    async fn reviews(&self, ctx: &Context<'_>) -> Result<Vec<Review>> {
-        self.load_reviews(ctx).await
-    }
-
-    /// Every saved version, newest first.
-    async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<DocumentVersion>> {
-        let versions = loaders(ctx)
-            .versions
+        let approvals = loaders(ctx)
+            .approvals
             .load_one((self.0.org_id, self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(versions
-            .into_iter()
-            .map(|v| DocumentVersion(v, self.0.org_id))
-            .collect())
+        Ok(approvals.into_iter().map(|r| self.review(r)).collect())
+    }
+
+    /// Review decisions, oldest first; those of earlier rounds are void.
+    async fn reviews(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Connection<String, Review>> {
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .into_request()
+        .gql()?;
+        let reviews = loaders(ctx)
+            .reviews
+            .load_one((self.0.org_id, self.0.id, page))
+            .await?
+            .unwrap_or_else(|| Page::from_overfetch(Vec::new(), &page));
+        Ok(connection(reviews, |r| r.id, |r| self.review(r)))
+    }
+
+    /// Saved versions, newest first.
+    async fn versions(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Connection<String, DocumentVersion>> {
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .into_request()
+        .gql()?;
+        let versions = loaders(ctx)
+            .versions
+            .load_one((self.0.org_id, self.0.id, page))
+            .await?
+            .unwrap_or_else(|| Page::from_overfetch(Vec::new(), &page));
+        let org = self.0.org_id;
+        Ok(connection(
+            versions,
+            |v| core_domain::version_key(v.version),
+            |v| DocumentVersion(v, org),
+        ))
     }
 
     /// Who was given a relation on this document alone (`editor`, `reviewer`, `reader`);
@@ -180,20 +220,12 @@ impl Document {
 }
 
 impl Document {
-    async fn load_reviews(&self, ctx: &Context<'_>) -> Result<Vec<Review>> {
-        let reviews = loaders(ctx)
-            .reviews
-            .load_one((self.0.org_id, self.0.id))
-            .await?
-            .unwrap_or_default();
-        Ok(reviews
-            .into_iter()
-            .map(|review| Review {
-                review,
-                org: self.0.org_id,
-                current_round: self.0.review_round,
-            })
-            .collect())
+    fn review(&self, review: core_domain::Review) -> Review {
+        Review {
+            review,
+            org: self.0.org_id,
+            current_round: self.0.review_round,
+        }
     }
 }
 
