@@ -469,13 +469,15 @@ async fn bad_usage_is_refused_and_billing_carries_on() {
     }
     let owner = app.relog(&owner).await;
     let invoices = app
-        .gql("{ invoices { number lines { kind } } }")
+        .gql("{ invoices { nodes { number lines { kind } } } }")
         .as_user(&owner)
         .in_org(&org)
         .send()
         .await;
     assert_eq!(
-        invoices.data()["invoices"].as_array().map(Vec::len),
+        invoices.data()["invoices"]["nodes"]
+            .as_array()
+            .map(Vec::len),
         Some(3),
         "{:?}",
         invoices.body

@@ -379,13 +379,13 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .await
         .data();
     let invoices = app
-        .gql("{ invoices { id } }")
+        .gql("{ invoices { nodes { id } } }")
         .as_user(&owner)
         .in_org(&org)
         .send()
         .await;
     app.gql("mutation($i: String!) { payInvoice(input: {invoiceId: $i}) { invoice { status } } }")
-        .vars(json!({ "i": invoices.data()["invoices"][0]["id"] }))
+        .vars(json!({ "i": invoices.data()["invoices"]["nodes"][0]["id"] }))
         .as_user(&owner)
         .in_org(&org)
         .send()

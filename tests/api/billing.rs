@@ -343,8 +343,8 @@ async fn only_owners_and_billing_admins_see_and_change_the_subscription() {
     assert!(["FORBIDDEN", "NOT_FOUND"].contains(&change.code()));
     for query in [
         "{ upcomingInvoice { total { amount } } }",
-        "{ invoices { number } }",
-        "{ creditNotes { number } }",
+        "{ invoices { nodes { number } } }",
+        "{ creditNotes { nodes { number } } }",
         "{ usage(metric: \"api_calls\", period: CURRENT, aggregation: COUNT) }",
         "mutation { cancelSubscription { subscription { status } } }",
     ] {
@@ -469,8 +469,8 @@ pub(crate) const METERED: &str = r#"{
         {"up_to": "10", "unit_price": "0"}, {"up_to": null, "unit_price": "0.25"}]}}]}]
 }"#;
 
-const INVOICES: &str = "{ invoices { id number status subtotal { amount } taxRate tax { amount } \
-    total { amount minorUnits } periodStart periodEnd lines { kind description quantity amount { amount } } } }";
+const INVOICES: &str = "{ invoices { nodes { id number status subtotal { amount } taxRate tax { amount } \
+    total { amount minorUnits } periodStart periodEnd lines { kind description quantity amount { amount } } } } }";
 
 #[tokio::test]
 async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_change() {
@@ -487,7 +487,10 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
         .await
         .data();
     let first = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
-    let first = first.data()["invoices"].as_array().unwrap().clone();
+    let first = first.data()["invoices"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0]["number"], "INV-000001");
     assert_eq!(first[0]["status"], "FINALIZED");
@@ -534,7 +537,10 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
         "a second run finds nothing due"
     );
     let invoices = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
-    let invoices = invoices.data()["invoices"].as_array().unwrap().clone();
+    let invoices = invoices.data()["invoices"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
     let numbers: Vec<_> = invoices
         .iter()
         .map(|i| i["number"].as_str().unwrap())
@@ -544,6 +550,43 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
     assert_eq!(invoices[0]["taxRate"], "0.19");
     assert_eq!(invoices[0]["periodStart"], "2027-02-10T00:00:00+00:00");
     assert_eq!(invoices[0]["lines"][0]["quantity"], "13");
+
+    // Invoices are a connection read newest first: a page of one, then the next after it,
+    // then back from the end.
+    const PAGE: &str = "query($after: String, $last: Int, $first: Int) { \
+        invoices(first: $first, after: $after, last: $last) { \
+        edges { cursor node { number } } pageInfo { hasNextPage hasPreviousPage } } }";
+    let first_page = app
+        .gql(PAGE)
+        .vars(json!({ "first": 1 }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let first_page = first_page.data()["invoices"].clone();
+    assert_eq!(first_page["edges"][0]["node"]["number"], "INV-000002");
+    assert_eq!(first_page["pageInfo"]["hasNextPage"], true);
+    let cursor = first_page["edges"][0]["cursor"].as_str().unwrap();
+    let second_page = app
+        .gql(PAGE)
+        .vars(json!({ "first": 1, "after": cursor }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let second_page = second_page.data()["invoices"].clone();
+    assert_eq!(second_page["edges"][0]["node"]["number"], "INV-000001");
+    assert_eq!(second_page["pageInfo"]["hasNextPage"], false);
+    let oldest = app
+        .gql(PAGE)
+        .vars(json!({ "last": 1 }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let oldest = oldest.data()["invoices"].clone();
+    assert_eq!(oldest["edges"][0]["node"]["number"], "INV-000001");
+    assert_eq!(oldest["pageInfo"]["hasPreviousPage"], true);
 
     // Another organization's invoice takes the next number: gapless per issuer.
     let other_owner = app.user("other@example.com").await;
@@ -557,7 +600,10 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
         .in_org(&other)
         .send()
         .await;
-    let theirs = theirs.data()["invoices"].as_array().unwrap().clone();
+    let theirs = theirs.data()["invoices"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(theirs.len(), 1, "their own only");
     assert_eq!(theirs[0]["number"], "INV-000003");
     let peek = app
@@ -601,7 +647,10 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
         assert!(result.is_err(), "{sql} was allowed");
     }
     let still = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
-    assert_eq!(still.data()["invoices"][0]["total"]["amount"], "12.79");
+    assert_eq!(
+        still.data()["invoices"]["nodes"][0]["total"]["amount"],
+        "12.79"
+    );
 
     // Corrections are credit notes, numbered in their own sequence, never beyond the total.
     let tx = app.state.tenancy.system_tx(org.org_id()).await.unwrap();
@@ -620,13 +669,13 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
     assert_eq!(too_much.code(), kernel::ErrorCode::BadUserInput);
     tx.commit().await.unwrap();
     let notes = app
-        .gql("{ creditNotes { number total { amount } creditOf lines { description } } }")
+        .gql("{ creditNotes { nodes { number total { amount } creditOf lines { description } } } }")
         .as_user(&owner)
         .in_org(&org)
         .send()
         .await;
     assert_eq!(
-        notes.data()["creditNotes"],
+        notes.data()["creditNotes"]["nodes"],
         json!([{"number": "CN-000001", "total": {"amount": "-2.00"}, "creditOf": invoice_id,
                 "lines": [{"description": "Credit for INV-000002: goodwill"}]}])
     );
@@ -643,7 +692,10 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
     let owner = app.relog(&owner).await;
     app.billing_run().await;
     let later = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
-    let later = later.data()["invoices"].as_array().unwrap().clone();
+    let later = later.data()["invoices"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(later.len(), 3);
     assert_eq!(later[0]["number"], "INV-000004");
     assert_eq!(
@@ -773,8 +825,11 @@ async fn an_organization_goes_from_trial_through_failed_payments_and_suspension_
     let owner = app.relog(&owner).await;
     assert_eq!(status(owner.clone()).await, "ACTIVE");
     let paid = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
-    assert_eq!(paid.data()["invoices"][0]["status"], "PAID");
-    assert_eq!(paid.data()["invoices"][0]["total"]["amount"], "61.00");
+    assert_eq!(paid.data()["invoices"]["nodes"][0]["status"], "PAID");
+    assert_eq!(
+        paid.data()["invoices"]["nodes"][0]["total"]["amount"],
+        "61.00"
+    );
 
     // Upgrade mid-period (21 of 31 days left), then usage: 170 GB peak storage is 2
     // packages of 100 after 50 free, 20.00.
@@ -795,7 +850,7 @@ async fn an_organization_goes_from_trial_through_failed_payments_and_suspension_
     app.billing_run().await;
     let owner = app.relog(&owner).await;
     let invoices = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
-    let invoice = invoices.data()["invoices"][0].clone();
+    let invoice = invoices.data()["invoices"]["nodes"][0].clone();
     assert_eq!(invoice["number"], "INV-000002");
     assert_eq!(invoice["total"]["amount"], "346.03");
     assert_eq!(invoice["status"], "FINALIZED");
@@ -814,7 +869,10 @@ async fn an_organization_goes_from_trial_through_failed_payments_and_suspension_
     let owner = app.relog(&owner).await;
     assert_eq!(status(owner.clone()).await, "SUSPENDED");
     let given_up = app.gql(INVOICES).as_user(&owner).in_org(&org).send().await;
-    assert_eq!(given_up.data()["invoices"][0]["status"], "UNCOLLECTIBLE");
+    assert_eq!(
+        given_up.data()["invoices"]["nodes"][0]["status"],
+        "UNCOLLECTIBLE"
+    );
     assert_eq!(app.billing_run().await.charged, 0, "no retry is left");
     let refused = create_project(&app, &owner, &org, "Refused").await;
     assert_eq!(refused.code(), "PAYMENT_REQUIRED");
@@ -1047,12 +1105,15 @@ async fn two_billing_runs_charging_the_same_attempt_count_one_failure() {
         tx.commit().await.unwrap();
     }
     let invoices = app
-        .gql("{ invoices { paymentAttempts nextPaymentAttemptAt } }")
+        .gql("{ invoices { nodes { paymentAttempts nextPaymentAttemptAt } } }")
         .as_user(&owner)
         .in_org(&org)
         .send()
         .await;
-    assert_eq!(invoices.data()["invoices"][0]["paymentAttempts"], 1);
+    assert_eq!(
+        invoices.data()["invoices"]["nodes"][0]["paymentAttempts"],
+        1
+    );
     let failures = actions(&app, &owner, &org)
         .await
         .into_iter()

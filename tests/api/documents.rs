@@ -164,15 +164,50 @@ async fn a_document_goes_through_the_whole_workflow_with_four_eyes_and_two_appro
         grant(&app, &owner, &org, &handbook, person, "reviewer").await;
     }
     let members = app
-        .gql("query($id: ID!) { node(id: $id) { ... on Project { grants { relation } } } }")
+        .gql("query($id: ID!) { node(id: $id) { ... on Project { grants { nodes { relation } } } } }")
         .vars(json!({ "id": handbook }))
         .as_user(&owner)
         .in_org(&org)
         .send()
         .await;
     assert_eq!(
-        members.data()["node"]["grants"],
+        members.data()["node"]["grants"]["nodes"],
         json!([{ "relation": "reviewer" }, { "relation": "reviewer" }, { "relation": "reviewer" }])
+    );
+    // Grants are a connection: two, then the one after them.
+    const GRANTS_PAGE: &str = "query($id: ID!, $after: String) { node(id: $id) { ... on Project { \
+        grants(first: 2, after: $after) { nodes { subject } pageInfo { hasNextPage endCursor } } } } }";
+    let page = app
+        .gql(GRANTS_PAGE)
+        .vars(json!({ "id": handbook }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let page = page.data()["node"]["grants"].clone();
+    assert_eq!(page["nodes"].as_array().unwrap().len(), 2);
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let rest = app
+        .gql(GRANTS_PAGE)
+        .vars(json!({ "id": handbook, "after": page["pageInfo"]["endCursor"] }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let rest = rest.data()["node"]["grants"].clone();
+    assert_eq!(rest["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["pageInfo"]["hasNextPage"], false);
+    let subjects: std::collections::BTreeSet<_> = page["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["nodes"].as_array().unwrap())
+        .map(|g| g["subject"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        subjects.len(),
+        3,
+        "three reviewers, none twice: {subjects:?}"
     );
 
     let id = document(&app, &writer, &org, &handbook, "Onboarding").await;

@@ -17,7 +17,7 @@ use crate::model::{
 use crate::permit::Permit;
 use audit::{AuditLog, NewEvent};
 use casbin::DefaultModel;
-use kernel::{OrgId, Principal, TenantTx};
+use kernel::{OrgId, Page, PageRequest, Principal, TenantTx};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::OnConflict;
@@ -746,21 +746,22 @@ impl Authorizer {
         grant_from_row(row)
     }
 
-    /// The grants on one record.
+    /// A page of the grants on one record, oldest first.
     pub async fn grants_on(
         &self,
         tx: &TenantTx,
         typ: ResourceType,
         id: Uuid,
-    ) -> Result<Vec<Grant>> {
-        tx.select::<record_grant::Entity>()
+        page: &PageRequest,
+    ) -> Result<Page<Grant>> {
+        let select = tx
+            .select::<record_grant::Entity>()
             .filter(record_grant::Column::ResourceType.eq(typ.as_str()))
-            .filter(record_grant::Column::ResourceId.eq(id))
+            .filter(record_grant::Column::ResourceId.eq(id));
+        let rows = kernel::page::keyset(select, record_grant::Column::Id, page)
             .all(tx.conn())
-            .await?
-            .into_iter()
-            .map(grant_from_row)
-            .collect()
+            .await?;
+        Page::from_overfetch(rows, page).try_map(grant_from_row)
     }
 }
 

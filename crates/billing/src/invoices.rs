@@ -19,7 +19,7 @@ use crate::plans::Catalog;
 use audit::{AuditLog, NewEvent};
 use authz::{Action, Permit, ResourceType};
 use chrono::{DateTime, Utc};
-use kernel::{SharedClock, TenantTx};
+use kernel::{Page, PageRequest, SharedClock, TenantTx};
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
@@ -595,18 +595,41 @@ impl Invoices {
             .ok_or(Error::NotFound("invoice"))
     }
 
-    /// Invoices (`kind` `invoice`) or credit notes (`credit_note`), newest first, with
-    /// their lines. Owners and billing admins.
-    pub async fn list(&self, tx: &TenantTx, permit: &Permit, kind: &str) -> Result<Vec<Issued>> {
+    /// One issued invoice or credit note of the organization, with its lines.
+    pub async fn issued(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<Issued> {
         permit.ensure(tx, ResourceType::Billing, Action::Read, None)?;
-        let invoices = tx
-            .select::<invoice::Entity>()
-            .filter(invoice::Column::Kind.eq(kind))
-            .filter(invoice::Column::Status.ne("draft"))
-            .order_by_desc(invoice::Column::Id)
+        let invoice = self.find(tx, id).await?;
+        if invoice.status == "draft" {
+            return Err(Error::NotFound("invoice"));
+        }
+        let lines = tx
+            .select::<invoice_line::Entity>()
+            .filter(invoice_line::Column::InvoiceId.eq(id))
+            .order_by_asc(invoice_line::Column::Position)
             .all(tx.conn())
             .await?;
-        let ids: Vec<Uuid> = invoices.iter().map(|i| i.id).collect();
+        Ok(Issued { invoice, lines })
+    }
+
+    /// A page of invoices (`kind` `invoice`) or credit notes (`credit_note`), newest first, with
+    /// their lines. Owners and billing admins.
+    pub async fn list(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        kind: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Issued>> {
+        permit.ensure(tx, ResourceType::Billing, Action::Read, None)?;
+        let select = tx
+            .select::<invoice::Entity>()
+            .filter(invoice::Column::Kind.eq(kind))
+            .filter(invoice::Column::Status.ne("draft"));
+        let invoices = kernel::page::keyset_newest_first(select, invoice::Column::Id, page)
+            .all(tx.conn())
+            .await?;
+        let invoices = Page::from_overfetch(invoices, page);
+        let ids: Vec<Uuid> = invoices.items.iter().map(|i| i.id).collect();
         let mut lines: HashMap<Uuid, Vec<invoice_line::Model>> = HashMap::new();
         if !ids.is_empty() {
             for l in tx
@@ -619,13 +642,10 @@ impl Invoices {
                 lines.entry(l.invoice_id).or_default().push(l);
             }
         }
-        Ok(invoices
-            .into_iter()
-            .map(|invoice| Issued {
-                lines: lines.remove(&invoice.id).unwrap_or_default(),
-                invoice,
-            })
-            .collect())
+        Ok(invoices.map(|invoice| Issued {
+            lines: lines.remove(&invoice.id).unwrap_or_default(),
+            invoice,
+        }))
     }
 
     /// Voids a finalized, unpaid invoice (an operator's correction before payment).

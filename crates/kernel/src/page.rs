@@ -107,6 +107,31 @@ where
     select.limit(request.limit.saturating_add(1))
 }
 
+/// [`keyset`] for lists read newest first: `after` a cursor means older rows.
+pub fn keyset_newest_first<E>(
+    select: sea_orm::Select<E>,
+    id_column: E::Column,
+    request: &PageRequest,
+) -> sea_orm::Select<E>
+where
+    E: sea_orm::EntityTrait,
+{
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut select = select;
+    if let Some(after) = request.after {
+        select = select.filter(id_column.lt(after));
+    }
+    if let Some(before) = request.before {
+        select = select.filter(id_column.gt(before));
+    }
+    let select = if request.from_end {
+        select.order_by_asc(id_column)
+    } else {
+        select.order_by_desc(id_column)
+    };
+    select.limit(request.limit.saturating_add(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

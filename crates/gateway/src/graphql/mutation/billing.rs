@@ -166,12 +166,9 @@ impl BillingMutation {
         let invoice = state
             .subscriptions
             .invoices()
-            .list(&tx, &permit, "invoice")
+            .issued(&tx, &permit, id)
             .await
-            .gql()?
-            .into_iter()
-            .find(|i| i.invoice.id == id)
-            .ok_or(ApiError::Billing(billing::Error::NotFound("invoice")))?;
+            .gql()?;
         let subscription = state.subscriptions.current(&tx, &permit).await.gql()?;
         Ok(PayInvoicePayload {
             invoice: invoice.into(),

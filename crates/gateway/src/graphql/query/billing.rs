@@ -4,7 +4,9 @@
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
+use crate::graphql::connection::{PageArgs, connection};
 use crate::graphql::types::billing::{Invoice, Plan, Subscription, UpcomingInvoice};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Object};
 use authz::{Action, Resource, ResourceType};
 use kernel::TxMode;
@@ -74,13 +76,39 @@ impl BillingQuery {
     }
 
     /// The active organization's invoices, newest first. Owners and billing admins.
-    async fn invoices(&self, ctx: &Context<'_>) -> GqlResult<Vec<Invoice>> {
-        issued(ctx, "invoice").await
+    async fn invoices(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, Invoice>> {
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        };
+        issued(ctx, "invoice", page).await
     }
 
     /// The active organization's credit notes, newest first. Owners and billing admins.
-    async fn credit_notes(&self, ctx: &Context<'_>) -> GqlResult<Vec<Invoice>> {
-        issued(ctx, "credit_note").await
+    async fn credit_notes(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, Invoice>> {
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        };
+        issued(ctx, "credit_note", page).await
     }
 }
 
@@ -93,14 +121,19 @@ async fn billing_reader(ctx: &Context<'_>) -> GqlResult<(kernel::TenantTx, authz
     .await
 }
 
-async fn issued(ctx: &Context<'_>, kind: &str) -> GqlResult<Vec<Invoice>> {
+async fn issued(
+    ctx: &Context<'_>,
+    kind: &str,
+    page: PageArgs,
+) -> GqlResult<Connection<String, Invoice>> {
+    let page = page.into_request().gql()?;
     let (tx, permit) = billing_reader(ctx).await?;
     let invoices = ctx
         .state()
         .subscriptions
         .invoices()
-        .list(&tx, &permit, kind)
+        .list(&tx, &permit, kind, &page)
         .await
         .gql()?;
-    Ok(invoices.into_iter().map(Invoice::from).collect())
+    Ok(connection(invoices, |i| i.invoice.id, Invoice::from))
 }

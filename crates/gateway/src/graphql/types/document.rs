@@ -201,11 +201,30 @@ impl Document {
     /// Who was given a relation on this document alone (`editor`, `reviewer`, `reader`);
     /// grants on its project are on the project. Null with `FORBIDDEN` for those who
     /// may not read the project's grants.
-    async fn grants(&self, ctx: &Context<'_>) -> Result<Option<Vec<Grant>>> {
+    async fn grants(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Option<Connection<String, Grant>>> {
         let d = &self.0;
-        grants_on(ctx, d.org_id, d.project_id, ResourceType::Document, d.id)
-            .await
-            .map(Some)
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        };
+        grants_on(
+            ctx,
+            d.org_id,
+            d.project_id,
+            (ResourceType::Document, d.id),
+            page,
+        )
+        .await
+        .map(Some)
     }
 
     /// When it was created.

@@ -2,7 +2,9 @@
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
+use crate::graphql::connection::{PageArgs, connection};
 use crate::graphql::ids::{GlobalId, NodeKind};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
@@ -49,16 +51,24 @@ impl Project {
     /// The project's members and their project-level roles: who holds `project_admin`,
     /// `editor`, `reviewer` or `reader` on it (its documents inherit them). Null with
     /// `FORBIDDEN` for those who may not read the project's grants.
-    async fn grants(&self, ctx: &Context<'_>) -> GqlResult<Option<Vec<Grant>>> {
-        grants_on(
-            ctx,
-            self.0.org_id,
-            self.0.id,
-            ResourceType::Project,
-            self.0.id,
-        )
-        .await
-        .map(Some)
+    async fn grants(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Option<Connection<String, Grant>>> {
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        };
+        let record = (ResourceType::Project, self.0.id);
+        grants_on(ctx, self.0.org_id, self.0.id, record, page)
+            .await
+            .map(Some)
     }
 }
 
@@ -68,15 +78,21 @@ pub async fn grants_on(
     ctx: &Context<'_>,
     org: OrgId,
     project: Uuid,
-    typ: ResourceType,
-    id: Uuid,
-) -> GqlResult<Vec<Grant>> {
+    (typ, id): (ResourceType, Uuid),
+    page: PageArgs,
+) -> GqlResult<Connection<String, Grant>> {
+    let page = page.into_request().gql()?;
     let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
     let on_grants =
         Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, project);
     ctx.permit(&tx, &actor, on_grants, Action::Read).await?;
-    let grants = ctx.state().authz.grants_on(&tx, typ, id).await.gql()?;
-    Ok(grants.into_iter().map(|g| Grant::new(g, org)).collect())
+    let grants = ctx
+        .state()
+        .authz
+        .grants_on(&tx, typ, id, &page)
+        .await
+        .gql()?;
+    Ok(connection(grants, |g| g.id, |g| Grant::new(g, org)))
 }
 
 /// A grant of a relation on one record.
