@@ -489,3 +489,57 @@ async fn bad_usage_is_refused_and_billing_carries_on() {
         .await
         .data();
 }
+
+#[tokio::test]
+async fn custom_roles_are_capped_and_permission_lists_deduplicated() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    // 51 creations in one request (mutations run one after the other): the fifty-first
+    // is refused.
+    let cap = 50;
+    let aliases: String = (0..=cap)
+        .map(|n| {
+            format!(
+                "r{n}: createRole(input: {{name: \"role{n}\", permissions: \
+                 [{{resourceType: MEMBER, action: READ}}]}}) {{ role {{ name }} }} "
+            )
+        })
+        .collect();
+    let created = app
+        .gql(&format!("mutation {{ {aliases} }}"))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    for n in 0..cap {
+        assert_eq!(
+            created.body["data"][format!("r{n}")]["role"]["name"],
+            format!("role{n}"),
+            "{}",
+            created.body
+        );
+    }
+    assert!(created.body["data"][format!("r{cap}")].is_null());
+    let refused = &created.body["errors"][0];
+    assert_eq!(refused["path"][0], format!("r{cap}"));
+    assert_eq!(refused["extensions"]["code"], "LIMIT_EXCEEDED");
+    assert_eq!(refused["extensions"]["limit"], "custom_roles");
+    assert_eq!(refused["extensions"]["max"], cap);
+
+    // Another organization's roles do not count against this one's cap; a long list of
+    // the same permission makes one rule.
+    let other = app.org(&owner, "Other").await;
+    let same = vec![json!({ "resourceType": "MEMBER", "action": "READ" }); 500];
+    let role = app
+        .gql("mutation($p: [PermissionInput!]!) { createRole(input: {name: \"looker\", permissions: $p}) { role { permissions { resourceType action } } } }")
+        .vars(json!({ "p": same }))
+        .as_user(&owner)
+        .in_org(&other)
+        .send()
+        .await;
+    assert_eq!(
+        role.data()["createRole"]["role"]["permissions"],
+        json!([{ "resourceType": "member", "action": "read" }])
+    );
+}

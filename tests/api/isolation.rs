@@ -133,8 +133,7 @@ async fn node_and_nodes_answer_null_for_another_organizations_records_as_for_mis
 #[tokio::test]
 async fn lists_hold_only_the_callers_organization() {
     let t = two_orgs().await;
-    let query =
-        "{ viewer { organizations { name members { edges { node { user { email } } } } } } }";
+    let query = "{ viewer { organizations { nodes { name members { edges { node { user { email } } } } } } } }";
     let response = t.app.gql(query).as_user(&t.bob).send().await;
     let text = response.data().to_string();
     assert!(text.contains("bob@globex.test"));

@@ -1,6 +1,7 @@
 //! Creating organizations and the viewer's view of them.
 
 use crate::helpers::TestApp;
+use serde_json::json;
 
 #[tokio::test]
 async fn the_creator_owns_a_new_organization_with_a_unique_slug() {
@@ -33,11 +34,11 @@ async fn viewer_lists_organizations_and_the_active_one_with_the_membership() {
     let alice = app.user("alice@example.com").await;
     let acme = app.org(&alice, "Acme").await;
     let globex = app.org(&alice, "Globex").await;
-    let query = "{ viewer { user { email } organizations { id name } activeOrganization { id name } membership { role } } }";
+    let query = "{ viewer { user { email } organizations { nodes { id name } } activeOrganization { id name } membership { role } } }";
 
     let without_header = app.gql(query).as_user(&alice).send().await;
     let viewer = &without_header.data()["viewer"];
-    let ids: Vec<_> = viewer["organizations"]
+    let ids: Vec<_> = viewer["organizations"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -45,6 +46,22 @@ async fn viewer_lists_organizations_and_the_active_one_with_the_membership() {
         .collect();
     assert_eq!(ids, vec![acme.id.as_str(), globex.id.as_str()]);
     assert!(viewer["activeOrganization"].is_null());
+    // A connection, in the order they were created: one, then the next.
+    let paged = "query($after: String) { viewer { organizations(first: 1, after: $after) { \
+        nodes { name } pageInfo { hasNextPage endCursor } } } }";
+    let first = app.gql(paged).as_user(&alice).send().await;
+    let first = first.data()["viewer"]["organizations"].clone();
+    assert_eq!(first["nodes"], json!([{ "name": "Acme" }]));
+    assert_eq!(first["pageInfo"]["hasNextPage"], true);
+    let next = app
+        .gql(paged)
+        .vars(json!({ "after": first["pageInfo"]["endCursor"] }))
+        .as_user(&alice)
+        .send()
+        .await;
+    let next = next.data()["viewer"]["organizations"].clone();
+    assert_eq!(next["nodes"], json!([{ "name": "Globex" }]));
+    assert_eq!(next["pageInfo"]["hasNextPage"], false);
     assert!(viewer["membership"].is_null());
 
     let with_header = app.gql(query).as_user(&alice).in_org(&globex).send().await;

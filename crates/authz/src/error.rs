@@ -37,6 +37,14 @@ pub enum Error {
     /// The change clashes with the current state (a duplicate role name, a role in use).
     #[error("{0}")]
     Conflict(String),
+    /// The organization already has as many of something as the platform allows.
+    #[error("an organization has at most {max} {what}")]
+    TooMany {
+        /// The stable name of the cap (`custom_roles`).
+        what: &'static str,
+        /// The cap.
+        max: u64,
+    },
     /// The policy engine failed.
     #[error("policy engine: {0}")]
     Engine(String),
@@ -59,6 +67,7 @@ impl Error {
             Self::Invalid { .. } => ErrorCode::BadUserInput,
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::TooMany { .. } => ErrorCode::LimitExceeded,
             Self::Audit(e) => e.code(),
             Self::PermitMismatch | Self::Engine(_) => ErrorCode::Internal,
             Self::Db(e) => kernel::db_error_code(e),

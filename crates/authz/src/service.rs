@@ -21,7 +21,10 @@ use kernel::{OrgId, Page, PageRequest, Principal, TenantTx};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, SqlErr};
+
+/// How many custom roles an organization may define.
+pub const MAX_CUSTOM_ROLES: u64 = 50;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -363,6 +366,17 @@ impl Authorizer {
     ) -> Result<RoleInfo> {
         permit.ensure(tx, ResourceType::Role, Action::Create, None)?;
         validate_role_name(name)?;
+        // Roles are read whole (`Organization.roles`, every policy load), so their number
+        // is capped; the lock makes concurrent creations count one after the other.
+        tx.lock(&format!("limit:custom_roles:{}", tx.org_id()))
+            .await?;
+        let existing = tx.select::<custom_role::Entity>().count(tx.conn()).await?;
+        if existing >= MAX_CUSTOM_ROLES {
+            return Err(Error::TooMany {
+                what: "custom_roles",
+                max: MAX_CUSTOM_ROLES,
+            });
+        }
         let subject = permit.subject();
         for (typ, action) in permissions {
             if !self

@@ -164,6 +164,10 @@ impl From<ApiError> for async_graphql::Error {
                     ext.set("max", *max);
                     ext.set("usage", *usage);
                 }
+                ApiError::Authz(authz::Error::TooMany { what, max }) => {
+                    ext.set("limit", *what);
+                    ext.set("max", *max);
+                }
                 ApiError::Billing(billing::Error::KeyConflict { metric, key }) => {
                     ext.set("metric", metric.as_str());
                     ext.set("key", key.as_str());

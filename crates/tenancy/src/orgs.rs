@@ -78,7 +78,8 @@ impl TenancyService {
     pub async fn user_organizations(
         &self,
         user: UserId,
-    ) -> Result<Vec<(Organization, Membership)>> {
+        page: &PageRequest,
+    ) -> Result<Page<(Organization, Membership)>> {
         let txn = self.db.begin(TxMode::Read).await?;
         if self.db.backend() == Backend::Postgres {
             // Memberships are under RLS; this setting opens exactly the user's own rows.
@@ -89,23 +90,41 @@ impl TenancyService {
             ))
             .await?;
         }
-        let memberships = membership::Entity::find()
-            .filter(membership::Column::UserId.eq(user.as_uuid()))
+        // A page of memberships in organization order, then their organizations.
+        let memberships =
+            membership::Entity::find().filter(membership::Column::UserId.eq(user.as_uuid()));
+        let memberships = keyset(memberships, membership::Column::OrganizationId, page)
             .all(&txn)
             .await?;
-        let orgs = organization::Entity::find()
-            .filter(organization::Column::Id.is_in(memberships.iter().map(|m| m.organization_id)))
-            .all(&txn)
-            .await?;
+        let memberships = Page::from_overfetch(memberships, page);
+        let mut orgs: std::collections::HashMap<Uuid, organization::Model> =
+            organization::Entity::find()
+                .filter(
+                    organization::Column::Id
+                        .is_in(memberships.items.iter().map(|m| m.organization_id)),
+                )
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|o| (o.id, o))
+                .collect();
         txn.commit().await?;
-        let mut result: Vec<(Organization, Membership)> = Vec::with_capacity(memberships.len());
-        for m in memberships {
-            if let Some(org) = orgs.iter().find(|o| o.id == m.organization_id) {
-                result.push((org.clone().into(), membership_from_row(m)?));
+        let Page {
+            items,
+            has_previous,
+            has_next,
+        } = memberships;
+        let mut result = Vec::with_capacity(items.len());
+        for m in items {
+            if let Some(org) = orgs.remove(&m.organization_id) {
+                result.push((org.into(), membership_from_row(m)?));
             }
         }
-        result.sort_by_key(|(org, _)| org.id);
-        Ok(result)
+        Ok(Page {
+            items: result,
+            has_previous,
+            has_next,
+        })
     }
 
     /// The organization of the transaction.

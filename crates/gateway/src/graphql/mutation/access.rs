@@ -97,11 +97,16 @@ pub struct DenyPermissionPayload {
     pub ok: bool,
 }
 
+/// The distinct permissions asked for (at most every type times every action, however
+/// long the list sent).
 fn permissions(input: Vec<PermissionInput>) -> Vec<(authz::ResourceType, authz::Action)> {
-    input
+    let mut permissions: Vec<(authz::ResourceType, authz::Action)> = input
         .into_iter()
         .map(|p| (p.resource_type.into(), p.action.into()))
-        .collect()
+        .collect();
+    permissions.sort();
+    permissions.dedup();
+    permissions
 }
 
 #[Object]

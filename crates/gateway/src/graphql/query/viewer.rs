@@ -2,9 +2,11 @@
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
+use crate::graphql::connection::{PageArgs, connection};
 use crate::graphql::types::{Membership, Organization, User};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Object};
-use kernel::{Principal, TxMode};
+use kernel::{Page, Principal, TxMode};
 
 #[derive(Default)]
 pub struct ViewerQuery;
@@ -41,19 +43,45 @@ impl Viewer {
         }
     }
 
-    /// Every organization the caller belongs to (an API key: its own).
-    async fn organizations(&self, ctx: &Context<'_>) -> GqlResult<Vec<Organization>> {
-        let tenancy = &ctx.state().tenancy;
-        match self.principal {
-            Principal::User(id) => Ok(tenancy
-                .user_organizations(id)
+    /// The organizations the caller belongs to, in the order they were created (an API
+    /// key: its own).
+    async fn organizations(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, Organization>> {
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .into_request()
+        .gql()?;
+        let page = match self.principal {
+            Principal::User(id) => ctx
+                .state()
+                .tenancy
+                .user_organizations(id, &page)
                 .await
                 .gql()?
-                .into_iter()
-                .map(|(org, _)| Organization(org))
-                .collect()),
-            Principal::ApiKey { org, .. } => Ok(vec![Organization::load(ctx, org).await?]),
-        }
+                .map(|(org, _)| Organization(org)),
+            Principal::ApiKey { org, .. } => {
+                let own = Organization::load(ctx, org).await?;
+                let within = page.after.is_none_or(|after| org.as_uuid() > after)
+                    && page.before.is_none_or(|before| org.as_uuid() < before)
+                    && page.limit > 0;
+                Page {
+                    items: if within { vec![own] } else { Vec::new() },
+                    has_previous: false,
+                    has_next: false,
+                }
+            }
+        };
+        Ok(connection(page, |o| o.0.id.as_uuid(), |o| o))
     }
 
     /// The organization named by `X-Organization-Id` (null when none is named);
