@@ -19,10 +19,12 @@ test: test-sqlite test-postgres
 test-sqlite:
 	env -u TEST_BACKEND $(CARGO) test --workspace
 
+# `--workspace --test api` (not `-p api-tests`): the same feature set as test-sqlite, so
+# the binary built there is reused instead of building the gateway again.
 test-postgres:
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== end-to-end tests on PostgreSQL ($$TEST_DATABASE_URL)"; \
-		TEST_BACKEND=postgres $(CARGO) test -p api-tests; \
+		TEST_BACKEND=postgres $(CARGO) test --workspace --test api; \
 	else \
 		echo "== TEST_DATABASE_URL is not set: PostgreSQL tests not run (.ci/run sets it)"; \
 	fi
