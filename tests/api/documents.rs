@@ -696,23 +696,69 @@ async fn a_page_of_documents_with_project_author_and_approvals_costs_a_fixed_num
         project(&app, &owner, &org, 1).await,
     ];
     add_documents(&app, &owner, &reviewer, &org, &projects, 0..3).await;
-    let (few, few_statements) = page_statements(&app, &owner, &org).await;
-    assert_eq!(few, 3);
+    let few = page_cost(&app, &owner, &org, 1).await;
+    assert_eq!(few.rows, 3);
     add_documents(&app, &owner, &reviewer, &org, &projects, 3..50).await;
-    let (many, many_statements) = page_statements(&app, &owner, &org).await;
-    assert_eq!(many, 50);
-    // Loaders batch the keys that arrive within their delay; on a loaded machine one
-    // batch may split in two, so allow one extra batch (membership check and query) per
-    // loader, but nothing that grows with the rows: one query per row would add 50.
-    const LOADERS: u64 = 4;
-    assert!(
-        many_statements <= few_statements + LOADERS * 4,
-        "{few_statements} statements for 3 documents, {many_statements} for 50"
+    let alone = page_cost(&app, &owner, &org, 1).await;
+    assert_eq!(alone.rows, 50);
+    // The same statements for 3 rows as for 50, and for one request as for each of 8
+    // at once: loaders batch a page's keys in one query each, and every field and loader
+    // of the operation shares its one transaction.
+    let crowded = page_cost(&app, &owner, &org, 8).await;
+    assert_eq!(crowded.rows, 50);
+    assert_eq!(
+        (few.statements, crowded.statements),
+        (alone.statements, alone.statements),
+        "statements per request: 3 rows {few:?}, 50 rows {alone:?}, 8 at once {crowded:?}"
     );
     assert!(
-        many_statements <= 40,
-        "{many_statements} statements for one page"
+        alone.statements <= 11,
+        "{} statements for one page",
+        alone.statements
     );
+    assert_eq!((alone.transactions, crowded.transactions), (1, 1));
+}
+
+/// What one request for the first page of documents costs, measured over `concurrency`
+/// identical requests at once.
+#[derive(Debug)]
+struct PageCost {
+    /// Documents on the page.
+    rows: usize,
+    /// SQL statements per request (BEGIN and COMMIT not counted).
+    statements: u64,
+    /// Tenant transactions per request.
+    transactions: u64,
+}
+
+async fn page_cost(app: &TestApp, user: &TestUser, org: &TestOrg, concurrency: u64) -> PageCost {
+    let page = "{ documents(first: 50) { edges { node { title status project { name } author { name } approvals { reviewer { name } } versions { nodes { version } } } } } }";
+    // One run first, to warm the policy cache.
+    app.gql(page).as_user(user).in_org(org).send().await.data();
+    let statements = app.server_db.statements_executed();
+    let transactions = app.server_db.tenant_transactions_begun();
+    let responses = futures::future::join_all(
+        (0..concurrency).map(|_| app.gql(page).as_user(user).in_org(org).send()),
+    )
+    .await;
+    let rows = responses
+        .iter()
+        .map(|r| r.data()["documents"]["edges"].as_array().unwrap().len())
+        .min()
+        .unwrap_or(0);
+    let per_request = |total: u64| {
+        assert_eq!(
+            total % concurrency,
+            0,
+            "{total} over {concurrency} requests"
+        );
+        total / concurrency
+    };
+    PageCost {
+        rows,
+        statements: per_request(app.server_db.statements_executed() - statements),
+        transactions: per_request(app.server_db.tenant_transactions_begun() - transactions),
+    }
 }
 
 /// Documents `range` alternately in the two projects; every third one approved.
@@ -735,21 +781,6 @@ async fn add_documents(
                 .data();
         }
     }
-}
-
-/// The documents on the first page and the SQL statements the page cost (BEGIN and
-/// COMMIT not counted), after one run to warm the policy cache.
-async fn page_statements(app: &TestApp, user: &TestUser, org: &TestOrg) -> (usize, u64) {
-    let page = "{ documents(first: 50) { edges { node { title status project { name } author { name } approvals { reviewer { name } } versions { nodes { version } } } } } }";
-    app.gql(page).as_user(user).in_org(org).send().await.data();
-    let before = app.server_db.statements_executed();
-    let response = app.gql(page).as_user(user).in_org(org).send().await;
-    let after = app.server_db.statements_executed();
-    let count = response.data()["documents"]["edges"]
-        .as_array()
-        .unwrap()
-        .len();
-    (count, after - before)
 }
 
 /// A history is read a page at a time, never whole: versions newest first and reviews

@@ -24,4 +24,5 @@ mod permissions;
 mod postgres_rls;
 mod projects;
 mod schema;
+mod unit_of_work;
 mod usage;

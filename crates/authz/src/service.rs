@@ -40,7 +40,8 @@ impl Weighter<OrgId, Arc<OrgEnforcer>> for EnforcerWeight {
 /// Decides and changes who may do what.
 #[derive(Clone)]
 pub struct Authorizer {
-    model: DefaultModel,
+    /// Shared: the authorizer is cloned into every service that checks permissions.
+    model: Arc<DefaultModel>,
     audit: AuditLog,
     cache: Arc<Cache<OrgId, Arc<OrgEnforcer>, EnforcerWeight>>,
 }
@@ -59,7 +60,7 @@ impl Authorizer {
         let model = DefaultModel::from_str(MODEL).await?;
         let cache = Cache::with_weighter(10_000, cache_bytes, EnforcerWeight);
         Ok(Self {
-            model,
+            model: Arc::new(model),
             audit,
             cache: Arc::new(cache),
         })

@@ -3,6 +3,7 @@
 
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::startup::AppState;
+use crate::unit::{OperationUnits, UnitTx};
 use async_graphql::Context;
 use authz::{Action, Permit, Resource};
 use kernel::{OrgId, Principal, RequestTurn, SessionId, TenantTx, TxMode, UserId};
@@ -86,19 +87,20 @@ pub trait ContextExt {
     fn state(&self) -> &AppState;
     /// The request's facts.
     fn request(&self) -> &RequestContext;
-    /// Opens `org`'s transaction for the caller (membership or key verified).
+    /// `org`'s transaction for the caller (membership or key verified): the operation's
+    /// read unit of it, or a write transaction of its own.
     fn enter(
         &self,
         org: OrgId,
         mode: TxMode,
-    ) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
+    ) -> impl Future<Output = GqlResult<(UnitTx, Actor)>> + Send;
     /// Like `enter`, but a caller who is not a member gets `None`: for answers where
     /// another organization must look exactly like nothing at all.
     fn enter_if_member(
         &self,
         org: OrgId,
         mode: TxMode,
-    ) -> impl Future<Output = GqlResult<Option<(TenantTx, Actor)>>> + Send;
+    ) -> impl Future<Output = GqlResult<Option<(UnitTx, Actor)>>> + Send;
     /// A permit for the caller to do `action` on `resource` in the transaction's
     /// organization, or `FORBIDDEN`.
     fn permit(
@@ -109,10 +111,8 @@ pub trait ContextExt {
         action: Action,
     ) -> impl Future<Output = GqlResult<Permit>> + Send;
     /// Opens the active organization's transaction for the caller.
-    fn enter_active(
-        &self,
-        mode: TxMode,
-    ) -> impl Future<Output = GqlResult<(TenantTx, Actor)>> + Send;
+    fn enter_active(&self, mode: TxMode)
+    -> impl Future<Output = GqlResult<(UnitTx, Actor)>> + Send;
     /// Opens the active organization's transaction with a permit for the caller to do
     /// `action` on `resource` there, or `FORBIDDEN`.
     fn enter_active_permitted(
@@ -120,7 +120,7 @@ pub trait ContextExt {
         mode: TxMode,
         resource: Resource,
         action: Action,
-    ) -> impl Future<Output = GqlResult<(TenantTx, Permit)>> + Send;
+    ) -> impl Future<Output = GqlResult<(UnitTx, Permit)>> + Send;
 }
 
 /// Mutations an organization whose subscription is suspended for non-payment may still
@@ -162,16 +162,19 @@ impl ContextExt for Context<'_> {
         self.data_unchecked::<RequestContext>()
     }
 
-    async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(TenantTx, Actor)> {
+    async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(UnitTx, Actor)> {
         let principal = self.request().principal().gql()?;
-        let turn = self.request().turn.take().await;
         let (tx, actor) = self
-            .state()
-            .tenancy
-            .enter(principal, org, mode)
+            .data_unchecked::<OperationUnits>()
+            .enter(
+                &self.state().tenancy,
+                &self.request().turn,
+                principal,
+                org,
+                mode,
+            )
             .await
             .gql()?;
-        let tx = tx.holding(turn);
         ensure_paid_up(self, &tx, mode).await?;
         Ok((tx, actor))
     }
@@ -180,12 +183,20 @@ impl ContextExt for Context<'_> {
         &self,
         org: OrgId,
         mode: TxMode,
-    ) -> GqlResult<Option<(TenantTx, Actor)>> {
+    ) -> GqlResult<Option<(UnitTx, Actor)>> {
         let principal = self.request().principal().gql()?;
-        let turn = self.request().turn.take().await;
-        match self.state().tenancy.enter(principal, org, mode).await {
+        let entered = self
+            .data_unchecked::<OperationUnits>()
+            .enter(
+                &self.state().tenancy,
+                &self.request().turn,
+                principal,
+                org,
+                mode,
+            )
+            .await;
+        match entered {
             Ok((tx, actor)) => {
-                let tx = tx.holding(turn);
                 ensure_paid_up(self, &tx, mode).await?;
                 Ok(Some((tx, actor)))
             }
@@ -208,7 +219,7 @@ impl ContextExt for Context<'_> {
             .gql()
     }
 
-    async fn enter_active(&self, mode: TxMode) -> GqlResult<(TenantTx, Actor)> {
+    async fn enter_active(&self, mode: TxMode) -> GqlResult<(UnitTx, Actor)> {
         let org = self.request().active_org().gql()?;
         self.enter(org, mode).await
     }
@@ -218,7 +229,7 @@ impl ContextExt for Context<'_> {
         mode: TxMode,
         resource: Resource,
         action: Action,
-    ) -> GqlResult<(TenantTx, Permit)> {
+    ) -> GqlResult<(UnitTx, Permit)> {
         let (tx, actor) = self.enter_active(mode).await?;
         let permit = self.permit(&tx, &actor, resource, action).await?;
         Ok((tx, permit))

@@ -466,12 +466,20 @@ async fn execute(
                 ip: context.client.ip.clone(),
                 user_agent: context.client.user_agent.clone(),
             };
-            // Fresh loaders per operation: never shared between requests or callers.
-            let request = request.data(context.clone()).data(Loaders::new(
-                &state.app,
-                context.principal().ok(),
-                &context.turn,
-            ));
+            // Fresh units of work and loaders per operation: never shared between
+            // operations, requests or callers.
+            let units = crate::unit::OperationUnits::default();
+            let tasks = crate::graphql::tasks::OperationTasks::default();
+            let request = request
+                .data(context.clone())
+                .data(Loaders::new(
+                    &state.app,
+                    context.principal().ok(),
+                    &context.turn,
+                    &units,
+                    &tasks,
+                ))
+                .data(units.clone());
             let schema = state.schema.clone();
             let app = state.app.clone();
             let metered = match (context.principal().ok(), context.org) {
@@ -485,7 +493,9 @@ async fn execute(
                 {
                     return Response::from_errors(vec![error]);
                 }
-                let mut response = schema.execute(request).await;
+                let mut response = tasks.run(schema.execute(request)).await;
+                // The operation's reads end with it (its loaders are done by now).
+                units.finish().await;
                 add_missing_codes(&mut response);
                 response
             })

@@ -15,6 +15,7 @@ pub mod seed;
 pub mod server;
 pub mod startup;
 pub mod telemetry;
+pub mod unit;
 
 pub use config::Config;
 pub use startup::{AppState, Application};

@@ -19,9 +19,44 @@ use tokio::net::TcpListener;
 /// are compiled again (about 4 ms) on their next request.
 pub const ENFORCER_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// The services every request shares.
+/// The services every request shares, behind one `Arc`: a request, its loaders and its
+/// spawned work copy a pointer, never the services (the authorizer's policy model was
+/// deep-copied several times per request before).
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl From<Services> for AppState {
+    fn from(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl AppState {
+    /// Every service, wired the same way for the server and the command line.
+    pub async fn new(
+        db: Db,
+        clock: SharedClock,
+        token_secret: &SecretString,
+        free_allowance: ConfiguredLimits,
+        payments: (billing::SharedProvider, billing::Collection),
+    ) -> anyhow::Result<Self> {
+        Services::new(db, clock, token_secret, free_allowance, payments)
+            .await
+            .map(Self::from)
+    }
+}
+
+/// The services themselves (see [`AppState`]).
+#[derive(Debug)]
+pub struct Services {
     /// Users, organizations and the tenant boundary.
     pub tenancy: TenancyService,
     /// Permissions.
@@ -52,7 +87,7 @@ pub struct AppState {
     pub db: Db,
 }
 
-impl AppState {
+impl Services {
     /// Every service, wired the same way for the server and the command line.
     pub async fn new(
         db: Db,
@@ -128,7 +163,7 @@ impl Application {
                 .context("applying migrations")?;
         }
         let secret = config.resolve_token_secret()?;
-        let state = AppState::new(
+        let services = Services::new(
             db.clone(),
             clock,
             &secret,
@@ -136,16 +171,16 @@ impl Application {
             config.payments()?,
         )
         .await?;
-        let tenancy = state.tenancy.clone().with_settings(TenancySettings {
+        let tenancy = services.tenancy.clone().with_settings(TenancySettings {
             max_sign_ups_per_ip: config.sign_ups_per_address_per_hour,
             ..TenancySettings::default()
         });
-        let state = AppState {
+        let state = AppState::from(Services {
             tenancy,
             stripe_webhook_secret: config.stripe_webhook_secret.clone(),
             usage_grace: chrono::Duration::days(i64::from(config.usage_grace_days)),
-            ..state
-        };
+            ..services
+        });
         let schema = build_schema(state.clone());
         let router = http::router(state.clone(), schema, config.request_timeout);
         let listener = TcpListener::bind(config.bind_addr)

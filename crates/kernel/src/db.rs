@@ -48,6 +48,8 @@ pub struct Db {
     stale_closed: Arc<AtomicU64>,
     /// Tenant transactions open now.
     open_tenant_transactions: Arc<AtomicU64>,
+    /// Tenant transactions begun so far (what the one-unit-of-work tests count).
+    tenant_transactions_begun: Arc<AtomicU64>,
 }
 
 /// Counts a tenant transaction as open until it is dropped.
@@ -161,6 +163,7 @@ impl Db {
             writer: Arc::default(),
             stale_closed,
             open_tenant_transactions: Arc::default(),
+            tenant_transactions_begun: Arc::default(),
         })
     }
 
@@ -177,6 +180,7 @@ impl Db {
             writer: Arc::default(),
             stale_closed: Arc::default(),
             open_tenant_transactions: Arc::default(),
+            tenant_transactions_begun: Arc::default(),
         }
     }
 
@@ -185,7 +189,14 @@ impl Db {
         self.open_tenant_transactions.load(Ordering::Relaxed)
     }
 
+    /// Tenant transactions begun so far through this handle and its clones.
+    pub fn tenant_transactions_begun(&self) -> u64 {
+        self.tenant_transactions_begun.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn count_open_transaction(&self) -> OpenTransaction {
+        self.tenant_transactions_begun
+            .fetch_add(1, Ordering::Relaxed);
         self.open_tenant_transactions
             .fetch_add(1, Ordering::Relaxed);
         OpenTransaction(self.open_tenant_transactions.clone())

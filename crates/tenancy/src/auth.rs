@@ -437,9 +437,15 @@ impl TenancyService {
     /// The accounts among `ids`, in one query (authors and reviewers of records the
     /// caller was already allowed to read).
     pub async fn users(&self, ids: &[UserId]) -> Result<Vec<User>> {
+        self.users_on(self.db.conn(), ids).await
+    }
+
+    /// [`Self::users`] on a connection or transaction the caller already holds (users
+    /// are platform-wide, so any organization's transaction reads them).
+    pub async fn users_on(&self, conn: &impl ConnectionTrait, ids: &[UserId]) -> Result<Vec<User>> {
         Ok(user::Entity::find()
             .filter(user::Column::Id.is_in(ids.iter().map(|id| id.as_uuid())))
-            .all(self.db.conn())
+            .all(conn)
             .await?
             .into_iter()
             .map(User::from)

@@ -8,11 +8,13 @@
 //! never shows what the caller could not fetch directly.
 
 use crate::error::ResultExt;
+use crate::graphql::tasks::OperationTasks;
 use crate::startup::AppState;
+use crate::unit::{OperationUnits, UnitTx};
 use async_graphql::dataloader::{DataLoader, Loader};
 use authz::{Action, ResourceType};
 use core_domain::{DocumentVersion, Project, Review};
-use kernel::{OrgId, Page, PageRequest, Principal, RequestTurn, TenantTx, TxMode, UserId};
+use kernel::{OrgId, Page, PageRequest, Principal, RequestTurn, TxMode, UserId};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -33,18 +35,34 @@ pub struct Loaders {
 impl Loaders {
     /// Fresh loaders for one operation of `principal` (none for anonymous callers, who
     /// never reach a nested record field).
-    pub fn new(state: &AppState, principal: Option<Principal>, turn: &RequestTurn) -> Self {
+    pub fn new(
+        state: &AppState,
+        principal: Option<Principal>,
+        turn: &RequestTurn,
+        units: &OperationUnits,
+        tasks: &OperationTasks,
+    ) -> Self {
         let scope = || Scope {
             state: state.clone(),
             principal,
             turn: turn.clone(),
+            units: units.clone(),
         };
+        // Batches run on the operation's own task, right after the resolvers that asked
+        // for their keys have all been polled: a batch holds every key one pass of the
+        // operation asks for, however busy the machine (a timer would split it).
+        fn loader<T: Loader<K>, K: Send + Sync + std::hash::Hash + Eq + Clone + 'static>(
+            loader: T,
+            tasks: &OperationTasks,
+        ) -> DataLoader<T> {
+            DataLoader::new(loader, tasks.spawner()).delay(std::time::Duration::ZERO)
+        }
         Self {
-            projects: DataLoader::new(ProjectLoader(scope()), tokio::spawn),
-            users: DataLoader::new(UserLoader(scope()), tokio::spawn),
-            reviews: DataLoader::new(ReviewLoader(scope()), tokio::spawn),
-            versions: DataLoader::new(VersionLoader(scope()), tokio::spawn),
-            approvals: DataLoader::new(ApprovalLoader(scope()), tokio::spawn),
+            projects: loader(ProjectLoader(scope()), tasks),
+            users: loader(UserLoader(scope()), tasks),
+            reviews: loader(ReviewLoader(scope()), tasks),
+            versions: loader(VersionLoader(scope()), tasks),
+            approvals: loader(ApprovalLoader(scope()), tasks),
         }
     }
 }
@@ -56,6 +74,8 @@ pub struct Scope {
     principal: Option<Principal>,
     /// The request's turn at the database, shared with its resolvers.
     turn: RequestTurn,
+    /// The operation's units of work, shared with its resolvers.
+    units: OperationUnits,
 }
 
 type LoadError = async_graphql::Error;
@@ -66,17 +86,19 @@ impl Scope {
             .ok_or_else(|| async_graphql::Error::from(crate::error::ApiError::Unauthenticated))
     }
 
-    /// Opens `org`'s transaction for the caller, in the request's turn.
-    async fn enter(&self, org: OrgId) -> Result<(TenantTx, tenancy::Actor), LoadError> {
+    /// The operation's read unit of `org`, shared with its resolvers.
+    async fn enter(&self, org: OrgId) -> Result<(UnitTx, tenancy::Actor), LoadError> {
         let principal = self.principal()?;
-        let turn = self.turn.take().await;
-        let (tx, actor) = self
-            .state
-            .tenancy
-            .enter(principal, org, TxMode::Read)
+        self.units
+            .enter(
+                &self.state.tenancy,
+                &self.turn,
+                principal,
+                org,
+                TxMode::Read,
+            )
             .await
-            .gql()?;
-        Ok((tx.holding(turn), actor))
+            .gql()
     }
 }
 
@@ -132,7 +154,16 @@ impl Loader<UserId> for UserLoader {
 
     async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, tenancy::User>, LoadError> {
         self.0.principal()?;
-        let users = self.0.state.tenancy.users(keys).await.gql()?;
+        let tenancy = &self.0.state.tenancy;
+        let users = self
+            .0
+            .units
+            .platform_read(&self.0.turn, async |tx| match tx {
+                Some(tx) => tenancy.users_on(tx.conn(), keys).await,
+                None => tenancy.users(keys).await,
+            })
+            .await
+            .gql()?;
         Ok(users.into_iter().map(|u| (u.id, u)).collect())
     }
 }
@@ -145,7 +176,7 @@ async fn per_document<T, F, Fut>(
     query: F,
 ) -> Result<HashMap<(OrgId, Uuid, PageRequest), Page<T>>, LoadError>
 where
-    F: Fn(TenantTx, Vec<Uuid>, PageRequest) -> Fut,
+    F: Fn(UnitTx, Vec<Uuid>, PageRequest) -> Fut,
     Fut: std::future::Future<Output = Result<BTreeMap<Uuid, Page<T>>, LoadError>>,
 {
     scope.principal()?;

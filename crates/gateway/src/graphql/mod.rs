@@ -8,6 +8,7 @@ pub mod loaders;
 pub mod mutation;
 pub mod projects;
 pub mod query;
+pub mod tasks;
 pub mod types;
 
 use crate::error::CodeExtension;

@@ -80,7 +80,7 @@ pub struct CancelSubscriptionPayload {
     pub subscription: Subscription,
 }
 
-async fn billing_admin(ctx: &Context<'_>) -> GqlResult<(kernel::TenantTx, authz::Permit)> {
+async fn billing_admin(ctx: &Context<'_>) -> GqlResult<(crate::unit::UnitTx, authz::Permit)> {
     ctx.enter_active_permitted(
         TxMode::Write,
         Resource::of_type(ResourceType::Billing),

@@ -29,7 +29,8 @@ pub struct Mutation(
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::GlobalId;
-use kernel::{TenantTx, TxMode};
+use crate::unit::UnitTx;
+use kernel::TxMode;
 use tenancy::Actor;
 
 /// Opens the transaction of the organization a record id belongs to. An id of an
@@ -39,7 +40,7 @@ pub(crate) async fn enter_record_org(
     ctx: &async_graphql::Context<'_>,
     id: &GlobalId,
     mode: TxMode,
-) -> GqlResult<(TenantTx, Actor)> {
+) -> GqlResult<(UnitTx, Actor)> {
     let not_found = || tenancy::Error::NotFound { entity: "record" };
     let org = id.org.ok_or_else(not_found).gql()?;
     if ctx.request().org.is_some_and(|active| active != org) {

@@ -19,8 +19,7 @@ impl BillingQuery {
     /// The latest published version of every plan, by code.
     async fn plans(&self, ctx: &Context<'_>) -> GqlResult<Vec<Plan>> {
         ctx.request().principal()?;
-        let state = ctx.state();
-        let versions = state.catalog.all_versions(state.db.conn()).await.gql()?;
+        let versions = all_versions(ctx).await?;
         let mut latest: Vec<Plan> = Vec::new();
         for version in &versions {
             // Newest first within a plan: the first of each code is its latest.
@@ -34,8 +33,7 @@ impl BillingQuery {
     /// Every published version of the plan `code`, newest first (versions never change).
     async fn plan_versions(&self, ctx: &Context<'_>, code: String) -> GqlResult<Vec<Plan>> {
         ctx.request().principal()?;
-        let state = ctx.state();
-        let versions = state.catalog.all_versions(state.db.conn()).await.gql()?;
+        let versions = all_versions(ctx).await?;
         Ok(versions
             .iter()
             .filter(|v| v.plan_code == code)
@@ -112,7 +110,19 @@ impl BillingQuery {
     }
 }
 
-async fn billing_reader(ctx: &Context<'_>) -> GqlResult<(kernel::TenantTx, authz::Permit)> {
+/// Every published plan version, read without a second connection.
+async fn all_versions(ctx: &Context<'_>) -> GqlResult<Vec<billing::PlanVersion>> {
+    let state = ctx.state();
+    ctx.data_unchecked::<crate::unit::OperationUnits>()
+        .platform_read(&ctx.request().turn, async |tx| match tx {
+            Some(tx) => state.catalog.all_versions(tx.conn()).await,
+            None => state.catalog.all_versions(state.db.conn()).await,
+        })
+        .await
+        .gql()
+}
+
+async fn billing_reader(ctx: &Context<'_>) -> GqlResult<(crate::unit::UnitTx, authz::Permit)> {
     ctx.enter_active_permitted(
         TxMode::Read,
         Resource::of_type(ResourceType::Billing),

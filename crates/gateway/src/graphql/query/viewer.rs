@@ -4,6 +4,7 @@ use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::connection::{PageArgs, connection};
 use crate::graphql::types::{Membership, Organization, User};
+use crate::unit::OperationUnits;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Object};
 use kernel::{Page, Principal, TxMode};
@@ -62,13 +63,20 @@ impl Viewer {
         .into_request()
         .gql()?;
         let page = match self.principal {
-            Principal::User(id) => ctx
-                .state()
-                .tenancy
-                .user_organizations(id, &page)
-                .await
-                .gql()?
-                .map(|(org, _)| Organization(org)),
+            Principal::User(id) => {
+                // A transaction of its own (it reads the person's memberships across
+                // organizations), in the request's turn.
+                let _turn = ctx
+                    .data_unchecked::<OperationUnits>()
+                    .outside(&ctx.request().turn)
+                    .await;
+                ctx.state()
+                    .tenancy
+                    .user_organizations(id, &page)
+                    .await
+                    .gql()?
+                    .map(|(org, _)| Organization(org))
+            }
             Principal::ApiKey { org, .. } => {
                 let own = Organization::load(ctx, org).await?;
                 let within = page.after.is_none_or(|after| org.as_uuid() > after)

@@ -1,0 +1,244 @@
+//! One unit of work per operation and organization.
+//!
+//! Every field and loader of an operation that reads an organization's data shares one
+//! transaction of that organization: it is entered once (membership or key checked
+//! once), its statements run one after the other on one connection, and it ends when
+//! the operation ends. A write (a mutation field) has a transaction of its own that it
+//! commits. The request's turn makes these take turns, so a request never holds more
+//! than one pooled connection: a read unit of another organization, or a write, waits
+//! until the open read unit is no longer in use and ends it first.
+
+use kernel::{OrgId, Principal, RequestTurn, TenantTx, TxMode};
+use std::sync::Arc;
+use tenancy::{Actor, TenancyService};
+use tokio::sync::{Mutex, Notify};
+
+/// The units of one operation (cheap to clone: all clones are the same units).
+#[derive(Debug, Clone, Default)]
+pub struct OperationUnits(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// The open read unit, if any.
+    slot: Mutex<Option<ReadUnit>>,
+    /// Woken whenever a handle on the read unit is dropped.
+    released: Notify,
+}
+
+#[derive(Debug)]
+struct ReadUnit {
+    org: OrgId,
+    tx: Arc<TenantTx>,
+    actor: Actor,
+}
+
+/// A transaction as a resolver sees it: the operation's shared read unit, or a write of
+/// its own. Dereferences to the [`TenantTx`].
+#[derive(Debug)]
+pub enum UnitTx {
+    /// The operation's read unit of this organization: ended when the operation ends.
+    Read(SharedRead),
+    /// A write transaction: the resolver commits it.
+    Write(TenantTx),
+}
+
+/// A handle on the operation's read unit.
+#[derive(Debug)]
+pub struct SharedRead {
+    // Fields drop in order: the reference first, then the notice that it is gone.
+    tx: Arc<TenantTx>,
+    _released: NotifyOnDrop,
+}
+
+/// Tells those waiting for the read unit to be free that a handle is gone.
+#[derive(Debug)]
+struct NotifyOnDrop(Arc<Inner>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        self.0.released.notify_waiters();
+    }
+}
+
+impl std::ops::Deref for UnitTx {
+    type Target = TenantTx;
+
+    fn deref(&self) -> &TenantTx {
+        match self {
+            Self::Read(read) => &read.tx,
+            Self::Write(tx) => tx,
+        }
+    }
+}
+
+impl UnitTx {
+    /// Commits a write; a read is ended with its operation, so this only lets go of it.
+    pub async fn commit(self) -> Result<(), sea_orm::DbErr> {
+        match self {
+            Self::Read(_) => Ok(()),
+            Self::Write(tx) => tx.commit().await,
+        }
+    }
+
+    /// Rolls a write back; lets go of a read.
+    pub async fn rollback(self) -> Result<(), sea_orm::DbErr> {
+        match self {
+            Self::Read(_) => Ok(()),
+            Self::Write(tx) => tx.rollback().await,
+        }
+    }
+}
+
+impl OperationUnits {
+    /// Enters `org` for `principal`: the operation's read unit of it (opened on first
+    /// use), or a new write transaction.
+    pub async fn enter(
+        &self,
+        tenancy: &TenancyService,
+        turn: &RequestTurn,
+        principal: Principal,
+        org: OrgId,
+        mode: TxMode,
+    ) -> Result<(UnitTx, Actor), tenancy::Error> {
+        match mode {
+            TxMode::Read => self.read(tenancy, turn, principal, org).await,
+            TxMode::Write => {
+                // The write needs the connection: the read unit ends first.
+                self.end_read_unit().await;
+                let turn = turn.take().await;
+                let (tx, actor) = tenancy.enter(principal, org, mode).await?;
+                Ok((UnitTx::Write(tx.holding(turn)), actor))
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        tenancy: &TenancyService,
+        turn: &RequestTurn,
+        principal: Principal,
+        org: OrgId,
+    ) -> Result<(UnitTx, Actor), tenancy::Error> {
+        loop {
+            let released = self.0.released.notified();
+            let mut slot = self.0.slot.lock().await;
+            match slot.as_ref() {
+                Some(unit) if unit.org == org => {
+                    return Ok((self.handle(unit.tx.clone()), unit.actor.clone()));
+                }
+                Some(unit) if Arc::strong_count(&unit.tx) > 1 => {
+                    // Another organization's unit is in use: wait for its handles.
+                    drop(slot);
+                    released.await;
+                    continue;
+                }
+                Some(_) => {
+                    if let Some(idle) = slot.take() {
+                        end(idle).await;
+                    }
+                }
+                None => {}
+            }
+            let turn = turn.take().await;
+            let (tx, actor) = tenancy.enter(principal, org, TxMode::Read).await?;
+            let tx = Arc::new(tx.holding(turn));
+            *slot = Some(ReadUnit {
+                org,
+                tx: tx.clone(),
+                actor: actor.clone(),
+            });
+            return Ok((self.handle(tx), actor));
+        }
+    }
+
+    fn handle(&self, tx: Arc<TenantTx>) -> UnitTx {
+        UnitTx::Read(SharedRead {
+            tx,
+            _released: NotifyOnDrop(self.0.clone()),
+        })
+    }
+
+    /// Ends the read unit once nothing uses it any more.
+    async fn end_read_unit(&self) {
+        loop {
+            let released = self.0.released.notified();
+            let mut slot = self.0.slot.lock().await;
+            match slot.as_ref() {
+                None => return,
+                Some(unit) if Arc::strong_count(&unit.tx) > 1 => {
+                    drop(slot);
+                    released.await;
+                }
+                Some(_) => {
+                    if let Some(idle) = slot.take() {
+                        end(idle).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads platform-wide tables (users, plans) without a second connection: `read` gets
+    /// the open read unit if there is one (these tables are not tenant data, so any
+    /// organization's transaction reads them), or `None` to use the pool in the
+    /// request's turn.
+    pub async fn platform_read<T>(
+        &self,
+        turn: &RequestTurn,
+        read: impl AsyncFnOnce(Option<&TenantTx>) -> T,
+    ) -> T {
+        // The slot stays locked throughout, so no unit opens (and takes the turn) between
+        // finding none and taking the turn.
+        let slot = self.0.slot.lock().await;
+        match slot.as_ref() {
+            Some(unit) => read(Some(&unit.tx)).await,
+            None => {
+                let _turn = turn.take().await;
+                read(None).await
+            }
+        }
+    }
+
+    /// The request's turn for work in a transaction of its own outside any organization
+    /// (a person's memberships): the read unit ends first, once nothing uses it.
+    pub async fn outside(&self, turn: &RequestTurn) -> kernel::Turn {
+        loop {
+            let released = self.0.released.notified();
+            let mut slot = self.0.slot.lock().await;
+            match slot.as_ref() {
+                Some(unit) if Arc::strong_count(&unit.tx) > 1 => {
+                    drop(slot);
+                    released.await;
+                }
+                _ => {
+                    if let Some(idle) = slot.take() {
+                        end(idle).await;
+                    }
+                    // Taken under the slot's lock: no unit can open in between.
+                    return turn.take().await;
+                }
+            }
+        }
+    }
+
+    /// Ends the operation's read unit (called when the operation has been answered).
+    pub async fn finish(&self) {
+        self.end_read_unit().await;
+    }
+}
+
+/// Ends a read unit nobody holds: committed (it wrote nothing), which releases the
+/// request's turn and the connection.
+async fn end(unit: ReadUnit) {
+    match Arc::try_unwrap(unit.tx) {
+        Ok(tx) => {
+            if let Err(error) = tx.commit().await {
+                tracing::debug!(%error, "ending a read unit");
+            }
+        }
+        // Unreachable while the slot's lock is held and the count was one; dropping it
+        // rolls back when the last holder lets go.
+        Err(shared) => drop(shared),
+    }
+}

@@ -1,0 +1,135 @@
+//! One unit of work per operation and organization: every field and loader of an
+//! operation that reads an organization shares one transaction of it, however many
+//! fields, rows and loaders, and however many requests run at once.
+
+use crate::helpers::{TestApp, TestOrg, TestUser};
+use serde_json::json;
+
+/// Tenant transactions begun while `send` runs, and its answer.
+async fn transactions<F: std::future::Future<Output = crate::helpers::GqlResponse>>(
+    app: &TestApp,
+    send: F,
+) -> (u64, crate::helpers::GqlResponse) {
+    let before = app.server_db.tenant_transactions_begun();
+    let response = send.await;
+    (app.server_db.tenant_transactions_begun() - before, response)
+}
+
+async fn project(app: &TestApp, user: &TestUser, org: &TestOrg, name: &str) -> String {
+    let created = app
+        .gql("mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }")
+        .vars(json!({ "n": name }))
+        .as_user(user)
+        .in_org(org)
+        .send()
+        .await;
+    created.data()["createProject"]["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_operation_reads_an_organization_in_one_transaction() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let member = app.user("member@example.com").await;
+    app.add_member(&owner, &org, &member, "MEMBER").await;
+    let first = project(&app, &owner, &org, "One").await;
+    project(&app, &owner, &org, "Two").await;
+
+    // Root fields, nested lists, loaders, node lookups and permission checks of one
+    // organization: one transaction.
+    let query = "query($id: ID!) { \
+        viewer { user { name } membership { role } activeOrganization { name viewerRole \
+          members { nodes { role user { email } } } roles { name } } } \
+        projects { nodes { name grants { nodes { relation } } } } \
+        documents { nodes { title } } \
+        node(id: $id) { ... on Project { name } } \
+        nodes(ids: [$id, $id]) { id } }";
+    let (count, response) = transactions(
+        &app,
+        app.gql(query)
+            .vars(json!({ "id": first }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send(),
+    )
+    .await;
+    let data = response.data();
+    assert_eq!(
+        data["viewer"]["activeOrganization"]["members"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(data["projects"]["nodes"].as_array().unwrap().len(), 2);
+    assert_eq!(data["node"]["name"], "One");
+    assert_eq!(count, 1, "tenant transactions for one operation");
+
+    // Eight at once: still one each.
+    let before = app.server_db.tenant_transactions_begun();
+    let answers = futures::future::join_all((0..8).map(|_| {
+        app.gql(query)
+            .vars(json!({ "id": first }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+    }))
+    .await;
+    for answer in &answers {
+        assert_eq!(answer.data()["node"]["name"], "One");
+    }
+    assert_eq!(app.server_db.tenant_transactions_begun() - before, 8);
+
+    // A mutation writes in its own transaction and commits once; what its answer reads
+    // afterwards shares one more.
+    let (count, response) = transactions(
+        &app,
+        app.gql("mutation { createProject(input: {name: \"Three\"}) { project { name createdAt grants { nodes { relation } } } } }")
+            .as_user(&owner)
+            .in_org(&org)
+            .send(),
+    )
+    .await;
+    assert_eq!(response.data()["createProject"]["project"]["name"], "Three");
+    assert!(
+        count <= 2,
+        "{count} tenant transactions for a mutation and its answer"
+    );
+
+    // Two organizations in one operation: each read in a transaction of its own, one at
+    // a time; the other organization's rows never appear in this one's.
+    let other = app.org(&owner, "Globex").await;
+    project(&app, &owner, &other, "Theirs").await;
+    let (count, response) = transactions(
+        &app,
+        app.gql("{ viewer { organizations { nodes { name viewerRole members { nodes { user { email } } } } } } }")
+            .as_user(&owner)
+            .send(),
+    )
+    .await;
+    let organizations = response.data()["viewer"]["organizations"]["nodes"].clone();
+    assert_eq!(organizations[0]["name"], "Acme");
+    assert_eq!(
+        organizations[0]["members"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(organizations[1]["name"], "Globex");
+    assert_eq!(
+        organizations[1]["members"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        (2..=4).contains(&count),
+        "{count} tenant transactions for two organizations"
+    );
+}
