@@ -289,6 +289,7 @@ async fn one_request_holds_one_connection() {
     let fields: String = (0..100)
         .map(|i| format!("a{i}: projects(first: 5) {{ nodes {{ id name }} }} "))
         .collect();
+    let begun = app.server_db.tenant_transactions_begun();
     let (answer, peak) = peak_transactions(
         &app,
         app.gql(&format!("{{ {fields} }}"))
@@ -301,8 +302,10 @@ async fn one_request_holds_one_connection() {
         answer.data()["a99"]["nodes"].as_array().map(Vec::len),
         Some(3)
     );
-    // Without turns: the whole pool (8).
-    assert_eq!(peak, 1, "100 fields at once took {peak} connections");
+    // Without turns: the whole pool (8). With the unit of work, the hundred fields share
+    // one transaction (short enough that the sampler may not even see it open).
+    assert!(peak <= 1, "100 fields at once took {peak} connections");
+    assert_eq!(app.server_db.tenant_transactions_begun() - begun, 1);
 
     // Verifications: many requests at once, two each (the budget allows no more).
     let verify = "{ a: verifyAuditChain { valid } b: verifyAuditChain { valid } }";

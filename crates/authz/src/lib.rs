@@ -21,7 +21,7 @@ pub use model::{
     Action, Effect, Explanation, Grant, Permission, Resource, ResourceType, RoleInfo, Rule, Subject,
 };
 pub use permit::Permit;
-pub use service::Authorizer;
+pub use service::{Authorizer, remember_policy_version};
 
 /// Entry points for `benches/authz.rs` only: compile an organization's policy from rows
 /// and decide without a database.

@@ -139,11 +139,19 @@ impl Authorizer {
 
     async fn enforcer(&self, tx: &TenantTx) -> Result<Arc<OrgEnforcer>> {
         let org = tx.org_id();
-        let version = tx
-            .select::<policy_version::Entity>()
-            .one(tx.conn())
-            .await?
-            .map_or(0, |row| row.version);
+        // Read once per transaction: with the membership when it was entered, or here.
+        let version = match tx.remembered::<PolicyVersion>() {
+            Some(PolicyVersion(version)) => version,
+            None => {
+                let version = tx
+                    .select::<policy_version::Entity>()
+                    .one(tx.conn())
+                    .await?
+                    .map_or(0, |row| row.version);
+                tx.remember(PolicyVersion(version));
+                version
+            }
+        };
         if let Some(cached) = self.cache.get(&org)
             && cached.version == version
         {
@@ -834,6 +842,16 @@ fn request(org: OrgId, subject: &Subject, resource: &Resource, action: Action) -
     ]
 }
 
+/// The organization's policy version as this transaction knows it.
+#[derive(Debug, Clone, Copy)]
+struct PolicyVersion(i64);
+
+/// Tells the transaction its organization's policy version (`None`: no policy written
+/// yet), read by whoever entered it, so the first check does not read it again.
+pub fn remember_policy_version(tx: &TenantTx, version: Option<i64>) {
+    tx.remember(PolicyVersion(version.unwrap_or(0)));
+}
+
 /// Sets a fresh random version for the organization, in the caller's transaction.
 async fn bump_version(tx: &TenantTx) -> Result<()> {
     // The low 64 bits of a UUIDv7 are random: a rolled-back version never comes back.
@@ -850,6 +868,7 @@ async fn bump_version(tx: &TenantTx) -> Result<()> {
     )
     .exec_without_returning(tx.conn())
     .await?;
+    tx.remember(PolicyVersion(version));
     Ok(())
 }
 

@@ -19,4 +19,4 @@ pub use model::{
     Document, DocumentFilter, DocumentStatus, DocumentVersion, EditDocument, NewDocument,
     NewProject, Project, Review, ReviewDecision, Transition, UpdateProject,
 };
-pub use service::ProjectService;
+pub use service::{ProjectService, UncheckedProject};

@@ -134,6 +134,13 @@ impl ProjectService {
         Ok(UserId::from_uuid(find_project(tx, id).await?.created_by))
     }
 
+    /// A project read once, before the permission to read it is decided: its owner
+    /// builds the permission resource, and the project is handed out only against a
+    /// permit for it ([`UncheckedProject::checked`]).
+    pub async fn find_unchecked(&self, tx: &TenantTx, id: Uuid) -> Result<UncheckedProject> {
+        Ok(UncheckedProject(from_row(find_project(tx, id).await?)))
+    }
+
     /// One page of the projects `filter` (from `Authorizer::list_filter`) lets through.
     pub async fn list(
         &self,
@@ -230,4 +237,21 @@ pub(crate) async fn find_project(tx: &TenantTx, id: Uuid) -> Result<project::Mod
         .one(tx.conn())
         .await?
         .ok_or(Error::NotFound { entity: "project" })
+}
+
+/// A project whose reading is not yet permitted (see [`ProjectService::find_unchecked`]).
+#[derive(Debug)]
+pub struct UncheckedProject(Project);
+
+impl UncheckedProject {
+    /// Who created it (owner-based rules decide on it).
+    pub fn owner(&self) -> UserId {
+        self.0.created_by
+    }
+
+    /// The project, for a caller permitted to read it.
+    pub fn checked(self, tx: &TenantTx, permit: &Permit) -> Result<Project> {
+        permit.ensure(tx, ResourceType::Project, Action::Read, Some(self.0.id))?;
+        Ok(self.0)
+    }
 }

@@ -75,6 +75,9 @@ pub struct TenantTx {
     _turn: Option<Turn>,
     /// Counted among the open tenant transactions until dropped.
     _open: crate::db::OpenTransaction,
+    /// Facts read once in this transaction (one value per type), e.g. the policy
+    /// version: later reads in it reuse them instead of asking the database again.
+    memo: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl TenantTx {
@@ -102,6 +105,7 @@ impl TenantTx {
             _writer: writer,
             _turn: None,
             _open: open,
+            memo: std::sync::Mutex::default(),
         })
     }
 
@@ -109,6 +113,21 @@ impl TenantTx {
     pub fn holding(mut self, turn: Turn) -> Self {
         self._turn = Some(turn);
         self
+    }
+
+    /// The value of type `T` remembered in this transaction, if any.
+    pub fn remembered<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        let memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+        memo.iter()
+            .find_map(|value| value.downcast_ref::<T>())
+            .cloned()
+    }
+
+    /// Remembers `value` for the rest of this transaction (replacing one of its type).
+    pub fn remember<T: Send + Sync + 'static>(&self, value: T) {
+        let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+        memo.retain(|held| !held.is::<T>());
+        memo.push(Box::new(value));
     }
 
     /// The organization this transaction is bound to.

@@ -1,6 +1,5 @@
 //! The tenancy service and the one place a tenant transaction is opened.
 
-use crate::entity::{api_key, membership};
 use crate::error::{Error, Result};
 use crate::model::Actor;
 use crate::role::Role;
@@ -9,8 +8,9 @@ use audit::AuditLog;
 use authz::Authorizer;
 use chrono::Duration;
 use kernel::{Db, OrgId, Principal, SharedClock, TenantOpener, TenantTx, TxMode};
-use sea_orm::{ColumnTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
 use secrecy::SecretString;
+use uuid::Uuid;
 
 /// Lifetimes and limits of the tenancy rules.
 #[derive(Debug, Clone)]
@@ -135,21 +135,17 @@ impl TenancyService {
             return Err(Error::NotMember);
         }
         let tx = self.open(org, mode).await?;
-        let found = match principal {
-            Principal::User(user) => tx
-                .select::<membership::Entity>()
-                .filter(membership::Column::UserId.eq(user.as_uuid()))
-                .one(tx.conn())
-                .await?
-                .map(|m| (m.role, Some(kernel::MembershipId::from_uuid(m.id)))),
-            Principal::ApiKey { key, .. } => tx
-                .select::<api_key::Entity>()
-                .filter(api_key::Column::Id.eq(key.as_uuid()))
-                .filter(api_key::Column::RevokedAt.is_null())
-                .one(tx.conn())
-                .await?
-                .map(|k| (k.role, None)),
-        };
+        // The caller's standing and the organization's policy version in one statement
+        // (the first permission check then needs no statement of its own).
+        let found = standing(&tx, principal).await?;
+        let found = found.map(|row| {
+            authz::remember_policy_version(&tx, row.policy_version);
+            let membership = match principal {
+                Principal::User(_) => Some(kernel::MembershipId::from_uuid(row.id)),
+                Principal::ApiKey { .. } => None,
+            };
+            (row.role, membership)
+        });
         let Some((role, membership_id)) = found else {
             tx.rollback().await?;
             return Err(Error::NotMember);
@@ -182,4 +178,40 @@ impl TenancyService {
             .ensure_may_confer_role(tx, permit.principal(), role.as_str())
             .await?)
     }
+}
+
+/// A caller's row in an organization (membership or API key) with its policy version.
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct Standing {
+    role: String,
+    id: Uuid,
+    policy_version: Option<i64>,
+}
+
+/// Reads the caller's membership (or live API key) and the organization's policy
+/// version together, inside the organization's transaction.
+async fn standing(tx: &TenantTx, principal: Principal) -> Result<Option<Standing>> {
+    let backend = tx.conn().get_database_backend();
+    let (table, caller_column, live, caller) = match principal {
+        Principal::User(user) => ("memberships", "user_id", "", user.as_uuid()),
+        Principal::ApiKey { key, .. } => {
+            ("api_keys", "id", " AND c.revoked_at IS NULL", key.as_uuid())
+        }
+    };
+    let (org_param, caller_param) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
+    };
+    let sql = format!(
+        "SELECT c.role, c.id, v.version AS policy_version FROM {table} c \
+         LEFT JOIN authz_policy_versions v ON v.organization_id = c.organization_id \
+         WHERE c.organization_id = {org_param} AND c.{caller_column} = {caller_param}{live}"
+    );
+    Ok(Standing::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [tx.org_id().as_uuid().into(), caller.into()],
+    ))
+    .one(tx.conn())
+    .await?)
 }

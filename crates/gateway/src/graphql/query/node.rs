@@ -134,13 +134,14 @@ async fn project_node(
     id: uuid::Uuid,
 ) -> GqlResult<Option<Node>> {
     let state = ctx.state();
-    let owner = match state.projects.owner_of(tx, id).await {
-        Ok(owner) => owner,
+    // Read once: its owner decides the permission, the permit hands it out.
+    let project = match state.projects.find_unchecked(tx, id).await {
+        Ok(project) => project,
         Err(core_domain::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e).gql(),
     };
-    let resource =
-        Resource::record(ResourceType::Project, id).with_owner(authz::Subject::User(owner));
+    let resource = Resource::record(ResourceType::Project, id)
+        .with_owner(authz::Subject::User(project.owner()));
     let permit = match state
         .authz
         .check(tx, actor.principal, resource, Action::Read)
@@ -150,7 +151,7 @@ async fn project_node(
         Err(authz::Error::Denied { .. }) => return Ok(None),
         Err(e) => return Err(e).gql(),
     };
-    let project = state.projects.get(tx, &permit, id).await.gql()?;
+    let project = project.checked(tx, &permit).gql()?;
     Ok(Some(Node::Project(crate::graphql::types::Project(project))))
 }
 
