@@ -55,6 +55,7 @@ bench:
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p tenancy --bench list
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p gateway --bench billing
 	$(CARGO) bench -p gateway --bench refusals
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(CARGO) bench -p gateway --bench http
 
 ## Regenerate schema.graphql from the code.
 schema: build

@@ -546,3 +546,13 @@ async fn custom_roles_are_capped_and_permission_lists_deduplicated() {
         json!([{ "resourceType": "member", "action": "read" }])
     );
 }
+
+/// A limit set to "unlimited" (the largest number) is a limit never reached, not an
+/// overflow in the statement that counts against it.
+#[tokio::test]
+async fn an_unlimited_sign_up_setting_signs_people_up() {
+    let app = TestApp::spawn_with(|config| config.sign_ups_per_address_per_hour = u64::MAX).await;
+    let user = app.user("someone@example.com").await;
+    let org = app.org(&user, "Acme").await;
+    assert!(!org.id.is_empty());
+}

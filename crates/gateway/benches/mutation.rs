@@ -49,7 +49,7 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
     let app = Application::build(&config(app_url), Arc::new(kernel::SystemClock))
         .await
         .expect("build");
-    let audit = app.state().audit;
+    let audit = app.state().audit.clone();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::new();

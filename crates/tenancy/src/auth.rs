@@ -372,7 +372,9 @@ impl TenancyService {
             .filter(login_failure::Column::Scope.eq(scope))
             .filter(login_failure::Column::OccurredAt.gt(since))
             .order_by_desc(login_failure::Column::OccurredAt)
-            .limit(limit)
+            // SQL limits are signed: a setting of "no limit" (u64::MAX) must not
+            // overflow the bound parameter.
+            .limit(limit.min(i64::MAX.unsigned_abs()))
             .into_tuple()
             .all(self.db.conn())
             .await?;

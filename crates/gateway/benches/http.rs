@@ -1,0 +1,382 @@
+//! The request path over HTTP against its database baseline (issue 19), PostgreSQL only:
+//! the release server as `platform_app` (RLS on) with 8 pooled connections, a Rust load
+//! generator of `CLIENTS` concurrent clients, and `pgbench` running the same work as bare
+//! SQL transactions as `platform_app` with as many clients, in alternating rounds of
+//! `WINDOW` each; medians. For each workload it prints requests per second, the ratio to
+//! its baseline, and the SQL statements per request the server executed (BEGIN and
+//! COMMIT not counted).
+//!
+//! Workloads: `{ __typename }` anonymous and with a bearer token; `node(id:)` of a
+//! project (baseline: `BEGIN; set_config; SELECT id, name; COMMIT`, the transaction any
+//! RLS server must run); the first 50 documents with project, author, approvals and
+//! versions (baseline: the same reads as hand-written SQL in one transaction);
+//! `updateProject` (baseline: its reads, update and audit insert as SQL).
+//!
+//! `cargo bench -p gateway --bench http` (`make bench`); needs `pgbench` and
+//! `BENCH_DATABASE_URL` (default in the Makefile: the local server).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
+
+#[path = "../../tenancy/benches/support/mod.rs"]
+mod support;
+
+mod server;
+use server::{config, graphql, signed_up};
+
+use gateway::Application;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long each throughput window lasts.
+const WINDOW: Duration = Duration::from_secs(3);
+/// Alternating rounds (each side gets one window per round).
+const ROUNDS: usize = 5;
+/// Concurrent clients, and the server's pool size.
+const CLIENTS: usize = 8;
+/// Documents on the page.
+const DOCUMENTS: usize = 50;
+
+fn main() {
+    // The baselines are pgbench's: PostgreSQL only (SQLite is passed over).
+    support::block_on_each_engine(|label, owner, app| async move {
+        if label.starts_with("PostgreSQL") {
+            run(&label, &owner, &app).await;
+        }
+    });
+}
+
+/// One workload: a GraphQL request and the SQL transaction it is compared with.
+struct Workload {
+    name: &'static str,
+    query: String,
+    vars: Value,
+    authenticated: bool,
+    /// A pgbench script (run with `-M prepared`), or none.
+    baseline: Option<String>,
+}
+
+async fn run(label: &str, owner_url: &str, app_url: &str) {
+    println!("\n== the request path over HTTP on {label}");
+    if std::process::Command::new("pgbench")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("pgbench not found: skipped (it comes with the PostgreSQL packages)");
+        return;
+    }
+    let db = support::migrated(owner_url, app_url, 2).await;
+    db.conn().clone().close().await.ok();
+    let mut settings = config(app_url);
+    settings.database_max_connections = CLIENTS as u32;
+    let app = Application::build(&settings, Arc::new(kernel::SystemClock))
+        .await
+        .expect("build");
+    let server_db = app.db();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let token = signed_up(&http, &base).await;
+    let org = graphql(
+        &http,
+        &base,
+        Some((&token, "")),
+        "mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { organization { id } } }",
+        json!({"i": {"name": "Bench"}}),
+    )
+    .await["createOrganization"]["organization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let auth = Some((token.as_str(), org.as_str()));
+    let mut projects = Vec::new();
+    for n in 0..2 {
+        let created = graphql(
+            &http,
+            &base,
+            auth,
+            "mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }",
+            json!({"n": format!("Project {n}")}),
+        )
+        .await;
+        projects.push(
+            created["createProject"]["project"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for n in 0..DOCUMENTS {
+        graphql(
+            &http,
+            &base,
+            auth,
+            "mutation($p: ID!, $t: String!) { createDocument(input: {projectId: $p, title: $t, body: \"Text\"}) { document { id } } }",
+            json!({"p": projects[n % 2], "t": format!("Document {n}")}),
+        )
+        .await;
+    }
+
+    // The raw ids the SQL baselines use, read as the owner; then statistics for the
+    // planner (autovacuum is off on these machines).
+    let owner = sea_orm::Database::connect(owner_url).await.expect("owner");
+    let ids = raw_ids(&owner).await;
+    use sea_orm::ConnectionTrait;
+    owner.execute_unprepared("ANALYZE").await.expect("analyze");
+    owner.close().await.ok();
+
+    let workloads = [
+        Workload {
+            name: "{ __typename } anonymous",
+            query: "{ __typename }".into(),
+            vars: json!({}),
+            authenticated: false,
+            baseline: None,
+        },
+        Workload {
+            name: "{ __typename } with a bearer token",
+            query: "{ __typename }".into(),
+            vars: json!({}),
+            authenticated: true,
+            baseline: None,
+        },
+        Workload {
+            name: "node(id:) of a project",
+            query: "query($id: ID!) { node(id: $id) { ... on Project { id name } } }".into(),
+            vars: json!({"id": projects[0]}),
+            authenticated: true,
+            baseline: Some(format!(
+                "BEGIN;\nSELECT set_config('app.org_id', '{org}', true);\n\
+                 SELECT id, name FROM projects WHERE organization_id = '{org}' AND id = '{project}';\nCOMMIT;\n",
+                org = ids.org,
+                project = ids.project,
+            )),
+        },
+        Workload {
+            name: "documents(first: 50) with project, author, approvals, versions",
+            query:
+                "{ documents(first: 50) { nodes { title status project { name } author { name } \
+                    approvals { reviewer { name } } versions(first: 1) { nodes { version } } } } }"
+                    .into(),
+            vars: json!({}),
+            authenticated: true,
+            baseline: Some(page_script(&ids)),
+        },
+        Workload {
+            name: "updateProject",
+            query:
+                "mutation($i: UpdateProjectInput!) { updateProject(input: $i) { project { id } } }"
+                    .into(),
+            vars: json!({"i": {"projectId": projects[1], "name": "Renamed"}}),
+            authenticated: true,
+            baseline: Some(format!(
+                "BEGIN;\nSELECT set_config('app.org_id', '{org}', true);\n\
+                 SELECT role FROM memberships WHERE organization_id = '{org}' AND user_id = '{user}';\n\
+                 SELECT * FROM projects WHERE organization_id = '{org}' AND id = '{project}';\n\
+                 UPDATE projects SET name = 'Renamed', updated_at = now() WHERE organization_id = '{org}' AND id = '{project}';\n\
+                 COMMIT;\n",
+                org = ids.org,
+                user = ids.user,
+                project = ids.project2,
+            )),
+        },
+    ];
+
+    println!(
+        "{CLIENTS} clients, {CLIENTS} server connections, median of {ROUNDS} alternating rounds of {}s",
+        WINDOW.as_secs()
+    );
+    for workload in &workloads {
+        let token = workload.authenticated.then_some(token.as_str());
+        let request = || {
+            measure(
+                http.clone(),
+                base.clone(),
+                token.map(|t| (t.to_owned(), org.clone())),
+                workload.query.clone(),
+                workload.vars.clone(),
+            )
+        };
+        request().await; // warm-up: prepared statements, caches
+        let statements_before = server_db.statements_executed();
+        let one = request_once(&http, &base, token.map(|t| (t, org.as_str())), workload).await;
+        let statements = server_db.statements_executed() - statements_before;
+        assert!(one, "{} failed", workload.name);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            ours.push(request().await);
+            if let Some(script) = &workload.baseline {
+                theirs.push(pgbench(app_url, script));
+            }
+        }
+        let ours = median(ours);
+        match workload.baseline {
+            Some(_) => {
+                let theirs = median(theirs);
+                println!(
+                    "{:<66} {ours:>7.0} req/s  baseline {theirs:>7.0} tx/s  ratio {:.2}  {statements} statements",
+                    workload.name,
+                    ours / theirs
+                );
+            }
+            None => println!(
+                "{:<66} {ours:>7.0} req/s  {statements} statements",
+                workload.name
+            ),
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// One request, for counting its statements: whether it succeeded.
+async fn request_once(
+    http: &reqwest::Client,
+    base: &str,
+    auth: Option<(&str, &str)>,
+    workload: &Workload,
+) -> bool {
+    let body = graphql(http, base, auth, &workload.query, workload.vars.clone()).await;
+    !body.is_null()
+}
+
+/// Successful requests per second of `CLIENTS` clients for `WINDOW`.
+async fn measure(
+    http: reqwest::Client,
+    base: String,
+    auth: Option<(String, String)>,
+    query: String,
+    vars: Value,
+) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + WINDOW;
+    let body = Arc::new(json!({ "query": query, "variables": vars }).to_string());
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (http, base, auth, done, body) = (
+            http.clone(),
+            base.clone(),
+            auth.clone(),
+            done.clone(),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let mut request = http
+                    .post(format!("{base}/graphql"))
+                    .header("content-type", "application/json")
+                    .body(body.as_str().to_owned());
+                if let Some((token, org)) = &auth {
+                    request = request.bearer_auth(token).header("X-Organization-Id", org);
+                }
+                let response = request.send().await.expect("send");
+                let text = response.text().await.expect("body");
+                assert!(!text.contains("\"errors\""), "{text}");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client");
+    }
+    done.load(Ordering::Relaxed) as f64 / WINDOW.as_secs_f64()
+}
+
+/// Transactions per second of `script` run by pgbench as `platform_app`.
+fn pgbench(app_url: &str, script: &str) -> f64 {
+    let file = std::env::temp_dir().join(format!("platform-bench-{}.sql", std::process::id()));
+    std::fs::write(&file, script).expect("script");
+    let output = std::process::Command::new("pgbench")
+        .args([
+            "--no-vacuum",
+            "--protocol=prepared",
+            "--client",
+            &CLIENTS.to_string(),
+            "--jobs",
+            "2",
+            "--time",
+            &WINDOW.as_secs().to_string(),
+            "--file",
+        ])
+        .arg(&file)
+        .arg(app_url)
+        .output()
+        .expect("pgbench");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pgbench: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text.lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix("tps = ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .expect("pgbench reports tps")
+}
+
+/// Raw ids of the benchmark's rows.
+struct Ids {
+    org: String,
+    user: String,
+    project: String,
+    project2: String,
+    documents: Vec<String>,
+    authors: Vec<String>,
+}
+
+async fn raw_ids(owner: &sea_orm::DatabaseConnection) -> Ids {
+    use sea_orm::{ConnectionTrait, Statement};
+    let rows = |sql: &'static str| async move {
+        owner
+            .query_all_raw(Statement::from_string(owner.get_database_backend(), sql))
+            .await
+            .expect(sql)
+            .into_iter()
+            .map(|row| row.try_get_by_index::<String>(0).expect("text"))
+            .collect::<Vec<String>>()
+    };
+    let projects = rows("SELECT id::text FROM projects ORDER BY id").await;
+    Ids {
+        org: rows("SELECT id::text FROM organizations").await.remove(0),
+        user: rows("SELECT id::text FROM users").await.remove(0),
+        project: projects[0].clone(),
+        project2: projects[1].clone(),
+        documents: rows("SELECT id::text FROM documents ORDER BY id LIMIT 50").await,
+        authors: rows("SELECT DISTINCT author_id::text FROM documents").await,
+    }
+}
+
+/// The page's reads as one hand-written transaction: the caller's membership, the page,
+/// its projects and authors, approvals of the current round and the newest version.
+fn page_script(ids: &Ids) -> String {
+    let list = |values: &[String]| {
+        values
+            .iter()
+            .map(|v| format!("'{v}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let org = &ids.org;
+    let documents = list(&ids.documents);
+    format!(
+        "BEGIN;\n\
+         SELECT set_config('app.org_id', '{org}', true);\n\
+         SELECT role, id FROM memberships WHERE organization_id = '{org}' AND user_id = '{user}';\n\
+         SELECT * FROM documents WHERE organization_id = '{org}' ORDER BY id LIMIT 51;\n\
+         SELECT * FROM projects WHERE organization_id = '{org}' AND id IN ({projects});\n\
+         SELECT id, name FROM users WHERE id IN ({authors});\n\
+         SELECT * FROM document_reviews WHERE organization_id = '{org}' AND document_id IN ({documents});\n\
+         SELECT * FROM document_versions WHERE organization_id = '{org}' AND document_id IN ({documents}) ORDER BY version DESC LIMIT 50;\n\
+         COMMIT;\n",
+        user = ids.user,
+        projects = list(&[ids.project.clone(), ids.project2.clone()]),
+        authors = list(&ids.authors),
+    )
+}
