@@ -187,3 +187,59 @@ async fn every_tenant_table_is_under_forced_rls_with_keys_that_include_the_organ
         );
     }
 }
+
+/// `enter_organization` binds the transaction to the organization it names and answers
+/// the caller's standing there; a person who is not a member gets no standing, and a
+/// member's transaction sees that organization's rows only.
+#[tokio::test]
+async fn entering_an_organization_binds_it_and_answers_only_members() {
+    if skip() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let acme = app.org(&alice, "Acme").await;
+    let globex = app.org(&bob, "Globex").await;
+    for (user, org) in [(&alice, &acme), (&bob, &globex)] {
+        app.gql("mutation { createProject(input: {name: \"P\"}) { project { id } } }")
+            .as_user(user)
+            .in_org(org)
+            .send()
+            .await
+            .data();
+    }
+    let app_db = app.app_db().await;
+    let enter = |org: &crate::helpers::TestOrg, user: &crate::helpers::TestUser| {
+        format!(
+            "SELECT count(*) FROM enter_organization('{}', '{}', NULL)",
+            org.org_id(),
+            user.id_uuid().unwrap()
+        )
+    };
+    // A member: one standing, and only their organization's project is visible.
+    let tx = app_db.begin().await.unwrap();
+    assert_eq!(scalar_i64(&tx, &enter(&acme, &alice)).await, 1);
+    assert_eq!(scalar_i64(&tx, "SELECT count(*) FROM projects").await, 1);
+    assert_eq!(
+        scalar_i64(
+            &tx,
+            &format!(
+                "SELECT count(*) FROM projects WHERE organization_id = '{}'",
+                globex.org_id()
+            )
+        )
+        .await,
+        0
+    );
+    tx.rollback().await.unwrap();
+    // Not a member: no standing.
+    let tx = app_db.begin().await.unwrap();
+    assert_eq!(scalar_i64(&tx, &enter(&globex, &alice)).await, 0);
+    tx.rollback().await.unwrap();
+    // The binding is the transaction's: the next one on the pool starts unbound.
+    assert_eq!(
+        scalar_i64(&app_db, "SELECT count(*) FROM projects").await,
+        0
+    );
+}

@@ -188,7 +188,9 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
         "{CLIENTS} clients, {CLIENTS} server connections, median of {ROUNDS} alternating rounds of {}s",
         WINDOW.as_secs()
     );
-    for workload in &workloads {
+    // `BENCH_HTTP_ONLY=node` runs the workloads whose name contains it (for profiling).
+    let only = std::env::var("BENCH_HTTP_ONLY").unwrap_or_default();
+    for workload in workloads.iter().filter(|w| w.name.contains(only.as_str())) {
         let token = workload.authenticated.then_some(token.as_str());
         let request = || {
             measure(

@@ -109,6 +109,29 @@ impl TenantTx {
         })
     }
 
+    /// Begins the organization's transaction without binding RLS to it on PostgreSQL:
+    /// for a caller whose first statement binds it itself (tenancy's
+    /// `enter_organization`, which sets `app.org_id` and reads the caller's standing in
+    /// one round trip). Until bound, the transaction sees no tenant row (fail closed).
+    pub async fn open_binding_in_first_statement(
+        db: &Db,
+        org: OrgId,
+        mode: TxMode,
+        _opener: TenantOpener,
+    ) -> Result<Self, DbErr> {
+        let open = db.count_open_transaction();
+        let writer = db.queue_writer(mode).await;
+        let txn = db.begin(mode).await?;
+        Ok(Self {
+            org,
+            txn,
+            _writer: writer,
+            _turn: None,
+            _open: open,
+            memo: std::sync::Mutex::default(),
+        })
+    }
+
     /// Holds the request's `turn` until this transaction ends.
     pub fn holding(mut self, turn: Turn) -> Self {
         self._turn = Some(turn);

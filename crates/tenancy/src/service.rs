@@ -134,10 +134,24 @@ impl TenancyService {
         {
             return Err(Error::NotMember);
         }
-        let tx = self.open(org, mode).await?;
         // The caller's standing and the organization's policy version in one statement
-        // (the first permission check then needs no statement of its own).
-        let found = standing(&tx, principal).await?;
+        // (the first permission check then needs no statement of its own); on
+        // PostgreSQL the same statement binds the transaction to the organization.
+        let (tx, found) = if self.db.backend() == kernel::Backend::Postgres {
+            let tx = TenantTx::open_binding_in_first_statement(
+                &self.db,
+                org,
+                mode,
+                TenantOpener::issued_by_tenancy(),
+            )
+            .await?;
+            let found = enter_organization(&tx, principal).await?;
+            (tx, found)
+        } else {
+            let tx = self.open(org, mode).await?;
+            let found = standing(&tx, principal).await?;
+            (tx, found)
+        };
         let found = found.map(|row| {
             authz::remember_policy_version(&tx, row.policy_version);
             let membership = match principal {
@@ -211,6 +225,23 @@ async fn standing(tx: &TenantTx, principal: Principal) -> Result<Option<Standing
         backend,
         sql,
         [tx.org_id().as_uuid().into(), caller.into()],
+    ))
+    .one(tx.conn())
+    .await?)
+}
+
+/// PostgreSQL: binds the transaction to its organization and reads the caller's standing
+/// in one round trip (the `enter_organization` function, migration m0016).
+async fn enter_organization(tx: &TenantTx, principal: Principal) -> Result<Option<Standing>> {
+    let (user, key) = match principal {
+        Principal::User(user) => (Some(user.as_uuid()), None),
+        Principal::ApiKey { key, .. } => (None, Some(key.as_uuid())),
+    };
+    Ok(Standing::find_by_statement(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT standing_role AS role, standing_id AS id, standing_policy_version AS policy_version \
+         FROM enter_organization($1, $2, $3)",
+        [tx.org_id().as_uuid().into(), user.into(), key.into()],
     ))
     .one(tx.conn())
     .await?)
