@@ -133,3 +133,39 @@ async fn an_operation_reads_an_organization_in_one_transaction() {
         "{count} tenant transactions for two organizations"
     );
 }
+
+/// A mutation reads what it changes once: `updateProject` reads the project for the
+/// decision and changes that row, it does not read it again.
+#[tokio::test]
+async fn an_update_reads_its_record_once() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let id = project(&app, &owner, &org, "One").await;
+    let update = "mutation($id: ID!, $n: String!) { updateProject(input: {projectId: $id, name: $n}) { project { name } } }";
+    // Once to warm the policy cache.
+    app.gql(update)
+        .vars(json!({ "id": id, "n": "Two" }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let before = app.server_db.statements_executed();
+    let renamed = app
+        .gql(update)
+        .vars(json!({ "id": id, "n": "Three" }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(renamed.data()["updateProject"]["project"]["name"], "Three");
+    let statements = app.server_db.statements_executed() - before;
+    // Session, standing, subscription standing, the project, the update, the actor's
+    // personal-data key, the audit append (SQLite appends in two statements).
+    let most = if crate::helpers::on_postgres() { 7 } else { 8 };
+    assert!(
+        statements <= most,
+        "{statements} statements (at most {most})"
+    );
+}

@@ -226,17 +226,32 @@ impl ProjectService {
         active.updated_at = Set(self.clock.now());
         // The primary key is (organization_id, id): the update cannot leave the organization.
         let updated = project::Entity::update(active).exec(tx.conn()).await?;
+        tx.remember(ProjectRow(updated.clone()));
         self.audit.record(tx, event).await?;
         Ok(from_row(updated))
     }
 }
 
+/// The project row last read or written in a transaction: a mutation reads its project
+/// for the permission decision and again to change it, a document step for its rules;
+/// the second read is this.
+#[derive(Debug, Clone)]
+struct ProjectRow(project::Model);
+
 pub(crate) async fn find_project(tx: &TenantTx, id: Uuid) -> Result<project::Model> {
-    tx.select::<project::Entity>()
+    if let Some(ProjectRow(row)) = tx.remembered::<ProjectRow>()
+        && row.id == id
+    {
+        return Ok(row);
+    }
+    let row = tx
+        .select::<project::Entity>()
         .filter(project::Column::Id.eq(id))
         .one(tx.conn())
         .await?
-        .ok_or(Error::NotFound { entity: "project" })
+        .ok_or(Error::NotFound { entity: "project" })?;
+    tx.remember(ProjectRow(row.clone()));
+    Ok(row)
 }
 
 /// A project whose reading is not yet permitted (see [`ProjectService::find_unchecked`]).
