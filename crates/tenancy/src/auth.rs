@@ -445,13 +445,7 @@ impl TenancyService {
     /// [`Self::users`] on a connection or transaction the caller already holds (users
     /// are platform-wide, so any organization's transaction reads them).
     pub async fn users_on(&self, conn: &impl ConnectionTrait, ids: &[UserId]) -> Result<Vec<User>> {
-        Ok(user::Entity::find()
-            .filter(user::Column::Id.is_in(ids.iter().map(|id| id.as_uuid())))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(User::from)
-            .collect())
+        crate::repo::public_users(conn, ids.iter().map(|id| id.as_uuid())).await
     }
 }
 

@@ -125,12 +125,39 @@ pub(crate) async fn users_by_id(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    Ok(user::Entity::find()
-        .filter(user::Column::Id.is_in(ids))
-        .all(conn)
+    Ok(public_users(conn, ids)
         .await?
         .into_iter()
-        .map(|row| (row.id, User::from(row)))
+        .map(|user| (user.id.as_uuid(), user))
+        .collect())
+}
+
+/// The people with these ids: only what may be shown (never the password hash or the
+/// staff flag), in one statement.
+pub(crate) async fn public_users(
+    conn: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<Vec<User>> {
+    let rows: Vec<(Uuid, String, String, chrono::DateTime<chrono::Utc>)> = user::Entity::find()
+        .select_only()
+        .columns([
+            user::Column::Id,
+            user::Column::Email,
+            user::Column::Name,
+            user::Column::CreatedAt,
+        ])
+        .filter(user::Column::Id.is_in(ids))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, email, name, created_at)| User {
+            id: UserId::from_uuid(id),
+            email,
+            name,
+            created_at,
+        })
         .collect())
 }
 
