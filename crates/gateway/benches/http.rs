@@ -23,7 +23,7 @@
 mod support;
 
 mod server;
-use server::{config, graphql, signed_up};
+use server::{config, graphql, signed_up, update_throughput};
 
 use gateway::Application;
 use serde_json::{Value, json};
@@ -278,7 +278,13 @@ async fn hot_organization(
     let one = Arc::new(vec![targets[0].clone()]);
     let eight = Arc::new(targets);
     let spread = |targets: Arc<Vec<(String, String)>>| {
-        updates(http.clone(), base.to_owned(), token.to_owned(), targets)
+        update_throughput(
+            http.clone(),
+            base.to_owned(),
+            token.to_owned(),
+            targets,
+            (CLIENTS, WINDOW),
+        )
     };
     spread(eight.clone()).await; // warm-up
     let (mut hot, mut wide) = (Vec::new(), Vec::new());
@@ -292,48 +298,6 @@ async fn hot_organization(
         "updateProject in one organization",
         hot / wide
     );
-}
-
-/// Successful `updateProject` requests per second of `CLIENTS` clients for `WINDOW`,
-/// client `n` updating target `n % len`.
-async fn updates(
-    http: reqwest::Client,
-    base: String,
-    token: String,
-    targets: Arc<Vec<(String, String)>>,
-) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + WINDOW;
-    let mut tasks = Vec::new();
-    for client in 0..CLIENTS {
-        let (http, base, token, targets, done) = (
-            http.clone(),
-            base.clone(),
-            token.clone(),
-            targets.clone(),
-            done.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let (org, project) = &targets[client % targets.len()];
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                n += 1;
-                graphql(
-                    &http,
-                    &base,
-                    Some((&token, org)),
-                    "mutation($i: UpdateProjectInput!) { updateProject(input: $i) { project { id } } }",
-                    json!({"i": {"projectId": project, "name": format!("Hot {client}-{n}")}}),
-                )
-                .await;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("client");
-    }
-    done.load(Ordering::Relaxed) as f64 / WINDOW.as_secs_f64()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -19,13 +19,12 @@
 mod support;
 
 mod server;
-use server::{config, graphql, signed_up};
+use server::{config, graphql, signed_up, update_throughput};
 
 use gateway::Application;
 use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long each throughput window lasts.
 const WINDOW: Duration = Duration::from_secs(2);
@@ -84,7 +83,13 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
 
     let window = |recording: bool| {
         audit.set_recording_for_benchmarks(recording);
-        throughput(http.clone(), base.clone(), token.clone(), targets.clone())
+        update_throughput(
+            http.clone(),
+            base.clone(),
+            token.clone(),
+            targets.clone(),
+            (CLIENTS, WINDOW),
+        )
     };
     window(true).await; // warm-up: connections prepare their statements, caches fill
     let (mut with, mut without) = (Vec::new(), Vec::new());
@@ -105,47 +110,4 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-/// Successful `updateProject` requests per second of `CLIENTS` clients for `WINDOW`.
-async fn throughput(
-    http: reqwest::Client,
-    base: String,
-    token: String,
-    targets: Arc<Vec<(String, String)>>,
-) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + WINDOW;
-    let mut tasks = Vec::new();
-    for client in 0..CLIENTS {
-        let (http, base, token, targets, done) = (
-            http.clone(),
-            base.clone(),
-            token.clone(),
-            targets.clone(),
-            done.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut i = client;
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let (org, project) = &targets[i % targets.len()];
-                i += CLIENTS;
-                n += 1;
-                graphql(
-                    &http,
-                    &base,
-                    Some((&token, org)),
-                    "mutation($i: UpdateProjectInput!) { updateProject(input: $i) { project { id } } }",
-                    json!({"i": {"projectId": project, "name": format!("Renamed {client}-{n}")}}),
-                )
-                .await;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("client");
-    }
-    done.load(Ordering::Relaxed) as f64 / WINDOW.as_secs_f64()
 }

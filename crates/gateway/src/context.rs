@@ -153,6 +153,26 @@ async fn ensure_paid_up(ctx: &Context<'_>, tx: &TenantTx, mode: TxMode) -> GqlRe
     Ok(())
 }
 
+/// The caller's unit of `org` in this operation (see [`OperationUnits::enter`]); the
+/// outer error is the caller's (unauthenticated), the inner one the organization's.
+async fn enter_unit(
+    ctx: &Context<'_>,
+    org: OrgId,
+    mode: TxMode,
+) -> GqlResult<Result<(UnitTx, Actor), tenancy::Error>> {
+    let principal = ctx.request().principal().gql()?;
+    Ok(ctx
+        .data_unchecked::<OperationUnits>()
+        .enter(
+            &ctx.state().tenancy,
+            &ctx.request().turn,
+            principal,
+            org,
+            mode,
+        )
+        .await)
+}
+
 impl ContextExt for Context<'_> {
     fn state(&self) -> &AppState {
         self.data_unchecked::<AppState>()
@@ -163,18 +183,7 @@ impl ContextExt for Context<'_> {
     }
 
     async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(UnitTx, Actor)> {
-        let principal = self.request().principal().gql()?;
-        let (tx, actor) = self
-            .data_unchecked::<OperationUnits>()
-            .enter(
-                &self.state().tenancy,
-                &self.request().turn,
-                principal,
-                org,
-                mode,
-            )
-            .await
-            .gql()?;
+        let (tx, actor) = enter_unit(self, org, mode).await?.gql()?;
         ensure_paid_up(self, &tx, mode).await?;
         Ok((tx, actor))
     }
@@ -184,18 +193,7 @@ impl ContextExt for Context<'_> {
         org: OrgId,
         mode: TxMode,
     ) -> GqlResult<Option<(UnitTx, Actor)>> {
-        let principal = self.request().principal().gql()?;
-        let entered = self
-            .data_unchecked::<OperationUnits>()
-            .enter(
-                &self.state().tenancy,
-                &self.request().turn,
-                principal,
-                org,
-                mode,
-            )
-            .await;
-        match entered {
+        match enter_unit(self, org, mode).await? {
             Ok((tx, actor)) => {
                 ensure_paid_up(self, &tx, mode).await?;
                 Ok(Some((tx, actor)))

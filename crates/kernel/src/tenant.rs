@@ -88,25 +88,17 @@ impl TenantTx {
         mode: TxMode,
         _opener: TenantOpener,
     ) -> Result<Self, DbErr> {
-        let open = db.count_open_transaction();
-        let writer = db.queue_writer(mode).await;
-        let txn = db.begin(mode).await?;
+        let tx = Self::open_binding_in_first_statement(db, org, mode, _opener).await?;
         if db.backend() == Backend::Postgres {
-            txn.execute_raw(Statement::from_sql_and_values(
-                sea_orm::DbBackend::Postgres,
-                "SELECT set_config('app.org_id', $1, true)",
-                [org.to_string().into()],
-            ))
-            .await?;
+            tx.txn
+                .execute_raw(Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT set_config('app.org_id', $1, true)",
+                    [org.to_string().into()],
+                ))
+                .await?;
         }
-        Ok(Self {
-            org,
-            txn,
-            _writer: writer,
-            _turn: None,
-            _open: open,
-            memo: std::sync::Mutex::default(),
-        })
+        Ok(tx)
     }
 
     /// Begins the organization's transaction without binding RLS to it on PostgreSQL:

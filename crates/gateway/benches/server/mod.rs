@@ -3,6 +3,9 @@
 use gateway::Config;
 use gateway::config::{Environment, LogFormat, PaymentProviderKind};
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// A server on a free local port over `database_url`, quiet, with no background billing
 /// run and a manual payment provider.
@@ -93,4 +96,52 @@ pub async fn signed_up(http: &reqwest::Client, base: &str) -> String {
         .as_str()
         .expect("an access token")
         .to_owned()
+}
+
+/// Successful `updateProject` requests (renames, so every request does the same work) per
+/// second of `clients` concurrent clients over `window`; client `n` updates the targets
+/// `(organization, project)` from `n` on in steps of `clients`.
+// Not every bench binary that includes this module measures updates.
+#[allow(dead_code)]
+pub async fn update_throughput(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    targets: Arc<Vec<(String, String)>>,
+    (clients, window): (usize, Duration),
+) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + window;
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (http, base, token, targets, done) = (
+            http.clone(),
+            base.clone(),
+            token.clone(),
+            targets.clone(),
+            done.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut i = client;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let (org, project) = &targets[i % targets.len()];
+                i += clients;
+                n += 1;
+                graphql(
+                    &http,
+                    &base,
+                    Some((&token, org)),
+                    "mutation($i: UpdateProjectInput!) { updateProject(input: $i) { project { id } } }",
+                    json!({"i": {"projectId": project, "name": format!("Renamed {client}-{n}")}}),
+                )
+                .await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client");
+    }
+    done.load(Ordering::Relaxed) as f64 / window.as_secs_f64()
 }
