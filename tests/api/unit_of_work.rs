@@ -169,3 +169,35 @@ async fn an_update_reads_its_record_once() {
         "{statements} statements (at most {most})"
     );
 }
+
+/// Records of two organizations in one `nodes` lookup, with nested fields of each, in
+/// any order: each is read in its organization's unit, the units take turns on the one
+/// connection, and nothing waits forever.
+#[tokio::test]
+async fn records_of_two_organizations_in_one_lookup_take_turns() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let acme = app.org(&owner, "Acme").await;
+    let globex = app.org(&owner, "Globex").await;
+    let a = project(&app, &owner, &acme, "A").await;
+    let b = project(&app, &owner, &globex, "B").await;
+    let ids = json!([a, b, a, b, b, a]);
+    let (count, response) = transactions(
+        &app,
+        app.gql("query($ids: [ID!]!) { nodes(ids: $ids) { ... on Project { name grants { nodes { relation } } } } }")
+            .vars(json!({ "ids": ids }))
+            .as_user(&owner)
+            .in_org(&acme)
+            .send(),
+    )
+    .await;
+    let names: Vec<_> = response.data()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    assert_eq!(names, ["A", "B", "A", "B", "B", "A"]);
+    assert!(count >= 2, "{count} tenant transactions");
+    assert!(count <= 6, "{count} tenant transactions for six lookups");
+}
