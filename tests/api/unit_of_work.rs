@@ -206,3 +206,18 @@ async fn records_of_two_organizations_in_one_lookup_take_turns() {
         "{count} tenant transactions for six lookups and their grants"
     );
 }
+
+/// A creation checks the suspension and the plan's limit against one read of the
+/// subscription.
+#[tokio::test]
+async fn a_creation_reads_the_subscription_once() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    project(&app, &owner, &org, "Warm").await;
+    let before = app.server_db.statements_executed();
+    project(&app, &owner, &org, "Counted").await;
+    let statements = app.server_db.statements_executed() - before;
+    // 9 on both engines; 10 when the plan-limit check read the subscription again.
+    assert!(statements <= 9, "createProject: {statements} statements");
+}

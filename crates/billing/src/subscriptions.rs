@@ -373,8 +373,21 @@ impl Subscriptions {
         &self.catalog
     }
 
+    /// The organization's subscription row, read once per transaction: a write reads it
+    /// for the suspension check, the plan limits and the change itself.
     async fn row(&self, tx: &TenantTx) -> Result<Option<subscription::Model>> {
-        Ok(tx.select::<subscription::Entity>().one(tx.conn()).await?)
+        if let Some(SubscriptionRow(row)) = tx.remembered::<SubscriptionRow>() {
+            return Ok(row);
+        }
+        self.fresh_row(tx).await
+    }
+
+    /// The row as the database has it now (under the subscription's lock: never from
+    /// memory, another transaction may have moved it while this one waited).
+    async fn fresh_row(&self, tx: &TenantTx) -> Result<Option<subscription::Model>> {
+        let row = tx.select::<subscription::Entity>().one(tx.conn()).await?;
+        tx.remember(SubscriptionRow(row.clone()));
+        Ok(row)
     }
 
     async fn to_subscription(
@@ -423,7 +436,7 @@ impl Subscriptions {
     /// before every change and by the billing run.
     pub async fn advance(&self, tx: &TenantTx) -> Result<Option<subscription::Model>> {
         tx.lock("billing:subscription").await?;
-        let Some(mut row) = self.row(tx).await? else {
+        let Some(mut row) = self.fresh_row(tx).await? else {
             return Ok(None);
         };
         let before = row.clone();
@@ -606,6 +619,7 @@ impl Subscriptions {
             active.reset(column);
         }
         subscription::Entity::update(active).exec(tx.conn()).await?;
+        tx.remember(SubscriptionRow(Some(row.clone())));
         Ok(())
     }
 
@@ -814,6 +828,7 @@ impl Subscriptions {
             subscription::Entity::insert(row.clone().into_active_model())
                 .exec_without_returning(tx.conn())
                 .await?;
+            tx.remember(SubscriptionRow(Some(row.clone())));
         }
         if status == Status::Active {
             // A paid start: the first period's fixed fee and seats, in advance.
@@ -1354,3 +1369,7 @@ mod tests {
         );
     }
 }
+
+/// The subscription row a transaction last read or wrote (see `Subscriptions::row`).
+#[derive(Debug, Clone)]
+struct SubscriptionRow(Option<subscription::Model>);
