@@ -42,7 +42,11 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Which log lines to keep (tracing `EnvFilter` syntax).
-    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,sea_orm=warn")]
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        default_value = "info,sqlx=warn,sea_orm=warn,async_graphql=warn"
+    )]
     pub log_filter: String,
 
     /// Database connections in the pool.
