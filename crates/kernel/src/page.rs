@@ -91,20 +91,7 @@ pub fn keyset<E>(
 where
     E: sea_orm::EntityTrait,
 {
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
-    let mut select = select;
-    if let Some(after) = request.after {
-        select = select.filter(id_column.gt(after));
-    }
-    if let Some(before) = request.before {
-        select = select.filter(id_column.lt(before));
-    }
-    let select = if request.from_end {
-        select.order_by_desc(id_column)
-    } else {
-        select.order_by_asc(id_column)
-    };
-    select.limit(request.limit.saturating_add(1))
+    keyset_in(select, id_column, request, ListOrder::OldestFirst)
 }
 
 /// [`keyset`] for lists read newest first: `after` a cursor means older rows.
@@ -116,18 +103,47 @@ pub fn keyset_newest_first<E>(
 where
     E: sea_orm::EntityTrait,
 {
+    keyset_in(select, id_column, request, ListOrder::NewestFirst)
+}
+
+/// The order a list is read in, by its time-ordered ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListOrder {
+    OldestFirst,
+    NewestFirst,
+}
+
+fn keyset_in<E>(
+    select: sea_orm::Select<E>,
+    id_column: E::Column,
+    request: &PageRequest,
+    order: ListOrder,
+) -> sea_orm::Select<E>
+where
+    E: sea_orm::EntityTrait,
+{
     use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let newest_first = order == ListOrder::NewestFirst;
     let mut select = select;
     if let Some(after) = request.after {
-        select = select.filter(id_column.lt(after));
+        select = select.filter(if newest_first {
+            id_column.lt(after)
+        } else {
+            id_column.gt(after)
+        });
     }
     if let Some(before) = request.before {
-        select = select.filter(id_column.gt(before));
+        select = select.filter(if newest_first {
+            id_column.gt(before)
+        } else {
+            id_column.lt(before)
+        });
     }
-    let select = if request.from_end {
-        select.order_by_asc(id_column)
-    } else {
+    // Reading from the end reverses the list's order.
+    let select = if request.from_end != newest_first {
         select.order_by_desc(id_column)
+    } else {
+        select.order_by_asc(id_column)
     };
     select.limit(request.limit.saturating_add(1))
 }

@@ -65,6 +65,23 @@ impl PageArgs {
     }
 }
 
+/// The checked keyset request of a connection field's `after`, `before`, `first` and
+/// `last` (what every connection resolver starts with).
+pub fn page_request(
+    after: Option<String>,
+    before: Option<String>,
+    first: Option<i32>,
+    last: Option<i32>,
+) -> Result<PageRequest, ApiError> {
+    PageArgs {
+        after,
+        before,
+        first,
+        last,
+    }
+    .into_request()
+}
+
 /// The cursor of a row with this id.
 pub fn encode_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())

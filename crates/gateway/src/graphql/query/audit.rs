@@ -2,7 +2,7 @@
 
 use crate::context::ContextExt;
 use crate::error::{ApiError, GqlResult, ResultExt};
-use crate::graphql::connection::{PageArgs, connection};
+use crate::graphql::connection::{connection, page_request};
 use crate::graphql::types::audit::{AuditEvent, AuditVerification};
 use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object};
@@ -49,14 +49,7 @@ impl AuditQuery {
         {
             return Err(ApiError::bad_input("filter.to", "must not be before filter.from").into());
         }
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        }
-        .into_request()
-        .gql()?;
+        let page = page_request(after, before, first, last).gql()?;
         let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
         let permit = ctx
             .permit(

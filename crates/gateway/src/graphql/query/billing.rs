@@ -4,7 +4,7 @@
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::connection::{PageArgs, connection};
+use crate::graphql::connection::{connection, page_request};
 use crate::graphql::types::billing::{Invoice, Plan, Subscription, UpcomingInvoice};
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Object};
@@ -82,12 +82,7 @@ impl BillingQuery {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Invoice>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        };
+        let page = page_request(after, before, first, last).gql()?;
         issued(ctx, "invoice", page).await
     }
 
@@ -100,12 +95,7 @@ impl BillingQuery {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Invoice>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        };
+        let page = page_request(after, before, first, last).gql()?;
         issued(ctx, "credit_note", page).await
     }
 }
@@ -134,9 +124,8 @@ async fn billing_reader(ctx: &Context<'_>) -> GqlResult<(crate::unit::UnitTx, au
 async fn issued(
     ctx: &Context<'_>,
     kind: &str,
-    page: PageArgs,
+    page: kernel::PageRequest,
 ) -> GqlResult<Connection<String, Invoice>> {
-    let page = page.into_request().gql()?;
     let (tx, permit) = billing_reader(ctx).await?;
     let invoices = ctx
         .state()

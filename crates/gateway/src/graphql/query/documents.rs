@@ -2,7 +2,7 @@
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::connection::{PageArgs, connection};
+use crate::graphql::connection::{connection, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::mutation::enter_record_org;
 use crate::graphql::projects::document_permit;
@@ -44,14 +44,7 @@ impl DocumentsQuery {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Document>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        }
-        .into_request()
-        .gql()?;
+        let page = page_request(after, before, first, last).gql()?;
         let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
         let filter = filter.unwrap_or_default();
         let project_id = match &filter.project_id {
@@ -117,14 +110,7 @@ impl DocumentsQuery {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, DocumentVersion>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        }
-        .into_request()
-        .gql()?;
+        let page = page_request(after, before, first, last).gql()?;
         let id = GlobalId::expect("documentId", &document_id, NodeKind::Document).gql()?;
         let (tx, actor) = enter_record_org(ctx, &id, TxMode::Read).await?;
         let permit = document_permit(ctx, &tx, &actor, id.id, Action::Read).await?;

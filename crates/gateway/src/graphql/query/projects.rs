@@ -2,7 +2,7 @@
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::connection::{PageArgs, connection};
+use crate::graphql::connection::{connection, page_request};
 use crate::graphql::types::Project;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Object};
@@ -25,14 +25,7 @@ impl ProjectsQuery {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Project>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        }
-        .into_request()
-        .gql()?;
+        let page = page_request(after, before, first, last).gql()?;
         let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
         let state = ctx.state();
         let filter = state

@@ -2,7 +2,7 @@
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::connection::{PageArgs, connection};
+use crate::graphql::connection::{connection, page_request};
 use crate::graphql::types::{Membership, Organization, User};
 use crate::unit::OperationUnits;
 use async_graphql::connection::Connection;
@@ -54,14 +54,7 @@ impl Viewer {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Organization>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        }
-        .into_request()
-        .gql()?;
+        let page = page_request(after, before, first, last).gql()?;
         let page = match self.principal {
             Principal::User(id) => {
                 // A transaction of its own (it reads the person's memberships across

@@ -2,7 +2,7 @@
 //! operation's DataLoaders, so a page of documents costs a fixed number of queries.
 
 use crate::error::ResultExt;
-use crate::graphql::connection::{PageArgs, connection};
+use crate::graphql::connection::{connection, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::loaders::Loaders;
 use crate::graphql::types::project::{Grant, grants_on};
@@ -152,14 +152,7 @@ impl Document {
         first: Option<i32>,
         last: Option<i32>,
     ) -> Result<Connection<String, Review>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        }
-        .into_request()
-        .gql()?;
+        let page = page_request(after, before, first, last).gql()?;
         let reviews = loaders(ctx)
             .reviews
             .load_one((self.0.org_id, self.0.id, page))
@@ -177,14 +170,7 @@ impl Document {
         first: Option<i32>,
         last: Option<i32>,
     ) -> Result<Connection<String, DocumentVersion>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        }
-        .into_request()
-        .gql()?;
+        let page = page_request(after, before, first, last).gql()?;
         let versions = loaders(ctx)
             .versions
             .load_one((self.0.org_id, self.0.id, page))
@@ -210,12 +196,7 @@ impl Document {
         last: Option<i32>,
     ) -> Result<Option<Connection<String, Grant>>> {
         let d = &self.0;
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        };
+        let page = page_request(after, before, first, last).gql()?;
         grants_on(
             ctx,
             d.org_id,

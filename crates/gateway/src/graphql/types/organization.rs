@@ -3,7 +3,7 @@
 use super::{ApiKey, Invitation, Membership, Role};
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::connection::{PageArgs, connection};
+use crate::graphql::connection::{connection, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
@@ -84,14 +84,7 @@ impl Organization {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Membership>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        }
-        .into_request()
-        .gql()?;
+        let page = page_request(after, before, first, last).gql()?;
         let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
         let permit = ctx
             .permit(
@@ -123,14 +116,7 @@ impl Organization {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Invitation>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        }
-        .into_request()
-        .gql()?;
+        let page = page_request(after, before, first, last).gql()?;
         let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
         let permit = ctx
             .permit(
@@ -158,14 +144,7 @@ impl Organization {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, ApiKey>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        }
-        .into_request()
-        .gql()?;
+        let page = page_request(after, before, first, last).gql()?;
         let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
         let permit = ctx
             .permit(

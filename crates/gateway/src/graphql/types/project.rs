@@ -2,7 +2,7 @@
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::connection::{PageArgs, connection};
+use crate::graphql::connection::{connection, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, SimpleObject};
@@ -59,12 +59,7 @@ impl Project {
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Option<Connection<String, Grant>>> {
-        let page = PageArgs {
-            after,
-            before,
-            first,
-            last,
-        };
+        let page = page_request(after, before, first, last).gql()?;
         let record = (ResourceType::Project, self.0.id);
         grants_on(ctx, self.0.org_id, self.0.id, record, page)
             .await
@@ -79,9 +74,8 @@ pub async fn grants_on(
     org: OrgId,
     project: Uuid,
     (typ, id): (ResourceType, Uuid),
-    page: PageArgs,
+    page: kernel::PageRequest,
 ) -> GqlResult<Connection<String, Grant>> {
-    let page = page.into_request().gql()?;
     let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
     let on_grants =
         Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, project);
