@@ -103,9 +103,9 @@ impl OperationUnits {
         match mode {
             TxMode::Read => self.read(tenancy, turn, principal, org).await,
             TxMode::Write => {
-                // The write needs the connection: the read unit ends first.
-                self.end_read_unit().await;
-                let turn = turn.take().await;
+                // The write needs the connection: the read unit ends first, and the turn
+                // is taken before another read can open one.
+                let turn = self.outside(turn).await;
                 let (tx, actor) = tenancy.enter(principal, org, mode).await?;
                 Ok((UnitTx::Write(tx.holding(turn)), actor))
             }
@@ -119,35 +119,45 @@ impl OperationUnits {
         principal: Principal,
         org: OrgId,
     ) -> Result<(UnitTx, Actor), tenancy::Error> {
+        // The unit of this organization, whether or not others are using it.
+        let mut slot = self.0.slot.lock().await;
+        if let Some(unit) = slot.as_ref().filter(|unit| unit.org == org) {
+            return Ok((self.handle(unit.tx.clone()), unit.actor.clone()));
+        }
+        drop(slot);
+        // Otherwise another organization's unit ends first, once nothing uses it.
+        slot = self.idle_slot().await;
+        if let Some(unit) = slot.as_ref().filter(|unit| unit.org == org) {
+            // Opened by another field while this one waited.
+            return Ok((self.handle(unit.tx.clone()), unit.actor.clone()));
+        }
+        if let Some(idle) = slot.take() {
+            end(idle).await;
+        }
+        let turn = turn.take().await;
+        let (tx, actor) = tenancy.enter(principal, org, TxMode::Read).await?;
+        let tx = Arc::new(tx.holding(turn));
+        *slot = Some(ReadUnit {
+            org,
+            tx: tx.clone(),
+            actor: actor.clone(),
+        });
+        Ok((self.handle(tx), actor))
+    }
+
+    /// The slot, locked, once its unit (if any) is no longer in use by any handle.
+    async fn idle_slot(&self) -> tokio::sync::MutexGuard<'_, Option<ReadUnit>> {
         loop {
             let released = self.0.released.notified();
-            let mut slot = self.0.slot.lock().await;
-            match slot.as_ref() {
-                Some(unit) if unit.org == org => {
-                    return Ok((self.handle(unit.tx.clone()), unit.actor.clone()));
-                }
-                Some(unit) if Arc::strong_count(&unit.tx) > 1 => {
-                    // Another organization's unit is in use: wait for its handles.
-                    drop(slot);
-                    released.await;
-                    continue;
-                }
-                Some(_) => {
-                    if let Some(idle) = slot.take() {
-                        end(idle).await;
-                    }
-                }
-                None => {}
+            let slot = self.0.slot.lock().await;
+            if slot
+                .as_ref()
+                .is_none_or(|unit| Arc::strong_count(&unit.tx) <= 1)
+            {
+                return slot;
             }
-            let turn = turn.take().await;
-            let (tx, actor) = tenancy.enter(principal, org, TxMode::Read).await?;
-            let tx = Arc::new(tx.holding(turn));
-            *slot = Some(ReadUnit {
-                org,
-                tx: tx.clone(),
-                actor: actor.clone(),
-            });
-            return Ok((self.handle(tx), actor));
+            drop(slot);
+            released.await;
         }
     }
 
@@ -160,22 +170,8 @@ impl OperationUnits {
 
     /// Ends the read unit once nothing uses it any more.
     async fn end_read_unit(&self) {
-        loop {
-            let released = self.0.released.notified();
-            let mut slot = self.0.slot.lock().await;
-            match slot.as_ref() {
-                None => return,
-                Some(unit) if Arc::strong_count(&unit.tx) > 1 => {
-                    drop(slot);
-                    released.await;
-                }
-                Some(_) => {
-                    if let Some(idle) = slot.take() {
-                        end(idle).await;
-                    }
-                    return;
-                }
-            }
+        if let Some(idle) = self.idle_slot().await.take() {
+            end(idle).await;
         }
     }
 
@@ -200,26 +196,15 @@ impl OperationUnits {
         }
     }
 
-    /// The request's turn for work in a transaction of its own outside any organization
-    /// (a person's memberships): the read unit ends first, once nothing uses it.
+    /// The request's turn for a transaction of its own (a write, or a person's
+    /// memberships across organizations): the read unit ends first, once nothing uses it.
     pub async fn outside(&self, turn: &RequestTurn) -> kernel::Turn {
-        loop {
-            let released = self.0.released.notified();
-            let mut slot = self.0.slot.lock().await;
-            match slot.as_ref() {
-                Some(unit) if Arc::strong_count(&unit.tx) > 1 => {
-                    drop(slot);
-                    released.await;
-                }
-                _ => {
-                    if let Some(idle) = slot.take() {
-                        end(idle).await;
-                    }
-                    // Taken under the slot's lock: no unit can open in between.
-                    return turn.take().await;
-                }
-            }
+        let mut slot = self.idle_slot().await;
+        if let Some(idle) = slot.take() {
+            end(idle).await;
         }
+        // Taken under the slot's lock: no unit can open in between.
+        turn.take().await
     }
 
     /// Ends the operation's read unit (called when the operation has been answered).
