@@ -2,6 +2,7 @@
 //! with: who is calling, and the organization's transaction for them.
 
 use crate::error::{ApiError, GqlResult, ResultExt};
+use crate::graphql::ids::GlobalId;
 use crate::startup::AppState;
 use crate::unit::{OperationUnits, UnitTx};
 use async_graphql::Context;
@@ -232,4 +233,92 @@ impl ContextExt for Context<'_> {
         let permit = self.permit(&tx, &actor, resource, action).await?;
         Ok((tx, permit))
     }
+}
+
+/// Which organization a unit of work runs in.
+#[derive(Clone, Copy)]
+pub enum Where<'a> {
+    /// The active organization (`X-Organization-Id`, or the API key's own).
+    Active,
+    /// The organization a record id belongs to. An organization the caller is not a
+    /// member of, or one that disagrees with `X-Organization-Id`, is `NOT_FOUND`: the
+    /// same answer as for an id that never existed.
+    RecordOf(&'a GlobalId),
+    /// An organization the caller names (membership verified).
+    Org(OrgId),
+}
+
+/// One organization's transaction for the caller, inside a unit of work.
+pub struct Unit<'a> {
+    /// The transaction (bound to the organization).
+    pub tx: &'a TenantTx,
+    /// The caller as seen by the organization.
+    pub actor: &'a Actor,
+    /// The services.
+    pub state: &'a AppState,
+}
+
+impl Unit<'_> {
+    /// A permit for the caller to do `action` on `resource`, or `FORBIDDEN`.
+    pub async fn permit(&self, resource: Resource, action: Action) -> Result<Permit, ApiError> {
+        Ok(self
+            .state
+            .authz
+            .check(self.tx, self.actor.principal, resource, action)
+            .await?)
+    }
+}
+
+/// Enters the organization `at` names for `mode`.
+async fn enter_at(ctx: &Context<'_>, at: Where<'_>, mode: TxMode) -> GqlResult<(UnitTx, Actor)> {
+    match at {
+        Where::Active => ctx.enter_active(mode).await,
+        Where::Org(org) => ctx.enter(org, mode).await,
+        Where::RecordOf(id) => {
+            let not_found = || tenancy::Error::NotFound { entity: "record" };
+            let org = id.org.ok_or_else(not_found).gql()?;
+            if ctx.request().org.is_some_and(|active| active != org) {
+                return Err(not_found()).gql();
+            }
+            ctx.enter_if_member(org, mode)
+                .await?
+                .ok_or_else(not_found)
+                .gql()
+        }
+    }
+}
+
+/// The unit of work of a mutation: enters the organization for writing, runs `change`
+/// in its transaction and commits once if it succeeds (an error rolls everything back),
+/// with errors mapped to GraphQL codes in one place.
+pub async fn write<T>(
+    ctx: &Context<'_>,
+    at: Where<'_>,
+    change: impl AsyncFnOnce(Unit<'_>) -> Result<T, ApiError>,
+) -> GqlResult<T> {
+    let (tx, actor) = enter_at(ctx, at, TxMode::Write).await?;
+    let unit = Unit {
+        tx: &tx,
+        actor: &actor,
+        state: ctx.state(),
+    };
+    let done = change(unit).await?;
+    tx.commit().await.gql()?;
+    Ok(done)
+}
+
+/// A read in the operation's unit of the organization (shared with every other field
+/// and loader of the operation that reads it).
+pub async fn read<T>(
+    ctx: &Context<'_>,
+    at: Where<'_>,
+    query: impl AsyncFnOnce(Unit<'_>) -> Result<T, ApiError>,
+) -> GqlResult<T> {
+    let (tx, actor) = enter_at(ctx, at, TxMode::Read).await?;
+    let unit = Unit {
+        tx: &tx,
+        actor: &actor,
+        state: ctx.state(),
+    };
+    Ok(query(unit).await?)
 }

@@ -1,18 +1,9 @@
 //! The permission resources of projects and documents, shared by queries and mutations.
 
-use crate::context::ContextExt;
-use crate::error::{GqlResult, ResultExt};
-use async_graphql::Context;
+use crate::context::Unit;
+use crate::error::ApiError;
 use authz::{Resource, ResourceType, Subject};
-use kernel::TenantTx;
 use uuid::Uuid;
-
-/// The project as a resource: its owner holds `record_owner` on it. An unknown id is
-/// `NOT_FOUND` before any decision (it is the caller's own organization).
-pub async fn project_resource(ctx: &Context<'_>, tx: &TenantTx, id: Uuid) -> GqlResult<Resource> {
-    let owner = ctx.state().projects.owner_of(tx, id).await.gql()?;
-    Ok(Resource::record(ResourceType::Project, id).with_owner(Subject::User(owner)))
-}
 
 /// What a caller may do with one document.
 pub enum DocumentAccess {
@@ -24,77 +15,83 @@ pub enum DocumentAccess {
     Refused(authz::Error),
 }
 
-/// Decides `action` on a document for the caller.
-pub async fn document_access(
-    ctx: &Context<'_>,
-    tx: &TenantTx,
-    actor: &tenancy::Actor,
-    id: Uuid,
-    action: authz::Action,
-) -> GqlResult<DocumentAccess> {
-    let state = ctx.state();
-    let resource = match state.documents.resource(tx, id).await {
-        Ok(resource) => resource,
-        Err(core_domain::Error::NotFound { .. }) => return Ok(DocumentAccess::Hidden),
-        Err(e) => return Err(e).gql(),
-    };
-    match state
-        .authz
-        .check(tx, actor.principal, resource.clone(), action)
-        .await
-    {
-        Ok(permit) => Ok(DocumentAccess::Granted(permit)),
-        Err(denied @ authz::Error::Denied { .. }) => {
-            let readable = action != authz::Action::Read
-                && state
-                    .authz
-                    .can(tx, &actor.principal.into(), &resource, authz::Action::Read)
-                    .await
-                    .gql()?;
-            Ok(if readable {
-                DocumentAccess::Refused(denied)
-            } else {
-                DocumentAccess::Hidden
-            })
-        }
-        Err(e) => Err(e).gql(),
+impl Unit<'_> {
+    /// The project as a resource: its owner holds `record_owner` on it. An unknown id is
+    /// `NOT_FOUND` before any decision (it is the caller's own organization).
+    pub async fn project_resource(&self, id: Uuid) -> Result<Resource, ApiError> {
+        let owner = self.state.projects.owner_of(self.tx, id).await?;
+        Ok(Resource::record(ResourceType::Project, id).with_owner(Subject::User(owner)))
     }
-}
 
-/// A permit to `action` on a document. A caller who may not even read it gets
-/// `NOT_FOUND`, exactly as for a document that does not exist; one who reads it but may
-/// not do this gets `FORBIDDEN`.
-pub async fn document_permit(
-    ctx: &Context<'_>,
-    tx: &TenantTx,
-    actor: &tenancy::Actor,
-    id: Uuid,
-    action: authz::Action,
-) -> GqlResult<authz::Permit> {
-    match document_access(ctx, tx, actor, id, action).await? {
-        DocumentAccess::Granted(permit) => Ok(permit),
-        DocumentAccess::Hidden => Err(core_domain::Error::NotFound { entity: "document" }).gql(),
-        DocumentAccess::Refused(e) => Err(e).gql(),
-    }
-}
-
-/// Who may grant and revoke on a record: grants on a project, and on its documents, are
-/// managed by those who may manage grants of the project.
-pub async fn grant_scope(
-    ctx: &Context<'_>,
-    tx: &TenantTx,
-    typ: ResourceType,
-    id: Uuid,
-) -> GqlResult<(Resource, Resource)> {
-    let (record, project) = match typ {
-        ResourceType::Document => {
-            let record = ctx.state().documents.resource(tx, id).await.gql()?;
-            let project = record.parent.map_or(id, |(_, project)| project);
-            (record, project)
+    /// Decides `action` on a document for the caller.
+    pub async fn document_access(
+        &self,
+        id: Uuid,
+        action: authz::Action,
+    ) -> Result<DocumentAccess, ApiError> {
+        let (state, tx, principal) = (self.state, self.tx, self.actor.principal);
+        let resource = match state.documents.resource(tx, id).await {
+            Ok(resource) => resource,
+            Err(core_domain::Error::NotFound { .. }) => return Ok(DocumentAccess::Hidden),
+            Err(e) => return Err(e.into()),
+        };
+        match state
+            .authz
+            .check(tx, principal, resource.clone(), action)
+            .await
+        {
+            Ok(permit) => Ok(DocumentAccess::Granted(permit)),
+            Err(denied @ authz::Error::Denied { .. }) => {
+                let readable = action != authz::Action::Read
+                    && state
+                        .authz
+                        .can(tx, &principal.into(), &resource, authz::Action::Read)
+                        .await?;
+                Ok(if readable {
+                    DocumentAccess::Refused(denied)
+                } else {
+                    DocumentAccess::Hidden
+                })
+            }
+            Err(e) => Err(e.into()),
         }
-        _ => (project_resource(ctx, tx, id).await?, id),
-    };
-    let on_grants =
-        Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, project);
-    Ok((record, on_grants))
+    }
+
+    /// A permit to `action` on a document. A caller who may not even read it gets
+    /// `NOT_FOUND`, exactly as for a document that does not exist; one who reads it but
+    /// may not do this gets `FORBIDDEN`.
+    pub async fn document_permit(
+        &self,
+        id: Uuid,
+        action: authz::Action,
+    ) -> Result<authz::Permit, ApiError> {
+        match self.document_access(id, action).await? {
+            DocumentAccess::Granted(permit) => Ok(permit),
+            DocumentAccess::Hidden => {
+                Err(core_domain::Error::NotFound { entity: "document" }.into())
+            }
+            DocumentAccess::Refused(e) => Err(e.into()),
+        }
+    }
+
+    /// Who may grant and revoke on a record: grants on a project, and on its documents,
+    /// are managed by those who may manage grants of the project. Returns the record and
+    /// the resource that guards its grants.
+    pub async fn grant_scope(
+        &self,
+        typ: ResourceType,
+        id: Uuid,
+    ) -> Result<(Resource, Resource), ApiError> {
+        let (record, project) = match typ {
+            ResourceType::Document => {
+                let record = self.state.documents.resource(self.tx, id).await?;
+                let project = record.parent.map_or(id, |(_, project)| project);
+                (record, project)
+            }
+            _ => (self.project_resource(id).await?, id),
+        };
+        let on_grants =
+            Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, project);
+        Ok((record, on_grants))
+    }
 }

@@ -1,13 +1,12 @@
 //! Custom roles, their assignment, and deny rules.
 
-use crate::context::ContextExt;
+use crate::context::{Where, write};
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
-use crate::graphql::mutation::enter_record_org;
 use crate::graphql::types::access::{Action, ResourceType, RoleDefinition};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Resource, Subject};
-use kernel::{MembershipId, TxMode};
+use kernel::MembershipId;
 
 #[derive(Default)]
 pub struct AccessMutation;
@@ -109,6 +108,11 @@ fn permissions(input: Vec<PermissionInput>) -> Vec<(authz::ResourceType, authz::
     permissions
 }
 
+/// Custom roles and deny rules, as a permission resource.
+fn on_roles() -> Resource {
+    Resource::of_type(authz::ResourceType::Role)
+}
+
 #[Object]
 impl AccessMutation {
     /// Composes a custom role in the active organization from permissions the caller
@@ -118,29 +122,23 @@ impl AccessMutation {
         ctx: &Context<'_>,
         input: CreateRoleInput,
     ) -> GqlResult<RolePayload> {
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(authz::ResourceType::Role),
-                authz::Action::Create,
-            )
-            .await?;
-        let role = ctx
-            .state()
-            .authz
-            .create_role(
-                &tx,
-                &permit,
-                &input.name,
-                &input.description,
-                &permissions(input.permissions),
-            )
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(RolePayload { role: role.into() })
+        let permissions = permissions(input.permissions);
+        write(ctx, Where::Active, async |unit| {
+            let permit = unit.permit(on_roles(), authz::Action::Create).await?;
+            let role = unit
+                .state
+                .authz
+                .create_role(
+                    unit.tx,
+                    &permit,
+                    &input.name,
+                    &input.description,
+                    &permissions,
+                )
+                .await?;
+            Ok(RolePayload { role: role.into() })
+        })
+        .await
     }
 
     /// Replaces a custom role's permissions; effective on the next request.
@@ -149,23 +147,17 @@ impl AccessMutation {
         ctx: &Context<'_>,
         input: UpdateRoleInput,
     ) -> GqlResult<RolePayload> {
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(authz::ResourceType::Role),
-                authz::Action::Update,
-            )
-            .await?;
-        let role = ctx
-            .state()
-            .authz
-            .update_role(&tx, &permit, &input.name, &permissions(input.permissions))
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(RolePayload { role: role.into() })
+        let permissions = permissions(input.permissions);
+        write(ctx, Where::Active, async |unit| {
+            let permit = unit.permit(on_roles(), authz::Action::Update).await?;
+            let role = unit
+                .state
+                .authz
+                .update_role(unit.tx, &permit, &input.name, &permissions)
+                .await?;
+            Ok(RolePayload { role: role.into() })
+        })
+        .await
     }
 
     /// Deletes a custom role nobody holds.
@@ -174,22 +166,13 @@ impl AccessMutation {
         ctx: &Context<'_>,
         input: DeleteRoleInput,
     ) -> GqlResult<DeleteRolePayload> {
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(authz::ResourceType::Role),
-                authz::Action::Delete,
-            )
-            .await?;
-        ctx.state()
-            .authz
-            .delete_role(&tx, &permit, &input.name)
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(DeleteRolePayload { name: input.name })
+        write(ctx, Where::Active, async |unit| {
+            let permit = unit.permit(on_roles(), authz::Action::Delete).await?;
+            let authz = &unit.state.authz;
+            authz.delete_role(unit.tx, &permit, &input.name).await?;
+            Ok(DeleteRolePayload { name: input.name })
+        })
+        .await
     }
 
     /// Gives a member a custom role (the caller must hold all it permits).
@@ -229,28 +212,21 @@ impl AccessMutation {
             }
             Err(_) => input.subject,
         };
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(authz::ResourceType::Role),
-                authz::Action::Update,
-            )
-            .await?;
-        ctx.state()
-            .authz
-            .deny(
-                &tx,
-                &permit,
-                &subject,
-                input.resource_type.into(),
-                input.action.into(),
-            )
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(DenyPermissionPayload { ok: true })
+        write(ctx, Where::Active, async |unit| {
+            let permit = unit.permit(on_roles(), authz::Action::Update).await?;
+            unit.state
+                .authz
+                .deny(
+                    unit.tx,
+                    &permit,
+                    &subject,
+                    input.resource_type.into(),
+                    input.action.into(),
+                )
+                .await?;
+            Ok(DenyPermissionPayload { ok: true })
+        })
+        .await
     }
 }
 
@@ -265,33 +241,26 @@ async fn change_assignment(
         );
     }
     let id = GlobalId::expect("memberId", &input.member_id, NodeKind::Membership).gql()?;
-    let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-    let member = Resource::record(authz::ResourceType::Member, id.id);
-    let permit = ctx
-        .permit(&tx, &actor, member.clone(), authz::Action::Update)
-        .await?;
-    let read = ctx.permit(&tx, &actor, member, authz::Action::Read).await?;
-    let state = ctx.state();
-    let (membership, _) = state
-        .tenancy
-        .member(&tx, &read, MembershipId::from_uuid(id.id))
-        .await
-        .gql()?;
-    let subject = Subject::User(membership.user_id);
-    if assign {
-        state
-            .authz
-            .assign_custom_role(&tx, &permit, &subject, &input.role)
-            .await
-            .gql()?;
-    } else {
-        state
-            .authz
-            .unassign_custom_role(&tx, &permit, &subject, &input.role)
-            .await
-            .gql()?;
-    }
-    let roles = state.authz.roles_of(&tx, &subject).await.gql()?;
-    tx.commit().await.gql()?;
-    Ok(RoleAssignmentPayload { roles })
+    write(ctx, Where::RecordOf(&id), async |unit| {
+        let member = Resource::record(authz::ResourceType::Member, id.id);
+        let permit = unit.permit(member.clone(), authz::Action::Update).await?;
+        let read = unit.permit(member, authz::Action::Read).await?;
+        let (tx, state) = (unit.tx, unit.state);
+        let member_id = MembershipId::from_uuid(id.id);
+        let (membership, _) = state.tenancy.member(tx, &read, member_id).await?;
+        let subject = Subject::User(membership.user_id);
+        let authz = &state.authz;
+        if assign {
+            authz
+                .assign_custom_role(tx, &permit, &subject, &input.role)
+                .await?;
+        } else {
+            authz
+                .unassign_custom_role(tx, &permit, &subject, &input.role)
+                .await?;
+        }
+        let roles = authz.roles_of(tx, &subject).await?;
+        Ok(RoleAssignmentPayload { roles })
+    })
+    .await
 }

@@ -1,13 +1,12 @@
 //! Creating and revoking API keys of the active organization.
 
-use crate::context::ContextExt;
+use crate::context::{Where, write};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
-use crate::graphql::mutation::enter_record_org;
 use crate::graphql::types::{ApiKey, Role};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
-use kernel::{ApiKeyId, TxMode};
+use kernel::ApiKeyId;
 
 #[derive(Default)]
 pub struct ApiKeyMutation;
@@ -52,26 +51,20 @@ impl ApiKeyMutation {
         ctx: &Context<'_>,
         input: CreateApiKeyInput,
     ) -> GqlResult<CreateApiKeyPayload> {
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(ResourceType::ApiKey),
-                Action::Create,
-            )
-            .await?;
-        let issued = ctx
-            .state()
-            .tenancy
-            .create_api_key(&tx, &permit, &input.name, input.role.into())
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(CreateApiKeyPayload {
-            api_key: ApiKey(issued.api_key),
-            secret: issued.secret,
+        write(ctx, Where::Active, async |unit| {
+            let on_keys = Resource::of_type(ResourceType::ApiKey);
+            let permit = unit.permit(on_keys, Action::Create).await?;
+            let issued = unit
+                .state
+                .tenancy
+                .create_api_key(unit.tx, &permit, &input.name, input.role.into())
+                .await?;
+            Ok(CreateApiKeyPayload {
+                api_key: ApiKey(issued.api_key),
+                secret: issued.secret,
+            })
         })
+        .await
     }
 
     /// Revokes a key; it stops authenticating at once.
@@ -81,24 +74,18 @@ impl ApiKeyMutation {
         input: RevokeApiKeyInput,
     ) -> GqlResult<RevokeApiKeyPayload> {
         let id = GlobalId::expect("apiKeyId", &input.api_key_id, NodeKind::ApiKey).gql()?;
-        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::record(ResourceType::ApiKey, id.id),
-                Action::Delete,
-            )
-            .await?;
-        let key = ctx
-            .state()
-            .tenancy
-            .revoke_api_key(&tx, &permit, ApiKeyId::from_uuid(id.id))
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(RevokeApiKeyPayload {
-            api_key: ApiKey(key),
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let key = Resource::record(ResourceType::ApiKey, id.id);
+            let permit = unit.permit(key, Action::Delete).await?;
+            let key = unit
+                .state
+                .tenancy
+                .revoke_api_key(unit.tx, &permit, ApiKeyId::from_uuid(id.id))
+                .await?;
+            Ok(RevokeApiKeyPayload {
+                api_key: ApiKey(key),
+            })
         })
+        .await
     }
 }

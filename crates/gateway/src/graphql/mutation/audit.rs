@@ -1,10 +1,9 @@
 //! Retention of the active organization's audit trail (owners).
 
-use crate::context::ContextExt;
-use crate::error::{GqlResult, ResultExt};
+use crate::context::{Where, write};
+use crate::error::GqlResult;
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
-use kernel::TxMode;
 
 #[derive(Default)]
 pub struct AuditMutation;
@@ -32,6 +31,11 @@ pub struct PurgeAuditEventsPayload {
     pub purged: i64,
 }
 
+/// The organization's audit trail, as a permission resource.
+fn on_audit() -> Resource {
+    Resource::of_type(ResourceType::Audit)
+}
+
 #[Object]
 impl AuditMutation {
     /// Sets how long the active organization keeps its audit events.
@@ -40,43 +44,30 @@ impl AuditMutation {
         ctx: &Context<'_>,
         input: SetAuditRetentionInput,
     ) -> GqlResult<AuditRetentionPayload> {
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(ResourceType::Audit),
-                Action::Delete,
-            )
-            .await?;
-        ctx.state()
-            .tenancy
-            .set_audit_retention(&tx, &permit, input.keep_days)
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(AuditRetentionPayload {
-            keep_days: input.keep_days,
+        write(ctx, Where::Active, async |unit| {
+            let permit = unit.permit(on_audit(), Action::Delete).await?;
+            let tenancy = &unit.state.tenancy;
+            tenancy
+                .set_audit_retention(unit.tx, &permit, input.keep_days)
+                .await?;
+            Ok(AuditRetentionPayload {
+                keep_days: input.keep_days,
+            })
         })
+        .await
     }
 
     /// Removes the events older than the retention now; the purge is recorded as an
     /// event that anchors the rest of the chain.
     async fn purge_audit_events(&self, ctx: &Context<'_>) -> GqlResult<PurgeAuditEventsPayload> {
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(ResourceType::Audit),
-                Action::Delete,
-            )
-            .await?;
-        let report = ctx.state().tenancy.purge_audit(&tx, &permit).await.gql()?;
-        tx.commit().await.gql()?;
-        Ok(PurgeAuditEventsPayload {
-            through_seq: report.through_seq,
-            purged: i64::try_from(report.purged).unwrap_or(i64::MAX),
+        write(ctx, Where::Active, async |unit| {
+            let permit = unit.permit(on_audit(), Action::Delete).await?;
+            let report = unit.state.tenancy.purge_audit(unit.tx, &permit).await?;
+            Ok(PurgeAuditEventsPayload {
+                through_seq: report.through_seq,
+                purged: i64::try_from(report.purged).unwrap_or(i64::MAX),
+            })
         })
+        .await
     }
 }

@@ -1,13 +1,12 @@
 //! `changePlan` and `cancelSubscription` (owners and billing admins). Every change is
 //! audited by the billing service.
 
-use crate::context::ContextExt;
+use crate::context::{ContextExt, Where, read, write};
 use crate::error::ApiError;
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::types::billing::{Invoice, InvoiceLine, Subscription};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
-use kernel::TxMode;
 
 #[derive(Default)]
 pub struct BillingMutation;
@@ -80,13 +79,9 @@ pub struct CancelSubscriptionPayload {
     pub subscription: Subscription,
 }
 
-async fn billing_admin(ctx: &Context<'_>) -> GqlResult<(crate::unit::UnitTx, authz::Permit)> {
-    ctx.enter_active_permitted(
-        TxMode::Write,
-        Resource::of_type(ResourceType::Billing),
-        Action::Update,
-    )
-    .await
+/// The organization's billing, as a permission resource.
+fn on_billing() -> Resource {
+    Resource::of_type(ResourceType::Billing)
 }
 
 #[Object]
@@ -101,33 +96,37 @@ impl BillingMutation {
         ctx: &Context<'_>,
         input: ChangePlanInput,
     ) -> GqlResult<ChangePlanPayload> {
-        let (tx, permit) = billing_admin(ctx).await?;
-        let change = ctx
-            .state()
-            .subscriptions
-            .change_plan(&tx, &permit, &input.plan, input.time_zone.as_deref())
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(ChangePlanPayload {
-            subscription: change.subscription.into(),
-            effective: match change.effective {
-                billing::Effective::Immediately => PlanChangeEffective::Immediately,
-                billing::Effective::AtPeriodEnd => PlanChangeEffective::AtPeriodEnd,
-            },
-            prorations: change.prorations.into_iter().map(Into::into).collect(),
+        write(ctx, Where::Active, async |unit| {
+            let permit = unit.permit(on_billing(), Action::Update).await?;
+            let time_zone = input.time_zone.as_deref();
+            let change = unit
+                .state
+                .subscriptions
+                .change_plan(unit.tx, &permit, &input.plan, time_zone)
+                .await?;
+            Ok(ChangePlanPayload {
+                subscription: change.subscription.into(),
+                effective: match change.effective {
+                    billing::Effective::Immediately => PlanChangeEffective::Immediately,
+                    billing::Effective::AtPeriodEnd => PlanChangeEffective::AtPeriodEnd,
+                },
+                prorations: change.prorations.into_iter().map(Into::into).collect(),
+            })
         })
+        .await
     }
 
     /// Ends the active organization's subscription at the end of its current period (a
     /// trial: at the trial's end). The organization then has the free allowance.
     async fn cancel_subscription(&self, ctx: &Context<'_>) -> GqlResult<CancelSubscriptionPayload> {
-        let (tx, permit) = billing_admin(ctx).await?;
-        let subscription = ctx.state().subscriptions.cancel(&tx, &permit).await.gql()?;
-        tx.commit().await.gql()?;
-        Ok(CancelSubscriptionPayload {
-            subscription: subscription.into(),
+        write(ctx, Where::Active, async |unit| {
+            let permit = unit.permit(on_billing(), Action::Update).await?;
+            let subscription = unit.state.subscriptions.cancel(unit.tx, &permit).await?;
+            Ok(CancelSubscriptionPayload {
+                subscription: subscription.into(),
+            })
         })
+        .await
     }
 
     /// Charges an unpaid invoice now with the organization's payment provider (after the
@@ -141,39 +140,34 @@ impl BillingMutation {
     ) -> GqlResult<PayInvoicePayload> {
         let id = uuid::Uuid::parse_str(&input.invoice_id)
             .map_err(|_| ApiError::bad_input("invoiceId", "an invoice id"))?;
-        let (tx, permit) = billing_admin(ctx).await?;
-        let org = tx.org_id();
+        let org = write(ctx, Where::Active, async |unit| {
+            let permit = unit.permit(on_billing(), Action::Update).await?;
+            let subscriptions = &unit.state.subscriptions;
+            subscriptions.request_payment(unit.tx, &permit, id).await?;
+            Ok(unit.tx.org_id())
+        })
+        .await?;
         let state = ctx.state();
-        state
-            .subscriptions
-            .request_payment(&tx, &permit, id)
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
         crate::billing_run::collect(state, org).await.map_err(|e| {
             tracing::error!(error = ?e, "collecting an invoice failed");
             async_graphql::Error::from(ApiError::Billing(billing::Error::Provider(
                 "the payment could not be attempted".into(),
             )))
         })?;
-        let (tx, permit) = ctx
-            .enter_active_permitted(
-                TxMode::Read,
-                Resource::of_type(ResourceType::Billing),
-                Action::Read,
-            )
-            .await?;
-        let invoice = state
-            .subscriptions
-            .invoices()
-            .issued(&tx, &permit, id)
-            .await
-            .gql()?;
-        let subscription = state.subscriptions.current(&tx, &permit).await.gql()?;
-        Ok(PayInvoicePayload {
-            invoice: invoice.into(),
-            subscription: subscription.map(Into::into),
+        read(ctx, Where::Active, async |unit| {
+            let permit = unit.permit(on_billing(), Action::Read).await?;
+            let subscriptions = &unit.state.subscriptions;
+            let invoice = subscriptions
+                .invoices()
+                .issued(unit.tx, &permit, id)
+                .await?;
+            let subscription = subscriptions.current(unit.tx, &permit).await?;
+            Ok(PayInvoicePayload {
+                invoice: invoice.into(),
+                subscription: subscription.map(Into::into),
+            })
         })
+        .await
     }
 
     /// Imports the billing catalog (platform staff only): creates new metrics and

@@ -1,15 +1,12 @@
 //! Writing documents and moving them through the approval workflow.
 
-use crate::context::ContextExt;
+use crate::context::{Where, write};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
-use crate::graphql::mutation::enter_record_org;
-use crate::graphql::projects::{document_permit, project_resource};
 use crate::graphql::types::Document;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use core_domain::Transition;
-use kernel::TxMode;
 
 #[derive(Default)]
 pub struct DocumentMutation;
@@ -60,18 +57,19 @@ async fn step(
     transition: Transition,
 ) -> GqlResult<DocumentPayload> {
     let id = GlobalId::expect("documentId", &input.document_id, NodeKind::Document).gql()?;
-    let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-    let permit = document_permit(ctx, &tx, &actor, id.id, transition.required_action()).await?;
-    let document = ctx
-        .state()
-        .documents
-        .transition(&tx, &permit, id.id, transition, input.comment)
-        .await
-        .gql()?;
-    tx.commit().await.gql()?;
-    Ok(DocumentPayload {
-        document: Document(document),
+    write(ctx, Where::RecordOf(&id), async |unit| {
+        let permit = unit
+            .document_permit(id.id, transition.required_action())
+            .await?;
+        let documents = &unit.state.documents;
+        let document = documents
+            .transition(unit.tx, &permit, id.id, transition, input.comment)
+            .await?;
+        Ok(DocumentPayload {
+            document: Document(document),
+        })
     })
+    .await
 }
 
 #[Object]
@@ -86,27 +84,23 @@ impl DocumentMutation {
         input: CreateDocumentInput,
     ) -> GqlResult<DocumentPayload> {
         let project = GlobalId::expect("projectId", &input.project_id, NodeKind::Project).gql()?;
-        let (tx, actor) = enter_record_org(ctx, &project, TxMode::Write).await?;
-        // An unknown project is NOT_FOUND before any decision.
-        project_resource(ctx, &tx, project.id).await?;
-        let in_project = Resource::of_type(ResourceType::Document)
-            .with_parent(ResourceType::Project, project.id);
-        let permit = ctx.permit(&tx, &actor, in_project, Action::Create).await?;
         let new = core_domain::NewDocument {
             project_id: project.id,
             title: input.title,
             body: input.body,
         };
-        let document = ctx
-            .state()
-            .documents
-            .create(&tx, &permit, new)
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(DocumentPayload {
-            document: Document(document),
+        write(ctx, Where::RecordOf(&project), async |unit| {
+            // An unknown project is NOT_FOUND before any decision.
+            unit.project_resource(project.id).await?;
+            let in_project = Resource::of_type(ResourceType::Document)
+                .with_parent(ResourceType::Project, project.id);
+            let permit = unit.permit(in_project, Action::Create).await?;
+            let document = unit.state.documents.create(unit.tx, &permit, new).await?;
+            Ok(DocumentPayload {
+                document: Document(document),
+            })
         })
+        .await
     }
 
     /// Saves an edit as a new version. Editing a document in review or approved sends it
@@ -118,22 +112,22 @@ impl DocumentMutation {
         input: UpdateDocumentInput,
     ) -> GqlResult<DocumentPayload> {
         let id = GlobalId::expect("documentId", &input.document_id, NodeKind::Document).gql()?;
-        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-        let permit = document_permit(ctx, &tx, &actor, id.id, Action::Update).await?;
         let edit = core_domain::EditDocument {
             title: input.title,
             body: input.body,
         };
-        let document = ctx
-            .state()
-            .documents
-            .edit(&tx, &permit, id.id, edit)
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(DocumentPayload {
-            document: Document(document),
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let permit = unit.document_permit(id.id, Action::Update).await?;
+            let document = unit
+                .state
+                .documents
+                .edit(unit.tx, &permit, id.id, edit)
+                .await?;
+            Ok(DocumentPayload {
+                document: Document(document),
+            })
         })
+        .await
     }
 
     /// `DRAFT | CHANGES_REQUESTED → IN_REVIEW`. Needs edit rights on the document.

@@ -1,13 +1,12 @@
 //! Inviting people, changing roles and removing members of the active organization.
 
-use crate::context::ContextExt;
+use crate::context::{Where, write};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
-use crate::graphql::mutation::enter_record_org;
 use crate::graphql::types::{Invitation, Membership, Role};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
-use kernel::{InvitationId, MembershipId, TxMode};
+use kernel::{InvitationId, MembershipId};
 
 #[derive(Default)]
 pub struct MemberMutation;
@@ -83,26 +82,20 @@ impl MemberMutation {
         ctx: &Context<'_>,
         input: InviteMemberInput,
     ) -> GqlResult<InvitationPayload> {
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(ResourceType::Invitation),
-                Action::Create,
-            )
-            .await?;
-        let issued = ctx
-            .state()
-            .tenancy
-            .invite(&tx, &permit, &input.email, input.role.into())
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(InvitationPayload {
-            invitation: Invitation(issued.invitation),
-            token: issued.token,
+        write(ctx, Where::Active, async |unit| {
+            let on_invitations = Resource::of_type(ResourceType::Invitation);
+            let permit = unit.permit(on_invitations, Action::Create).await?;
+            let issued = unit
+                .state
+                .tenancy
+                .invite(unit.tx, &permit, &input.email, input.role.into())
+                .await?;
+            Ok(InvitationPayload {
+                invitation: Invitation(issued.invitation),
+                token: issued.token,
+            })
         })
+        .await
     }
 
     /// Sends a pending or expired invitation again with a new token and expiry.
@@ -113,26 +106,20 @@ impl MemberMutation {
     ) -> GqlResult<InvitationPayload> {
         let id =
             GlobalId::expect("invitationId", &input.invitation_id, NodeKind::Invitation).gql()?;
-        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::record(ResourceType::Invitation, id.id),
-                Action::Update,
-            )
-            .await?;
-        let issued = ctx
-            .state()
-            .tenancy
-            .resend_invitation(&tx, &permit, InvitationId::from_uuid(id.id))
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(InvitationPayload {
-            invitation: Invitation(issued.invitation),
-            token: issued.token,
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let invitation = Resource::record(ResourceType::Invitation, id.id);
+            let permit = unit.permit(invitation, Action::Update).await?;
+            let issued = unit
+                .state
+                .tenancy
+                .resend_invitation(unit.tx, &permit, InvitationId::from_uuid(id.id))
+                .await?;
+            Ok(InvitationPayload {
+                invitation: Invitation(issued.invitation),
+                token: issued.token,
+            })
         })
+        .await
     }
 
     /// Withdraws a pending invitation.
@@ -143,25 +130,19 @@ impl MemberMutation {
     ) -> GqlResult<RevokeInvitationPayload> {
         let id =
             GlobalId::expect("invitationId", &input.invitation_id, NodeKind::Invitation).gql()?;
-        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::record(ResourceType::Invitation, id.id),
-                Action::Delete,
-            )
-            .await?;
-        let invitation = ctx
-            .state()
-            .tenancy
-            .revoke_invitation(&tx, &permit, InvitationId::from_uuid(id.id))
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(RevokeInvitationPayload {
-            invitation: Invitation(invitation),
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let invitation = Resource::record(ResourceType::Invitation, id.id);
+            let permit = unit.permit(invitation, Action::Delete).await?;
+            let invitation = unit
+                .state
+                .tenancy
+                .revoke_invitation(unit.tx, &permit, InvitationId::from_uuid(id.id))
+                .await?;
+            Ok(RevokeInvitationPayload {
+                invitation: Invitation(invitation),
+            })
         })
+        .await
     }
 
     /// Gives a member another role. Only owners make or unmake owners; the last owner
@@ -172,34 +153,21 @@ impl MemberMutation {
         input: ChangeMemberRoleInput,
     ) -> GqlResult<ChangeMemberRolePayload> {
         let id = GlobalId::expect("memberId", &input.member_id, NodeKind::Membership).gql()?;
-        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-        let tenancy = &ctx.state().tenancy;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::record(ResourceType::Member, id.id),
-                Action::Update,
-            )
-            .await?;
-        let member = MembershipId::from_uuid(id.id);
-        tenancy
-            .change_member_role(&tx, &permit, member, input.role.into())
-            .await
-            .gql()?;
-        let read = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::record(ResourceType::Member, id.id),
-                Action::Read,
-            )
-            .await?;
-        let (membership, user) = tenancy.member(&tx, &read, member).await.gql()?;
-        tx.commit().await.gql()?;
-        Ok(ChangeMemberRolePayload {
-            membership: Membership { membership, user },
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let tenancy = &unit.state.tenancy;
+            let on_member = Resource::record(ResourceType::Member, id.id);
+            let permit = unit.permit(on_member.clone(), Action::Update).await?;
+            let member = MembershipId::from_uuid(id.id);
+            tenancy
+                .change_member_role(unit.tx, &permit, member, input.role.into())
+                .await?;
+            let read = unit.permit(on_member, Action::Read).await?;
+            let (membership, user) = tenancy.member(unit.tx, &read, member).await?;
+            Ok(ChangeMemberRolePayload {
+                membership: Membership { membership, user },
+            })
         })
+        .await
     }
 
     /// Removes a member. Only owners remove owners; the last owner stays (`CONFLICT`).
@@ -209,23 +177,18 @@ impl MemberMutation {
         input: RemoveMemberInput,
     ) -> GqlResult<RemoveMemberPayload> {
         let id = GlobalId::expect("memberId", &input.member_id, NodeKind::Membership).gql()?;
-        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::record(ResourceType::Member, id.id),
-                Action::Delete,
-            )
-            .await?;
-        ctx.state()
-            .tenancy
-            .remove_member(&tx, &permit, MembershipId::from_uuid(id.id))
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(RemoveMemberPayload {
-            removed_member_id: input.member_id,
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let on_member = Resource::record(ResourceType::Member, id.id);
+            let permit = unit.permit(on_member, Action::Delete).await?;
+            let member = MembershipId::from_uuid(id.id);
+            unit.state
+                .tenancy
+                .remove_member(unit.tx, &permit, member)
+                .await?;
+            Ok(RemoveMemberPayload {
+                removed_member_id: input.member_id,
+            })
         })
+        .await
     }
 }

@@ -1,11 +1,10 @@
 //! Creating organizations, accepting invitations and leaving.
 
-use crate::context::ContextExt;
+use crate::context::{ContextExt, Where, read, write};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::{Membership, Organization};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use kernel::TxMode;
 
 #[derive(Default)]
 pub struct OrganizationMutation;
@@ -83,28 +82,28 @@ impl OrganizationMutation {
             .await
             .gql()?;
         let organization = Organization::load(ctx, membership.org_id).await?;
-        let (tx, actor) = ctx.enter(membership.org_id, TxMode::Read).await?;
-        let (membership, user) = tenancy
-            .own_membership(&tx, &actor)
-            .await
-            .gql()?
-            .ok_or(tenancy::Error::NotFound {
+        read(ctx, Where::Org(membership.org_id), async |unit| {
+            let own = tenancy.own_membership(unit.tx, unit.actor).await?;
+            let (membership, user) = own.ok_or(tenancy::Error::NotFound {
                 entity: "membership",
+            })?;
+            Ok(AcceptInvitationPayload {
+                organization,
+                membership: Membership { membership, user },
             })
-            .gql()?;
-        Ok(AcceptInvitationPayload {
-            organization,
-            membership: Membership { membership, user },
         })
+        .await
     }
 
     /// Leaves the active organization. The last owner cannot leave (`CONFLICT`).
     async fn leave_organization(&self, ctx: &Context<'_>) -> GqlResult<LeaveOrganizationPayload> {
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        ctx.state().tenancy.leave(&tx, &actor).await.gql()?;
-        tx.commit().await.gql()?;
-        Ok(LeaveOrganizationPayload {
-            organization_id: GlobalId::global(NodeKind::Organization, actor.org_id.as_uuid()),
+        write(ctx, Where::Active, async |unit| {
+            unit.state.tenancy.leave(unit.tx, unit.actor).await?;
+            let org = unit.actor.org_id.as_uuid();
+            Ok(LeaveOrganizationPayload {
+                organization_id: GlobalId::global(NodeKind::Organization, org),
+            })
         })
+        .await
     }
 }

@@ -1,15 +1,12 @@
 //! Creating and changing projects, and granting access to one record.
 
-use crate::context::ContextExt;
+use crate::context::{Where, write};
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
-use crate::graphql::mutation::enter_record_org;
-use crate::graphql::projects::{grant_scope, project_resource};
 use crate::graphql::types::Project;
 use crate::graphql::types::project::Grant;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType, Subject};
-use kernel::TxMode;
 
 #[derive(Default)]
 pub struct ProjectMutation;
@@ -84,25 +81,20 @@ impl ProjectMutation {
         ctx: &Context<'_>,
         input: CreateProjectInput,
     ) -> GqlResult<ProjectPayload> {
-        let (tx, actor) = ctx.enter_active(TxMode::Write).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(ResourceType::Project),
-                Action::Create,
-            )
-            .await?;
         let new = core_domain::NewProject {
             name: input.name,
             description: input.description,
             required_approvals: input.required_approvals,
         };
-        let project = ctx.state().projects.create(&tx, &permit, new).await.gql()?;
-        tx.commit().await.gql()?;
-        Ok(ProjectPayload {
-            project: Project(project),
+        write(ctx, Where::Active, async |unit| {
+            let on_projects = Resource::of_type(ResourceType::Project);
+            let permit = unit.permit(on_projects, Action::Create).await?;
+            let project = unit.state.projects.create(unit.tx, &permit, new).await?;
+            Ok(ProjectPayload {
+                project: Project(project),
+            })
         })
+        .await
     }
 
     /// Renames, re-describes, archives or restores a project.
@@ -112,25 +104,22 @@ impl ProjectMutation {
         input: UpdateProjectInput,
     ) -> GqlResult<ProjectPayload> {
         let id = GlobalId::expect("projectId", &input.project_id, NodeKind::Project).gql()?;
-        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-        let resource = project_resource(ctx, &tx, id.id).await?;
-        let permit = ctx.permit(&tx, &actor, resource, Action::Update).await?;
         let change = core_domain::UpdateProject {
             name: input.name,
             description: input.description,
             archived: input.archived,
             required_approvals: input.required_approvals,
         };
-        let project = ctx
-            .state()
-            .projects
-            .update(&tx, &permit, id.id, change)
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(ProjectPayload {
-            project: Project(project),
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let resource = unit.project_resource(id.id).await?;
+            let permit = unit.permit(resource, Action::Update).await?;
+            let projects = &unit.state.projects;
+            let project = projects.update(unit.tx, &permit, id.id, change).await?;
+            Ok(ProjectPayload {
+                project: Project(project),
+            })
         })
+        .await
     }
 
     /// Grants a relation on one project to a user, an API key or a role's holders. The
@@ -161,19 +150,19 @@ impl ProjectMutation {
                 );
             }
         };
-        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-        let (record, on_grants) = grant_scope(ctx, &tx, typ, id.id).await?;
-        let permit = ctx.permit(&tx, &actor, on_grants, Action::Create).await?;
-        let grant = ctx
-            .state()
-            .authz
-            .grant(&tx, &permit, &subject, &record, &input.relation)
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
-        Ok(GrantPayload {
-            grant: Grant::new(grant, actor.org_id),
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let (record, on_grants) = unit.grant_scope(typ, id.id).await?;
+            let permit = unit.permit(on_grants, Action::Create).await?;
+            let grant = unit
+                .state
+                .authz
+                .grant(unit.tx, &permit, &subject, &record, &input.relation)
+                .await?;
+            Ok(GrantPayload {
+                grant: Grant::new(grant, unit.actor.org_id),
+            })
         })
+        .await
     }
 
     /// Revokes a grant; effective on the next request.
@@ -183,15 +172,18 @@ impl ProjectMutation {
         input: RevokeAccessInput,
     ) -> GqlResult<GrantPayload> {
         let id = GlobalId::expect("grantId", &input.grant_id, NodeKind::Grant).gql()?;
-        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Write).await?;
-        let authz = &ctx.state().authz;
-        let grant = authz.find_grant(&tx, id.id).await.gql()?;
-        let (_, on_grants) = grant_scope(ctx, &tx, grant.resource_type, grant.resource_id).await?;
-        let permit = ctx.permit(&tx, &actor, on_grants, Action::Delete).await?;
-        let revoked = authz.revoke(&tx, &permit, id.id).await.gql()?;
-        tx.commit().await.gql()?;
-        Ok(GrantPayload {
-            grant: Grant::new(revoked, actor.org_id),
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let authz = &unit.state.authz;
+            let grant = authz.find_grant(unit.tx, id.id).await?;
+            let (_, on_grants) = unit
+                .grant_scope(grant.resource_type, grant.resource_id)
+                .await?;
+            let permit = unit.permit(on_grants, Action::Delete).await?;
+            let revoked = authz.revoke(unit.tx, &permit, id.id).await?;
+            Ok(GrantPayload {
+                grant: Grant::new(revoked, unit.actor.org_id),
+            })
         })
+        .await
     }
 }

@@ -1,12 +1,11 @@
 //! Reporting usage of billable metrics (the organization's own systems and partners,
 //! usually with an API key of the billing admin role).
 
-use crate::context::ContextExt;
-use crate::error::{ApiError, GqlResult, ResultExt};
+use crate::context::{Where, write};
+use crate::error::{ApiError, GqlResult};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
-use kernel::TxMode;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -93,25 +92,15 @@ impl UsageMutation {
                     .collect::<BTreeMap<_, _>>(),
             });
         }
-        let (tx, permit) = ctx
-            .enter_active_permitted(
-                TxMode::Write,
-                Resource::of_type(ResourceType::Billing),
-                Action::Create,
-            )
-            .await?;
-        let state = ctx.state();
-        let oldest = state
-            .subscriptions
-            .oldest_reportable(&tx, state.usage_grace)
-            .await
-            .gql()?;
-        let outcomes = state
-            .usage
-            .record(&tx, &permit, batch, oldest)
-            .await
-            .gql()?;
-        tx.commit().await.gql()?;
+        let outcomes = write(ctx, Where::Active, async |unit| {
+            let on_billing = Resource::of_type(ResourceType::Billing);
+            let permit = unit.permit(on_billing, Action::Create).await?;
+            let (tx, state) = (unit.tx, unit.state);
+            let grace = state.usage_grace;
+            let oldest = state.subscriptions.oldest_reportable(tx, grace).await?;
+            Ok(state.usage.record(tx, &permit, batch, oldest).await?)
+        })
+        .await?;
         let stored = outcomes
             .iter()
             .filter(|o| **o == billing::Recorded::Stored)

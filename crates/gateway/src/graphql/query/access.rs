@@ -1,12 +1,11 @@
 //! `viewerCan` and `explainAccess`: access decisions for UIs and for admins.
 
-use crate::context::ContextExt;
+use crate::context::{Where, read};
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::ids::GlobalId;
 use crate::graphql::types::access::{AccessExplanation, Action, ResourceType};
 use async_graphql::{Context, ID, Object};
 use authz::Resource;
-use kernel::TxMode;
 
 #[derive(Default)]
 pub struct AccessQuery;
@@ -35,12 +34,14 @@ impl AccessQuery {
         resource_id: Option<ID>,
     ) -> GqlResult<bool> {
         let resource = resource(resource_type, resource_id.as_ref()).gql()?;
-        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
-        ctx.state()
-            .authz
-            .can(&tx, &actor.principal.into(), &resource, action.into())
-            .await
-            .gql()
+        read(ctx, Where::Active, async |unit| {
+            let caller = unit.actor.principal.into();
+            let authz = &unit.state.authz;
+            Ok(authz
+                .can(unit.tx, &caller, &resource, action.into())
+                .await?)
+        })
+        .await
     }
 
     /// Whether `subject` (a User or ApiKey id) may do `action` on the resource in the
@@ -55,19 +56,15 @@ impl AccessQuery {
     ) -> GqlResult<AccessExplanation> {
         let subject = GlobalId::subject("subject", &subject).gql()?;
         let resource = resource(resource_type, resource_id.as_ref()).gql()?;
-        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
-        let authz = &ctx.state().authz;
-        ctx.permit(
-            &tx,
-            &actor,
-            Resource::of_type(authz::ResourceType::Role),
-            authz::Action::Read,
-        )
-        .await?;
-        let explanation = authz
-            .explain(&tx, &subject, &resource, action.into())
-            .await
-            .gql()?;
-        Ok(explanation.into())
+        read(ctx, Where::Active, async |unit| {
+            let on_roles = Resource::of_type(authz::ResourceType::Role);
+            unit.permit(on_roles, authz::Action::Read).await?;
+            let authz = &unit.state.authz;
+            let explanation = authz
+                .explain(unit.tx, &subject, &resource, action.into())
+                .await?;
+            Ok(explanation.into())
+        })
+        .await
     }
 }

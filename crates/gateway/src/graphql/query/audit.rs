@@ -1,6 +1,7 @@
 //! The audit trail for owners, admins and auditors of the active organization.
 
 use crate::context::ContextExt;
+use crate::context::{Where, read};
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::connection::{connection, page_request};
 use crate::graphql::types::audit::{AuditEvent, AuditVerification};
@@ -50,15 +51,6 @@ impl AuditQuery {
             return Err(ApiError::bad_input("filter.to", "must not be before filter.from").into());
         }
         let page = page_request(after, before, first, last).gql()?;
-        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
-        let permit = ctx
-            .permit(
-                &tx,
-                &actor,
-                Resource::of_type(ResourceType::Audit),
-                Action::Read,
-            )
-            .await?;
         let filter = audit::EventFilter {
             actor: filter.actor,
             action: filter.action,
@@ -67,13 +59,16 @@ impl AuditQuery {
             from: filter.from,
             to: filter.to,
         };
-        let events = ctx
-            .state()
-            .tenancy
-            .audit_events(&tx, &permit, &filter, &page)
-            .await
-            .gql()?;
-        Ok(connection(events, |e| e.id, AuditEvent::from))
+        read(ctx, Where::Active, async |unit| {
+            let on_audit = Resource::of_type(ResourceType::Audit);
+            let permit = unit.permit(on_audit, Action::Read).await?;
+            let tenancy = &unit.state.tenancy;
+            let events = tenancy
+                .audit_events(unit.tx, &permit, &filter, &page)
+                .await?;
+            Ok(connection(events, |e| e.id, AuditEvent::from))
+        })
+        .await
     }
 
     /// Recomputes the active organization's hash chain and names the first broken link.

@@ -3,6 +3,7 @@
 //! (owners and billing admins).
 
 use crate::context::ContextExt;
+use crate::context::{Where, read};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::connection::{connection, page_request};
 use crate::graphql::types::billing::{Invoice, Plan, Subscription, UpcomingInvoice};
@@ -126,13 +127,12 @@ async fn issued(
     kind: &str,
     page: kernel::PageRequest,
 ) -> GqlResult<Connection<String, Invoice>> {
-    let (tx, permit) = billing_reader(ctx).await?;
-    let invoices = ctx
-        .state()
-        .subscriptions
-        .invoices()
-        .list(&tx, &permit, kind, &page)
-        .await
-        .gql()?;
-    Ok(connection(invoices, |i| i.invoice.id, Invoice::from))
+    read(ctx, Where::Active, async |unit| {
+        let on_billing = Resource::of_type(ResourceType::Billing);
+        let permit = unit.permit(on_billing, Action::Read).await?;
+        let invoices = unit.state.subscriptions.invoices();
+        let page = invoices.list(unit.tx, &permit, kind, &page).await?;
+        Ok(connection(page, |i| i.invoice.id, Invoice::from))
+    })
+    .await
 }

@@ -1,11 +1,10 @@
 //! `documents` (search and list) and `documentVersions`.
 
 use crate::context::ContextExt;
+use crate::context::{Where, read};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::connection::{connection, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
-use crate::graphql::mutation::enter_record_org;
-use crate::graphql::projects::document_permit;
 use crate::graphql::types::Document;
 use crate::graphql::types::document::{DocumentStatus, DocumentVersion};
 use async_graphql::connection::Connection;
@@ -112,18 +111,17 @@ impl DocumentsQuery {
     ) -> GqlResult<Connection<String, DocumentVersion>> {
         let page = page_request(after, before, first, last).gql()?;
         let id = GlobalId::expect("documentId", &document_id, NodeKind::Document).gql()?;
-        let (tx, actor) = enter_record_org(ctx, &id, TxMode::Read).await?;
-        let permit = document_permit(ctx, &tx, &actor, id.id, Action::Read).await?;
-        let versions = ctx
-            .state()
-            .documents
-            .versions(&tx, &permit, id.id, &page)
-            .await
-            .gql()?;
-        Ok(connection(
-            versions,
-            |v| core_domain::version_key(v.version),
-            |v| DocumentVersion(v, actor.org_id),
-        ))
+        read(ctx, Where::RecordOf(&id), async |unit| {
+            let permit = unit.document_permit(id.id, Action::Read).await?;
+            let documents = &unit.state.documents;
+            let versions = documents.versions(unit.tx, &permit, id.id, &page).await?;
+            let org = unit.actor.org_id;
+            Ok(connection(
+                versions,
+                |v| core_domain::version_key(v.version),
+                |v| DocumentVersion(v, org),
+            ))
+        })
+        .await
     }
 }

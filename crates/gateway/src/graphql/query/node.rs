@@ -162,8 +162,13 @@ async fn document_node(
     actor: &tenancy::Actor,
     id: uuid::Uuid,
 ) -> GqlResult<Option<Node>> {
-    use crate::graphql::projects::{DocumentAccess, document_access};
-    let DocumentAccess::Granted(permit) = document_access(ctx, tx, actor, id, Action::Read).await?
+    use crate::graphql::projects::DocumentAccess;
+    let unit = crate::context::Unit {
+        tx,
+        actor,
+        state: ctx.state(),
+    };
+    let DocumentAccess::Granted(permit) = unit.document_access(id, Action::Read).await.gql()?
     else {
         return Ok(None);
     };

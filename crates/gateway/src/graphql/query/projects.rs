@@ -1,13 +1,12 @@
 //! `projects`: the projects of the active organization the caller may read.
 
-use crate::context::ContextExt;
+use crate::context::{Where, read};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::connection::{connection, page_request};
 use crate::graphql::types::Project;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Object};
 use authz::{Action, ResourceType};
-use kernel::TxMode;
 
 #[derive(Default)]
 pub struct ProjectsQuery;
@@ -26,20 +25,16 @@ impl ProjectsQuery {
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Project>> {
         let page = page_request(after, before, first, last).gql()?;
-        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
-        let state = ctx.state();
-        let filter = state
-            .authz
-            .list_filter(
-                &tx,
-                &actor.principal.into(),
-                ResourceType::Project,
-                Action::Read,
-                None,
-            )
-            .await
-            .gql()?;
-        let projects = state.projects.list(&tx, &filter, &page).await.gql()?;
-        Ok(connection(projects, |p| p.id, Project))
+        read(ctx, Where::Active, async |unit| {
+            let (tx, state) = (unit.tx, unit.state);
+            let caller = unit.actor.principal.into();
+            let filter = state
+                .authz
+                .list_filter(tx, &caller, ResourceType::Project, Action::Read, None)
+                .await?;
+            let projects = state.projects.list(tx, &filter, &page).await?;
+            Ok(connection(projects, |p| p.id, Project))
+        })
+        .await
     }
 }
