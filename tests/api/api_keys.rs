@@ -106,3 +106,83 @@ async fn keys_are_never_owners_and_only_managers_create_them() {
         .await;
     assert_eq!(no_org.code(), "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn credentials_are_decided_first_and_a_key_acts_only_in_its_own_organization() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let bob = app.user("bob@example.com").await;
+    let other = app.org(&bob, "Other").await;
+    let theirs = app
+        .gql("mutation { createProject(input: {name: \"Theirs\"}) { project { id } } }")
+        .as_user(&bob)
+        .in_org(&other)
+        .send()
+        .await;
+    let their_project = theirs.data()["createProject"]["project"]["id"].clone();
+    let (key_id, key) = app.api_key(&alice, &org, "ADMIN").await;
+
+    // Missing or unverifiable credentials are UNAUTHENTICATED, header or not (it was
+    // BAD_USER_INPUT "no active organization" without one).
+    let list = "{ projects(first: 1) { edges { node { id } } } }";
+    let create = "mutation { createProject(input: {name: \"x\"}) { project { id } } }";
+    for query in [list, create] {
+        assert_eq!(app.gql(query).send().await.code(), "UNAUTHENTICATED");
+        let garbage = app.gql(query).bearer("pk_not-a-key").send().await;
+        assert_eq!(garbage.code(), "UNAUTHENTICATED", "{query}");
+        let garbage_in_org = app.gql(query).bearer("pk_not-a-key").in_org(&org);
+        assert_eq!(garbage_in_org.send().await.code(), "UNAUTHENTICATED");
+    }
+
+    // The key with another organization's id: refused as a whole, for any field.
+    for (query, vars) in [
+        ("{ viewer { activeOrganization { name } } }", json!({})),
+        (
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": their_project }),
+        ),
+        (
+            "query($id: ID!) { nodes(ids: [$id]) { id } }",
+            json!({ "id": their_project }),
+        ),
+        (list, json!({})),
+        (create, json!({})),
+    ] {
+        let foreign = app
+            .gql(query)
+            .vars(vars)
+            .bearer(&key)
+            .in_org(&other)
+            .send()
+            .await;
+        assert_eq!(foreign.code(), "FORBIDDEN", "{query}: {}", foreign.body);
+        assert!(foreign.body["data"].is_null(), "{query}: {}", foreign.body);
+    }
+    // Nothing was created anywhere.
+    let bobs = app.gql(list).as_user(&bob).in_org(&other).send().await;
+    assert_eq!(
+        bobs.data()["projects"]["edges"].as_array().unwrap().len(),
+        1
+    );
+    // With its own organization (named or implied) the key works.
+    let own = app.gql(list).bearer(&key).in_org(&org).send().await;
+    assert!(own.data()["projects"]["edges"].is_array());
+
+    // Revoked: UNAUTHENTICATED with or without a header.
+    app.gql("mutation($id: ID!) { revokeApiKey(input: {apiKeyId: $id}) { apiKey { id } } }")
+        .vars(json!({ "id": key_id }))
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    assert_eq!(
+        app.gql(list).bearer(&key).send().await.code(),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        app.gql(list).bearer(&key).in_org(&org).send().await.code(),
+        "UNAUTHENTICATED"
+    );
+}

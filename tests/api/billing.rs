@@ -983,6 +983,16 @@ async fn api_key_calls_are_metered_and_a_hard_quota_refuses_them() {
     assert_eq!(refused.code(), "LIMIT_EXCEEDED");
     assert_eq!(refused.error()["extensions"]["limit"], "api_calls");
     assert_eq!(refused.error()["extensions"]["max"], 3);
+    // Naming another organization does not get around the quota (it was served unmetered).
+    let stranger = app.user("stranger@example.com").await;
+    let elsewhere = app.org(&stranger, "Elsewhere").await;
+    for query in [
+        "{ viewer { activeOrganization { name } } }",
+        "{ projects(first: 1) { edges { node { id } } } }",
+    ] {
+        let foreign = app.gql(query).bearer(&key).in_org(&elsewhere).send().await;
+        assert_eq!(foreign.code(), "FORBIDDEN", "{query}: {}", foreign.body);
+    }
     // People's calls are not API calls; the count is what was allowed.
     app.gql("{ projects(first: 1) { edges { node { id } } } }")
         .as_user(&owner)

@@ -13,11 +13,16 @@ use std::path::PathBuf;
 pub struct Config {
     /// Database the server uses: `sqlite://FILE` or `postgres://…` (on PostgreSQL, connect
     /// as the application role `platform_app`, which Row-Level Security applies to).
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://platform.db")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "sqlite://platform.db"
+    )]
     pub database_url: String,
 
     /// Database URL for `migrate` (the owner role); defaults to `DATABASE_URL`.
-    #[arg(long, env = "MIGRATE_DATABASE_URL")]
+    #[arg(long, env = "MIGRATE_DATABASE_URL", hide_env_values = true)]
     pub migrate_database_url: Option<String>,
 
     /// Address the HTTP server listens on; port 0 picks a free one.
@@ -91,11 +96,11 @@ pub struct Config {
     pub stripe_api_base: String,
 
     /// Stripe secret key (`sk_…`).
-    #[arg(long, env = "STRIPE_SECRET_KEY")]
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
     pub stripe_secret_key: Option<String>,
 
     /// Stripe webhook endpoint secret (`whsec_…`); webhooks are refused without it.
-    #[arg(long, env = "STRIPE_WEBHOOK_SECRET")]
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
     pub stripe_webhook_secret: Option<String>,
 
     /// Days after each failed charge before the next attempt; after the last, the

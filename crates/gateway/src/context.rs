@@ -76,8 +76,10 @@ impl RequestContext {
         }
     }
 
-    /// The active organization, or `BAD_USER_INPUT` when none was named.
+    /// The active organization, or `BAD_USER_INPUT` when none was named. Credentials come
+    /// first: a caller without valid ones is `UNAUTHENTICATED` whatever the header says.
     pub fn active_org(&self) -> Result<OrgId, ApiError> {
+        self.principal()?;
         self.org.ok_or(ApiError::NoActiveOrganization)
     }
 }

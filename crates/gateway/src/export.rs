@@ -342,13 +342,13 @@ fn csv_fields(event: &AuditEvent) -> [String; 15] {
 }
 
 /// One RFC 4180 row: fields with a comma, quote or line break are quoted, quotes
-/// doubled. A leading `=`, `+`, `-` or `@` is prefixed with `'` so spreadsheets do not
-/// run it as a formula.
+/// doubled. A leading `=`, `+`, `-`, `@`, `|`, tab or carriage return is prefixed with
+/// `'` so spreadsheets do not run it as a formula (or a DDE command).
 fn csv_row(fields: &[String]) -> String {
     let mut row = fields
         .iter()
         .map(|field| {
-            let field = if field.starts_with(['=', '+', '-', '@']) {
+            let field = if field.starts_with(['=', '+', '-', '@', '|', '\t', '\r']) {
                 format!("'{field}")
             } else {
                 field.clone()
@@ -379,7 +379,12 @@ mod tests {
             "a,b".into(),
             "say \"hi\"".into(),
             "=SUM(A1)".into(),
+            "|calc".into(),
+            "\t+1".into(),
         ]);
-        assert_eq!(row, "plain,\"a,b\",\"say \"\"hi\"\"\",'=SUM(A1)\r\n");
+        assert_eq!(
+            row,
+            "plain,\"a,b\",\"say \"\"hi\"\"\",'=SUM(A1),'|calc,'\t+1\r\n"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! resolved here, once per request, into a `RequestContext`.
 
 use crate::context::{Authentication, RequestContext};
-use crate::error::{ensure_code, request_error};
+use crate::error::{ApiError, ensure_code, request_error};
 use crate::graphql::AppSchema;
 use crate::graphql::admission::{self, CostModel, Refusal};
 use crate::graphql::ids::{GlobalId, NodeKind};
@@ -519,21 +519,18 @@ async fn execute(
 }
 
 /// Records an API key's call as `api_calls` usage of its organization, refused with
-/// `LIMIT_EXCEEDED` past a hard quota. A key that is not (or no longer) the
-/// organization's is not metered here: the operation itself refuses it.
+/// `LIMIT_EXCEEDED` past a hard quota. Never skipped: a call that cannot be metered (the
+/// key revoked since it authenticated, the database unavailable) is not served.
 async fn meter_api_call(
     app: &AppState,
     principal: Principal,
     org: OrgId,
 ) -> Result<(), ServerError> {
-    let (tx, _) = match app
+    let (tx, _) = app
         .tenancy
         .enter(principal, org, kernel::TxMode::Write)
         .await
-    {
-        Ok(entered) => entered,
-        Err(_) => return Ok(()),
-    };
+        .map_err(|e| server_error(e.into()))?;
     let metered = async {
         app.subscriptions
             .meter_api_call(&tx, uuid::Uuid::now_v7())
@@ -599,6 +596,15 @@ async fn request_context(
         } => Some(*org),
         _ => None,
     };
+    // A key acts in its own organization only: naming another one is refused before any
+    // resolver runs (and before metering, which counts the key's own organization).
+    if let (Some(key_org), Some(header_org)) = (key_org, header_org)
+        && key_org != header_org
+    {
+        return Err(server_error(ApiError::WrongPrincipal(
+            "this API key belongs to another organization than X-Organization-Id names",
+        )));
+    }
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
