@@ -1,5 +1,7 @@
 //! The command line never shows secret values, whatever the environment holds.
 
+#![allow(clippy::expect_used)]
+
 use std::process::Command;
 
 /// Secret-looking values, one per variable that may hold a secret.
