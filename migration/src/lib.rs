@@ -22,6 +22,7 @@ mod m0013_invoice_line_metric;
 mod m0014_staff;
 mod m0015_metric_max_value;
 mod m0016_enter_organization;
+mod m0017_login_throttles;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_staff::Migration),
             Box::new(m0015_metric_max_value::Migration),
             Box::new(m0016_enter_organization::Migration),
+            Box::new(m0017_login_throttles::Migration),
         ]
     }
 }

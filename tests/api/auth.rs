@@ -186,11 +186,45 @@ async fn log_in_is_throttled_per_account_after_repeated_failures() {
     }
     let throttled = app.log_in("alice@example.com", PASSWORD).await;
     assert_eq!(throttled.code(), "RATE_LIMITED");
+    let retry_after = throttled.error()["extensions"]["retryAfterSeconds"]
+        .as_i64()
+        .unwrap();
+    assert!(retry_after > 0);
+    assert_eq!(throttled.status, 429);
+    assert_eq!(throttled.retry_after, Some(retry_after.to_string()));
+
+    // The guesser's address is refused, not the account: the right password from an
+    // address without failures gets in (ten requests locked alice out for 15 minutes).
+    let elsewhere = app
+        .log_in_from("127.0.0.2", "alice@example.com", PASSWORD)
+        .await;
+    assert!(elsewhere.body.get("errors").is_none(), "{}", elsewhere.body);
+    // An account under attack from many addresses gives each new address one try, not
+    // ten.
+    for i in 10..20 {
+        let guess = app
+            .log_in_from(
+                &format!("127.0.0.{i}"),
+                "alice@example.com",
+                "wrong-password",
+            )
+            .await;
+        assert_eq!(guess.code(), "UNAUTHENTICATED");
+    }
+    let first = app
+        .log_in_from("127.0.0.3", "alice@example.com", "wrong-password")
+        .await;
+    assert_eq!(first.code(), "UNAUTHENTICATED");
+    let second = app
+        .log_in_from("127.0.0.3", "alice@example.com", PASSWORD)
+        .await;
+    assert_eq!(second.code(), "RATE_LIMITED");
     assert!(
-        throttled.error()["extensions"]["retryAfterSeconds"]
-            .as_i64()
-            .unwrap()
-            > 0
+        app.log_in_from("127.0.0.4", "alice@example.com", PASSWORD)
+            .await
+            .body
+            .get("errors")
+            .is_none()
     );
 
     // The window passes; the right password works again.
@@ -202,6 +236,9 @@ async fn log_in_is_throttled_per_account_after_repeated_failures() {
             .get("errors")
             .is_none()
     );
+    // The counters name an email and an address: the retention run drops them once
+    // their window is over.
+    assert!(app.retention_run().await.expired_throttles >= 10);
 }
 
 #[tokio::test]
@@ -227,5 +264,28 @@ async fn log_in_is_throttled_per_address_across_accounts() {
             .body
             .get("errors")
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_race_past_the_limit() {
+    let app = TestApp::spawn().await;
+    app.user("alice@example.com").await;
+    // Sixty wrong passwords at once against a limit of ten per account and address (all
+    // sixty were checked and stored before).
+    let guesses = (0..60).map(|_| app.log_in("alice@example.com", "wrong-password"));
+    let answers = futures::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|a| a.code() == "UNAUTHENTICATED")
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.code() == "RATE_LIMITED")
+        .count();
+    assert_eq!(checked + refused, 60);
+    assert!(
+        (1..=10).contains(&checked),
+        "{checked} passwords were checked"
     );
 }

@@ -280,6 +280,7 @@ impl TestApp {
             body: json!({ "query": query }),
             token: None,
             org: None,
+            source: None,
         }
     }
 
@@ -368,6 +369,15 @@ impl TestApp {
     pub async fn log_in(&self, email: &str, password: &str) -> GqlResponse {
         self.gql("mutation($i: LogInInput!) { logIn(input: $i) { accessToken refreshToken expiresAt user { id email } } }")
             .vars(json!({ "i": { "email": email, "password": password } }))
+            .send()
+            .await
+    }
+
+    /// Logs in from another client address (a loopback address such as 127.0.0.2).
+    pub async fn log_in_from(&self, source: &str, email: &str, password: &str) -> GqlResponse {
+        self.gql("mutation($i: LogInInput!) { logIn(input: $i) { accessToken } }")
+            .vars(json!({ "i": { "email": email, "password": password } }))
+            .sent_from(source)
             .send()
             .await
     }
@@ -492,9 +502,16 @@ pub struct Gql<'a> {
     body: Value,
     token: Option<String>,
     org: Option<String>,
+    source: Option<std::net::IpAddr>,
 }
 
 impl Gql<'_> {
+    /// Sends from another loopback address (127.0.0.2, …): another client address.
+    pub fn sent_from(mut self, source: &str) -> Self {
+        self.source = Some(source.parse().expect("an IP address"));
+        self
+    }
+
     pub fn vars(mut self, variables: Value) -> Self {
         self.body["variables"] = variables;
         self
@@ -524,9 +541,14 @@ impl Gql<'_> {
 
     /// Posts the request; every error in the answer must have a code.
     pub async fn send(self) -> GqlResponse {
-        let mut request = self
-            .app
-            .http
+        let client = match self.source {
+            None => self.app.http.clone(),
+            Some(source) => reqwest::Client::builder()
+                .local_address(source)
+                .build()
+                .expect("client"),
+        };
+        let mut request = client
             .post(format!("{}/graphql", self.app.address))
             .json(&self.body);
         if let Some(token) = &self.token {
@@ -536,9 +558,19 @@ impl Gql<'_> {
             request = request.header("X-Organization-Id", org);
         }
         let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body: Value = response.json().await.expect("JSON body");
         assert_every_error_has_a_code(&body);
-        GqlResponse { body }
+        GqlResponse {
+            body,
+            status,
+            retry_after,
+        }
     }
 }
 
@@ -562,6 +594,10 @@ pub fn assert_every_error_has_a_code(body: &Value) {
 #[derive(Debug)]
 pub struct GqlResponse {
     pub body: Value,
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Retry-After` header.
+    pub retry_after: Option<String>,
 }
 
 impl GqlResponse {

@@ -17,11 +17,17 @@ pub struct RetentionReport {
     pub purged_events: u64,
     /// Organizations that failed (logged; tried again on the next run).
     pub failed: usize,
+    /// Log-in throttling counters dropped because their window is over (they name an
+    /// email address and a client address: kept no longer than they are needed).
+    pub expired_throttles: u64,
 }
 
 /// One run over every organization.
 pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
-    let mut report = RetentionReport::default();
+    let mut report = RetentionReport {
+        expired_throttles: state.tenancy.forget_expired_throttles().await?,
+        ..RetentionReport::default()
+    };
     for org in state.tenancy.all_organization_ids().await? {
         report.organizations += 1;
         match state.tenancy.purge_expired_audit(org).await {
@@ -43,7 +49,11 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
 pub async fn every(state: AppState, every: Duration) {
     crate::schedule::repeat(every, || async {
         match run_once(&state).await {
-            Ok(report) if report.purged_events > 0 || report.failed > 0 => {
+            Ok(report)
+                if report.purged_events > 0
+                    || report.failed > 0
+                    || report.expired_throttles > 0 =>
+            {
                 tracing::info!(?report, "audit retention run");
             }
             Ok(_) => {}

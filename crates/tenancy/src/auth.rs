@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::{NewUser, Tokens, User};
 use crate::repo::{normalize_email, validate_email, validate_name};
 use crate::service::{ClientInfo, TenancyService};
+use crate::throttle;
 use audit::NewEvent;
 use chrono::{DateTime, Utc};
 use kernel::{ApiKeyId, OrgId, Principal, SessionId, TxMode, UserId};
@@ -127,29 +128,17 @@ impl TenancyService {
         client: &ClientInfo,
     ) -> Result<Tokens> {
         let normalized = normalize_email(email);
-        let account_scope = format!("account:{normalized}");
-        let ip_scope = client.ip.as_ref().map(|ip| format!("ip:{ip}"));
+        let scopes = throttle::LogInScopes::new(&normalized, client.ip.as_deref());
         let attempted = format!("email:{normalized}");
         let now = self.clock.now();
-        let mut throttled = self
-            .ensure_not_throttled(
-                &account_scope,
-                self.settings.max_failures_per_account,
-                self.settings.failure_window,
-                now,
-            )
-            .await;
-        if let (Ok(()), Some(scope)) = (&throttled, &ip_scope) {
-            throttled = self
-                .ensure_not_throttled(
-                    scope,
-                    self.settings.max_failures_per_ip,
-                    self.settings.failure_window,
-                    now,
-                )
-                .await;
-        }
-        if let Err(refused) = throttled {
+        let limits = throttle::Limits {
+            per_account: self.settings.max_failures_per_account,
+            per_address: self.settings.max_failures_per_ip,
+            window: self.settings.failure_window,
+        };
+        // Counted before the password is checked, atomically: parallel guesses each get
+        // their own count, and those past a limit never reach the check.
+        if let Err(refused) = throttle::admit(self.db.conn(), &scopes, &limits, now).await {
             let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
             self.audit
                 .record(
@@ -179,17 +168,7 @@ impl TenancyService {
         let user = match found {
             Some(user) if verified => user,
             _ => {
-                let failures = [Some(account_scope), ip_scope]
-                    .into_iter()
-                    .flatten()
-                    .map(|scope| login_failure::ActiveModel {
-                        id: Set(Uuid::now_v7()),
-                        scope: Set(scope),
-                        occurred_at: Set(now),
-                    });
-                login_failure::Entity::insert_many(failures)
-                    .exec(tx.conn())
-                    .await?;
+                throttle::count(tx.conn(), &scopes.account, now, limits.window).await?;
                 self.audit
                     .record(
                         &tx,
@@ -203,10 +182,7 @@ impl TenancyService {
                 return Err(Error::InvalidCredentials);
             }
         };
-        login_failure::Entity::delete_many()
-            .filter(login_failure::Column::Scope.eq(account_scope))
-            .exec(tx.conn())
-            .await?;
+        throttle::succeeded(tx.conn(), &scopes).await?;
         let family = SessionId::generate();
         let user_id = UserId::from_uuid(user.id);
         let refresh_token = self.insert_session(tx.conn(), user_id, family, now).await?;
@@ -219,6 +195,12 @@ impl TenancyService {
             .await?;
         tx.commit().await?;
         self.issue(user.into(), family, refresh_token, now)
+    }
+
+    /// Drops log-in throttling counters whose window is over (the retention run).
+    pub async fn forget_expired_throttles(&self) -> Result<u64> {
+        let window = self.settings.failure_window;
+        throttle::forget_expired(self.db.conn(), self.clock.now(), window).await
     }
 
     /// Trades a refresh token for a new pair. Each refresh token works once: presenting

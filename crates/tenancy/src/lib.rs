@@ -15,6 +15,7 @@ mod orgs;
 mod repo;
 pub mod role;
 mod service;
+mod throttle;
 mod tokens;
 
 pub use audit_trail::{CONCURRENT_VERIFICATIONS, VerificationSlot};

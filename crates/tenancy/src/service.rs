@@ -21,9 +21,12 @@ pub struct TenancySettings {
     pub refresh_token_ttl: Duration,
     /// How long an invitation can be accepted.
     pub invitation_ttl: Duration,
-    /// Failed log-ins per account within the window before log-in is refused.
+    /// Failed log-ins on one account from one client address within the window before
+    /// that address is refused for the account; once the account has this many failures
+    /// from anywhere, only addresses without a failure on it may still try.
     pub max_failures_per_account: u64,
-    /// Failed log-ins per client address within the window before log-in is refused.
+    /// Failed log-ins from one client address, any account, within the window before the
+    /// address is refused.
     pub max_failures_per_ip: u64,
     /// The window failed log-ins are counted in.
     pub failure_window: Duration,

@@ -4,6 +4,7 @@
 pub(crate) mod api_key;
 pub(crate) mod invitation;
 pub(crate) mod login_failure;
+pub(crate) mod login_throttle;
 pub(crate) mod membership;
 pub(crate) mod organization;
 pub(crate) mod session;
