@@ -23,6 +23,7 @@ mod m0014_staff;
 mod m0015_metric_max_value;
 mod m0016_enter_organization;
 mod m0017_login_throttles;
+mod m0018_rule_authors;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_metric_max_value::Migration),
             Box::new(m0016_enter_organization::Migration),
             Box::new(m0017_login_throttles::Migration),
+            Box::new(m0018_rule_authors::Migration),
         ]
     }
 }

@@ -125,6 +125,7 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("assignRole", "role.assigned"),
     ("unassignRole", "role.unassigned"),
     ("denyPermission", "rule.denied"),
+    ("removeDenyRule", "rule.deny_removed"),
     ("createProject", "project.created"),
     ("updateProject", "project.updated"),
     ("grantAccess", "grant.created"),
@@ -247,6 +248,19 @@ async fn every_mutation_in_the_schema_records_its_event() {
             .await
             .data();
     }
+    let rules = app
+        .gql("{ viewer { activeOrganization { denyRules { nodes { id } } } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    app.gql("mutation($id: ID!) { removeDenyRule(input: {ruleId: $id}) { denyRule { id } } }")
+        .vars(json!({ "id": rules.data()["viewer"]["activeOrganization"]["denyRules"]["nodes"][0]["id"] }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
     let project = app
         .gql("mutation { createProject(input: {name: \"Apollo\"}) { project { id } } }")
         .as_user(&owner)

@@ -412,3 +412,168 @@ async fn another_organizations_roles_and_members_are_out_of_reach() {
         "FORBIDDEN"
     );
 }
+
+const DENY: &str = "mutation($s: String!, $t: ResourceType!, $a: Action!) { denyPermission(input: {subject: $s, resourceType: $t, action: $a}) { ok } }";
+const DENY_RULES: &str = "{ viewer { activeOrganization { denyRules { nodes { id subject resourceType action createdBy } } } } }";
+const REMOVE_DENY: &str =
+    "mutation($id: ID!) { removeDenyRule(input: {ruleId: $id}) { denyRule { subject action } } }";
+
+async fn deny(
+    app: &TestApp,
+    by: &TestUser,
+    org: &TestOrg,
+    subject: &str,
+    typ: &str,
+    action: &str,
+) -> crate::helpers::GqlResponse {
+    app.gql(DENY)
+        .vars(json!({ "s": subject, "t": typ, "a": action }))
+        .as_user(by)
+        .in_org(org)
+        .send()
+        .await
+}
+
+fn assert_escalation(response: &crate::helpers::GqlResponse, what: &str) {
+    assert_eq!(response.code(), "FORBIDDEN", "{what}: {}", response.body);
+    assert_eq!(
+        response.error()["extensions"]["reason"],
+        "ESCALATION",
+        "{what}: {}",
+        response.body
+    );
+}
+
+#[tokio::test]
+async fn deny_rules_restrict_only_what_the_actor_could_confer_and_can_be_removed() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let admin = app.user("admin@example.com").await;
+    app.add_member(&owner, &org, &admin, "ADMIN").await;
+    let member = app.user("member@example.com").await;
+    app.add_member(&owner, &org, &member, "MEMBER").await;
+    app.gql("mutation { createRole(input: {name: \"finance\", description: \"\", permissions: [{resourceType: BILLING, action: READ}]}) { role { name } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+
+    // An admin cannot disarm the owners (it could deny them MEMBER:UPDATE, MEMBER:DELETE
+    // and ROLE:UPDATE for good), nor restrict a role holding more than an admin, nor take
+    // away its own right to undo a rule.
+    for (subject, typ, action, what) in [
+        ("owner", "MEMBER", "UPDATE", "the owner role"),
+        ("owner", "ROLE", "UPDATE", "the owner role"),
+        (owner.id.as_str(), "MEMBER", "DELETE", "an owner by id"),
+        (
+            "finance",
+            "PROJECT",
+            "READ",
+            "a role with billing rights an admin lacks",
+        ),
+        (
+            "admin",
+            "ROLE",
+            "UPDATE",
+            "its own role's right to remove rules",
+        ),
+        (
+            admin.id.as_str(),
+            "ROLE",
+            "UPDATE",
+            "its own right to remove rules",
+        ),
+    ] {
+        assert_escalation(&deny(&app, &admin, &org, subject, typ, action).await, what);
+    }
+    // Owners are the root: not even an owner restricts them.
+    assert_escalation(
+        &deny(&app, &owner, &org, "owner", "DOCUMENT", "DELETE").await,
+        "owner by owner",
+    );
+
+    // What an admin could confer, it may restrict.
+    deny(&app, &admin, &org, "member", "DOCUMENT", "CREATE")
+        .await
+        .data();
+    deny(&app, &admin, &org, &member.id, "PROJECT", "CREATE")
+        .await
+        .data();
+    // The owner restricts the admins' rule making.
+    deny(&app, &owner, &org, "admin", "ROLE", "UPDATE")
+        .await
+        .data();
+
+    let listed = app
+        .gql(DENY_RULES)
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let rules = listed.data()["viewer"]["activeOrganization"]["denyRules"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert_eq!(rules[0]["subject"], "member");
+    assert_eq!(rules[0]["createdBy"], admin.id);
+    assert_eq!(rules[1]["subject"], member.id);
+    assert_eq!(rules[2]["subject"], "admin");
+    assert_eq!(rules[2]["createdBy"], owner.id);
+    // Members do not read the rules.
+    let peek = app
+        .gql(DENY_RULES)
+        .as_user(&member)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(peek.code(), "FORBIDDEN");
+
+    // The admin cannot lift the rule that restricts it; the owner can.
+    let remove = |by: &TestUser, id: &serde_json::Value| {
+        app.gql(REMOVE_DENY)
+            .vars(json!({ "id": id }))
+            .as_user(by)
+            .in_org(&org)
+            .send()
+    };
+    assert_eq!(remove(&admin, &rules[2]["id"]).await.code(), "FORBIDDEN");
+    let lifted = remove(&owner, &rules[2]["id"]).await;
+    assert_eq!(
+        lifted.data()["removeDenyRule"]["denyRule"]["subject"],
+        "admin"
+    );
+    // Now the admin removes its own rule on members, and another organization's owner
+    // cannot touch this organization's rules.
+    let stranger = app.user("stranger@example.com").await;
+    let other = app.org(&stranger, "Other").await;
+    let foreign = app
+        .gql(REMOVE_DENY)
+        .vars(json!({ "id": rules[0]["id"] }))
+        .as_user(&stranger)
+        .in_org(&other)
+        .send()
+        .await;
+    assert_eq!(foreign.code(), "NOT_FOUND");
+    remove(&admin, &rules[0]["id"]).await.data();
+    assert_eq!(remove(&admin, &rules[0]["id"]).await.code(), "NOT_FOUND");
+    let left = app
+        .gql(DENY_RULES)
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let left = &left.data()["viewer"]["activeOrganization"]["denyRules"]["nodes"];
+    assert_eq!(left.as_array().unwrap().len(), 1);
+    assert_eq!(left[0]["subject"], member.id);
+    // The member restricted by id is restricted.
+    let create = app
+        .gql("mutation { createProject(input: {name: \"x\"}) { project { id } } }")
+        .as_user(&member)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(create.code(), "FORBIDDEN");
+}

@@ -41,10 +41,14 @@ pub struct Template {
 /// Every action on the type: one `*` row instead of one row per action.
 const ALL_ACTIONS: &[Action] = &[];
 
+/// The role that holds everything, including naming other owners: the root of trust,
+/// which nothing delegated (deny rules, keys) may restrict or be.
+pub const OWNER: &str = "owner";
+
 /// Organization-wide roles.
 pub const ROLES: &[Template] = &[
     Template {
-        name: "owner",
+        name: OWNER,
         description: "Everything, including naming other owners.",
         allows: &[(None, &[])],
     },

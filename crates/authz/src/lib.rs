@@ -18,7 +18,8 @@ mod service;
 pub use error::{Error, Result};
 pub use list::ListFilter;
 pub use model::{
-    Action, Effect, Explanation, Grant, Permission, Resource, ResourceType, RoleInfo, Rule, Subject,
+    Action, DenyRule, Effect, Explanation, Grant, Permission, Resource, ResourceType, RoleInfo,
+    Rule, Subject,
 };
 pub use permit::Permit;
 pub use service::{Authorizer, remember_policy_version};

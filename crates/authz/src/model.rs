@@ -260,6 +260,23 @@ pub struct Rule {
     pub built_in: bool,
 }
 
+/// A deny rule of an organization, with who made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyRule {
+    /// Id.
+    pub id: Uuid,
+    /// A role name, or a typed subject (`user:<id>`, `key:<id>`).
+    pub subject: String,
+    /// What it denies.
+    pub resource_type: ResourceType,
+    /// What it denies.
+    pub action: Action,
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Who made it; `None` for rules made before authors were recorded.
+    pub created_by: Option<Subject>,
+}
+
 /// A role (built-in or custom) and what it permits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleInfo {

@@ -12,7 +12,8 @@ use crate::engine::{MODEL, OrgEnforcer, Request, Snapshot};
 use crate::entity::{custom_role, policy_version, record_grant, role_assignment, rule};
 use crate::error::{Error, Result};
 use crate::model::{
-    Action, Effect, Explanation, Grant, Permission, Resource, ResourceType, RoleInfo, Rule, Subject,
+    Action, DenyRule, Effect, Explanation, Grant, Permission, Resource, ResourceType, RoleInfo,
+    Rule, Subject,
 };
 use crate::permit::Permit;
 use audit::{AuditLog, NewEvent};
@@ -600,6 +601,7 @@ impl Authorizer {
                 action: Set(action.as_str().to_owned()),
                 effect: Set(Effect::Allow.as_str().to_owned()),
                 created_at: Set(chrono::Utc::now()),
+                created_by: Set(None),
             });
             rule::Entity::insert_many(rows)
                 .exec_without_returning(tx.conn())
@@ -608,8 +610,11 @@ impl Authorizer {
         bump_version(tx).await
     }
 
-    /// Adds an explicit deny: `subject` (a role, or `user:`/`key:`) may not do `action`
-    /// on `typ`, whatever else allows it.
+    /// Denies `action` on `typ` to a role or a subject (`user:<id>`, `key:<id>`),
+    /// whatever else allows it. Delegation rules: the target is something the actor
+    /// could confer (never an owner, never a role holding more than the actor), and the
+    /// rule may not take away the actor's own ability to remove it (`ESCALATION`).
+    #[tracing::instrument(name = "authz.deny", skip_all, err(level = "debug"))]
     pub async fn deny(
         &self,
         tx: &TenantTx,
@@ -619,19 +624,26 @@ impl Authorizer {
         action: Action,
     ) -> Result<()> {
         permit.ensure(tx, ResourceType::Role, Action::Update, None)?;
-        if !subject.contains(':') {
-            self.ensure_role_exists(tx, subject).await?;
-        } else {
-            Subject::parse(subject)?;
+        let target = self.deny_target(tx, subject).await?;
+        let actor = permit.principal();
+        self.ensure_may_restrict(tx, actor, &target).await?;
+        if typ == ResourceType::Role
+            && action == Action::Update
+            && self.applies_to(tx, actor, &target).await?
+        {
+            return Err(Error::Escalation(
+                "a deny rule may not take away your own right to remove it".into(),
+            ));
         }
         rule::Entity::insert(rule::ActiveModel {
             organization_id: Set(tx.org_id().as_uuid()),
             id: Set(Uuid::now_v7()),
-            subject: Set(subject.to_owned()),
+            subject: Set(target.policy.clone()),
             resource_type: Set(typ.as_str().to_owned()),
             action: Set(action.as_str().to_owned()),
             effect: Set(Effect::Deny.as_str().to_owned()),
             created_at: Set(chrono::Utc::now()),
+            created_by: Set(Some(Subject::from(actor).as_policy())),
         })
         .on_conflict(
             OnConflict::columns([
@@ -649,7 +661,7 @@ impl Authorizer {
         self.audit
             .record(
                 tx,
-                NewEvent::new("rule.denied", "rule", Some(subject)).change(
+                NewEvent::new("rule.denied", "rule", Some(&target.policy)).change(
                     "denied",
                     None::<String>,
                     Some(format!("{typ}:{action}")),
@@ -657,6 +669,115 @@ impl Authorizer {
             )
             .await?;
         bump_version(tx).await
+    }
+
+    /// Removes a deny rule. The same delegation rules as for making it, and a rule that
+    /// restricts the actor is lifted by someone it does not restrict (`ESCALATION`).
+    #[tracing::instrument(name = "authz.remove_deny", skip_all, err(level = "debug"))]
+    pub async fn remove_deny(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<DenyRule> {
+        permit.ensure(tx, ResourceType::Role, Action::Update, None)?;
+        let row = tx
+            .select::<rule::Entity>()
+            .filter(rule::Column::Id.eq(id))
+            .filter(rule::Column::Effect.eq(Effect::Deny.as_str()))
+            .one(tx.conn())
+            .await?
+            .ok_or(Error::NotFound {
+                entity: "deny rule",
+            })?;
+        let removed = deny_rule_from_row(row)?;
+        let target = self.deny_target(tx, &removed.subject).await?;
+        let actor = permit.principal();
+        self.ensure_may_restrict(tx, actor, &target).await?;
+        if self.applies_to(tx, actor, &target).await? {
+            return Err(Error::Escalation(
+                "a deny rule that restricts you is removed by someone it does not restrict".into(),
+            ));
+        }
+        rule::Entity::delete_many()
+            .filter(rule::Column::OrganizationId.eq(tx.org_id().as_uuid()))
+            .filter(rule::Column::Id.eq(id))
+            .exec(tx.conn())
+            .await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new("rule.deny_removed", "rule", Some(&removed.subject)).change(
+                    "denied",
+                    Some(format!("{}:{}", removed.resource_type, removed.action)),
+                    None::<String>,
+                ),
+            )
+            .await?;
+        bump_version(tx).await?;
+        Ok(removed)
+    }
+
+    /// The organization's deny rules, oldest first.
+    pub async fn deny_rules(&self, tx: &TenantTx, page: &PageRequest) -> Result<Page<DenyRule>> {
+        let select = tx
+            .select::<rule::Entity>()
+            .filter(rule::Column::Effect.eq(Effect::Deny.as_str()));
+        let rows = kernel::page::keyset(select, rule::Column::Id, page)
+            .all(tx.conn())
+            .await?;
+        Page::from_overfetch(rows, page).try_map(deny_rule_from_row)
+    }
+
+    /// What a deny rule names, and the roles it restricts.
+    async fn deny_target(&self, tx: &TenantTx, subject: &str) -> Result<DenyTarget> {
+        let parsed = match subject.split_once(':') {
+            None => Subject::Role(subject.to_owned()),
+            Some(_) => Subject::parse(subject)?,
+        };
+        Ok(match parsed {
+            Subject::Role(role) => {
+                self.ensure_role_exists(tx, &role).await?;
+                DenyTarget {
+                    policy: role.clone(),
+                    roles: vec![role],
+                }
+            }
+            subject => DenyTarget {
+                policy: subject.as_policy(),
+                roles: self.roles_of(tx, &subject).await?,
+            },
+        })
+    }
+
+    /// A deny rule may restrict only what the actor could confer: never an owner, never a
+    /// role with a permission the actor lacks.
+    async fn ensure_may_restrict(
+        &self,
+        tx: &TenantTx,
+        actor: Principal,
+        target: &DenyTarget,
+    ) -> Result<()> {
+        for role in &target.roles {
+            if role == builtin::OWNER {
+                return Err(Error::Escalation(
+                    "owners cannot be restricted by deny rules".into(),
+                ));
+            }
+            self.ensure_may_confer_role(tx, actor, role).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a rule on `target` restricts `actor`: it names the actor, or a role the
+    /// actor holds.
+    async fn applies_to(
+        &self,
+        tx: &TenantTx,
+        actor: Principal,
+        target: &DenyTarget,
+    ) -> Result<bool> {
+        let subject = Subject::from(actor);
+        if target.policy == subject.as_policy() {
+            return Ok(true);
+        }
+        let held = self.roles_of(tx, &subject).await?;
+        Ok(held.contains(&target.policy))
     }
 
     /// Grants `relation` on one record to `subject`. The granter must hold every
@@ -796,6 +917,23 @@ fn permission_list(permissions: &[(ResourceType, Action)]) -> String {
     list.sort();
     list.dedup();
     list.join(",")
+}
+
+/// The target of a deny rule: its policy subject, and the roles it restricts.
+struct DenyTarget {
+    policy: String,
+    roles: Vec<String>,
+}
+
+fn deny_rule_from_row(row: rule::Model) -> Result<DenyRule> {
+    Ok(DenyRule {
+        id: row.id,
+        resource_type: ResourceType::parse(&row.resource_type)?,
+        action: Action::parse(&row.action)?,
+        subject: row.subject,
+        created_at: row.created_at,
+        created_by: row.created_by.as_deref().map(Subject::parse).transpose()?,
+    })
 }
 
 fn grant_from_row(row: record_grant::Model) -> Result<Grant> {

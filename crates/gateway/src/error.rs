@@ -164,6 +164,9 @@ impl From<ApiError> for async_graphql::Error {
                     ext.set("max", *max);
                     ext.set("usage", *usage);
                 }
+                ApiError::Authz(authz::Error::Escalation(_)) => {
+                    ext.set("reason", "ESCALATION");
+                }
                 ApiError::Authz(authz::Error::TooMany { what, max }) => {
                     ext.set("limit", *what);
                     ext.set("max", *max);

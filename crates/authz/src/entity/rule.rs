@@ -14,6 +14,9 @@ pub struct Model {
     pub action: String,
     pub effect: String,
     pub created_at: DateTimeUtc,
+    /// Who made it (a policy subject); `None` for custom roles' allow rules and rules
+    /// made before authors were recorded.
+    pub created_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,10 +29,12 @@ pub enum NodeKind {
     Grant,
     /// `Document`
     Document,
+    /// `DenyRule` (not a node: listed on its organization)
+    DenyRule,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 8] = [
+    const ALL: [NodeKind; 9] = [
         Self::User,
         Self::Organization,
         Self::Membership,
@@ -41,6 +43,7 @@ impl NodeKind {
         Self::Project,
         Self::Grant,
         Self::Document,
+        Self::DenyRule,
     ];
 
     fn name(self) -> &'static str {
@@ -53,6 +56,7 @@ impl NodeKind {
             Self::Project => "Project",
             Self::Grant => "Grant",
             Self::Document => "Document",
+            Self::DenyRule => "DenyRule",
         }
     }
 }

@@ -3,7 +3,7 @@
 use crate::context::{Where, write};
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
-use crate::graphql::types::access::{Action, ResourceType, RoleDefinition};
+use crate::graphql::types::access::{Action, DenyRule, ResourceType, RoleDefinition};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Resource, Subject};
 use kernel::MembershipId;
@@ -228,6 +228,42 @@ impl AccessMutation {
         })
         .await
     }
+
+    /// Removes a deny rule; effective on the next request. The same delegation rules as
+    /// for making one, and a rule that restricts the caller is removed by someone else.
+    async fn remove_deny_rule(
+        &self,
+        ctx: &Context<'_>,
+        input: RemoveDenyRuleInput,
+    ) -> GqlResult<RemoveDenyRulePayload> {
+        let id = GlobalId::expect("ruleId", &input.rule_id, NodeKind::DenyRule).gql()?;
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let permit = unit.permit(on_roles(), authz::Action::Update).await?;
+            let removed = unit
+                .state
+                .authz
+                .remove_deny(unit.tx, &permit, id.id)
+                .await?;
+            Ok(RemoveDenyRulePayload {
+                deny_rule: DenyRule::new(removed, unit.actor.org_id),
+            })
+        })
+        .await
+    }
+}
+
+/// Input of `removeDenyRule`.
+#[derive(InputObject)]
+pub struct RemoveDenyRuleInput {
+    /// The rule (from `Organization.denyRules`).
+    pub rule_id: ID,
+}
+
+/// What `removeDenyRule` removed.
+#[derive(SimpleObject)]
+pub struct RemoveDenyRulePayload {
+    /// The rule, as it was.
+    pub deny_rule: DenyRule,
 }
 
 async fn change_assignment(

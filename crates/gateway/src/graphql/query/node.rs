@@ -90,7 +90,11 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         NodeKind::Membership => ResourceType::Member,
         NodeKind::Invitation => ResourceType::Invitation,
         NodeKind::ApiKey => ResourceType::ApiKey,
-        NodeKind::User | NodeKind::Project | NodeKind::Grant | NodeKind::Document => {
+        NodeKind::User
+        | NodeKind::Project
+        | NodeKind::Grant
+        | NodeKind::Document
+        | NodeKind::DenyRule => {
             return Ok(None);
         }
     };
@@ -114,7 +118,11 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
             .api_key(&tx, &permit, ApiKeyId::from_uuid(id.id))
             .await
             .map(|k| Node::ApiKey(ApiKey(k))),
-        NodeKind::User | NodeKind::Project | NodeKind::Grant | NodeKind::Document => {
+        NodeKind::User
+        | NodeKind::Project
+        | NodeKind::Grant
+        | NodeKind::Document
+        | NodeKind::DenyRule => {
             return Ok(None);
         }
     };

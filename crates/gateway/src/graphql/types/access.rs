@@ -1,5 +1,6 @@
 //! Roles, permissions and access decisions.
 
+use crate::graphql::ids::{GlobalId, NodeKind};
 use async_graphql::{Enum, SimpleObject};
 
 macro_rules! mirror_enum {
@@ -168,5 +169,52 @@ impl From<authz::Explanation> for AccessExplanation {
                 })
                 .collect(),
         }
+    }
+}
+
+/// A deny rule: `action` on `resourceType` is refused to `subject`, whatever else
+/// allows it.
+#[derive(SimpleObject)]
+pub struct DenyRule {
+    /// Id (for `removeDenyRule`).
+    pub id: async_graphql::ID,
+    /// A role name, or the id of the User or ApiKey it restricts.
+    pub subject: String,
+    /// What it denies.
+    pub resource_type: ResourceType,
+    /// What it denies.
+    pub action: Action,
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The User or ApiKey that made it (null for rules made before authors were kept).
+    pub created_by: Option<async_graphql::ID>,
+}
+
+impl DenyRule {
+    /// The rule as seen in organization `org`.
+    pub fn new(rule: authz::DenyRule, org: kernel::OrgId) -> Self {
+        let subject = match authz::Subject::parse(&rule.subject) {
+            Ok(subject @ (authz::Subject::User(_) | authz::Subject::Key(_))) => {
+                subject_id(&subject, org).to_string()
+            }
+            _ => rule.subject,
+        };
+        Self {
+            id: GlobalId::scoped(NodeKind::DenyRule, org, rule.id),
+            subject,
+            resource_type: rule.resource_type.into(),
+            action: rule.action.into(),
+            created_at: rule.created_at,
+            created_by: rule.created_by.as_ref().map(|by| subject_id(by, org)),
+        }
+    }
+}
+
+/// The global id of a person or key (a role has none: its name).
+fn subject_id(subject: &authz::Subject, org: kernel::OrgId) -> async_graphql::ID {
+    match subject {
+        authz::Subject::User(user) => GlobalId::global(NodeKind::User, user.as_uuid()),
+        authz::Subject::Key(key) => GlobalId::scoped(NodeKind::ApiKey, org, key.as_uuid()),
+        authz::Subject::Role(role) => async_graphql::ID(role.clone()),
     }
 }

@@ -75,6 +75,30 @@ impl Organization {
         Ok(roles.into_iter().map(Into::into).collect())
     }
 
+    /// Deny rules, oldest first, with who made each (for those who may read roles).
+    async fn deny_rules(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, super::access::DenyRule>> {
+        let page = page_request(after, before, first, last).gql()?;
+        let org = self.0.id;
+        crate::context::read(ctx, crate::context::Where::Org(org), async |unit| {
+            let on_roles = Resource::of_type(ResourceType::Role);
+            unit.permit(on_roles, Action::Read).await?;
+            let rules = unit.state.authz.deny_rules(unit.tx, &page).await?;
+            Ok(connection(
+                rules,
+                |r| r.id,
+                |r| super::access::DenyRule::new(r, org),
+            ))
+        })
+        .await
+    }
+
     /// The members, oldest first.
     async fn members(
         &self,
