@@ -24,6 +24,7 @@ mod m0015_metric_max_value;
 mod m0016_enter_organization;
 mod m0017_login_throttles;
 mod m0018_rule_authors;
+mod m0019_api_key_expiry;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_enter_organization::Migration),
             Box::new(m0017_login_throttles::Migration),
             Box::new(m0018_rule_authors::Migration),
+            Box::new(m0019_api_key_expiry::Migration),
         ]
     }
 }

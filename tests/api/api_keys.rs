@@ -9,7 +9,18 @@ async fn a_key_authenticates_with_its_own_role_until_revoked() {
     let alice = app.user("alice@example.com").await;
     let org = app.org(&alice, "Acme").await;
     let (viewer_key_id, viewer_key) = app.api_key(&alice, &org, "VIEWER").await;
-    assert!(viewer_key.starts_with("pk_"));
+    // A prefix nobody mistakes for a public key; keys issued as `pk_…` keep working.
+    assert!(viewer_key.starts_with("plsk_"), "{viewer_key}");
+    let legacy = viewer_key.replacen("plsk_", "pk_", 1);
+    let as_legacy = app
+        .gql("{ viewer { activeOrganization { viewerRole } } }")
+        .bearer(&legacy)
+        .send()
+        .await;
+    assert_eq!(
+        as_legacy.data()["viewer"]["activeOrganization"]["viewerRole"],
+        "VIEWER"
+    );
 
     // The key names its organization itself; no header needed.
     let me = app
@@ -185,4 +196,134 @@ async fn credentials_are_decided_first_and_a_key_acts_only_in_its_own_organizati
         app.gql(list).bearer(&key).in_org(&org).send().await.code(),
         "UNAUTHENTICATED"
     );
+}
+
+#[tokio::test]
+async fn keys_follow_their_creators_standing() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let carol = app.user("carol@example.com").await;
+    let carol_member = app.add_member(&alice, &org, &carol, "ADMIN").await;
+    let (_, admin_key) = app.api_key(&carol, &org, "ADMIN").await;
+    let (_, viewer_key) = app.api_key(&carol, &org, "VIEWER").await;
+    // A key made by a key.
+    let made = app
+        .gql("mutation { createApiKey(input: {name: \"made by a key\", role: ADMIN}) { secret } }")
+        .bearer(&admin_key)
+        .send()
+        .await;
+    let key_made_by_key = made.data()["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let works = |key: String| {
+        let app = &app;
+        async move {
+            let answer = app
+                .gql("{ viewer { activeOrganization { name } } }")
+                .bearer(&key)
+                .send()
+                .await;
+            answer.body.get("errors").is_none()
+        }
+    };
+    for key in [&admin_key, &viewer_key, &key_made_by_key] {
+        assert!(works(key.clone()).await);
+    }
+
+    // Demoted to member: what a member cannot confer goes, with what it made.
+    app.gql("mutation($id: ID!) { changeMemberRole(input: {memberId: $id, role: MEMBER}) { membership { role } } }")
+        .vars(json!({ "id": carol_member }))
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    assert!(!works(admin_key.clone()).await, "an ADMIN key of a member");
+    assert!(
+        !works(key_made_by_key.clone()).await,
+        "made by a revoked key"
+    );
+    assert!(
+        works(viewer_key.clone()).await,
+        "a member may confer VIEWER"
+    );
+
+    // The audit trail says why.
+    let events = app
+        .gql("query($f: AuditEventFilter) { auditEvents(filter: $f, first: 100) { edges { node { changes { field after } } } } }")
+        .vars(json!({ "f": { "action": "api_key.revoked" } }))
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    let reasons: Vec<String> = events.data()["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            e["node"]["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["field"] == "reason")
+                // `after` holds the value JSON-encoded.
+                .map(|c| serde_json::from_str(c["after"].as_str().unwrap()).unwrap())
+        })
+        .collect();
+    assert_eq!(reasons, ["creator_demoted", "creator_key_revoked"]);
+
+    // Removed: every key they made stops working (her ADMIN key made another before).
+    app.gql("mutation($id: ID!) { removeMember(input: {memberId: $id}) { removedMemberId } }")
+        .vars(json!({ "id": carol_member }))
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    assert!(!works(viewer_key).await);
+}
+
+#[tokio::test]
+async fn a_key_may_expire() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let create = "mutation($at: DateTime) { createApiKey(input: {name: \"temp\", role: VIEWER, expiresAt: $at}) { secret apiKey { expiresAt } } }";
+    let now = kernel::Clock::now(&app.clock);
+    for bad in [
+        now - chrono::Duration::minutes(1),
+        now + chrono::Duration::days(4_000),
+    ] {
+        let refused = app
+            .gql(create)
+            .vars(json!({ "at": bad.to_rfc3339() }))
+            .as_user(&alice)
+            .in_org(&org)
+            .send()
+            .await;
+        assert_eq!(refused.code(), "BAD_USER_INPUT", "{bad}");
+        assert_eq!(refused.error()["extensions"]["field"], "expiresAt");
+    }
+    let issued = app
+        .gql(create)
+        .vars(json!({ "at": (now + chrono::Duration::hours(1)).to_rfc3339() }))
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    let key = issued.data()["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(issued.data()["createApiKey"]["apiKey"]["expiresAt"].is_string());
+    let call = || {
+        app.gql("{ viewer { activeOrganization { name } } }")
+            .bearer(&key)
+            .send()
+    };
+    assert!(call().await.body.get("errors").is_none());
+    app.clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(call().await.code(), "UNAUTHENTICATED");
 }

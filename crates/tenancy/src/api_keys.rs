@@ -16,6 +16,9 @@ use kernel::{ApiKeyId, Page, PageRequest, Principal, TenantTx};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
+/// The longest a key may be issued for with an expiry (about ten years).
+const MAX_KEY_LIFETIME_DAYS: i64 = 3_660;
+
 impl TenancyService {
     /// Creates a key acting with `role`. Keys cannot be owners, and nobody creates a key
     /// more powerful than themselves.
@@ -26,10 +29,20 @@ impl TenancyService {
         permit: &Permit,
         name: &str,
         role: Role,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<IssuedApiKey> {
         permit.ensure(tx, ResourceType::ApiKey, Action::Create, None)?;
         if role == Role::Owner {
             return Err(Error::invalid("role", "an API key cannot be an owner"));
+        }
+        let now = self.clock.now();
+        if let Some(expiry) = expires_at
+            && (expiry <= now || expiry > now + chrono::Duration::days(MAX_KEY_LIFETIME_DAYS))
+        {
+            return Err(Error::invalid(
+                "expiresAt",
+                format!("must be in the future and within {MAX_KEY_LIFETIME_DAYS} days"),
+            ));
         }
         self.ensure_may_confer(tx, permit, role).await?;
         let name = validate_name("name", name)?;
@@ -46,9 +59,10 @@ impl TenancyService {
             role: Set(role.as_str().to_owned()),
             secret_hash: Set(crypto::digest(&secret)),
             created_by: Set(created_by),
-            created_at: Set(self.clock.now()),
+            created_at: Set(now),
             last_used_at: Set(None),
             revoked_at: Set(None),
+            expires_at: Set(expires_at),
         })
         .exec_with_returning(tx.conn())
         .await?;
@@ -60,7 +74,12 @@ impl TenancyService {
                 tx,
                 NewEvent::new("api_key.created", "api_key", Some(id))
                     .change("name", None::<String>, Some(row.name.clone()))
-                    .change("role", None::<String>, Some(row.role.clone())),
+                    .change("role", None::<String>, Some(row.role.clone()))
+                    .change(
+                        "expires_at",
+                        None::<String>,
+                        row.expires_at.map(|at| at.to_rfc3339()),
+                    ),
             )
             .await?;
         Ok(IssuedApiKey {
@@ -93,7 +112,8 @@ impl TenancyService {
         api_key_from_row(find(tx, id).await?)
     }
 
-    /// Revokes a key; it stops authenticating at once and loses its roles.
+    /// Revokes a key; it stops authenticating at once and loses its roles. Keys it made
+    /// are revoked with it (their creator no longer stands).
     #[tracing::instrument(name = "tenancy.revoke_api_key", skip_all, err(level = "debug"))]
     pub async fn revoke_api_key(
         &self,
@@ -106,7 +126,78 @@ impl TenancyService {
         if row.revoked_at.is_some() {
             return Err(Error::Conflict("this API key is already revoked".into()));
         }
+        let now = self.revoke_key(tx, &row, None).await?;
+        self.revoke_keys_made_by(tx, vec![row.id], "creator_key_revoked")
+            .await?;
+        api_key_from_row(api_key::Model {
+            revoked_at: Some(now),
+            ..row
+        })
+    }
+
+    /// Keys follow their creator's standing: revokes the live keys `creator` made with a
+    /// role it may no longer confer (all of them when `gone`), and every key made by a
+    /// revoked key, each recorded as `api_key.revoked` with the reason. Called after the
+    /// creator's membership changed, in the same transaction.
+    pub(crate) async fn revoke_keys_beyond_standing(
+        &self,
+        tx: &TenantTx,
+        creator: Principal,
+        gone: bool,
+        reason: &'static str,
+    ) -> Result<()> {
+        let creator_id = match creator {
+            Principal::User(user) => user.as_uuid(),
+            Principal::ApiKey { key, .. } => key.as_uuid(),
+        };
+        let mut revoked = Vec::new();
+        for key in live_keys_made_by(tx, &[creator_id]).await? {
+            let beyond = gone
+                || match self
+                    .authz
+                    .ensure_may_confer_role(tx, creator, &key.role)
+                    .await
+                {
+                    Ok(()) => false,
+                    Err(authz::Error::Escalation(_)) => true,
+                    Err(e) => return Err(e.into()),
+                };
+            if beyond {
+                self.revoke_key(tx, &key, Some(reason)).await?;
+                revoked.push(key.id);
+            }
+        }
+        self.revoke_keys_made_by(tx, revoked, "creator_key_revoked")
+            .await
+    }
+
+    /// Revokes, breadth first, every live key made by the keys in `revoked`.
+    async fn revoke_keys_made_by(
+        &self,
+        tx: &TenantTx,
+        mut revoked: Vec<uuid::Uuid>,
+        reason: &'static str,
+    ) -> Result<()> {
+        while !revoked.is_empty() {
+            let made = live_keys_made_by(tx, &revoked).await?;
+            revoked = Vec::with_capacity(made.len());
+            for key in made {
+                self.revoke_key(tx, &key, Some(reason)).await?;
+                revoked.push(key.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks one key revoked, takes its roles and records it; returns the time.
+    async fn revoke_key(
+        &self,
+        tx: &TenantTx,
+        row: &api_key::Model,
+        reason: Option<&'static str>,
+    ) -> Result<chrono::DateTime<chrono::Utc>> {
         let now = self.clock.now();
+        let id = ApiKeyId::from_uuid(row.id);
         api_key::Entity::update_many()
             .col_expr(api_key::Column::RevokedAt, Expr::value(now))
             .filter(api_key::Column::OrganizationId.eq(tx.org_id().as_uuid()))
@@ -114,21 +205,27 @@ impl TenancyService {
             .exec(tx.conn())
             .await?;
         self.authz.remove_subject(tx, &Subject::Key(id)).await?;
-        self.audit
-            .record(
-                tx,
-                NewEvent::new("api_key.revoked", "api_key", Some(id)).change(
-                    "revoked_at",
-                    None::<String>,
-                    Some(now.to_rfc3339()),
-                ),
-            )
-            .await?;
-        api_key_from_row(api_key::Model {
-            revoked_at: Some(now),
-            ..row
-        })
+        let mut event = NewEvent::new("api_key.revoked", "api_key", Some(id)).change(
+            "revoked_at",
+            None::<String>,
+            Some(now.to_rfc3339()),
+        );
+        if let Some(reason) = reason {
+            event = event.change("reason", None::<String>, Some(reason));
+        }
+        self.audit.record(tx, event).await?;
+        Ok(now)
     }
+}
+
+/// The live keys made by any of `creators`.
+async fn live_keys_made_by(tx: &TenantTx, creators: &[uuid::Uuid]) -> Result<Vec<api_key::Model>> {
+    Ok(tx
+        .select::<api_key::Entity>()
+        .filter(api_key::Column::CreatedBy.is_in(creators.iter().copied()))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .all(tx.conn())
+        .await?)
 }
 
 async fn find(tx: &TenantTx, id: ApiKeyId) -> Result<api_key::Model> {

@@ -18,8 +18,12 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-/// Prefix of API key secrets: `pk_<org>_<key>_<secret>`.
-pub(crate) const API_KEY_PREFIX: &str = "pk_";
+/// Prefix of API key secrets: `plsk_<org>_<key>_<secret>` ("platform secret key"), which
+/// people and secret scanners cannot mistake for a public key.
+pub(crate) const API_KEY_PREFIX: &str = "plsk_";
+/// The prefix keys were issued with before: still accepted. (`pk_` reads as a public,
+/// "publishable" key, which these never were.)
+const LEGACY_API_KEY_PREFIX: &str = "pk_";
 /// Prefix of refresh tokens.
 const REFRESH_PREFIX: &str = "rt_";
 const MIN_PASSWORD_CHARS: usize = 10;
@@ -279,7 +283,10 @@ impl TenancyService {
     /// live session, or an unrevoked API key (whose `lastUsedAt` is kept to the minute).
     #[tracing::instrument(name = "tenancy.authenticate", skip_all, err(level = "debug"))]
     pub async fn authenticate(&self, credential: &str) -> Result<(Principal, Option<SessionId>)> {
-        if let Some(rest) = credential.strip_prefix(API_KEY_PREFIX) {
+        if let Some(rest) = credential
+            .strip_prefix(API_KEY_PREFIX)
+            .or_else(|| credential.strip_prefix(LEGACY_API_KEY_PREFIX))
+        {
             let principal = self.authenticate_api_key(rest).await?;
             return Ok((principal, None));
         }
@@ -320,6 +327,7 @@ impl TenancyService {
         tx.rollback().await?;
         let row = row.ok_or(Error::InvalidToken)?;
         if row.revoked_at.is_some()
+            || row.expires_at.is_some_and(|expiry| expiry <= now)
             || !crypto::digests_equal(&row.secret_hash, &crypto::digest(secret))
         {
             return Err(Error::InvalidToken);

@@ -105,6 +105,8 @@ pub struct ApiKey {
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it stops authenticating by itself (`None`: when revoked).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A new API key with its secret, which is shown only once.

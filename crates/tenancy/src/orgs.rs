@@ -253,6 +253,9 @@ impl TenancyService {
             .unassign_role(tx, &subject, current.as_str())
             .await?;
         self.authz.assign_role(tx, &subject, role.as_str()).await?;
+        let user = Principal::User(UserId::from_uuid(row.user_id));
+        self.revoke_keys_beyond_standing(tx, user, false, "creator_demoted")
+            .await?;
         self.audit
             .record(
                 tx,
@@ -323,8 +326,10 @@ impl TenancyService {
             .filter(membership::Column::Id.eq(row.id))
             .exec(tx.conn())
             .await?;
-        self.authz
-            .remove_subject(tx, &Subject::User(UserId::from_uuid(row.user_id)))
+        let user = UserId::from_uuid(row.user_id);
+        self.authz.remove_subject(tx, &Subject::User(user)).await?;
+        // Keys they made go with them: a removed admin keeps no power through keys.
+        self.revoke_keys_beyond_standing(tx, Principal::User(user), true, "creator_removed")
             .await?;
         self.audit
             .record(

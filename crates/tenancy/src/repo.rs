@@ -79,6 +79,7 @@ pub(crate) fn api_key_from_row(row: api_key::Model) -> Result<ApiKey> {
         created_at: row.created_at,
         last_used_at: row.last_used_at,
         revoked_at: row.revoked_at,
+        expires_at: row.expires_at,
     })
 }
 

@@ -18,6 +18,9 @@ pub struct CreateApiKeyInput {
     pub name: String,
     /// The role it acts with (not `OWNER`, and not above the creator's).
     pub role: Role,
+    /// When it stops working by itself (in the future, within about ten years); leave
+    /// it out for a key that works until revoked.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A new key with its secret, shown only here.
@@ -57,7 +60,13 @@ impl ApiKeyMutation {
             let issued = unit
                 .state
                 .tenancy
-                .create_api_key(unit.tx, &permit, &input.name, input.role.into())
+                .create_api_key(
+                    unit.tx,
+                    &permit,
+                    &input.name,
+                    input.role.into(),
+                    input.expires_at,
+                )
                 .await?;
             Ok(CreateApiKeyPayload {
                 api_key: ApiKey(issued.api_key),

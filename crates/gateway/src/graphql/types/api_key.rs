@@ -36,7 +36,13 @@ impl ApiKey {
         self.0.last_used_at
     }
 
-    /// When it was revoked; a revoked key no longer authenticates.
+    /// When it stops authenticating by itself (null: when revoked).
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+
+    /// When it was revoked (by someone, or with its creator's standing); a revoked key
+    /// no longer authenticates.
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }
