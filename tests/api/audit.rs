@@ -368,7 +368,8 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .send()
         .await
         .data();
-    app.state
+    app.operator()
+        .await
         .tenancy
         .set_staff("owner@example.com", true)
         .await

@@ -1038,7 +1038,8 @@ async fn only_platform_staff_import_the_catalog_through_graphql() {
     assert_eq!(by_key.code(), "FORBIDDEN", "API keys are never staff");
 
     let staff = app.user("staff@example.com").await;
-    app.state
+    app.operator()
+        .await
         .tenancy
         .set_staff("Staff@Example.com", true)
         .await
@@ -1055,7 +1056,8 @@ async fn only_platform_staff_import_the_catalog_through_graphql() {
     assert_eq!(bad.code(), "BAD_USER_INPUT");
     let float = import(staff.clone(), METERED.replace("\"10.00\"", "10.5")).await;
     assert_eq!(float.code(), "BAD_USER_INPUT");
-    app.state
+    app.operator()
+        .await
         .tenancy
         .set_staff("staff@example.com", false)
         .await

@@ -221,45 +221,50 @@ impl TestApp {
     }
 }
 
+/// The configuration test servers run with.
+fn test_config(database_url: &str) -> Config {
+    Config {
+        database_url: database_url.to_owned(),
+        migrate_database_url: None,
+        bind_addr: "127.0.0.1:0".parse().expect("address"),
+        token_secret: Some(
+            "test-secret-that-is-long-enough-0123456789"
+                .to_owned()
+                .into(),
+        ),
+        token_secret_file: ".unused".into(),
+        environment: Environment::Development,
+        log_format: LogFormat::Pretty,
+        log_filter: "warn".into(),
+        database_max_connections: 8,
+        plan_max_projects: 100,
+        plan_max_documents_per_project: 1_000,
+        plan_max_seats: 50,
+        // Tests move the clock and run billing themselves.
+        billing_run_interval_secs: 0,
+        audit_retention_interval_secs: 0,
+        payment_provider: gateway::config::PaymentProviderKind::Manual,
+        stripe_api_base: "http://127.0.0.1:9".into(),
+        stripe_secret_key: None,
+        stripe_webhook_secret: None,
+        dunning_retry_days: "3,5,7".into(),
+        usage_grace_days: 3,
+        request_timeout: std::time::Duration::from_secs(30),
+        sign_ups_per_address_per_hour: 20,
+        http_max_connections: 1_024,
+        http_header_timeout: std::time::Duration::from_secs(10),
+        http_body_timeout: std::time::Duration::from_secs(10),
+        shutdown_grace: std::time::Duration::from_secs(10),
+    }
+}
+
 async fn start_server(
     database_url: &str,
     clock: FakeClock,
     configure: impl FnOnce(&mut Config),
 ) -> (String, FakeClock, kernel::Db, gateway::startup::AppState) {
     {
-        let mut config = Config {
-            database_url: database_url.to_owned(),
-            migrate_database_url: None,
-            bind_addr: "127.0.0.1:0".parse().expect("address"),
-            token_secret: Some(
-                "test-secret-that-is-long-enough-0123456789"
-                    .to_owned()
-                    .into(),
-            ),
-            token_secret_file: ".unused".into(),
-            environment: Environment::Development,
-            log_format: LogFormat::Pretty,
-            log_filter: "warn".into(),
-            database_max_connections: 8,
-            plan_max_projects: 100,
-            plan_max_documents_per_project: 1_000,
-            plan_max_seats: 50,
-            // Tests move the clock and run billing themselves.
-            billing_run_interval_secs: 0,
-            audit_retention_interval_secs: 0,
-            payment_provider: gateway::config::PaymentProviderKind::Manual,
-            stripe_api_base: "http://127.0.0.1:9".into(),
-            stripe_secret_key: None,
-            stripe_webhook_secret: None,
-            dunning_retry_days: "3,5,7".into(),
-            usage_grace_days: 3,
-            request_timeout: std::time::Duration::from_secs(30),
-            sign_ups_per_address_per_hour: 20,
-            http_max_connections: 1_024,
-            http_header_timeout: std::time::Duration::from_secs(10),
-            http_body_timeout: std::time::Duration::from_secs(10),
-            shutdown_grace: std::time::Duration::from_secs(10),
-        };
+        let mut config = test_config(database_url);
         configure(&mut config);
         let app = Application::build(&config, Arc::new(clock.clone()))
             .await
@@ -380,6 +385,19 @@ impl TestApp {
             .sent_from(source)
             .send()
             .await
+    }
+
+    /// The services as an operator runs them from the command line: on PostgreSQL as
+    /// the owner role (some operator actions are beyond the application role).
+    pub async fn operator(&self) -> gateway::startup::AppState {
+        let (TestDb::Postgres(name) | TestDb::Shared(Some(name))) = &self._db else {
+            return self.state.clone();
+        };
+        let mut config = test_config(&self.database_url);
+        config.migrate_database_url = Some(pg_url("postgres", name));
+        gateway::cli::operator_services(&config)
+            .await
+            .expect("operator services")
     }
 
     /// Creates an organization owned by `owner`.

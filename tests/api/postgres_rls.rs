@@ -243,3 +243,158 @@ async fn entering_an_organization_binds_it_and_answers_only_members() {
         0
     );
 }
+
+/// What the application role may do, read from the catalog: its attributes, its table
+/// and column privileges, and the functions it may run. Compared with the reviewed list
+/// in `app_role_privileges.txt`, so a new grant is a visible diff.
+const APP_ROLE_PRIVILEGES: &str = r#"
+SELECT line FROM (
+  SELECT 'role platform_app: superuser=' || rolsuper || ' bypassrls=' || rolbypassrls || ' createrole=' || rolcreaterole || ' createdb=' || rolcreatedb AS line
+    FROM pg_roles WHERE rolname = 'platform_app'
+  UNION ALL
+  SELECT 'table ' || table_name || ': ' || string_agg(privilege_type, ', ' ORDER BY privilege_type)
+    FROM information_schema.role_table_grants
+   WHERE grantee = 'platform_app' AND table_schema = 'public'
+   GROUP BY table_name
+  UNION ALL
+  SELECT 'column ' || c.relname || '.' || a.attname || ': ' || string_agg(x.privilege_type, ', ' ORDER BY x.privilege_type)
+    FROM pg_attribute a
+    JOIN pg_class c ON c.oid = a.attrelid AND c.relnamespace = 'public'::regnamespace
+    CROSS JOIN LATERAL aclexplode(a.attacl) x
+   WHERE x.grantee = 'platform_app'::regrole
+   GROUP BY c.relname, a.attname
+  UNION ALL
+  SELECT 'function ' || p.oid::regprocedure::text || ': EXECUTE' || CASE WHEN p.prosecdef THEN ' (SECURITY DEFINER)' ELSE '' END
+    FROM pg_proc p
+   WHERE p.pronamespace = 'public'::regnamespace
+     AND has_function_privilege('platform_app', p.oid, 'EXECUTE')
+) lines ORDER BY line
+"#;
+
+#[tokio::test]
+async fn the_application_roles_privileges_are_the_reviewed_allow_list() {
+    if skip() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let owner = app.owner_db().await;
+    let rows = owner
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            APP_ROLE_PRIVILEGES,
+        ))
+        .await
+        .unwrap();
+    let actual: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    let reviewed: Vec<&str> = include_str!("app_role_privileges.txt")
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    assert_eq!(
+        actual,
+        reviewed,
+        "the application role's privileges changed; review them and update \
+         tests/api/app_role_privileges.txt:\n{}",
+        actual.join("\n")
+    );
+}
+
+/// The gaps the allow-list closed, tried as the application role.
+#[tokio::test]
+async fn the_application_role_cannot_make_staff_rewrite_accounts_or_renumber_invoices() {
+    if skip() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let acme = app.org(&alice, "Acme").await;
+    let app_db = app.app_db().await;
+    for sql in [
+        "UPDATE users SET is_staff = true",
+        "DELETE FROM users",
+        "UPDATE organizations SET name = 'taken'",
+        "DELETE FROM organizations",
+        "UPDATE sessions SET user_id = user_id",
+        "DELETE FROM sessions",
+        "UPDATE login_failures SET scope = 'x'",
+    ] {
+        let refused = app_db.execute_unprepared(sql).await;
+        let error = refused.expect_err(sql).to_string();
+        assert!(error.contains("permission denied"), "{sql}: {error}");
+    }
+    // A session is still revoked by the application (the column it may change).
+    app_db
+        .execute_unprepared("UPDATE sessions SET revoked_at = revoked_at WHERE false")
+        .await
+        .unwrap();
+    // Invoice numbers move one step forward only.
+    app_db
+        .execute_unprepared(
+            "INSERT INTO invoice_numbers (issuer, kind, next_number) VALUES ('test', 'invoice', 5)",
+        )
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE invoice_numbers SET next_number = 1 WHERE issuer = 'test'",
+        "UPDATE invoice_numbers SET next_number = 100 WHERE issuer = 'test'",
+    ] {
+        let error = app_db.execute_unprepared(sql).await.expect_err(sql);
+        assert!(
+            error.to_string().contains("one step forward"),
+            "{sql}: {error}"
+        );
+    }
+    app_db
+        .execute_unprepared(
+            "UPDATE invoice_numbers SET next_number = next_number + 1 WHERE issuer = 'test'",
+        )
+        .await
+        .unwrap();
+
+    // audit_purge enforces its anchor itself: with the organization bound and no anchor
+    // recorded in the transaction it deletes nothing (it deleted every event before).
+    let events = format!(
+        "SELECT count(*) FROM audit_events WHERE organization_id = '{}'",
+        acme.org_id()
+    );
+    let owner = app.owner_db().await;
+    let before = scalar_i64(&owner, &events).await;
+    assert!(before > 0);
+    let bind = format!("SELECT set_config('app.org_id', '{}', true)", acme.org_id());
+    let tx = app_db.begin().await.unwrap();
+    tx.execute_unprepared(&bind).await.unwrap();
+    let error = tx
+        .execute_unprepared("SELECT audit_purge(1000000)")
+        .await
+        .expect_err("no anchor");
+    assert!(error.to_string().contains("purge anchor"), "{error}");
+    tx.rollback().await.unwrap();
+    // An anchor from an earlier transaction does not cover a later purge.
+    let tx = app_db.begin().await.unwrap();
+    tx.execute_unprepared(&bind).await.unwrap();
+    tx.execute_unprepared(&format!(
+        "INSERT INTO audit_purges (organization_id, through_seq, anchor_hash, purged_at)
+         VALUES ('{}', 1000000, 'x', now())",
+        acme.org_id()
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let tx = app_db.begin().await.unwrap();
+    tx.execute_unprepared(&bind).await.unwrap();
+    assert!(
+        tx.execute_unprepared("SELECT audit_purge(1000000)")
+            .await
+            .is_err()
+    );
+    tx.rollback().await.unwrap();
+    // Without an organization bound it refuses too.
+    let unbound = app_db
+        .execute_unprepared("SELECT audit_purge(1000000)")
+        .await;
+    assert!(unbound.is_err());
+    assert_eq!(scalar_i64(&owner, &events).await, before);
+}

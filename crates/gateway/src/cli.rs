@@ -168,7 +168,17 @@ pub fn main() -> anyhow::Result<()> {
 /// The services, for an operator command; on SQLite, `migrate` first applies pending
 /// migrations (PostgreSQL migrates explicitly, as the owner role).
 async fn services(config: &Config, migrate: bool) -> anyhow::Result<AppState> {
-    let db = Db::connect(&config.database_url, 4)
+    services_on(config, &config.database_url, migrate).await
+}
+
+/// The services for an operator's action the application role may not do (making
+/// someone platform staff): connected with `MIGRATE_DATABASE_URL`, the owner role.
+pub async fn operator_services(config: &Config) -> anyhow::Result<AppState> {
+    services_on(config, config.migration_url(), true).await
+}
+
+async fn services_on(config: &Config, url: &str, migrate: bool) -> anyhow::Result<AppState> {
+    let db = Db::connect(url, 4)
         .await
         .context("connecting to the database")?;
     if migrate && db.backend() == kernel::Backend::Sqlite {
@@ -262,7 +272,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Staff { command } => {
-            let state = services(&config, true).await?;
+            // `users.is_staff` is not writable by the application role.
+            let state = operator_services(&config).await?;
             let (email, staff) = match command {
                 StaffCommand::Grant { email } => (email, true),
                 StaffCommand::Revoke { email } => (email, false),
