@@ -327,3 +327,89 @@ async fn a_key_may_expire() {
     app.clock.advance(chrono::Duration::minutes(61));
     assert_eq!(call().await.code(), "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn a_key_may_be_restricted_to_some_permissions_of_its_role() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let create = "mutation($r: Role!, $s: [PermissionInput!]) { createApiKey(input: {name: \"ci\", role: $r, scopes: $s}) { secret apiKey { id scopes { resourceType action } } } }";
+    let issue = |role: &str, scopes: serde_json::Value| {
+        app.gql(create)
+            .vars(json!({ "r": role, "s": scopes }))
+            .as_user(&alice)
+            .in_org(&org)
+            .send()
+    };
+    // Only permissions the role gives, and at least one.
+    let beyond = issue(
+        "VIEWER",
+        json!([{"resourceType": "PROJECT", "action": "CREATE"}]),
+    )
+    .await;
+    assert_eq!(beyond.code(), "BAD_USER_INPUT");
+    assert_eq!(beyond.error()["extensions"]["field"], "scopes");
+    assert_eq!(issue("ADMIN", json!([])).await.code(), "BAD_USER_INPUT");
+
+    let project = app
+        .gql("mutation { createProject(input: {name: \"Apollo\"}) { project { id } } }")
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    let project = project.data()["createProject"]["project"]["id"].clone();
+    app.gql("mutation($p: ID!) { createDocument(input: {projectId: $p, title: \"Plan\"}) { document { id } } }")
+        .vars(json!({ "p": project }))
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let scoped = issue(
+        "ADMIN",
+        json!([
+            {"resourceType": "PROJECT", "action": "READ"},
+            {"resourceType": "ORGANIZATION", "action": "READ"},
+            {"resourceType": "PROJECT", "action": "READ"}
+        ]),
+    )
+    .await;
+    let key = scoped.data()["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = &scoped.data()["createApiKey"]["apiKey"]["scopes"];
+    assert_eq!(shown.as_array().unwrap().len(), 2, "{shown}");
+    let unscoped = issue("ADMIN", serde_json::Value::Null).await;
+    assert!(unscoped.data()["createApiKey"]["apiKey"]["scopes"].is_null());
+
+    // Within the scope: works.
+    let listed = app
+        .gql("{ projects(first: 10) { edges { node { name } } } }")
+        .bearer(&key)
+        .send()
+        .await;
+    assert_eq!(
+        listed.data()["projects"]["edges"][0]["node"]["name"],
+        "Apollo"
+    );
+    // Beyond it, though its ADMIN role allows all of these: refused.
+    for refused in [
+        "mutation { inviteMember(input: {email: \"x@example.com\", role: VIEWER}) { token } }",
+        "mutation { createApiKey(input: {name: \"more\", role: ADMIN}) { secret } }",
+        "{ viewer { activeOrganization { members(first: 5) { edges { node { id } } } } } }",
+        "mutation { createProject(input: {name: \"x\"}) { project { id } } }",
+    ] {
+        let answer = app.gql(refused).bearer(&key).send().await;
+        assert_eq!(answer.code(), "FORBIDDEN", "{refused}: {}", answer.body);
+    }
+    let documents = app
+        .gql("{ documents(first: 5) { edges { node { id } } } }")
+        .bearer(&key)
+        .send()
+        .await;
+    let hidden = documents.body["data"]["documents"]["edges"]
+        .as_array()
+        .is_none_or(Vec::is_empty);
+    assert!(hidden, "{}", documents.body);
+}

@@ -51,7 +51,12 @@ fn snapshot_of(org: &str, rows: usize, grants: usize) -> Snapshot {
         ]);
     }
     g2.push(vec!["user:me".into(), "document:target/editor".into()]);
-    Snapshot { p, g, g2 }
+    Snapshot {
+        p,
+        g,
+        g2,
+        ..Snapshot::default()
+    }
 }
 
 fn request(action: &str, obj: &str) -> [String; 7] {

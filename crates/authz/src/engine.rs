@@ -45,6 +45,9 @@ pub struct Snapshot {
     pub g: Vec<Vec<String>>,
     /// `g2` rows.
     pub g2: Vec<Vec<String>>,
+    /// API keys restricted to some permissions of their role (`key:<id>` → the
+    /// `(type, action)` pairs it may still use). A key not here has its role's.
+    pub scopes: std::collections::HashMap<String, Vec<(String, String)>>,
 }
 
 /// Resident memory of one Casbin enforcer beyond its rows, measured by `make bench`
@@ -219,8 +222,7 @@ impl OrgEnforcer {
                 .collect();
             let only_rows = Snapshot {
                 p: rows,
-                g: Vec::new(),
-                g2: Vec::new(),
+                ..Snapshot::default()
             };
             let mut shard =
                 casbin::Enforcer::new(model.clone(), SnapshotAdapter(only_rows)).await?;
@@ -244,12 +246,24 @@ impl OrgEnforcer {
     }
 
     pub fn enforce(&self, request: &Request) -> Result<bool> {
+        if !self.scope_allows(&request[0], &request[2], &request[6]) {
+            return Ok(false);
+        }
         if let Some(known) = self.decisions.get(request) {
             return Ok(known);
         }
         let decided = self.enforce_uncached(request)?;
         self.decisions.insert(request.clone(), decided);
         Ok(decided)
+    }
+
+    /// Whether `subject`'s scope (an API key restricted to some permissions) leaves it
+    /// `action` on `typ`; subjects without a scope are limited by their roles alone.
+    pub fn scope_allows(&self, subject: &str, typ: &str, action: &str) -> bool {
+        self.snapshot
+            .scopes
+            .get(subject)
+            .is_none_or(|scope| scope.iter().any(|(t, a)| t == typ && a == action))
     }
 
     /// The rows the enforcer was compiled from.

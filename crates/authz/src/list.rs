@@ -215,6 +215,9 @@ impl Authorizer {
         let enforcer = self.compiled(tx).await?;
         let org = tx.org_id().to_string();
         let sub = subject.as_policy();
+        if !enforcer.scope_allows(&sub, typ.as_str(), action.as_str()) {
+            return Ok(ListFilter(Scope::Nothing));
+        }
         let type_level = [
             sub.clone(),
             org.clone(),

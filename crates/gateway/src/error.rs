@@ -164,7 +164,8 @@ impl From<ApiError> for async_graphql::Error {
                     ext.set("max", *max);
                     ext.set("usage", *usage);
                 }
-                ApiError::Authz(authz::Error::Escalation(_)) => {
+                ApiError::Authz(authz::Error::Escalation(_))
+                | ApiError::Tenancy(tenancy::Error::Authz(authz::Error::Escalation(_))) => {
                     ext.set("reason", "ESCALATION");
                 }
                 ApiError::Authz(authz::Error::TooMany { what, max }) => {
@@ -187,6 +188,10 @@ impl From<ApiError> for async_graphql::Error {
                 }
                 ApiError::Domain(core_domain::Error::Invalid { field, .. })
                 | ApiError::Tenancy(tenancy::Error::Invalid { field, .. })
+                | ApiError::Authz(authz::Error::Invalid { field, .. })
+                | ApiError::Tenancy(tenancy::Error::Authz(authz::Error::Invalid {
+                    field, ..
+                }))
                 | ApiError::BadInput { field, .. } => ext.set("field", *field),
                 _ => {}
             }

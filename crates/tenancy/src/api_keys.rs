@@ -30,6 +30,7 @@ impl TenancyService {
         name: &str,
         role: Role,
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        scope: Option<&[(ResourceType, Action)]>,
     ) -> Result<IssuedApiKey> {
         permit.ensure(tx, ResourceType::ApiKey, Action::Create, None)?;
         if role == Role::Owner {
@@ -69,6 +70,19 @@ impl TenancyService {
         self.authz
             .assign_role(tx, &Subject::Key(id), role.as_str())
             .await?;
+        let scope_text = match scope {
+            Some(scope) => {
+                self.authz
+                    .restrict_key(tx, id, role.as_str(), scope)
+                    .await?;
+                let mut listed: Vec<String> =
+                    scope.iter().map(|(t, a)| format!("{t}:{a}")).collect();
+                listed.sort();
+                listed.dedup();
+                Some(listed.join(","))
+            }
+            None => None,
+        };
         self.audit
             .record(
                 tx,
@@ -79,7 +93,8 @@ impl TenancyService {
                         "expires_at",
                         None::<String>,
                         row.expires_at.map(|at| at.to_rfc3339()),
-                    ),
+                    )
+                    .change("scopes", None::<String>, scope_text),
             )
             .await?;
         Ok(IssuedApiKey {

@@ -11,7 +11,7 @@ use kernel::MembershipId;
 #[derive(Default)]
 pub struct AccessMutation;
 
-/// One permission of a custom role.
+/// One permission (of a custom role, or of an API key's scope).
 #[derive(InputObject)]
 pub struct PermissionInput {
     /// The resource type.

@@ -21,6 +21,9 @@ pub struct CreateApiKeyInput {
     /// When it stops working by itself (in the future, within about ten years); leave
     /// it out for a key that works until revoked.
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Restricts the key to these permissions of its role (up to 100); leave it out for
+    /// all of the role's. A key for one integration should hold what it needs only.
+    pub scopes: Option<Vec<super::access::PermissionInput>>,
 }
 
 /// A new key with its secret, shown only here.
@@ -54,6 +57,12 @@ impl ApiKeyMutation {
         ctx: &Context<'_>,
         input: CreateApiKeyInput,
     ) -> GqlResult<CreateApiKeyPayload> {
+        let scope: Option<Vec<_>> = input.scopes.map(|scopes| {
+            scopes
+                .into_iter()
+                .map(|p| (p.resource_type.into(), p.action.into()))
+                .collect()
+        });
         write(ctx, Where::Active, async |unit| {
             let on_keys = Resource::of_type(ResourceType::ApiKey);
             let permit = unit.permit(on_keys, Action::Create).await?;
@@ -66,6 +75,7 @@ impl ApiKeyMutation {
                     &input.name,
                     input.role.into(),
                     input.expires_at,
+                    scope.as_deref(),
                 )
                 .await?;
             Ok(CreateApiKeyPayload {

@@ -1,8 +1,11 @@
 //! A service account's key.
 
 use super::Role;
+use super::access::Permission;
+use crate::context::{Where, read};
+use crate::error::GqlResult;
 use crate::graphql::ids::{GlobalId, NodeKind};
-use async_graphql::{ID, Object};
+use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 /// A service account key of one organization, acting with its own role. The secret is
@@ -34,6 +37,16 @@ impl ApiKey {
     /// When it last authenticated a request (kept to the minute).
     async fn last_used_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_used_at
+    }
+
+    /// The permissions it is restricted to (null: all its role gives).
+    async fn scopes(&self, ctx: &Context<'_>) -> GqlResult<Option<Vec<Permission>>> {
+        let key = self.0.id;
+        read(ctx, Where::Org(self.0.org_id), async |unit| {
+            let scope = unit.state.authz.key_scope(unit.tx, key).await?;
+            Ok(scope.map(|s| s.into_iter().map(Permission::from).collect()))
+        })
+        .await
     }
 
     /// When it stops authenticating by itself (null: when revoked).
