@@ -4,8 +4,9 @@
 //! sessions, or renumber invoices. `tests/api/app_role_privileges.txt` lists what is
 //! left, and a test compares it with the catalog.
 //!
-//! - `users`: created by sign-up, read; never updated or deleted by the application
-//!   (`is_staff` is an operator's action, run as the owner role).
+//! - `users`: created by sign-up (never as staff: `is_staff` takes its default), read;
+//!   never updated or deleted by the application (`is_staff` is an operator's action,
+//!   run as the owner role).
 //! - `organizations`: created and read; never updated or deleted.
 //! - `sessions`: a refresh rotates (`rotated_at`), a log-out revokes (`revoked_at`);
 //!   nothing else of a session changes, and none is deleted.
@@ -32,7 +33,8 @@ impl MigrationTrait for Migration {
             .get_connection()
             .execute_unprepared(&format!(
                 r#"
-REVOKE UPDATE, DELETE ON users FROM {APP_ROLE};
+REVOKE INSERT, UPDATE, DELETE ON users FROM {APP_ROLE};
+GRANT INSERT (id, email, email_normalized, name, password_hash, created_at) ON users TO {APP_ROLE};
 REVOKE UPDATE, DELETE ON organizations FROM {APP_ROLE};
 REVOKE UPDATE, DELETE ON sessions FROM {APP_ROLE};
 GRANT UPDATE (rotated_at, revoked_at) ON sessions TO {APP_ROLE};

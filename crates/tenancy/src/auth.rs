@@ -84,7 +84,8 @@ impl TenancyService {
             name: Set(name.clone()),
             password_hash: Set(password_hash),
             created_at: Set(now),
-            is_staff: Set(false),
+            // The column's default (false): the application role may not set it.
+            is_staff: sea_orm::ActiveValue::NotSet,
         };
         let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
         if let Some(scope) = ip_scope {
