@@ -13,6 +13,9 @@
 //! - `login_failures`: inserted, read, aged out; never changed.
 //! - `invoice_numbers`: only `next_number` changes, and only one step forward at a time
 //!   (a trigger), so numbers are never reused.
+//! - `personal_data_keys`: read and added freely (the audit trail seals values with
+//!   them), but deleted only for the one person whose erasure the transaction names
+//!   (`app.erasing_user`): their `user:` and `email:` keys, never anyone else's.
 //! - `audit_purge` checks its own preconditions: an organization bound to the
 //!   transaction, and a purge anchor covering the range recorded in the same transaction.
 
@@ -40,6 +43,18 @@ REVOKE UPDATE, DELETE ON sessions FROM {APP_ROLE};
 GRANT UPDATE (rotated_at, revoked_at) ON sessions TO {APP_ROLE};
 REVOKE UPDATE ON login_failures FROM {APP_ROLE};
 REVOKE UPDATE ON invoice_numbers FROM {APP_ROLE};
+
+ALTER TABLE personal_data_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE personal_data_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY personal_data_keys_read ON personal_data_keys FOR SELECT USING (true);
+CREATE POLICY personal_data_keys_add ON personal_data_keys FOR INSERT WITH CHECK (true);
+CREATE POLICY personal_data_keys_erase ON personal_data_keys FOR DELETE USING (
+    subject = 'user:' || NULLIF(current_setting('app.erasing_user', true), '')
+    OR subject = 'email:' || (
+        SELECT u.email_normalized FROM users u
+         WHERE u.id = NULLIF(current_setting('app.erasing_user', true), '')::uuid
+    )
+);
 GRANT UPDATE (next_number) ON invoice_numbers TO {APP_ROLE};
 
 CREATE FUNCTION invoice_numbers_step() RETURNS trigger

@@ -393,6 +393,40 @@ async fn the_application_role_cannot_make_staff_rewrite_accounts_or_renumber_inv
             .is_err()
     );
     tx.rollback().await.unwrap();
+    // Personal-data keys are deleted only for the person the transaction erases.
+    let keys = "SELECT count(*) FROM personal_data_keys";
+    let all_keys = scalar_i64(&owner, keys).await;
+    assert!(all_keys >= 1, "alice's key exists");
+    app_db
+        .execute_unprepared("DELETE FROM personal_data_keys")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar_i64(&owner, keys).await,
+        all_keys,
+        "none without a person"
+    );
+    let bob = app.user("bob@example.com").await;
+    let with_bob = scalar_i64(&owner, keys).await;
+    let tx = app_db.begin().await.unwrap();
+    tx.execute_unprepared(&format!(
+        "SELECT set_config('app.erasing_user', '{}', true)",
+        alice.id_uuid().unwrap()
+    ))
+    .await
+    .unwrap();
+    tx.execute_unprepared("DELETE FROM personal_data_keys")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let left = scalar_i64(&owner, keys).await;
+    assert!(left < with_bob, "alice's keys went");
+    let bobs = format!(
+        "SELECT count(*) FROM personal_data_keys WHERE subject IN ('user:{}', 'email:bob@example.com')",
+        bob.id_uuid().unwrap()
+    );
+    assert!(scalar_i64(&owner, &bobs).await >= 1, "bob's stayed");
+
     // Without an organization bound it refuses too.
     let unbound = app_db
         .execute_unprepared("SELECT audit_purge(1000000)")
