@@ -5,6 +5,7 @@
 //! person leaves `[erased]` and a chain that still verifies.
 
 mod chain;
+pub mod data_map;
 mod entity;
 pub mod error;
 pub mod model;

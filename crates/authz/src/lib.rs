@@ -7,6 +7,7 @@
 //! only this crate can make and which domain services require.
 
 pub mod builtin;
+pub mod data_map;
 pub(crate) mod engine;
 mod entity;
 pub mod error;

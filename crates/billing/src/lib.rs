@@ -7,6 +7,7 @@
 //! `shared/billing-semantics.md`. No floats anywhere.
 
 pub mod catalog;
+pub mod data_map;
 pub mod entitlements;
 mod entity;
 pub mod error;

@@ -4,6 +4,7 @@
 //! creation asks the plan's limits. Projects, and their documents with immutable
 //! versions and an approval workflow.
 
+pub mod data_map;
 mod documents;
 mod entity;
 pub mod error;

@@ -49,12 +49,37 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Data protection: the record of processing activities.
+    Privacy {
+        #[command(subcommand)]
+        command: PrivacyCommand,
+    },
     /// Write the GraphQL schema (SDL).
     ExportSchema {
         /// Where to write it.
         #[arg(long, default_value = "schema.graphql")]
         out: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivacyCommand {
+    /// Print the record of processing activities (GDPR Art. 30), generated from the data
+    /// map in code.
+    Record {
+        /// `md` (Markdown) or `json`.
+        #[arg(long, value_enum, default_value_t = RecordFormat::Md)]
+        format: RecordFormat,
+    },
+}
+
+/// How `privacy record` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RecordFormat {
+    /// Markdown.
+    Md,
+    /// JSON.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -360,6 +385,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = services(&config, true).await?;
             for line in seed::import_catalog(&state, &catalog).await? {
                 println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Privacy {
+            command: PrivacyCommand::Record { format },
+        } => {
+            match format {
+                RecordFormat::Md => print!("{}", crate::privacy::record_markdown()),
+                RecordFormat::Json => println!("{}", crate::privacy::record_json()),
             }
             Ok(())
         }

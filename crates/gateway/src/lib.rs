@@ -9,6 +9,7 @@ pub mod error;
 pub mod export;
 pub mod graphql;
 pub mod http;
+pub mod privacy;
 pub mod retention_run;
 pub mod schedule;
 pub mod seed;

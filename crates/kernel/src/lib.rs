@@ -3,6 +3,7 @@
 //! and [`TenantTx`], the transaction bound to exactly one organization.
 
 pub mod clock;
+pub mod data_map;
 pub mod db;
 pub mod error;
 pub mod id;

@@ -7,6 +7,7 @@ mod api_keys;
 mod audit_trail;
 mod auth;
 mod crypto;
+pub mod data_map;
 mod entity;
 pub mod error;
 mod invitations;
