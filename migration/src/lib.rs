@@ -26,6 +26,7 @@ mod m0017_login_throttles;
 mod m0018_rule_authors;
 mod m0019_api_key_expiry;
 mod m0020_least_privilege;
+mod m0021_account_erasure;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0018_rule_authors::Migration),
             Box::new(m0019_api_key_expiry::Migration),
             Box::new(m0020_least_privilege::Migration),
+            Box::new(m0021_account_erasure::Migration),
         ]
     }
 }

@@ -109,6 +109,7 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("refreshToken", "session.refreshed"),
     ("logOut", "session.revoked"),
     ("erasePersonalData", "user.personal_data_erased"),
+    ("deleteAccount", "user.erased"),
     ("createOrganization", "organization.created"),
     ("inviteMember", "invitation.created"),
     ("resendInvitation", "invitation.resent"),
@@ -419,6 +420,12 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .await
         .data();
     app.gql("mutation { erasePersonalData { keysDeleted } }")
+        .as_user(&carol)
+        .send()
+        .await
+        .data();
+    app.gql("mutation($p: String!) { deleteAccount(input: {password: $p}) { deletedUserId } }")
+        .vars(json!({ "p": crate::helpers::PASSWORD }))
         .as_user(&carol)
         .send()
         .await

@@ -13,6 +13,7 @@ mod cancellation;
 mod conventions;
 mod data_map;
 mod documents;
+mod erasure;
 mod helpers;
 mod hostile_property;
 mod http_limits;

@@ -71,6 +71,9 @@ enum PrivacyCommand {
         #[arg(long, value_enum, default_value_t = RecordFormat::Md)]
         format: RecordFormat,
     },
+    /// Re-applies every erasure in the erasure ledger (after restoring a backup, or to
+    /// finish one that stopped midway); idempotent.
+    ReplayErasures,
 }
 
 /// How `privacy record` prints.
@@ -386,6 +389,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for line in seed::import_catalog(&state, &catalog).await? {
                 println!("{line}");
             }
+            Ok(())
+        }
+        Command::Privacy {
+            command: PrivacyCommand::ReplayErasures,
+        } => {
+            let state = services(&config, true).await?;
+            let replayed = state.tenancy.replay_erasures().await?;
+            println!("{replayed} erasures re-applied");
             Ok(())
         }
         Command::Privacy {

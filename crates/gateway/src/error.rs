@@ -164,6 +164,9 @@ impl From<ApiError> for async_graphql::Error {
                     ext.set("max", *max);
                     ext.set("usage", *usage);
                 }
+                ApiError::Tenancy(tenancy::Error::LastOwner) => {
+                    ext.set("reason", "LAST_OWNER");
+                }
                 ApiError::Authz(authz::Error::Escalation(_))
                 | ApiError::Tenancy(tenancy::Error::Authz(authz::Error::Escalation(_))) => {
                     ext.set("reason", "ESCALATION");

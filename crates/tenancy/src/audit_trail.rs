@@ -270,21 +270,10 @@ impl TenancyService {
             .await?
             .ok_or(crate::Error::NotFound { entity: "user" })?;
         let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
-        if self.db.backend() == kernel::Backend::Postgres {
-            // The database lets this transaction delete this person's keys only.
-            use sea_orm::{ConnectionTrait, DbBackend, Statement};
-            tx.conn()
-                .execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT set_config('app.erasing_user', $1, true)",
-                    [user.to_string().into()],
-                ))
-                .await?;
-        }
-        let subjects = [
-            format!("user:{user}"),
-            format!("email:{}", row.email_normalized),
-        ];
+        // The database lets this transaction delete this person's keys only.
+        self.bind_erasing(tx.conn(), user, &row.email_normalized)
+            .await?;
+        let subjects = self.erasure_subjects(user, &row.email_normalized);
         let erased = self.audit.erase_person(tx.conn(), &subjects).await?;
         self.audit
             .record(

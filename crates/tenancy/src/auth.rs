@@ -53,7 +53,11 @@ impl TenancyService {
         let email = input.email.trim().to_owned();
         let normalized = normalize_email(&email);
         let now = self.clock.now();
-        let ip_scope = client.ip.as_ref().map(|ip| format!("sign-up:ip:{ip}"));
+        // Counted under a keyed hash: the table holds no address in plaintext.
+        let ip_scope = client
+            .ip
+            .as_ref()
+            .map(|ip| self.pseudonym(&format!("sign-up:ip:{ip}")));
         if let Some(scope) = &ip_scope {
             self.ensure_not_throttled(
                 scope,
@@ -133,8 +137,9 @@ impl TenancyService {
         client: &ClientInfo,
     ) -> Result<Tokens> {
         let normalized = normalize_email(email);
-        let scopes = throttle::LogInScopes::new(&normalized, client.ip.as_deref());
-        let attempted = format!("email:{normalized}");
+        let scopes =
+            throttle::LogInScopes::new(&normalized, client.ip.as_deref(), |s| self.pseudonym(s));
+        let attempted = self.email_subject(&normalized);
         let now = self.clock.now();
         let limits = throttle::Limits {
             per_account: self.settings.max_failures_per_account,

@@ -89,7 +89,7 @@ impl TenancyService {
         })
         .exec_with_returning(tx.conn())
         .await?;
-        let email_subject = format!("email:{}", row.email_normalized);
+        let email_subject = self.email_subject(&row.email_normalized);
         self.audit
             .record(
                 tx,

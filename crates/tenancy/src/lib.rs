@@ -9,6 +9,7 @@ mod auth;
 mod crypto;
 pub mod data_map;
 mod entity;
+mod erasure;
 pub mod error;
 mod invitations;
 pub mod model;

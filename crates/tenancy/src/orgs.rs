@@ -311,7 +311,7 @@ impl TenancyService {
             .await
     }
 
-    async fn delete_membership(
+    pub(crate) async fn delete_membership(
         &self,
         tx: &TenantTx,
         row: membership::Model,

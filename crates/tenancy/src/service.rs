@@ -71,6 +71,9 @@ pub struct TenancyService {
     pub(crate) audit: AuditLog,
     pub(crate) limits: kernel::SharedLimits,
     pub(crate) verifications: std::sync::Arc<crate::audit_trail::VerificationSlots>,
+    /// Keys the pseudonyms stored instead of plaintext (the erasure ledger's email hashes,
+    /// throttling counters' scopes); derived from the token secret.
+    pub(crate) pseudonym_key: std::sync::Arc<[u8; 32]>,
 }
 
 impl TenancyService {
@@ -92,6 +95,7 @@ impl TenancyService {
             audit,
             limits: std::sync::Arc::new(kernel::ConfiguredLimits::default()),
             verifications: std::sync::Arc::default(),
+            pseudonym_key: std::sync::Arc::new(crate::erasure::pseudonym_key(token_secret)),
         }
     }
 

@@ -26,12 +26,18 @@ pub(crate) struct LogInScopes {
 }
 
 impl LogInScopes {
-    pub(crate) fn new(normalized_email: &str, address: Option<&str>) -> Self {
+    /// The scopes of an attempt, each stored as `pseudonym(scope)` (a keyed hash): the
+    /// counters hold no email or address in plaintext.
+    pub(crate) fn new(
+        normalized_email: &str,
+        address: Option<&str>,
+        pseudonym: impl Fn(&str) -> String,
+    ) -> Self {
         let address = address.unwrap_or("unknown");
         Self {
-            pair: format!("account-address:{normalized_email}|{address}"),
-            address: format!("address:{address}"),
-            account: format!("account:{normalized_email}"),
+            pair: pseudonym(&format!("account-address:{normalized_email}|{address}")),
+            address: pseudonym(&format!("address:{address}")),
+            account: pseudonym(&format!("account:{normalized_email}")),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! services, never these.
 
 pub(crate) mod api_key;
+pub(crate) mod erasure_request;
 pub(crate) mod invitation;
 pub(crate) mod login_failure;
 pub(crate) mod login_throttle;

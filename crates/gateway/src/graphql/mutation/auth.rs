@@ -2,8 +2,9 @@
 
 use crate::context::{Authentication, ContextExt};
 use crate::error::{ApiError, GqlResult, ResultExt};
+use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::User;
-use async_graphql::{Context, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 #[derive(Default)]
@@ -81,6 +82,20 @@ pub struct LogOutPayload {
     pub ok: bool,
 }
 
+/// Input of `deleteAccount`.
+#[derive(InputObject)]
+pub struct DeleteAccountInput {
+    /// The caller's password, again.
+    pub password: String,
+}
+
+/// What `deleteAccount` did.
+#[derive(SimpleObject)]
+pub struct DeleteAccountPayload {
+    /// The erased account's id (what the person authored now reads "Deleted user").
+    pub deleted_user_id: ID,
+}
+
 #[Object]
 impl AuthMutation {
     /// Creates an account.
@@ -138,6 +153,27 @@ impl AuthMutation {
         let deleted = ctx.state().tenancy.erase_personal_data(user).await.gql()?;
         Ok(ErasePersonalDataPayload {
             keys_deleted: i32::try_from(deleted).unwrap_or(i32::MAX),
+        })
+    }
+
+    /// Deletes the caller's account (GDPR Art. 17) after checking the password: removed
+    /// from every organization (with the keys they made), pending invitations they sent
+    /// revoked, sessions ended, audit values crypto-shredded, and the account
+    /// pseudonymized. The last owner of an organization gets `CONFLICT` with `reason =
+    /// "LAST_OWNER"` until they hand ownership on.
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteAccountInput,
+    ) -> GqlResult<DeleteAccountPayload> {
+        let user = ctx.request().user().gql()?;
+        ctx.state()
+            .tenancy
+            .delete_account(user, input.password)
+            .await
+            .gql()?;
+        Ok(DeleteAccountPayload {
+            deleted_user_id: GlobalId::global(NodeKind::User, user.as_uuid()),
         })
     }
 
