@@ -255,16 +255,7 @@ impl TenancyService {
 
     /// Every membership of `user`, in every organization.
     async fn memberships_of(&self, user: UserId) -> Result<Vec<membership::Model>> {
-        let txn = self.db.begin(TxMode::Read).await?;
-        if self.db.backend() == Backend::Postgres {
-            // Memberships are under RLS; this setting opens exactly the user's own rows.
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT set_config('app.user_id', $1, true)",
-                [user.to_string().into()],
-            ))
-            .await?;
-        }
+        let txn = self.read_as_user(user).await?;
         let rows = membership::Entity::find()
             .filter(membership::Column::UserId.eq(user.as_uuid()))
             .all(&txn)

@@ -80,16 +80,7 @@ impl TenancyService {
         user: UserId,
         page: &PageRequest,
     ) -> Result<Page<(Organization, Membership)>> {
-        let txn = self.db.begin(TxMode::Read).await?;
-        if self.db.backend() == Backend::Postgres {
-            // Memberships are under RLS; this setting opens exactly the user's own rows.
-            txn.execute_raw(Statement::from_sql_and_values(
-                sea_orm::DbBackend::Postgres,
-                "SELECT set_config('app.user_id', $1, true)",
-                [user.to_string().into()],
-            ))
-            .await?;
-        }
+        let txn = self.read_as_user(user).await?;
         // A page of memberships in organization order, then their organizations.
         let memberships =
             membership::Entity::find().filter(membership::Column::UserId.eq(user.as_uuid()));
@@ -125,6 +116,21 @@ impl TenancyService {
             has_previous,
             has_next,
         })
+    }
+
+    /// A read transaction that sees `user`'s own memberships in every organization (under
+    /// RLS on PostgreSQL, `app.user_id` opens exactly those rows) and no other tenant row.
+    pub(crate) async fn read_as_user(&self, user: UserId) -> Result<sea_orm::DatabaseTransaction> {
+        let txn = self.db.begin(TxMode::Read).await?;
+        if self.db.backend() == Backend::Postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT set_config('app.user_id', $1, true)",
+                [user.to_string().into()],
+            ))
+            .await?;
+        }
+        Ok(txn)
     }
 
     /// The organization of the transaction.
