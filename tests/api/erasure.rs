@@ -275,3 +275,35 @@ async fn the_ledger_reapplies_an_erasure_to_a_restored_account() {
     // Replaying again changes nothing.
     assert_eq!(operator.tenancy.replay_erasures().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn an_operator_erases_an_account_for_a_request_received_by_mail() {
+    let app = TestApp::spawn().await;
+    zelda(&app).await;
+    let operator = app.operator().await;
+    let missing = operator
+        .tenancy
+        .erase_account_on_request("nobody@example.com", "operator")
+        .await;
+    assert!(matches!(missing, Err(tenancy::Error::NotFound { .. })));
+    operator
+        .tenancy
+        .erase_account_on_request("  Zelda.Plaintext@Example.com ", "operator")
+        .await
+        .unwrap();
+    for needle in [EMAIL, NAME, ADDRESS] {
+        let found = plaintext(&app, needle).await;
+        assert!(found.is_empty(), "{needle} is still in {found:?}");
+    }
+    assert_eq!(app.log_in(EMAIL, PASSWORD).await.code(), "UNAUTHENTICATED");
+    let (db, backend) = whole_database(&app).await;
+    let by = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT requested_by FROM erasure_requests",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by.try_get_by_index::<String>(0).unwrap(), "operator");
+}

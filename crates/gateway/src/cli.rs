@@ -71,6 +71,12 @@ enum PrivacyCommand {
         #[arg(long, value_enum, default_value_t = RecordFormat::Md)]
         format: RecordFormat,
     },
+    /// Erases the account with this email for a request received another way (by
+    /// mail): no password needed; recorded in the erasure ledger and the audit trail.
+    Erase {
+        /// The account's email address.
+        email: String,
+    },
     /// Re-applies every erasure in the erasure ledger (after restoring a backup, or to
     /// finish one that stopped midway); idempotent.
     ReplayErasures,
@@ -389,6 +395,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for line in seed::import_catalog(&state, &catalog).await? {
                 println!("{line}");
             }
+            Ok(())
+        }
+        Command::Privacy {
+            command: PrivacyCommand::Erase { email },
+        } => {
+            let state = services(&config, true).await?;
+            let user = state
+                .tenancy
+                .erase_account_on_request(&email, "operator")
+                .await?;
+            println!("account {user} erased");
             Ok(())
         }
         Command::Privacy {

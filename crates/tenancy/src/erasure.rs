@@ -85,6 +85,17 @@ impl TenancyService {
         if !crypto::verify_password(password, Some(row.password_hash.clone())).await? {
             return Err(Error::InvalidCredentials);
         }
+        let by = Principal::User(user).subject();
+        self.begin_erasure(user, &row.email_normalized, &by).await
+    }
+
+    /// Refuses the last owner, writes the ledger entry, then erases.
+    async fn begin_erasure(
+        &self,
+        user: UserId,
+        email_normalized: &str,
+        requested_by: &str,
+    ) -> Result<()> {
         for m in self.memberships_of(user).await? {
             if m.role == Role::Owner.as_str() {
                 let org = OrgId::from_uuid(m.organization_id);
@@ -105,16 +116,36 @@ impl TenancyService {
         erasure_request::Entity::insert(erasure_request::ActiveModel {
             id: Set(ledger),
             user_id: Set(user.as_uuid()),
-            email_hash: Set(self.pseudonym(&format!("email:{}", row.email_normalized))),
+            email_hash: Set(self.pseudonym(&format!("email:{email_normalized}"))),
             requested_at: Set(self.clock.now()),
-            requested_by: Set(Principal::User(user).subject()),
+            requested_by: Set(requested_by.to_owned()),
             steps: Set(String::new()),
             completed_at: Set(None),
         })
         .exec_without_returning(self.db.conn())
         .await?;
-        self.erase_account(ledger, user, &row.email_normalized)
-            .await
+        self.erase_account(ledger, user, email_normalized).await
+    }
+
+    /// Erases the account with `email` for a request received another way (by mail, say):
+    /// an operator's action, without the password, recorded with `requested_by`. The
+    /// same refusal for the last owner of an organization.
+    pub async fn erase_account_on_request(
+        &self,
+        email: &str,
+        requested_by: &str,
+    ) -> Result<UserId> {
+        let normalized = crate::repo::normalize_email(email);
+        let row = user::Entity::find()
+            .filter(user::Column::EmailNormalized.eq(&normalized))
+            .one(self.db.conn())
+            .await?
+            .filter(|row| !is_erased(row))
+            .ok_or(Error::NotFound { entity: "user" })?;
+        let user = UserId::from_uuid(row.id);
+        self.begin_erasure(user, &row.email_normalized, requested_by)
+            .await?;
+        Ok(user)
     }
 
     /// Re-applies every erasure in the ledger (after a backup restore, or to finish one
