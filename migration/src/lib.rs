@@ -27,6 +27,7 @@ mod m0018_rule_authors;
 mod m0019_api_key_expiry;
 mod m0020_least_privilege;
 mod m0021_account_erasure;
+mod m0022_session_retention;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0019_api_key_expiry::Migration),
             Box::new(m0020_least_privilege::Migration),
             Box::new(m0021_account_erasure::Migration),
+            Box::new(m0022_session_retention::Migration),
         ]
     }
 }

@@ -320,7 +320,6 @@ async fn the_application_role_cannot_make_staff_rewrite_accounts_or_renumber_inv
         "UPDATE organizations SET name = 'taken'",
         "DELETE FROM organizations",
         "UPDATE sessions SET user_id = user_id",
-        "DELETE FROM sessions",
         "UPDATE login_failures SET scope = 'x'",
     ] {
         let refused = app_db.execute_unprepared(sql).await;

@@ -20,12 +20,33 @@ pub struct RetentionReport {
     /// Log-in throttling counters dropped because their window is over (they name an
     /// email address and a client address: kept no longer than they are needed).
     pub expired_throttles: u64,
+    /// Sessions deleted, ended longer ago than the data map keeps them.
+    pub ended_sessions: u64,
+    /// Sign-up counters deleted.
+    pub old_sign_up_counters: u64,
+    /// Invitations deleted, ended longer ago than the data map keeps invitees' addresses.
+    pub ended_invitations: u64,
+}
+
+impl RetentionReport {
+    /// Whether the run removed or failed anything (worth a log line).
+    fn eventful(&self) -> bool {
+        self.purged_events > 0
+            || self.failed > 0
+            || self.expired_throttles > 0
+            || self.ended_sessions > 0
+            || self.old_sign_up_counters > 0
+            || self.ended_invitations > 0
+    }
 }
 
 /// One run over every organization.
 pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
+    let tenancy = &state.tenancy;
     let mut report = RetentionReport {
-        expired_throttles: state.tenancy.forget_expired_throttles().await?,
+        expired_throttles: tenancy.forget_expired_throttles().await?,
+        ended_sessions: tenancy.purge_ended_sessions().await?,
+        old_sign_up_counters: tenancy.purge_old_sign_up_counters().await?,
         ..RetentionReport::default()
     };
     for org in state.tenancy.all_organization_ids().await? {
@@ -41,6 +62,16 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
                 tracing::error!(org.id = %org, error = ?e, "audit retention failed for an organization");
             }
         }
+        if org == kernel::OrgId::PLATFORM {
+            continue;
+        }
+        match state.tenancy.purge_ended_invitations(org).await {
+            Ok(purged) => report.ended_invitations += purged,
+            Err(e) => {
+                report.failed += 1;
+                tracing::error!(org.id = %org, error = ?e, "invitation retention failed for an organization");
+            }
+        }
     }
     Ok(report)
 }
@@ -49,11 +80,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
 pub async fn every(state: AppState, every: Duration) {
     crate::schedule::repeat(every, || async {
         match run_once(&state).await {
-            Ok(report)
-                if report.purged_events > 0
-                    || report.failed > 0
-                    || report.expired_throttles > 0 =>
-            {
+            Ok(report) if report.eventful() => {
                 tracing::info!(?report, "audit retention run");
             }
             Ok(_) => {}

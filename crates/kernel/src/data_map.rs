@@ -160,6 +160,24 @@ pub const DATA_MAP: &[Table] = &[Table {
     columns: &[Column::plain("version"), Column::plain("applied_at")],
 }];
 
+/// The number of days `table.column`'s personal data is kept once no longer needed, as
+/// the map declares it: what the retention run enforces. `None` when the column is not
+/// personal or not kept for a number of days.
+pub fn retention_days<'a>(
+    map: impl IntoIterator<Item = &'a Table>,
+    table: &str,
+    column: &str,
+) -> Option<u32> {
+    map.into_iter()
+        .filter(|t| t.name == table)
+        .flat_map(|t| t.columns)
+        .find(|c| c.name == column)
+        .and_then(|c| match c.personal?.retention {
+            Retention::Days(days) => Some(days),
+            _ => None,
+        })
+}
+
 /// A disagreement between the data map and the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {

@@ -15,6 +15,7 @@ mod invitations;
 pub mod model;
 mod orgs;
 mod repo;
+mod retention;
 pub mod role;
 mod service;
 mod throttle;
