@@ -28,6 +28,7 @@ mod m0019_api_key_expiry;
 mod m0020_least_privilege;
 mod m0021_account_erasure;
 mod m0022_session_retention;
+mod m0023_processor_agreements;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0020_least_privilege::Migration),
             Box::new(m0021_account_erasure::Migration),
             Box::new(m0022_session_retention::Migration),
+            Box::new(m0023_processor_agreements::Migration),
         ]
     }
 }

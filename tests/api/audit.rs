@@ -110,6 +110,7 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("logOut", "session.revoked"),
     ("erasePersonalData", "user.personal_data_erased"),
     ("deleteAccount", "user.erased"),
+    ("acceptDataProcessingAgreement", "dpa.accepted"),
     ("createOrganization", "organization.created"),
     ("inviteMember", "invitation.created"),
     ("resendInvitation", "invitation.resent"),
@@ -421,6 +422,18 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .data();
     app.gql("mutation { erasePersonalData { keysDeleted } }")
         .as_user(&carol)
+        .send()
+        .await
+        .data();
+    app.operator()
+        .await
+        .tenancy
+        .publish_dpa("v1", "The agreement.", vec![])
+        .await
+        .unwrap();
+    app.gql("mutation { acceptDataProcessingAgreement(input: {version: \"v1\"}) { acceptance { version } } }")
+        .as_user(&owner)
+        .in_org(&org)
         .send()
         .await
         .data();

@@ -24,6 +24,7 @@ mod members;
 mod organizations;
 mod permissions;
 mod postgres_rls;
+mod processor_agreement;
 mod projects;
 mod schema;
 mod unit_of_work;

@@ -77,6 +77,19 @@ enum PrivacyCommand {
         /// The account's email address.
         email: String,
     },
+    /// Publishes a data processing agreement version (immutable): its text from FILE and
+    /// the subprocessors it lists. Organizations must accept it (after the notice period)
+    /// to start a paid plan or create API keys.
+    PublishDpa {
+        /// The text (Markdown or plain).
+        file: PathBuf,
+        /// The version label (`2026-12`, say).
+        #[arg(long)]
+        version: String,
+        /// A subprocessor as `name|purpose|location`; repeat for each.
+        #[arg(long = "subprocessor")]
+        subprocessors: Vec<String>,
+    },
     /// Re-applies every erasure in the erasure ledger (after restoring a backup, or to
     /// finish one that stopped midway); idempotent.
     ReplayErasures,
@@ -406,6 +419,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .erase_account_on_request(&email, "operator")
                 .await?;
             println!("account {user} erased");
+            Ok(())
+        }
+        Command::Privacy {
+            command:
+                PrivacyCommand::PublishDpa {
+                    file,
+                    version,
+                    subprocessors,
+                },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let subprocessors = subprocessors
+                .iter()
+                .map(|line| match line.split('|').collect::<Vec<_>>()[..] {
+                    [name, purpose, location] => Ok(tenancy::dpa::Subprocessor {
+                        name: name.trim().to_owned(),
+                        purpose: purpose.trim().to_owned(),
+                        location: location.trim().to_owned(),
+                    }),
+                    _ => anyhow::bail!("--subprocessor takes name|purpose|location: {line}"),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let state = services(&config, true).await?;
+            let published = state
+                .tenancy
+                .publish_dpa(&version, &text, subprocessors)
+                .await?;
+            println!(
+                "agreement {} published (sha256 {})",
+                published.version, published.sha256
+            );
             Ok(())
         }
         Command::Privacy {

@@ -167,6 +167,9 @@ impl From<ApiError> for async_graphql::Error {
                 ApiError::Tenancy(tenancy::Error::LastOwner) => {
                     ext.set("reason", "LAST_OWNER");
                 }
+                ApiError::Tenancy(tenancy::Error::DpaNotAccepted) => {
+                    ext.set("reason", "DPA_NOT_ACCEPTED");
+                }
                 ApiError::Authz(authz::Error::Escalation(_))
                 | ApiError::Tenancy(tenancy::Error::Authz(authz::Error::Escalation(_))) => {
                     ext.set("reason", "ESCALATION");

@@ -185,6 +185,13 @@ pub const DEMO_DOCUMENTS: &[DemoDocument] = &[
 pub const DEMO_GRANTS: &[(&str, &str, &str)] =
     &[("Q3 compliance review", "grace@globex.test", "reviewer")];
 
+/// The demo data processing agreement's text.
+const DEMO_DPA: &str = "# Data processing agreement (demo)\n\n\
+The platform processes the organization's data only on its documented instructions, \
+keeps it confidential, secures it (tenant separation, encryption of personal values in \
+the audit trail, least privilege), uses only the subprocessors listed, helps answer data \
+subjects' requests, and deletes or returns the data when the service ends.\n";
+
 /// Creates the demo organizations, people and projects unless they exist.
 pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
     let tenancy = &state.tenancy;
@@ -301,6 +308,39 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
         for (transition, by) in *steps {
             document_step(state, org, person(by)?, document, *transition).await?;
         }
+    }
+    // A demo processor agreement, accepted by each organization's owner.
+    let agreement = tenancy
+        .publish_dpa(
+            "demo-1",
+            DEMO_DPA,
+            vec![tenancy::dpa::Subprocessor {
+                name: "Demo Hosting GmbH".into(),
+                purpose: "runs the servers and the database".into(),
+                location: "Frankfurt, Germany".into(),
+            }],
+        )
+        .await?;
+    for (slug, _) in DEMO_ORGS {
+        let Some(((email, ..), _)) = DEMO_PEOPLE
+            .iter()
+            .zip(&users)
+            .find(|((_, _, org, _), _)| org == slug)
+        else {
+            continue;
+        };
+        let org = *orgs
+            .get(slug)
+            .ok_or_else(|| anyhow::anyhow!("no demo organization {slug}"))?;
+        let (tx, actor) = tenancy
+            .enter(
+                kernel::Principal::User(person(email)?),
+                org,
+                kernel::TxMode::Write,
+            )
+            .await?;
+        tenancy.accept_dpa(&tx, &actor, &agreement.version).await?;
+        tx.commit().await?;
     }
     for (slug, email, plan, zone) in DEMO_SUBSCRIPTIONS {
         let org = *orgs

@@ -33,6 +33,7 @@ impl TenancyService {
         scope: Option<&[(ResourceType, Action)]>,
     ) -> Result<IssuedApiKey> {
         permit.ensure(tx, ResourceType::ApiKey, Action::Create, None)?;
+        self.ensure_dpa_accepted(tx).await?;
         if role == Role::Owner {
             return Err(Error::invalid("role", "an API key cannot be an owner"));
         }

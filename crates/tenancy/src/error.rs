@@ -51,6 +51,9 @@ pub enum Error {
     /// The request clashes with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The organization has not accepted the current data processing agreement.
+    #[error("an owner must accept the current data processing agreement first")]
+    DpaNotAccepted,
     /// The change would leave the organization without an owner.
     #[error("an organization must keep at least one owner")]
     LastOwner,
@@ -78,7 +81,7 @@ impl Error {
             Self::InvalidCredentials | Self::InvalidToken => ErrorCode::Unauthenticated,
             Self::Throttled { .. } => ErrorCode::RateLimited,
             Self::LimitExceeded { .. } => ErrorCode::LimitExceeded,
-            Self::NotMember | Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotMember | Self::Forbidden(_) | Self::DpaNotAccepted => ErrorCode::Forbidden,
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Invalid { .. } => ErrorCode::BadUserInput,
             Self::Conflict(_) | Self::LastOwner => ErrorCode::Conflict,

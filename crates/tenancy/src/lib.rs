@@ -8,6 +8,7 @@ mod audit_trail;
 mod auth;
 mod crypto;
 pub mod data_map;
+pub mod dpa;
 mod entity;
 mod erasure;
 pub mod error;

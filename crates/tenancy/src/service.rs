@@ -34,6 +34,8 @@ pub struct TenancySettings {
     pub max_sign_ups_per_ip: u64,
     /// The window sign-ups are counted in.
     pub sign_up_window: Duration,
+    /// How long after a new data processing agreement an earlier acceptance still counts.
+    pub dpa_notice: Duration,
 }
 
 impl Default for TenancySettings {
@@ -47,6 +49,7 @@ impl Default for TenancySettings {
             failure_window: Duration::minutes(15),
             max_sign_ups_per_ip: 20,
             sign_up_window: Duration::hours(1),
+            dpa_notice: Duration::days(30),
         }
     }
 }

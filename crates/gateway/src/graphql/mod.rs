@@ -6,6 +6,7 @@ pub mod connection;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
+pub mod privacy;
 pub mod projects;
 pub mod query;
 pub mod tasks;

@@ -2,6 +2,8 @@
 //! services, never these.
 
 pub(crate) mod api_key;
+pub(crate) mod dpa_acceptance;
+pub(crate) mod dpa_version;
 pub(crate) mod erasure_request;
 pub(crate) mod invitation;
 pub(crate) mod login_failure;

@@ -98,6 +98,8 @@ impl BillingMutation {
     ) -> GqlResult<ChangePlanPayload> {
         write(ctx, Where::Active, async |unit| {
             let permit = unit.permit(on_billing(), Action::Update).await?;
+            // Subscribing to a plan needs the processor agreement accepted.
+            unit.state.tenancy.ensure_dpa_accepted(unit.tx).await?;
             let time_zone = input.time_zone.as_deref();
             let change = unit
                 .state

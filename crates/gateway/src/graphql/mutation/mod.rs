@@ -24,4 +24,5 @@ pub struct Mutation(
     audit::AuditMutation,
     billing::BillingMutation,
     usage::UsageMutation,
+    crate::graphql::privacy::PrivacyMutation,
 );

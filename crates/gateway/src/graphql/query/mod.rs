@@ -20,4 +20,5 @@ pub struct Query(
     projects::ProjectsQuery,
     documents::DocumentsQuery,
     usage::UsageQuery,
+    crate::graphql::privacy::PrivacyQuery,
 );
