@@ -134,6 +134,12 @@ pub struct Config {
     #[arg(long, env = "SIGN_UPS_PER_ADDRESS_PER_HOUR", default_value_t = 20)]
     pub sign_ups_per_address_per_hour: u64,
 
+    /// Days after a new data processing agreement is published during which an earlier
+    /// acceptance still lets an organization create API keys and change plan (0 to 365).
+    #[arg(long, env = "DPA_NOTICE_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u16).range(0..=365))]
+    pub dpa_notice_days: u16,
+
     /// Seconds (decimals allowed) a request may run before it is stopped, its transaction
     /// rolled back and `TIMEOUT` answered. A request whose client went away still runs to
     /// its end, within this deadline.

@@ -173,6 +173,7 @@ impl Application {
         .await?;
         let tenancy = services.tenancy.clone().with_settings(TenancySettings {
             max_sign_ups_per_ip: config.sign_ups_per_address_per_hour,
+            dpa_notice: chrono::Duration::days(i64::from(config.dpa_notice_days)),
             ..TenancySettings::default()
         });
         let state = AppState::from(Services {
