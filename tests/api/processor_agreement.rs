@@ -182,7 +182,11 @@ async fn without_a_notice_period_a_new_version_applies_at_once() {
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     let operator = app.operator().await;
-    operator.tenancy.publish_dpa("v1", "One.", vec![]).await.unwrap();
+    operator
+        .tenancy
+        .publish_dpa("v1", "One.", vec![])
+        .await
+        .unwrap();
     app.gql(ACCEPT)
         .vars(json!({ "v": "v1" }))
         .as_user(&owner)
@@ -190,8 +194,23 @@ async fn without_a_notice_period_a_new_version_applies_at_once() {
         .send()
         .await
         .data();
-    app.gql(CREATE_KEY).as_user(&owner).in_org(&org).send().await.data();
-    operator.tenancy.publish_dpa("v2", "Two.", vec![]).await.unwrap();
-    let gated = app.gql(CREATE_KEY).as_user(&owner).in_org(&org).send().await;
+    app.gql(CREATE_KEY)
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    operator
+        .tenancy
+        .publish_dpa("v2", "Two.", vec![])
+        .await
+        .unwrap();
+    app.clock.advance(Duration::seconds(1));
+    let gated = app
+        .gql(CREATE_KEY)
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
     assert_eq!(gated.error()["extensions"]["reason"], "DPA_NOT_ACCEPTED");
 }

@@ -102,13 +102,21 @@ impl TenancyService {
         let listed = serde_json::to_string(&subprocessors)
             .map_err(|e| Error::invalid("subprocessors", e.to_string()))?;
         let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
+        // The current version is the latest published: each one strictly after the last
+        // (ids are not ordered within a millisecond).
+        let mut published_at = self.clock.now();
+        if let Some(last) = self.current_dpa(tx.conn()).await?
+            && published_at <= last.published_at
+        {
+            published_at = last.published_at + chrono::Duration::milliseconds(1);
+        }
         let row = dpa_version::ActiveModel {
             id: Set(Uuid::now_v7()),
             version: Set(version.to_owned()),
             body: Set(text.to_owned()),
             sha256: Set(sha256.clone()),
             subprocessors: Set(listed),
-            published_at: Set(self.clock.now()),
+            published_at: Set(published_at),
         };
         let row = match dpa_version::Entity::insert(row)
             .exec_with_returning(tx.conn())
