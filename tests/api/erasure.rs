@@ -195,6 +195,22 @@ async fn a_deleted_account_leaves_no_plaintext_and_every_chain_verifies() {
         .await;
     assert_eq!(me.code(), "UNAUTHENTICATED");
     assert_eq!(app.log_in(EMAIL, PASSWORD).await.code(), "UNAUTHENTICATED");
+    // The placeholder address with any password: wrong credentials, not an error.
+    let (db, backend) = whole_database(&app).await;
+    let placeholder: String = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT email FROM users WHERE name = 'Deleted user'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(
+        app.log_in(&placeholder, PASSWORD).await.code(),
+        "UNAUTHENTICATED"
+    );
     let by_key = app
         .gql("{ projects(first: 1) { edges { node { id } } } }")
         .bearer(&key);

@@ -452,7 +452,7 @@ async fn deny_rules_restrict_only_what_the_actor_could_confer_and_can_be_removed
     let admin = app.user("admin@example.com").await;
     app.add_member(&owner, &org, &admin, "ADMIN").await;
     let member = app.user("member@example.com").await;
-    app.add_member(&owner, &org, &member, "MEMBER").await;
+    let member_id = app.add_member(&owner, &org, &member, "MEMBER").await;
     app.gql("mutation { createRole(input: {name: \"finance\", description: \"\", permissions: [{resourceType: BILLING, action: READ}]}) { role { name } } }")
         .as_user(&owner)
         .in_org(&org)
@@ -576,4 +576,64 @@ async fn deny_rules_restrict_only_what_the_actor_could_confer_and_can_be_removed
         .send()
         .await;
     assert_eq!(create.code(), "FORBIDDEN");
+
+    // Someone restricted by id who becomes an owner is restricted no more, and an owner
+    // lifts the rule that now names an owner.
+    app.gql("mutation($id: ID!) { changeMemberRole(input: {memberId: $id, role: OWNER}) { membership { role } } }")
+        .vars(json!({ "id": member_id }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let create = app
+        .gql("mutation { createProject(input: {name: \"x\"}) { project { id } } }")
+        .as_user(&member)
+        .in_org(&org)
+        .send()
+        .await;
+    assert!(create.data()["createProject"]["project"]["id"].is_string());
+    remove(&owner, &left[0]["id"]).await.data();
+
+    // An admin cannot disarm an owner through a custom role either: an empty role given
+    // to the owner and then denied restricts nothing of the owner's.
+    app.gql("mutation { createRole(input: {name: \"muzzle\", description: \"\", permissions: []}) { role { name } } }")
+        .as_user(&admin)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let members = app
+        .gql("{ viewer { activeOrganization { members(first: 10) { edges { node { id role user { id } } } } } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let owner_member = members.data()["viewer"]["activeOrganization"]["members"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["node"]["user"]["id"] == owner.id)
+        .map(|e| e["node"]["id"].clone())
+        .unwrap();
+    app.gql("mutation($m: ID!) { assignRole(input: {memberId: $m, role: \"muzzle\"}) { roles } }")
+        .vars(json!({ "m": owner_member }))
+        .as_user(&admin)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    for (typ, action) in [
+        ("ROLE", "UPDATE"),
+        ("MEMBER", "DELETE"),
+        ("MEMBER", "UPDATE"),
+    ] {
+        deny(&app, &admin, &org, "muzzle", typ, action).await.data();
+    }
+    let still = deny(&app, &owner, &org, "admin", "PROJECT", "DELETE").await;
+    assert_eq!(
+        still.data()["denyPermission"]["ok"],
+        true,
+        "the owner still makes rules"
+    );
 }

@@ -29,9 +29,14 @@ pub(crate) async fn hash_password(password: String) -> Result<String> {
 /// verifies against a fixed hash anyway, so the answer takes as long either way.
 pub(crate) async fn verify_password(password: String, stored: Option<String>) -> Result<bool> {
     tokio::task::spawn_blocking(move || {
-        let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let parsed = PasswordHash::new(&stored).map_err(|e| Error::Hashing(e.to_string()))?;
+        // No stored hash (unknown email), or one nothing verifies against (an erased
+        // account's empty hash): checked against the dummy, so it answers as slowly.
+        let parsed_stored = stored.as_deref().and_then(|s| PasswordHash::new(s).ok());
+        let known = parsed_stored.is_some();
+        let parsed = match parsed_stored {
+            Some(parsed) => parsed,
+            None => PasswordHash::new(DUMMY_HASH).map_err(|e| Error::Hashing(e.to_string()))?,
+        };
         let matches = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
