@@ -29,6 +29,7 @@ mod m0020_least_privilege;
 mod m0021_account_erasure;
 mod m0022_session_retention;
 mod m0023_processor_agreements;
+mod m0024_erasure_policy;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0021_account_erasure::Migration),
             Box::new(m0022_session_retention::Migration),
             Box::new(m0023_processor_agreements::Migration),
+            Box::new(m0024_erasure_policy::Migration),
         ]
     }
 }

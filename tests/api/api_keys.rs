@@ -413,3 +413,46 @@ async fn a_key_may_be_restricted_to_some_permissions_of_its_role() {
         .is_none_or(Vec::is_empty);
     assert!(hidden, "{}", documents.body);
 }
+
+#[tokio::test]
+async fn a_key_made_by_an_expiring_key_expires_with_it() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let now = kernel::Clock::now(&app.clock);
+    let maker = app
+        .gql("mutation($at: DateTime) { createApiKey(input: {name: \"maker\", role: ADMIN, expiresAt: $at}) { secret } }")
+        .vars(json!({ "at": (now + chrono::Duration::hours(1)).to_rfc3339() }))
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    let maker = maker.data()["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let later = app
+        .gql("mutation($at: DateTime) { createApiKey(input: {name: \"later\", role: VIEWER, expiresAt: $at}) { secret } }")
+        .vars(json!({ "at": (now + chrono::Duration::days(2)).to_rfc3339() }))
+        .bearer(&maker)
+        .send()
+        .await;
+    assert_eq!(later.code(), "BAD_USER_INPUT");
+    let child = app
+        .gql("mutation { createApiKey(input: {name: \"child\", role: VIEWER}) { secret apiKey { expiresAt } } }")
+        .bearer(&maker)
+        .send()
+        .await;
+    assert!(child.data()["createApiKey"]["apiKey"]["expiresAt"].is_string());
+    let child = child.data()["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.clock.advance(chrono::Duration::minutes(61));
+    let dead = app
+        .gql("{ viewer { activeOrganization { name } } }")
+        .bearer(&child)
+        .send()
+        .await;
+    assert_eq!(dead.code(), "UNAUTHENTICATED");
+}

@@ -425,6 +425,24 @@ async fn the_application_role_cannot_make_staff_rewrite_accounts_or_renumber_inv
         bob.id_uuid().unwrap()
     );
     assert!(scalar_i64(&owner, &bobs).await >= 1, "bob's stayed");
+    // The extra subject an erasure may name is an email's pseudonym, never a person.
+    let tx = app_db.begin().await.unwrap();
+    tx.execute_unprepared(&format!(
+        "SELECT set_config('app.erasing_user', '{}', true),
+                set_config('app.erasing_email_subject', 'user:{}', true)",
+        alice.id_uuid().unwrap(),
+        bob.id_uuid().unwrap()
+    ))
+    .await
+    .unwrap();
+    tx.execute_unprepared("DELETE FROM personal_data_keys")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        scalar_i64(&owner, &bobs).await >= 1,
+        "bob's key is not an email"
+    );
 
     // Without an organization bound it refuses too.
     let unbound = app_db

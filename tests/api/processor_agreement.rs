@@ -161,6 +161,30 @@ async fn an_organization_accepts_the_agreement_before_keys_and_paid_plans() {
         .send()
         .await
         .data();
+    // A new version with other subprocessors is another agreement; during its notice only
+    // an acceptance of the version right before it counts.
+    operator
+        .tenancy
+        .publish_dpa("2027-02", "Same words.", vec![])
+        .await
+        .unwrap();
+    operator
+        .tenancy
+        .publish_dpa("2027-03", "Same words.", vec![subprocessor()])
+        .await
+        .unwrap();
+    let two_behind = app
+        .gql(CREATE_KEY)
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        two_behind.error()["extensions"]["reason"],
+        "DPA_NOT_ACCEPTED"
+    );
+    let read = app.gql(AGREEMENT).as_user(&owner).in_org(&org).send().await;
+    assert_eq!(read.data()["dataProcessingAgreement"]["accepted"], false);
     let events = app
         .gql("{ auditEvents(filter: {action: \"dpa.accepted\"}, first: 10) { edges { node { actorId } } } }")
         .as_user(&owner)

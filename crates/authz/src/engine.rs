@@ -237,10 +237,11 @@ impl OrgEnforcer {
         // The rows are the small part: each Casbin enforcer carries its own model and
         // script engine.
         let weight = snapshot.weight() + (shards.len() as u64 + 1) * ENFORCER_BYTES;
+        let domain = org.to_string();
         let owners = snapshot
             .g
             .iter()
-            .filter(|g| g[1] == crate::builtin::OWNER)
+            .filter(|g| g[1] == crate::builtin::OWNER && g[2] == domain)
             .map(|g| g[0].clone())
             .collect();
         Ok(Self {
@@ -503,8 +504,9 @@ mod tests {
     #[tokio::test]
     async fn an_explicit_deny_wins_over_every_allow() {
         let e = enforcer(|s| {
-            assign(s, "user:o", "owner");
+            assign(s, "user:o", "billing_admin");
             assign(s, "user:m", "member");
+            assign(s, "user:boss", "owner");
             s.p.push(vec![
                 "member".into(),
                 ORG.into(),
@@ -512,15 +514,22 @@ mod tests {
                 "create".into(),
                 "deny".into(),
             ]);
-            s.p.push(vec![
-                "user:o".into(),
-                ORG.into(),
-                "billing".into(),
-                "read".into(),
-                "deny".into(),
-            ]);
+            for sub in ["user:o", "user:boss", "owner"] {
+                s.p.push(vec![
+                    sub.into(),
+                    ORG.into(),
+                    "billing".into(),
+                    "read".into(),
+                    "deny".into(),
+                ]);
+            }
         })
         .await;
+        // Owners are the root of trust: no deny rule restricts them.
+        assert!(allowed(
+            &e,
+            &req("user:boss", ResourceType::Billing, "", "", "", Action::Read)
+        ));
         assert!(!allowed(
             &e,
             &req("user:m", ResourceType::Document, "", "", "", Action::Create)

@@ -38,6 +38,20 @@ impl TenancyService {
             return Err(Error::invalid("role", "an API key cannot be an owner"));
         }
         let now = self.clock.now();
+        // A key made by a key lives no longer than its maker: an expiring key cannot
+        // mint a permanent one.
+        let mut expires_at = expires_at;
+        if let Principal::ApiKey { key, .. } = permit.principal()
+            && let Some(maker_expiry) = find(tx, key).await?.expires_at
+        {
+            if expires_at.is_some_and(|asked| asked > maker_expiry) {
+                return Err(Error::invalid(
+                    "expiresAt",
+                    "a key made by a key cannot outlive it",
+                ));
+            }
+            expires_at = Some(expires_at.unwrap_or(maker_expiry));
+        }
         if let Some(expiry) = expires_at
             && (expiry <= now || expiry > now + chrono::Duration::days(MAX_KEY_LIFETIME_DAYS))
         {

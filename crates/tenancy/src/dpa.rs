@@ -13,7 +13,7 @@ use crate::service::TenancyService;
 use audit::NewEvent;
 use chrono::{DateTime, Utc};
 use kernel::{OrgId, Principal, TenantTx, TxMode, UserId};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryOrder, SqlErr};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryOrder, QuerySelect, SqlErr};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -229,20 +229,28 @@ impl TenancyService {
     }
 
     /// `FORBIDDEN` with `DPA_NOT_ACCEPTED` unless the organization accepted the current
-    /// agreement, or accepted an earlier one and the current one is still within its
-    /// notice period. No agreement published: nothing to accept.
+    /// agreement (the version, not just its text: the subprocessors are part of it), or
+    /// accepted the one before it and the current one is still within its notice period.
+    /// No agreement published: nothing to accept.
     pub async fn ensure_dpa_accepted(&self, tx: &TenantTx) -> Result<()> {
-        let Some(current) = self.current_dpa(tx.conn()).await? else {
+        let latest: Vec<dpa_version::Model> = dpa_version::Entity::find()
+            .order_by_desc(dpa_version::Column::PublishedAt)
+            .order_by_desc(dpa_version::Column::Id)
+            .limit(2)
+            .all(tx.conn())
+            .await?;
+        let Some(current) = latest.first() else {
             return Ok(());
         };
         let Some(accepted) = self.dpa_acceptance(tx).await? else {
             return Err(Error::DpaNotAccepted);
         };
-        if accepted.sha256 == current.sha256 {
+        if accepted.version == current.version {
             return Ok(());
         }
-        let notice = self.settings.dpa_notice;
-        if self.clock.now() < current.published_at + notice {
+        let previous = latest.get(1).map(|v| v.version.as_str());
+        let in_notice = self.clock.now() < current.published_at + self.settings.dpa_notice;
+        if in_notice && previous == Some(accepted.version.as_str()) {
             return Ok(());
         }
         Err(Error::DpaNotAccepted)

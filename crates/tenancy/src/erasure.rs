@@ -1,7 +1,7 @@
 //! Erasure of a person's account (GDPR Art. 17): memberships, roles, grants and the keys
 //! they made removed in every organization (each chain records it), pending invitations
-//! they sent revoked and invitations naming their email scrubbed, sessions ended,
-//! throttling counters naming their email dropped, audit values crypto-shredded, and the
+//! they sent revoked and invitations naming their email scrubbed, sessions ended, audit
+//! values crypto-shredded (throttling counters hold only keyed hashes), and the
 //! `users` row pseudonymized (a placeholder keeps what they authored pointing somewhere:
 //! it reads "Deleted user"). An erasure ledger, written first and without plaintext, lets
 //! every erasure be re-applied after a backup restore.
@@ -149,8 +149,10 @@ impl TenancyService {
     }
 
     /// Re-applies every erasure in the ledger (after a backup restore, or to finish one
-    /// that stopped midway); an erasure already complete changes nothing. Returns how
-    /// many accounts were erased again.
+    /// that stopped midway); an erasure already complete changes nothing. One that fails
+    /// (the person became the last owner of an organization since, say) is logged and
+    /// the rest go on; it is tried again on the next replay. Returns how many accounts
+    /// were erased again.
     pub async fn replay_erasures(&self) -> Result<usize> {
         let mut replayed = 0;
         for entry in erasure_request::Entity::find().all(self.db.conn()).await? {
@@ -164,9 +166,15 @@ impl TenancyService {
             if is_erased(&row) && entry.completed_at.is_some() {
                 continue;
             }
-            self.erase_account(entry.id, user, &row.email_normalized)
-                .await?;
-            replayed += 1;
+            match self
+                .erase_account(entry.id, user, &row.email_normalized)
+                .await
+            {
+                Ok(()) => replayed += 1,
+                Err(error) => {
+                    tracing::error!(ledger = %entry.id, %error, "re-applying an erasure failed");
+                }
+            }
         }
         Ok(replayed)
     }

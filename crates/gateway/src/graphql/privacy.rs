@@ -103,7 +103,7 @@ impl PrivacyQuery {
             Ok(Some(DataProcessingAgreement {
                 accepted: acceptance
                     .as_ref()
-                    .is_some_and(|a| a.sha256 == current.sha256),
+                    .is_some_and(|a| a.version == current.version),
                 version: current.version,
                 text: current.text,
                 sha256: current.sha256,
