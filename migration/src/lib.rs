@@ -30,6 +30,7 @@ mod m0021_account_erasure;
 mod m0022_session_retention;
 mod m0023_processor_agreements;
 mod m0024_erasure_policy;
+mod m0025_pseudonymize_user;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0022_session_retention::Migration),
             Box::new(m0023_processor_agreements::Migration),
             Box::new(m0024_erasure_policy::Migration),
+            Box::new(m0025_pseudonymize_user::Migration),
         ]
     }
 }

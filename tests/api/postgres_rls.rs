@@ -314,6 +314,7 @@ async fn the_application_role_cannot_make_staff_rewrite_accounts_or_renumber_inv
     let app_db = app.app_db().await;
     for sql in [
         "UPDATE users SET is_staff = true",
+        "UPDATE users SET password_hash = 'chosen'",
         "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, is_staff)
          VALUES (gen_random_uuid(), 'x@example.com', 'x@example.com', 'X', 'x', now(), true)",
         "DELETE FROM users",
