@@ -323,3 +323,20 @@ async fn an_operator_erases_an_account_for_a_request_received_by_mail() {
         .unwrap();
     assert_eq!(by.try_get_by_index::<String>(0).unwrap(), "operator");
 }
+
+#[tokio::test]
+async fn the_password_check_of_delete_account_is_throttled() {
+    let app = TestApp::spawn().await;
+    let token = zelda(&app).await;
+    // Ten wrong re-authentications, as many as wrong log-ins are allowed.
+    for _ in 0..10 {
+        assert_eq!(
+            delete(&app, &token, "a-guess").await.code(),
+            "UNAUTHENTICATED"
+        );
+    }
+    let refused = delete(&app, &token, PASSWORD).await;
+    assert_eq!(refused.code(), "RATE_LIMITED", "{}", refused.body);
+    assert_eq!(refused.status, 429);
+    assert!(!plaintext(&app, EMAIL).await.is_empty(), "nothing erased");
+}

@@ -76,17 +76,38 @@ impl TenancyService {
     /// `LAST_OWNER` while they are the last owner of an organization, before anything
     /// changes.
     #[tracing::instrument(name = "tenancy.delete_account", skip_all, err(level = "debug"))]
-    pub async fn delete_account(&self, user: UserId, password: String) -> Result<()> {
+    pub async fn delete_account(
+        &self,
+        user: UserId,
+        password: String,
+        client: &crate::service::ClientInfo,
+    ) -> Result<()> {
         let row = user::Entity::find_by_id(user.as_uuid())
             .one(self.db.conn())
             .await?
             .filter(|row| !is_erased(row))
             .ok_or(Error::NotFound { entity: "user" })?;
+        // The password check is throttled like a log-in (the same counters): a stolen
+        // access token is no unlimited password oracle.
+        let scopes =
+            crate::throttle::LogInScopes::new(&row.email_normalized, client.ip.as_deref(), |s| {
+                self.pseudonym(s)
+            });
+        let limits = crate::throttle::Limits {
+            per_account: self.settings.max_failures_per_account,
+            per_address: self.settings.max_failures_per_ip,
+            window: self.settings.failure_window,
+        };
+        let now = self.clock.now();
+        crate::throttle::admit(self.db.conn(), &scopes, &limits, now).await?;
         if !crypto::verify_password(password, Some(row.password_hash.clone())).await? {
+            crate::throttle::count(self.db.conn(), &scopes.account, now, limits.window).await?;
             return Err(Error::InvalidCredentials);
         }
-        let by = Principal::User(user).subject();
-        self.begin_erasure(user, &row.email_normalized, &by).await
+        crate::throttle::succeeded(self.db.conn(), &scopes).await?;
+        let by = Principal::User(user);
+        self.begin_erasure(user, &row.email_normalized, &by.subject(), Some(by))
+            .await
     }
 
     /// Refuses the last owner, writes the ledger entry, then erases.
@@ -95,6 +116,7 @@ impl TenancyService {
         user: UserId,
         email_normalized: &str,
         requested_by: &str,
+        by: Option<Principal>,
     ) -> Result<()> {
         for m in self.memberships_of(user).await? {
             if m.role == Role::Owner.as_str() {
@@ -124,7 +146,7 @@ impl TenancyService {
         })
         .exec_without_returning(self.db.conn())
         .await?;
-        self.erase_account(ledger, user, email_normalized).await
+        self.erase_account(ledger, user, email_normalized, by).await
     }
 
     /// Erases the account with `email` for a request received another way (by mail, say):
@@ -143,7 +165,7 @@ impl TenancyService {
             .filter(|row| !is_erased(row))
             .ok_or(Error::NotFound { entity: "user" })?;
         let user = UserId::from_uuid(row.id);
-        self.begin_erasure(user, &row.email_normalized, requested_by)
+        self.begin_erasure(user, &row.email_normalized, requested_by, None)
             .await?;
         Ok(user)
     }
@@ -167,7 +189,7 @@ impl TenancyService {
                 continue;
             }
             match self
-                .erase_account(entry.id, user, &row.email_normalized)
+                .erase_account(entry.id, user, &row.email_normalized, None)
                 .await
             {
                 Ok(()) => replayed += 1,
@@ -179,11 +201,14 @@ impl TenancyService {
         Ok(replayed)
     }
 
+    /// Erases the account; `by` is the person who asked (an operator's or a replay's
+    /// erasure is the system's).
     async fn erase_account(
         &self,
         ledger: Uuid,
         user: UserId,
         email_normalized: &str,
+        by: Option<Principal>,
     ) -> Result<()> {
         // Each organization in its own transaction: its chain records the removal.
         for m in self.memberships_of(user).await? {
@@ -253,10 +278,12 @@ impl TenancyService {
         self.audit
             .record(
                 &tx,
-                NewEvent::new("user.erased", "user", Some(user))
-                    .by(Principal::User(user))
-                    .change("audit_keys_deleted", None::<u64>, Some(keys))
-                    .change("ledger", None::<String>, Some(ledger.to_string())),
+                match by {
+                    Some(person) => NewEvent::new("user.erased", "user", Some(user)).by(person),
+                    None => NewEvent::new("user.erased", "user", Some(user)),
+                }
+                .change("audit_keys_deleted", None::<u64>, Some(keys))
+                .change("ledger", None::<String>, Some(ledger.to_string())),
             )
             .await?;
         erasure_request::Entity::update_many()

@@ -169,7 +169,7 @@ impl AuthMutation {
         let user = ctx.request().user().gql()?;
         ctx.state()
             .tenancy
-            .delete_account(user, input.password)
+            .delete_account(user, input.password, &ctx.request().client)
             .await
             .gql()?;
         Ok(DeleteAccountPayload {
