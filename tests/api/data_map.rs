@@ -2,41 +2,12 @@
 //! classified (personal or not, and why), and no classification names a column that is
 //! gone. On both engines, after every migration.
 
-use crate::helpers::{TestApp, on_postgres};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn every_column_of_the_live_database_is_classified_and_nothing_else() {
     let app = TestApp::spawn().await;
-    let (db, backend, sql) = if on_postgres() {
-        (
-            // The owner sees every column (the application role not all of them).
-            app.owner_db().await,
-            DbBackend::Postgres,
-            "SELECT table_name::text, column_name::text FROM information_schema.columns
-             WHERE table_schema = 'public'",
-        )
-    } else {
-        (
-            app.app_db().await,
-            DbBackend::Sqlite,
-            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
-             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
-        )
-    };
-    let rows = db
-        .query_all_raw(Statement::from_string(backend, sql))
-        .await
-        .unwrap();
-    let catalog: Vec<(String, String)> = rows
-        .iter()
-        .map(|row| {
-            (
-                row.try_get_by_index::<String>(0).unwrap(),
-                row.try_get_by_index::<String>(1).unwrap(),
-            )
-        })
-        .collect();
+    let catalog = app.catalog().await;
     assert!(
         catalog.len() > 100,
         "read the catalog: {} columns",

@@ -3,8 +3,8 @@
 //! chain still verifies; what they authored reads "Deleted user"; the last owner of an
 //! organization is refused first; and the ledger re-applies an erasure to a restored row.
 
-use crate::helpers::{TestApp, TestOrg, on_postgres};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use crate::helpers::{TestApp, TestOrg};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
 
 const EMAIL: &str = "zelda.plaintext@example.com";
@@ -13,34 +13,12 @@ const PASSWORD: &str = "zelda-password-1";
 /// The address Zelda's requests come from (everyone else's is 127.0.0.1).
 const ADDRESS: &str = "127.0.0.77";
 
-/// A connection that sees every row of every table (the owner on PostgreSQL).
-async fn whole_database(app: &TestApp) -> (DatabaseConnection, DbBackend) {
-    if on_postgres() {
-        (app.owner_db().await, DbBackend::Postgres)
-    } else {
-        (app.app_db().await, DbBackend::Sqlite)
-    }
-}
-
 /// Every `table.column` whose text holds `needle` (case-insensitively).
 async fn plaintext(app: &TestApp, needle: &str) -> Vec<String> {
-    let (db, backend) = whole_database(app).await;
-    let catalog = if backend == DbBackend::Postgres {
-        "SELECT table_name::text, column_name::text FROM information_schema.columns
-         WHERE table_schema = 'public'"
-    } else {
-        "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
-         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'"
-    };
-    let columns = db
-        .query_all_raw(Statement::from_string(backend, catalog))
-        .await
-        .unwrap();
+    let (db, backend) = app.whole_database().await;
     let needle = needle.to_lowercase().replace('\'', "''");
     let mut found = Vec::new();
-    for row in columns {
-        let table: String = row.try_get_by_index(0).unwrap();
-        let column: String = row.try_get_by_index(1).unwrap();
+    for (table, column) in app.catalog().await {
         let text = if backend == DbBackend::Postgres {
             format!("\"{column}\"::text")
         } else {
@@ -196,7 +174,7 @@ async fn a_deleted_account_leaves_no_plaintext_and_every_chain_verifies() {
     assert_eq!(me.code(), "UNAUTHENTICATED");
     assert_eq!(app.log_in(EMAIL, PASSWORD).await.code(), "UNAUTHENTICATED");
     // The placeholder address with any password: wrong credentials, not an error.
-    let (db, backend) = whole_database(&app).await;
+    let (db, backend) = app.whole_database().await;
     let placeholder: String = db
         .query_one_raw(Statement::from_string(
             backend,
@@ -262,7 +240,7 @@ async fn a_deleted_account_leaves_no_plaintext_and_every_chain_verifies() {
 async fn the_ledger_reapplies_an_erasure_to_a_restored_account() {
     let app = TestApp::spawn().await;
     let token = zelda(&app).await;
-    let (db, backend) = whole_database(&app).await;
+    let (db, backend) = app.whole_database().await;
     delete(&app, &token, PASSWORD).await.data();
     assert!(plaintext(&app, EMAIL).await.is_empty());
     // The ledger holds no plaintext either.
@@ -312,7 +290,7 @@ async fn an_operator_erases_an_account_for_a_request_received_by_mail() {
         assert!(found.is_empty(), "{needle} is still in {found:?}");
     }
     assert_eq!(app.log_in(EMAIL, PASSWORD).await.code(), "UNAUTHENTICATED");
-    let (db, backend) = whole_database(&app).await;
+    let (db, backend) = app.whole_database().await;
     let by = db
         .query_one_raw(Statement::from_string(
             backend,

@@ -401,6 +401,40 @@ impl TestApp {
             .expect("operator services")
     }
 
+    /// A connection that sees every row and column of every table: the owner on
+    /// PostgreSQL (the application role sees neither all rows nor all columns).
+    pub async fn whole_database(&self) -> (DatabaseConnection, sea_orm::DbBackend) {
+        if on_postgres() {
+            (self.owner_db().await, sea_orm::DbBackend::Postgres)
+        } else {
+            (self.app_db().await, sea_orm::DbBackend::Sqlite)
+        }
+    }
+
+    /// Every `(table, column)` of the live database, read from its catalog.
+    pub async fn catalog(&self) -> Vec<(String, String)> {
+        use sea_orm::{ConnectionTrait, DbBackend, Statement};
+        let (db, backend) = self.whole_database().await;
+        let sql = if backend == DbBackend::Postgres {
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = 'public'"
+        } else {
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'"
+        };
+        db.query_all_raw(Statement::from_string(backend, sql))
+            .await
+            .expect("read the catalog")
+            .iter()
+            .map(|row| {
+                (
+                    row.try_get_by_index::<String>(0).expect("table"),
+                    row.try_get_by_index::<String>(1).expect("column"),
+                )
+            })
+            .collect()
+    }
+
     /// Creates an organization owned by `owner`.
     pub async fn org(&self, owner: &TestUser, name: &str) -> TestOrg {
         let response = self

@@ -137,15 +137,9 @@ impl TenancyService {
         client: &ClientInfo,
     ) -> Result<Tokens> {
         let normalized = normalize_email(email);
-        let scopes =
-            throttle::LogInScopes::new(&normalized, client.ip.as_deref(), |s| self.pseudonym(s));
+        let (scopes, limits) = self.password_throttle(&normalized, client);
         let attempted = self.email_subject(&normalized);
         let now = self.clock.now();
-        let limits = throttle::Limits {
-            per_account: self.settings.max_failures_per_account,
-            per_address: self.settings.max_failures_per_ip,
-            window: self.settings.failure_window,
-        };
         // Counted before the password is checked, atomically: parallel guesses each get
         // their own count, and those past a limit never reach the check.
         if let Err(refused) = throttle::admit(self.db.conn(), &scopes, &limits, now).await {

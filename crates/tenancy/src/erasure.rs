@@ -89,15 +89,7 @@ impl TenancyService {
             .ok_or(Error::NotFound { entity: "user" })?;
         // The password check is throttled like a log-in (the same counters): a stolen
         // access token is no unlimited password oracle.
-        let scopes =
-            crate::throttle::LogInScopes::new(&row.email_normalized, client.ip.as_deref(), |s| {
-                self.pseudonym(s)
-            });
-        let limits = crate::throttle::Limits {
-            per_account: self.settings.max_failures_per_account,
-            per_address: self.settings.max_failures_per_ip,
-            window: self.settings.failure_window,
-        };
+        let (scopes, limits) = self.password_throttle(&row.email_normalized, client);
         let now = self.clock.now();
         crate::throttle::admit(self.db.conn(), &scopes, &limits, now).await?;
         if !crypto::verify_password(password, Some(row.password_hash.clone())).await? {

@@ -49,6 +49,26 @@ pub(crate) struct Limits {
     pub window: Duration,
 }
 
+impl crate::service::TenancyService {
+    /// The counters and limits a password check of the account with `normalized_email`
+    /// from `client` counts in (log-in and re-authentication share them).
+    pub(crate) fn password_throttle(
+        &self,
+        normalized_email: &str,
+        client: &crate::service::ClientInfo,
+    ) -> (LogInScopes, Limits) {
+        let scopes = LogInScopes::new(normalized_email, client.ip.as_deref(), |s| {
+            self.pseudonym(s)
+        });
+        let limits = Limits {
+            per_account: self.settings.max_failures_per_account,
+            per_address: self.settings.max_failures_per_ip,
+            window: self.settings.failure_window,
+        };
+        (scopes, limits)
+    }
+}
+
 /// Counts an attempt in `scope` (starting a new window when the last one is over) and
 /// returns the scope's counter after it: one statement, atomic on both engines.
 pub(crate) async fn count(
