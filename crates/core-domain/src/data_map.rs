@@ -6,6 +6,18 @@ use kernel::data_map::{
     Category as C, Column, LegalBasis as B, Purpose as P, Retention as R, Subject as S, Table,
 };
 
+/// What a customer organization keeps in the product: processed on its instructions for
+/// the service, kept while the organization exists.
+const fn service(name: &'static str, category: C) -> Column {
+    Column::personal(
+        name,
+        category,
+        &[P::Service],
+        B::ControllerInstructions,
+        R::WhileOrganizationExists,
+    )
+}
+
 /// Every table of this crate.
 pub const DATA_MAP: &[Table] = &[
     Table {
@@ -16,28 +28,10 @@ pub const DATA_MAP: &[Table] = &[
         columns: &[
             Column::plain("organization_id"),
             Column::plain("id"),
-            Column::personal(
-                "name",
-                C::Content,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
-            Column::personal(
-                "description",
-                C::Content,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
+            service("name", C::Content),
+            service("description", C::Content),
             Column::plain("archived"),
-            Column::personal(
-                "created_by",
-                C::Identity,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
+            service("created_by", C::Identity),
             Column::plain("created_at"),
             Column::plain("updated_at"),
             Column::plain("required_approvals"),
@@ -52,28 +46,10 @@ pub const DATA_MAP: &[Table] = &[
             Column::plain("organization_id"),
             Column::plain("id"),
             Column::plain("project_id"),
-            Column::personal(
-                "title",
-                C::Content,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
-            Column::personal(
-                "body",
-                C::Content,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
+            service("title", C::Content),
+            service("body", C::Content),
             Column::plain("status"),
-            Column::personal(
-                "author_id",
-                C::Identity,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
+            service("author_id", C::Identity),
             Column::plain("version"),
             Column::plain("review_round"),
             Column::plain("created_at"),
@@ -89,27 +65,9 @@ pub const DATA_MAP: &[Table] = &[
             Column::plain("organization_id"),
             Column::plain("document_id"),
             Column::plain("version"),
-            Column::personal(
-                "title",
-                C::Content,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
-            Column::personal(
-                "body",
-                C::Content,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
-            Column::personal(
-                "edited_by",
-                C::Identity,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
+            service("title", C::Content),
+            service("body", C::Content),
+            service("edited_by", C::Identity),
             Column::plain("edited_at"),
             Column::plain("changed_fields"),
         ],
@@ -125,21 +83,9 @@ pub const DATA_MAP: &[Table] = &[
             Column::plain("document_id"),
             Column::plain("review_round"),
             Column::plain("version"),
-            Column::personal(
-                "reviewer_id",
-                C::Identity,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
+            service("reviewer_id", C::Identity),
             Column::plain("decision"),
-            Column::personal(
-                "comment",
-                C::Content,
-                &[P::Service],
-                B::ControllerInstructions,
-                R::WhileOrganizationExists,
-            ),
+            service("comment", C::Content),
             Column::plain("created_at"),
         ],
     },

@@ -6,6 +6,17 @@ use kernel::data_map::{
     Category as C, Column, LegalBasis as B, Purpose as P, Retention as R, Subject as S, Table,
 };
 
+/// What the erasure ledger keeps to re-apply an erasure: pseudonymous, for three years.
+const fn ledger(name: &'static str) -> Column {
+    Column::personal(
+        name,
+        C::Identity,
+        &[P::Account],
+        B::LegalObligation,
+        R::LegalYears(3),
+    )
+}
+
 /// Every table of this crate.
 pub const DATA_MAP: &[Table] = &[
     Table {
@@ -244,28 +255,10 @@ pub const DATA_MAP: &[Table] = &[
         subjects: &[S::Users],
         columns: &[
             Column::plain("id"),
-            Column::personal(
-                "user_id",
-                C::Identity,
-                &[P::Account],
-                B::LegalObligation,
-                R::LegalYears(3),
-            ),
-            Column::personal(
-                "email_hash",
-                C::Identity,
-                &[P::Account],
-                B::LegalObligation,
-                R::LegalYears(3),
-            ),
+            ledger("user_id"),
+            ledger("email_hash"),
             Column::plain("requested_at"),
-            Column::personal(
-                "requested_by",
-                C::Identity,
-                &[P::Account],
-                B::LegalObligation,
-                R::LegalYears(3),
-            ),
+            ledger("requested_by"),
             Column::plain("steps"),
             Column::plain("completed_at"),
         ],
