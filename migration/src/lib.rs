@@ -31,6 +31,7 @@ mod m0022_session_retention;
 mod m0023_processor_agreements;
 mod m0024_erasure_policy;
 mod m0025_pseudonymize_user;
+mod m0026_organization_offboarding;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0023_processor_agreements::Migration),
             Box::new(m0024_erasure_policy::Migration),
             Box::new(m0025_pseudonymize_user::Migration),
+            Box::new(m0026_organization_offboarding::Migration),
         ]
     }
 }

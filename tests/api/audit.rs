@@ -111,6 +111,14 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("erasePersonalData", "user.personal_data_erased"),
     ("deleteAccount", "user.erased"),
     ("acceptDataProcessingAgreement", "dpa.accepted"),
+    (
+        "requestOrganizationDeletion",
+        "organization.deletion_requested",
+    ),
+    (
+        "cancelOrganizationDeletion",
+        "organization.deletion_canceled",
+    ),
     ("createOrganization", "organization.created"),
     ("inviteMember", "invitation.created"),
     ("resendInvitation", "invitation.resent"),
@@ -440,6 +448,19 @@ async fn every_mutation_in_the_schema_records_its_event() {
     app.gql("mutation($p: String!) { deleteAccount(input: {password: $p}) { deletedUserId } }")
         .vars(json!({ "p": crate::helpers::PASSWORD }))
         .as_user(&carol)
+        .send()
+        .await
+        .data();
+    let doomed = app.org(&owner, "Doomed").await;
+    app.gql("mutation($o: ID!) { requestOrganizationDeletion(input: {organizationId: $o, confirmSlug: \"doomed\"}) { organization { status } } }")
+        .vars(json!({ "o": doomed.id }))
+        .as_user(&owner)
+        .send()
+        .await
+        .data();
+    app.gql("mutation($o: ID!) { cancelOrganizationDeletion(input: {organizationId: $o}) { organization { status } } }")
+        .vars(json!({ "o": doomed.id }))
+        .as_user(&owner)
         .send()
         .await
         .data();

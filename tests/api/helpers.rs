@@ -252,6 +252,7 @@ fn test_config(database_url: &str) -> Config {
         request_timeout: std::time::Duration::from_secs(30),
         sign_ups_per_address_per_hour: 20,
         dpa_notice_days: 30,
+        org_deletion_grace_days: 30,
         http_max_connections: 1_024,
         http_header_timeout: std::time::Duration::from_secs(10),
         http_body_timeout: std::time::Duration::from_secs(10),

@@ -21,6 +21,7 @@ mod invitations;
 mod isolation;
 mod list_property;
 mod members;
+mod offboarding;
 mod organizations;
 mod permissions;
 mod postgres_rls;

@@ -169,6 +169,11 @@ impl Authorizer {
         self.cache.clear();
     }
 
+    /// Drops one organization's cached enforcer (it was purged).
+    pub fn forget(&self, org: OrgId) {
+        self.cache.remove(&org);
+    }
+
     /// Number of organizations whose enforcer is cached, and their total weight.
     pub fn cache_usage(&self) -> (usize, u64) {
         (self.cache.len(), self.cache.weight())

@@ -93,6 +93,9 @@ enum PrivacyCommand {
     /// Re-applies every erasure in the erasure ledger (after restoring a backup, or to
     /// finish one that stopped midway); idempotent.
     ReplayErasures,
+    /// Purges every organization whose deletion is due (the server does it on its
+    /// retention timer), and finishes a purge that stopped midway.
+    PurgeDue,
 }
 
 /// How `privacy record` prints.
@@ -459,6 +462,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = services(&config, true).await?;
             let replayed = state.tenancy.replay_erasures().await?;
             println!("{replayed} erasures re-applied");
+            Ok(())
+        }
+        Command::Privacy {
+            command: PrivacyCommand::PurgeDue,
+        } => {
+            let state = services(&config, true).await?;
+            let purged = crate::retention_run::purge_due_organizations(&state).await?;
+            for report in &purged {
+                let rows: u64 = report.rows.iter().map(|(_, rows)| rows).sum();
+                println!(
+                    "organization {} purged: {rows} rows{}",
+                    report.org,
+                    if report.tombstone {
+                        " (finalized invoices kept for their legal period)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            println!("{} organizations purged", purged.len());
             Ok(())
         }
         Command::Privacy {

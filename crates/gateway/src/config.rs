@@ -140,6 +140,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(0..=365))]
     pub dpa_notice_days: u16,
 
+    /// Days an organization whose deletion an owner asked for stays (readable by its
+    /// owners, and cancellable) before it is purged (0 to 365).
+    #[arg(long, env = "ORG_DELETION_GRACE_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u16).range(0..=365))]
+    pub org_deletion_grace_days: u16,
+
     /// Seconds (decimals allowed) a request may run before it is stopped, its transaction
     /// rolled back and `TIMEOUT` answered. A request whose client went away still runs to
     /// its end, within this deadline.

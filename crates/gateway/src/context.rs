@@ -156,6 +156,22 @@ async fn ensure_paid_up(ctx: &Context<'_>, tx: &TenantTx, mode: TxMode) -> GqlRe
     Ok(())
 }
 
+/// Mutations an organization pending deletion still runs: cancelling it.
+pub const ALLOWED_WHEN_PENDING_DELETION: &[&str] = &["cancelOrganizationDeletion"];
+
+/// `CONFLICT` (`reason = "PENDING_DELETION"`) for a write in an organization pending
+/// deletion, unless it is one of [`ALLOWED_WHEN_PENDING_DELETION`]. (Only its owners
+/// enter it at all: tenancy refuses everyone else.)
+fn ensure_not_pending_deletion(ctx: &Context<'_>, actor: &Actor, mode: TxMode) -> GqlResult<()> {
+    if mode == TxMode::Write
+        && actor.organization_pending_deletion
+        && !ALLOWED_WHEN_PENDING_DELETION.contains(&ctx.field().name())
+    {
+        return Err(tenancy::Error::PendingDeletion).gql();
+    }
+    Ok(())
+}
+
 /// The caller's unit of `org` in this operation (see [`OperationUnits::enter`]); the
 /// outer error is the caller's (unauthenticated), the inner one the organization's.
 async fn enter_unit(
@@ -187,6 +203,7 @@ impl ContextExt for Context<'_> {
 
     async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(UnitTx, Actor)> {
         let (tx, actor) = enter_unit(self, org, mode).await?.gql()?;
+        ensure_not_pending_deletion(self, &actor, mode)?;
         ensure_paid_up(self, &tx, mode).await?;
         Ok((tx, actor))
     }
@@ -198,6 +215,7 @@ impl ContextExt for Context<'_> {
     ) -> GqlResult<Option<(UnitTx, Actor)>> {
         match enter_unit(self, org, mode).await? {
             Ok((tx, actor)) => {
+                ensure_not_pending_deletion(self, &actor, mode)?;
                 ensure_paid_up(self, &tx, mode).await?;
                 Ok(Some((tx, actor)))
             }

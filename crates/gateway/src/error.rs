@@ -170,6 +170,9 @@ impl From<ApiError> for async_graphql::Error {
                 ApiError::Tenancy(tenancy::Error::DpaNotAccepted) => {
                     ext.set("reason", "DPA_NOT_ACCEPTED");
                 }
+                ApiError::Tenancy(tenancy::Error::PendingDeletion) => {
+                    ext.set("reason", "PENDING_DELETION");
+                }
                 ApiError::Authz(authz::Error::Escalation(_))
                 | ApiError::Tenancy(tenancy::Error::Authz(authz::Error::Escalation(_))) => {
                     ext.set("reason", "ESCALATION");

@@ -26,6 +26,8 @@ pub struct RetentionReport {
     pub old_sign_up_counters: u64,
     /// Invitations deleted, ended longer ago than the data map keeps invitees' addresses.
     pub ended_invitations: u64,
+    /// Organizations purged because their deletion was due.
+    pub purged_organizations_deleted: usize,
 }
 
 impl RetentionReport {
@@ -37,7 +39,28 @@ impl RetentionReport {
             || self.ended_sessions > 0
             || self.old_sign_up_counters > 0
             || self.ended_invitations > 0
+            || self.purged_organizations_deleted > 0
     }
+}
+
+/// Purges every organization whose deletion is due, one after the other (each resumes
+/// from its ledger if an earlier run stopped midway); one that fails is logged and tried
+/// again on the next run.
+pub async fn purge_due_organizations(
+    state: &AppState,
+) -> anyhow::Result<Vec<tenancy::PurgeReport>> {
+    let mut purged = Vec::new();
+    for org in state.tenancy.organizations_due_for_purge().await? {
+        match state.tenancy.purge_organization(org).await {
+            Ok(report) => {
+                let rows: u64 = report.rows.iter().map(|(_, rows)| rows).sum();
+                tracing::info!(org.id = %org, rows, tombstone = report.tombstone, "organization purged");
+                purged.push(report);
+            }
+            Err(e) => tracing::error!(org.id = %org, error = ?e, "organization purge failed"),
+        }
+    }
+    Ok(purged)
 }
 
 /// One run over every organization.
@@ -47,6 +70,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
         expired_throttles: tenancy.forget_expired_throttles().await?,
         ended_sessions: tenancy.purge_ended_sessions().await?,
         old_sign_up_counters: tenancy.purge_old_sign_up_counters().await?,
+        purged_organizations_deleted: purge_due_organizations(state).await?.len(),
         ..RetentionReport::default()
     };
     for org in state.tenancy.all_organization_ids().await? {

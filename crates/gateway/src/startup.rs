@@ -174,6 +174,7 @@ impl Application {
         let tenancy = services.tenancy.clone().with_settings(TenancySettings {
             max_sign_ups_per_ip: config.sign_ups_per_address_per_hour,
             dpa_notice: chrono::Duration::days(i64::from(config.dpa_notice_days)),
+            deletion_grace: chrono::Duration::days(i64::from(config.org_deletion_grace_days)),
             ..TenancySettings::default()
         });
         let state = AppState::from(Services {

@@ -220,7 +220,7 @@ impl TenancyService {
     }
 
     /// Marks one key revoked, takes its roles and records it; returns the time.
-    async fn revoke_key(
+    pub(crate) async fn revoke_key(
         &self,
         tx: &TenantTx,
         row: &api_key::Model,

@@ -7,7 +7,7 @@ use crate::service::TenancyService;
 use audit::{AuditEvent, EventFilter, VerifyReport};
 use authz::{Action, Permit, ResourceType};
 use kernel::{OrgId, Page, PageRequest, TenantTx, TxMode};
-use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 /// Whole-chain verifications requested through the API at once in this process: each
@@ -161,6 +161,8 @@ impl TenancyService {
         let ids: Vec<Uuid> = organization::Entity::find()
             .select_only()
             .column(organization::Column::Id)
+            // A purged organization's tombstone has no rows left to keep or bill.
+            .filter(organization::Column::PurgedAt.is_null())
             .order_by_asc(organization::Column::Id)
             .into_tuple()
             .all(self.db.conn())

@@ -54,6 +54,10 @@ pub enum Error {
     /// The organization has not accepted the current data processing agreement.
     #[error("an owner must accept the current data processing agreement first")]
     DpaNotAccepted,
+    /// The organization is pending deletion: nothing changes in it but cancelling that,
+    /// and only its owners may enter it.
+    #[error("the organization is pending deletion; an owner may cancel the deletion")]
+    PendingDeletion,
     /// The change would leave the organization without an owner.
     #[error("an organization must keep at least one owner")]
     LastOwner,
@@ -84,7 +88,7 @@ impl Error {
             Self::NotMember | Self::Forbidden(_) | Self::DpaNotAccepted => ErrorCode::Forbidden,
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Invalid { .. } => ErrorCode::BadUserInput,
-            Self::Conflict(_) | Self::LastOwner => ErrorCode::Conflict,
+            Self::Conflict(_) | Self::LastOwner | Self::PendingDeletion => ErrorCode::Conflict,
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
             Self::Hashing(_) => ErrorCode::Internal,

@@ -14,6 +14,7 @@ mod erasure;
 pub mod error;
 mod invitations;
 pub mod model;
+mod offboarding;
 mod orgs;
 mod repo;
 mod retention;
@@ -28,5 +29,6 @@ pub use model::{
     Actor, ApiKey, Invitation, InvitationStatus, IssuedApiKey, IssuedInvitation, Membership,
     NewUser, Organization, Tokens, User,
 };
+pub use offboarding::{PURGED_TABLES, PurgeReport};
 pub use role::Role;
 pub use service::{ClientInfo, TenancyService, TenancySettings};

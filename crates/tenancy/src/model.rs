@@ -28,6 +28,8 @@ pub struct Organization {
     pub slug: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// While deletion is pending: when the purge may run.
+    pub deletion_scheduled_at: Option<DateTime<Utc>>,
 }
 
 /// A user's membership in one organization.
@@ -154,4 +156,7 @@ pub struct Actor {
     pub role: Role,
     /// The caller's membership, when a person is calling.
     pub membership_id: Option<MembershipId>,
+    /// The organization is pending deletion: only its owners may enter, to read (and
+    /// export) or to cancel the deletion.
+    pub organization_pending_deletion: bool,
 }

@@ -45,6 +45,7 @@ impl TenancyService {
                 name: Set(name.clone()),
                 slug: Set(slug),
                 created_at: Set(now),
+                ..Default::default()
             })
             .exec_with_returning(tx.conn())
             .await;

@@ -31,6 +31,7 @@ impl From<organization::Model> for Organization {
             name: row.name,
             slug: row.slug,
             created_at: row.created_at,
+            deletion_scheduled_at: row.deletion_scheduled_at,
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct TenancySettings {
     pub sign_up_window: Duration,
     /// How long after a new data processing agreement an earlier acceptance still counts.
     pub dpa_notice: Duration,
+    /// How long an organization whose deletion was asked for stays (readable by its
+    /// owners, and cancellable) before the purge may run.
+    pub deletion_grace: Duration,
 }
 
 impl Default for TenancySettings {
@@ -50,6 +53,7 @@ impl Default for TenancySettings {
             max_sign_ups_per_ip: 20,
             sign_up_window: Duration::hours(1),
             dpa_notice: Duration::days(30),
+            deletion_grace: Duration::days(30),
         }
     }
 }
@@ -168,17 +172,24 @@ impl TenancyService {
                 Principal::User(_) => Some(kernel::MembershipId::from_uuid(row.id)),
                 Principal::ApiKey { .. } => None,
             };
-            (row.role, membership)
+            (row.role, membership, row.pending_deletion)
         });
-        let Some((role, membership_id)) = found else {
+        let Some((role, membership_id, pending_deletion)) = found else {
             tx.rollback().await?;
             return Err(Error::NotMember);
         };
+        let role = Role::parse(&role)?;
+        // While deletion is pending only owners enter: to read, export, or cancel it.
+        if pending_deletion && role != Role::Owner {
+            tx.rollback().await?;
+            return Err(Error::PendingDeletion);
+        }
         let actor = Actor {
             principal,
             org_id: org,
-            role: Role::parse(&role)?,
+            role,
             membership_id,
+            organization_pending_deletion: pending_deletion,
         };
         Ok((tx, actor))
     }
@@ -210,6 +221,8 @@ struct Standing {
     role: String,
     id: Uuid,
     policy_version: Option<i64>,
+    /// The organization is pending deletion.
+    pending_deletion: bool,
 }
 
 /// Reads the caller's membership (or live API key) and the organization's policy
@@ -227,7 +240,9 @@ async fn standing(tx: &TenantTx, principal: Principal) -> Result<Option<Standing
         _ => ("?", "?"),
     };
     let sql = format!(
-        "SELECT c.role, c.id, v.version AS policy_version FROM {table} c \
+        "SELECT c.role, c.id, v.version AS policy_version, \
+         o.deletion_scheduled_at IS NOT NULL AS pending_deletion FROM {table} c \
+         JOIN organizations o ON o.id = c.organization_id \
          LEFT JOIN authz_policy_versions v ON v.organization_id = c.organization_id \
          WHERE c.organization_id = {org_param} AND c.{caller_column} = {caller_param}{live}"
     );
@@ -249,8 +264,8 @@ async fn enter_organization(tx: &TenantTx, principal: Principal) -> Result<Optio
     };
     Ok(Standing::find_by_statement(Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
-        "SELECT standing_role AS role, standing_id AS id, standing_policy_version AS policy_version \
-         FROM enter_organization($1, $2, $3)",
+        "SELECT standing_role AS role, standing_id AS id, standing_policy_version AS policy_version, \
+         standing_pending_deletion AS pending_deletion FROM enter_organization($1, $2, $3)",
         [tx.org_id().as_uuid().into(), user.into(), key.into()],
     ))
     .one(tx.conn())

@@ -39,6 +39,7 @@ pub fn config(database_url: &str) -> Config {
         // The benchmarks sign up hundreds of organizations' owners from one address.
         sign_ups_per_address_per_hour: u64::MAX,
         dpa_notice_days: 30,
+        org_deletion_grace_days: 30,
         http_max_connections: 1_024,
         http_header_timeout: std::time::Duration::from_secs(10),
         http_body_timeout: std::time::Duration::from_secs(10),

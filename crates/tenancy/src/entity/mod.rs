@@ -10,5 +10,6 @@ pub(crate) mod login_failure;
 pub(crate) mod login_throttle;
 pub(crate) mod membership;
 pub(crate) mod organization;
+pub(crate) mod organization_purge;
 pub(crate) mod session;
 pub(crate) mod user;

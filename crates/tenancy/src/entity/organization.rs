@@ -10,6 +10,13 @@ pub struct Model {
     pub name: String,
     pub slug: String,
     pub created_at: DateTimeUtc,
+    /// An owner asked for the organization's deletion (and who).
+    pub deletion_requested_at: Option<DateTimeUtc>,
+    pub deletion_requested_by: Option<Uuid>,
+    /// When the purge may run; set while deletion is pending.
+    pub deletion_scheduled_at: Option<DateTimeUtc>,
+    /// The purge ran; the row is a tombstone kept for retained invoices.
+    pub purged_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,7 @@
 //! Creating organizations, accepting invitations and leaving.
 
 use crate::context::{ContextExt, Where, read, write};
+use crate::error::ApiError;
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::{Membership, Organization};
@@ -48,6 +49,35 @@ pub struct LeaveOrganizationPayload {
     pub organization_id: ID,
 }
 
+/// Input of `requestOrganizationDeletion`.
+#[derive(InputObject)]
+pub struct RequestOrganizationDeletionInput {
+    /// The organization to delete.
+    pub organization_id: ID,
+    /// Its slug, typed again to confirm.
+    pub confirm_slug: String,
+}
+
+/// Result of `requestOrganizationDeletion` and `cancelOrganizationDeletion`.
+#[derive(SimpleObject)]
+pub struct OrganizationDeletionPayload {
+    /// The organization, with its status and when its purge is scheduled.
+    pub organization: Organization,
+}
+
+/// Input of `cancelOrganizationDeletion`.
+#[derive(InputObject)]
+pub struct CancelOrganizationDeletionInput {
+    /// The organization pending deletion.
+    pub organization_id: ID,
+}
+
+/// The organization an input names, decoded.
+fn organization_of(id: &ID) -> Result<kernel::OrgId, ApiError> {
+    let id = GlobalId::expect("organizationId", id, NodeKind::Organization)?;
+    Ok(kernel::OrgId::from_uuid(id.id))
+}
+
 #[Object]
 impl OrganizationMutation {
     /// Creates an organization; the caller becomes its owner.
@@ -90,6 +120,57 @@ impl OrganizationMutation {
             Ok(AcceptInvitationPayload {
                 organization,
                 membership: Membership { membership, user },
+            })
+        })
+        .await
+    }
+
+    /// Asks for the organization's deletion (owners, confirming its slug). Every API key
+    /// is revoked at once and only owners may still enter it; it stays readable for them
+    /// (export its data now) until `deletionScheduledAt` (`ORG_DELETION_GRACE_DAYS`,
+    /// 30), when every row of it is purged. Until then `cancelOrganizationDeletion`
+    /// undoes it; every other mutation in it answers `CONFLICT` with
+    /// `reason = "PENDING_DELETION"`, as does a second request.
+    async fn request_organization_deletion(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestOrganizationDeletionInput,
+    ) -> GqlResult<OrganizationDeletionPayload> {
+        let org = organization_of(&input.organization_id).gql()?;
+        write(ctx, Where::Org(org), async |unit| {
+            let tenancy = &unit.state.tenancy;
+            let organization = tenancy
+                .request_organization_deletion(unit.tx, unit.actor, &input.confirm_slug)
+                .await?;
+            // No further periods: the subscription ends with the current one.
+            let billing = authz::Resource::of_type(authz::ResourceType::Billing);
+            let permit = unit.permit(billing, authz::Action::Update).await?;
+            match unit.state.subscriptions.cancel(unit.tx, &permit).await {
+                Ok(_) | Err(billing::Error::NotFound(_) | billing::Error::AlreadyCanceled) => {}
+                Err(e) => return Err(e.into()),
+            }
+            Ok(OrganizationDeletionPayload {
+                organization: Organization(organization),
+            })
+        })
+        .await
+    }
+
+    /// Cancels a pending deletion (owners). Revoked API keys stay revoked.
+    async fn cancel_organization_deletion(
+        &self,
+        ctx: &Context<'_>,
+        input: CancelOrganizationDeletionInput,
+    ) -> GqlResult<OrganizationDeletionPayload> {
+        let org = organization_of(&input.organization_id).gql()?;
+        write(ctx, Where::Org(org), async |unit| {
+            let organization = unit
+                .state
+                .tenancy
+                .cancel_organization_deletion(unit.tx, unit.actor)
+                .await?;
+            Ok(OrganizationDeletionPayload {
+                organization: Organization(organization),
             })
         })
         .await

@@ -14,6 +14,16 @@ use kernel::TxMode;
 /// An organization: the tenant. Visible to its members.
 pub struct Organization(pub tenancy::Organization);
 
+/// Whether an organization is in use or on its way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum OrganizationStatus {
+    /// In use.
+    Active,
+    /// An owner asked for its deletion: only owners enter it, nothing changes in it but
+    /// cancelling that, and it is purged at `deletionScheduledAt`.
+    PendingDeletion,
+}
+
 impl Organization {
     /// Reads `org` for the caller: membership-checked and permitted.
     pub async fn load(ctx: &Context<'_>, org: kernel::OrgId) -> GqlResult<Self> {
@@ -52,6 +62,20 @@ impl Organization {
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+
+    /// `ACTIVE`, or `PENDING_DELETION` after an owner asked for its deletion.
+    async fn status(&self) -> OrganizationStatus {
+        if self.0.deletion_scheduled_at.is_some() {
+            OrganizationStatus::PendingDeletion
+        } else {
+            OrganizationStatus::Active
+        }
+    }
+
+    /// While deletion is pending: when every row of it will be purged.
+    async fn deletion_scheduled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.deletion_scheduled_at
     }
 
     /// The caller's role here.
