@@ -32,6 +32,7 @@ mod m0023_processor_agreements;
 mod m0024_erasure_policy;
 mod m0025_pseudonymize_user;
 mod m0026_organization_offboarding;
+mod m0027_data_exports;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0024_erasure_policy::Migration),
             Box::new(m0025_pseudonymize_user::Migration),
             Box::new(m0026_organization_offboarding::Migration),
+            Box::new(m0027_data_exports::Migration),
         ]
     }
 }

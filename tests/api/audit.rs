@@ -119,6 +119,7 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
         "cancelOrganizationDeletion",
         "organization.deletion_canceled",
     ),
+    ("requestDataExport", "data_export.requested"),
     ("createOrganization", "organization.created"),
     ("inviteMember", "invitation.created"),
     ("resendInvitation", "invitation.resent"),
@@ -448,6 +449,11 @@ async fn every_mutation_in_the_schema_records_its_event() {
     app.gql("mutation($p: String!) { deleteAccount(input: {password: $p}) { deletedUserId } }")
         .vars(json!({ "p": crate::helpers::PASSWORD }))
         .as_user(&carol)
+        .send()
+        .await
+        .data();
+    app.gql("mutation { requestDataExport(input: {scope: PERSON}) { dataExport { id } } }")
+        .as_user(&owner)
         .send()
         .await
         .data();

@@ -110,6 +110,7 @@ pub struct TestApp {
     /// The server's services, for operator actions that have no API (the command line's).
     pub state: gateway::startup::AppState,
     _db: TestDb,
+    _exports: Option<tempfile::TempDir>,
 }
 
 /// A logged-in person.
@@ -181,8 +182,15 @@ impl TestApp {
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
             (TestDb::Sqlite(dir), url)
         };
+        // Data export archives in a directory of this test's own, removed with it.
+        let exports = tempfile::tempdir().expect("temp dir");
+        let export_dir = exports.path().to_owned();
         let (address, clock, server_db, state) =
-            start_server(&database_url, FakeClock::at(Utc::now()), configure).await;
+            start_server(&database_url, FakeClock::at(Utc::now()), |config| {
+                config.data_export_dir = export_dir;
+                configure(config)
+            })
+            .await;
         TestApp {
             address,
             clock,
@@ -191,6 +199,7 @@ impl TestApp {
             server_db,
             state,
             _db: db,
+            _exports: Some(exports),
         }
     }
 
@@ -202,8 +211,14 @@ impl TestApp {
 
     /// [`TestApp::spawn_twin`] with its configuration changed by `configure`.
     pub async fn spawn_twin_with(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        // The twin shares the data export directory (instances share one).
+        let export_dir = self.state.export_dir.clone();
         let (address, clock, server_db, state) =
-            start_server(&self.database_url, self.clock.clone(), configure).await;
+            start_server(&self.database_url, self.clock.clone(), |config| {
+                config.data_export_dir = export_dir;
+                configure(config)
+            })
+            .await;
         let owner_db = match &self._db {
             TestDb::Postgres(name) => Some(name.clone()),
             TestDb::Shared(name) => name.clone(),
@@ -217,6 +232,7 @@ impl TestApp {
             server_db,
             state,
             _db: TestDb::Shared(owner_db),
+            _exports: None,
         }
     }
 }
@@ -253,6 +269,9 @@ fn test_config(database_url: &str) -> Config {
         sign_ups_per_address_per_hour: 20,
         dpa_notice_days: 30,
         org_deletion_grace_days: 30,
+        // Replaced by a directory of each test's own (TestApp::spawn_with).
+        data_export_dir: std::env::temp_dir().join("platform-exports-test"),
+        data_export_ttl_hours: 24,
         http_max_connections: 1_024,
         http_header_timeout: std::time::Duration::from_secs(10),
         http_body_timeout: std::time::Duration::from_secs(10),

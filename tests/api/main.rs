@@ -11,6 +11,7 @@ mod billing;
 mod boundary_source;
 mod cancellation;
 mod conventions;
+mod data_export;
 mod data_map;
 mod documents;
 mod erasure;

@@ -237,14 +237,18 @@ async fn services_on(config: &Config, url: &str, migrate: bool) -> anyhow::Resul
             .context("applying migrations")?;
     }
     let secret = config.resolve_token_secret()?;
-    AppState::new(
+    let services = crate::startup::Services::new(
         db,
         Arc::new(SystemClock),
         &secret,
         config.plan_limits(),
         config.payments()?,
     )
-    .await
+    .await?;
+    Ok(AppState::from(crate::startup::Services {
+        export_dir: config.data_export_dir.clone(),
+        ..services
+    }))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -146,6 +146,16 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(0..=365))]
     pub org_deletion_grace_days: u16,
 
+    /// Where prepared data exports are kept until they expire (created if missing; on
+    /// several instances, a directory they share).
+    #[arg(long, env = "DATA_EXPORT_DIR", default_value = "exports")]
+    pub data_export_dir: std::path::PathBuf,
+
+    /// Hours a prepared data export may be downloaded before it is deleted (1 to 720).
+    #[arg(long, env = "DATA_EXPORT_TTL_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u16).range(1..=720))]
+    pub data_export_ttl_hours: u16,
+
     /// Seconds (decimals allowed) a request may run before it is stopped, its transaction
     /// rolled back and `TIMEOUT` answered. A request whose client went away still runs to
     /// its end, within this deadline.

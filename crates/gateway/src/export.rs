@@ -368,6 +368,103 @@ fn csv_row(fields: &[String]) -> String {
 /// Re-exported for the router.
 pub use axum::extract::Query as ExportQuery;
 
+/// `GET /exports/{id}`: a prepared data export, streamed to whoever asked for it (anyone
+/// else: `NOT_FOUND`, like an id that never existed), until it expires (`410`, `reason =
+/// "EXPIRED"`); while it is prepared, `409`. Each download is recorded.
+pub async fn data_export(app: AppState, context: RequestContext, id: &str) -> Response {
+    let Authentication::Principal {
+        principal: kernel::Principal::User(user),
+        ..
+    } = context.auth
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            "log in as the person who asked for the export",
+        );
+    };
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "data export not found",
+        )
+    };
+    let Ok(id) = uuid::Uuid::parse_str(id) else {
+        return not_found();
+    };
+    let export = match app.tenancy.data_export_for(user, id).await {
+        Ok(export) => export,
+        Err(e) => return tenancy_error(&e),
+    };
+    if export.expires_at <= app.clock.now() {
+        return reasoned(
+            StatusCode::GONE,
+            ErrorCode::NotFound,
+            "the export has expired; ask for a new one",
+            "EXPIRED",
+        );
+    }
+    if export.status != tenancy::ExportStatus::Ready {
+        return reasoned(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            "the export is not ready (see its status)",
+            "NOT_READY",
+        );
+    }
+    let file = match tokio::fs::File::open(crate::data_export::archive_path(&app, export.id)).await
+    {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::error!(export.id = %export.id, error = ?e, "a ready export has no archive");
+            return not_found();
+        }
+    };
+    if let Err(e) = app.tenancy.record_export_download(&export).await {
+        return tenancy_error(&e);
+    }
+    let chunks = futures::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0u8; 64 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(read) => {
+                buffer.truncate(read);
+                Some((Ok::<Bytes, std::io::Error>(Bytes::from(buffer)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/zip".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"export-{}.zip\"", export.id),
+            ),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+/// An error with `extensions.reason`.
+fn reasoned(status: StatusCode, code: ErrorCode, message: &str, reason: &str) -> Response {
+    let mut error = request_error(code, message);
+    if let Some(ext) = error.extensions.as_mut() {
+        ext.set("reason", reason);
+    }
+    let body = json!({ "errors": [error] });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::csv_row;

@@ -57,6 +57,7 @@ pub fn routes(app: AppState, schema: AppSchema) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/audit/export", get(audit_export))
+        .route("/exports/{id}", get(data_export_download))
         .route("/webhooks/stripe", axum::routing::post(stripe_webhook))
         .route("/usage/events", axum::routing::post(usage_events))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -223,8 +224,38 @@ async fn audit_export(
     headers: HeaderMap,
     crate::export::ExportQuery(params): crate::export::ExportQuery<crate::export::ExportParams>,
 ) -> axum::response::Response {
-    let request_id = request_id(&headers);
-    let context = match request_context(&state.app, peer, &headers, request_id.clone()).await {
+    with_request_context(&state, peer, &headers, |app, context| {
+        crate::export::export(app, context, params)
+    })
+    .await
+}
+
+async fn data_export_download(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> axum::response::Response {
+    with_request_context(&state, peer, &headers, |app, context| async move {
+        crate::export::data_export(app, context, &id).await
+    })
+    .await
+}
+
+/// Runs a non-GraphQL handler with the request's context (credentials and organization
+/// decided as for GraphQL), answering its request id.
+async fn with_request_context<F, Fut>(
+    state: &HttpState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    handler: F,
+) -> axum::response::Response
+where
+    F: FnOnce(AppState, RequestContext) -> Fut,
+    Fut: std::future::Future<Output = axum::response::Response>,
+{
+    let request_id = request_id(headers);
+    let context = match request_context(&state.app, peer, headers, request_id.clone()).await {
         Ok(context) => context,
         Err(error) => {
             return respond(
@@ -234,7 +265,7 @@ async fn audit_export(
             );
         }
     };
-    let mut response = crate::export::export(state.app.clone(), context, params).await;
+    let mut response = handler(state.app.clone(), context).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -5,6 +5,7 @@ pub mod billing_run;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod data_export;
 pub mod error;
 pub mod export;
 pub mod graphql;

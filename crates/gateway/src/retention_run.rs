@@ -28,6 +28,8 @@ pub struct RetentionReport {
     pub ended_invitations: u64,
     /// Organizations purged because their deletion was due.
     pub purged_organizations_deleted: usize,
+    /// Data exports deleted (archive and row) because they expired.
+    pub expired_exports: u64,
 }
 
 impl RetentionReport {
@@ -40,6 +42,7 @@ impl RetentionReport {
             || self.old_sign_up_counters > 0
             || self.ended_invitations > 0
             || self.purged_organizations_deleted > 0
+            || self.expired_exports > 0
     }
 }
 
@@ -71,6 +74,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
         ended_sessions: tenancy.purge_ended_sessions().await?,
         old_sign_up_counters: tenancy.purge_old_sign_up_counters().await?,
         purged_organizations_deleted: purge_due_organizations(state).await?.len(),
+        expired_exports: crate::data_export::purge_expired(state).await?,
         ..RetentionReport::default()
     };
     for org in state.tenancy.all_organization_ids().await? {

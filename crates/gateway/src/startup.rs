@@ -83,6 +83,8 @@ pub struct Services {
     pub clock: SharedClock,
     /// How long after a period ends its usage may still be reported.
     pub usage_grace: chrono::Duration,
+    /// Where prepared data export archives are kept until they expire.
+    pub export_dir: std::path::PathBuf,
     /// The database.
     pub db: Db,
 }
@@ -134,6 +136,7 @@ impl Services {
             stripe_webhook_secret: None,
             clock: clock_for_state,
             usage_grace: chrono::Duration::days(3),
+            export_dir: std::env::temp_dir().join("platform-exports"),
             db,
         })
     }
@@ -175,12 +178,14 @@ impl Application {
             max_sign_ups_per_ip: config.sign_ups_per_address_per_hour,
             dpa_notice: chrono::Duration::days(i64::from(config.dpa_notice_days)),
             deletion_grace: chrono::Duration::days(i64::from(config.org_deletion_grace_days)),
+            export_ttl: chrono::Duration::hours(i64::from(config.data_export_ttl_hours)),
             ..TenancySettings::default()
         });
         let state = AppState::from(Services {
             tenancy,
             stripe_webhook_secret: config.stripe_webhook_secret.clone(),
             usage_grace: chrono::Duration::days(i64::from(config.usage_grace_days)),
+            export_dir: config.data_export_dir.clone(),
             ..services
         });
         let schema = build_schema(state.clone());

@@ -12,6 +12,7 @@ pub mod dpa;
 mod entity;
 mod erasure;
 pub mod error;
+mod exports;
 mod invitations;
 pub mod model;
 mod offboarding;
@@ -25,6 +26,7 @@ mod tokens;
 
 pub use audit_trail::{CONCURRENT_VERIFICATIONS, VerificationSlot};
 pub use error::{Error, Result};
+pub use exports::{DataExport, ExportScope, ExportStatus};
 pub use model::{
     Actor, ApiKey, Invitation, InvitationStatus, IssuedApiKey, IssuedInvitation, Membership,
     NewUser, Organization, Tokens, User,

@@ -39,6 +39,8 @@ pub struct TenancySettings {
     /// How long an organization whose deletion was asked for stays (readable by its
     /// owners, and cancellable) before the purge may run.
     pub deletion_grace: Duration,
+    /// How long a prepared data export may be downloaded before it is deleted.
+    pub export_ttl: Duration,
 }
 
 impl Default for TenancySettings {
@@ -54,6 +56,7 @@ impl Default for TenancySettings {
             sign_up_window: Duration::hours(1),
             dpa_notice: Duration::days(30),
             deletion_grace: Duration::days(30),
+            export_ttl: Duration::hours(24),
         }
     }
 }

@@ -31,10 +31,12 @@ pub enum NodeKind {
     Document,
     /// `DenyRule` (not a node: listed on its organization)
     DenyRule,
+    /// `DataExport` (not a node: listed for whoever asked for it)
+    DataExport,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 9] = [
+    const ALL: [NodeKind; 10] = [
         Self::User,
         Self::Organization,
         Self::Membership,
@@ -44,6 +46,7 @@ impl NodeKind {
         Self::Grant,
         Self::Document,
         Self::DenyRule,
+        Self::DataExport,
     ];
 
     fn name(self) -> &'static str {
@@ -57,6 +60,7 @@ impl NodeKind {
             Self::Grant => "Grant",
             Self::Document => "Document",
             Self::DenyRule => "DenyRule",
+            Self::DataExport => "DataExport",
         }
     }
 }
@@ -102,7 +106,10 @@ impl GlobalId {
         let uuids: Vec<Uuid> = parts
             .map(|part| Uuid::try_parse(part).map_err(|_| invalid()))
             .collect::<Result<_, _>>()?;
-        let scoped = !matches!(kind, NodeKind::User | NodeKind::Organization);
+        let scoped = !matches!(
+            kind,
+            NodeKind::User | NodeKind::Organization | NodeKind::DataExport
+        );
         match (scoped, uuids.as_slice()) {
             (false, [id]) => Ok(Self {
                 kind,

@@ -1,10 +1,12 @@
 //! Data processing agreements through GraphQL: owners and admins read the current one
 //! and their organization's acceptance; owners accept it.
 
-use crate::context::{Where, read, write};
-use crate::error::GqlResult;
+use crate::context::{ContextExt, Where, read, write};
+use crate::error::{GqlResult, ResultExt};
+use crate::graphql::connection::{connection, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
 
@@ -82,11 +84,124 @@ fn on_organization() -> Resource {
     Resource::of_type(ResourceType::Organization)
 }
 
+/// What a data export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum DataExportScope {
+    /// Everything held about the caller, across organizations.
+    Person,
+    /// Every row of the active organization (owners).
+    Organization,
+}
+
+/// Where a data export is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum DataExportStatus {
+    /// Being prepared.
+    Pending,
+    /// Ready to download at `downloadUrl` until `expiresAt`.
+    Ready,
+    /// Preparing it failed; ask for a new one.
+    Failed,
+}
+
+/// An export of personal or organization data (GDPR Art. 15 and 20): a zip of one
+/// NDJSON file per table and a `manifest.json` (table, rows, sha256).
+pub struct DataExport(tenancy::DataExport);
+
+#[Object]
+impl DataExport {
+    /// Its id.
+    async fn id(&self) -> ID {
+        GlobalId::global(NodeKind::DataExport, self.0.id)
+    }
+
+    /// What it holds.
+    async fn scope(&self) -> DataExportScope {
+        match self.0.scope {
+            tenancy::ExportScope::Person => DataExportScope::Person,
+            tenancy::ExportScope::Organization => DataExportScope::Organization,
+        }
+    }
+
+    /// Where it is.
+    async fn status(&self) -> DataExportStatus {
+        match self.0.status {
+            tenancy::ExportStatus::Pending => DataExportStatus::Pending,
+            tenancy::ExportStatus::Ready => DataExportStatus::Ready,
+            tenancy::ExportStatus::Failed => DataExportStatus::Failed,
+        }
+    }
+
+    /// When it was asked for.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When it was ready (or failed).
+    async fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.completed_at
+    }
+
+    /// When the archive is deleted.
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+
+    /// Once ready: where to `GET` it, with the same credentials (only whoever asked may).
+    async fn download_url(&self) -> Option<String> {
+        (self.0.status == tenancy::ExportStatus::Ready).then(|| format!("/exports/{}", self.0.id))
+    }
+
+    /// Once ready: the archive's SHA-256 (hex).
+    async fn sha256(&self) -> Option<&str> {
+        self.0.sha256.as_deref()
+    }
+
+    /// Once ready: the archive's size in bytes.
+    async fn size_bytes(&self) -> Option<i64> {
+        self.0.size_bytes
+    }
+}
+
+/// Input of `requestDataExport`.
+#[derive(InputObject)]
+pub struct RequestDataExportInput {
+    /// `PERSON` (the caller) or `ORGANIZATION` (the active one; owners).
+    pub scope: DataExportScope,
+}
+
+/// Result of `requestDataExport`.
+#[derive(SimpleObject)]
+pub struct RequestDataExportPayload {
+    /// The export, `PENDING` until prepared.
+    pub data_export: DataExport,
+}
+
 #[derive(Default)]
 pub struct PrivacyQuery;
 
 #[Object]
 impl PrivacyQuery {
+    /// The data exports the caller asked for (of either scope), oldest first.
+    async fn data_exports(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, DataExport>> {
+        let page = page_request(after, before, first, last).gql()?;
+        let user = ctx.request().user().gql()?;
+        let exports = ctx
+            .state()
+            .tenancy
+            .data_exports_of(user, &page)
+            .await
+            .gql()?;
+        Ok(connection(exports, |e| e.id, DataExport))
+    }
+
     /// The current data processing agreement with the active organization's acceptance;
     /// null while none is published. Owners and admins.
     async fn data_processing_agreement(
@@ -129,6 +244,45 @@ pub struct PrivacyMutation;
 
 #[Object]
 impl PrivacyMutation {
+    /// Asks for an export, prepared in the background: `PERSON`, everything held about
+    /// the caller (account, sessions with addresses, memberships, what they authored,
+    /// their audit events decrypted); `ORGANIZATION`, every row of the active
+    /// organization in every table (owners; also the hand-back when leaving). One of each
+    /// at a time (`CONFLICT` while one is pending). Download it from `downloadUrl` with
+    /// the same credentials until `expiresAt` (`DATA_EXPORT_TTL_HOURS`, 24). Asking and
+    /// downloading are audited.
+    async fn request_data_export(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestDataExportInput,
+    ) -> GqlResult<RequestDataExportPayload> {
+        let export = match input.scope {
+            DataExportScope::Person => {
+                let user = ctx.request().user().gql()?;
+                ctx.state()
+                    .tenancy
+                    .request_person_export(user)
+                    .await
+                    .gql()?
+            }
+            DataExportScope::Organization => {
+                write(ctx, Where::Active, async |unit| {
+                    Ok(unit
+                        .state
+                        .tenancy
+                        .request_organization_export(unit.tx, unit.actor)
+                        .await?)
+                })
+                .await?
+            }
+        };
+        // Prepared once the request is committed (the row exists for the preparer).
+        crate::data_export::spawn(ctx.state().clone(), export.clone());
+        Ok(RequestDataExportPayload {
+            data_export: DataExport(export),
+        })
+    }
+
     /// Accepts the current data processing agreement for the active organization
     /// (owners): who, which text (by hash) and when are recorded, and audited with the
     /// address. Until then the organization cannot start a paid plan or create API keys

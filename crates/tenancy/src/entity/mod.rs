@@ -2,6 +2,7 @@
 //! services, never these.
 
 pub(crate) mod api_key;
+pub(crate) mod data_export;
 pub(crate) mod dpa_acceptance;
 pub(crate) mod dpa_version;
 pub(crate) mod erasure_request;

@@ -94,7 +94,8 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         | NodeKind::Project
         | NodeKind::Grant
         | NodeKind::Document
-        | NodeKind::DenyRule => {
+        | NodeKind::DenyRule
+        | NodeKind::DataExport => {
             return Ok(None);
         }
     };
@@ -122,7 +123,8 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         | NodeKind::Project
         | NodeKind::Grant
         | NodeKind::Document
-        | NodeKind::DenyRule => {
+        | NodeKind::DenyRule
+        | NodeKind::DataExport => {
             return Ok(None);
         }
     };
