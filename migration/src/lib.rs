@@ -33,6 +33,7 @@ mod m0024_erasure_policy;
 mod m0025_pseudonymize_user;
 mod m0026_organization_offboarding;
 mod m0027_data_exports;
+mod m0028_usage_retention;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0025_pseudonymize_user::Migration),
             Box::new(m0026_organization_offboarding::Migration),
             Box::new(m0027_data_exports::Migration),
+            Box::new(m0028_usage_retention::Migration),
         ]
     }
 }

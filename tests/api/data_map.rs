@@ -99,3 +99,70 @@ async fn the_retention_run_removes_exactly_what_the_data_map_says_is_due() {
     assert_eq!(edges.len(), 2);
     assert_eq!(edges[0]["node"]["actorType"], "system");
 }
+
+/// Usage events are kept until the period they belong to can no longer change (invoiced,
+/// its grace over) and then for the data map's days; without a subscription, a month
+/// and then those days. Each organization's purge is its own and recorded by the system.
+#[tokio::test]
+async fn usage_events_are_deleted_once_settled_and_kept_for_their_retention() {
+    use chrono::Duration;
+    let app = TestApp::spawn().await;
+    gateway::seed::import_catalog(
+        &app.state,
+        &billing::CatalogFile::parse(crate::billing::METERED).unwrap(),
+    )
+    .await
+    .unwrap();
+    let alice = app.user("alice@example.com").await;
+    let free = app.org(&alice, "Free").await;
+    let paid = app.org(&alice, "Paid").await;
+    app.gql("mutation { changePlan(input: {plan: \"metered\", timeZone: \"UTC\"}) { effective } }")
+        .as_user(&alice)
+        .in_org(&paid)
+        .send()
+        .await
+        .data();
+    let record = |org: &crate::helpers::TestOrg, user: &crate::helpers::TestUser, key: &str| {
+        app.gql("mutation($k: String!) { recordUsage(input: {events: [{metric: \"api_calls\", key: $k}]}) { stored } }")
+            .vars(serde_json::json!({ "k": key }))
+            .as_user(user)
+            .in_org(org)
+            .send()
+    };
+    record(&free, &alice, "f1").await.data();
+    record(&paid, &alice, "p1").await.data();
+    let usage = |report: &gateway::retention_run::RetentionReport| report.old_usage_events;
+
+    // Two months on: the free organization's month and 90 days are not over, the paid
+    // one's first period is settled but its 90 days are not.
+    app.clock.advance(Duration::days(61));
+    assert_eq!(usage(&app.retention_run().await), 0);
+    // 122 days: the free organization's event (31 + 90 days) goes; the paid one's
+    // period ended a month after it began, so its 90 days end about day 124.
+    app.clock.advance(Duration::days(61));
+    let alice = app.relog(&alice).await;
+    record(&free, &alice, "f2").await.data();
+    assert_eq!(usage(&app.retention_run().await), 1);
+    app.clock.advance(Duration::days(40));
+    let alice = app.relog(&alice).await;
+    record(&paid, &alice, "p2").await.data();
+    let day162 = app.retention_run().await;
+    assert_eq!(usage(&day162), 1, "{day162:?}");
+    assert_eq!(day162.failed, 0);
+
+    // Each purge is in its organization's chain, by the system.
+    for (org, key) in [(&free, "f2"), (&paid, "p2")] {
+        let events = app
+            .gql("{ auditEvents(filter: {action: \"usage_events.purged\"}, first: 10) { edges { node { actorType } } } }")
+            .as_user(&alice)
+            .in_org(org)
+            .send()
+            .await;
+        let edges = events.data()["auditEvents"]["edges"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(edges.len(), 1, "{key}");
+        assert_eq!(edges[0]["node"]["actorType"], "system");
+    }
+}

@@ -159,12 +159,14 @@ pub const DATA_MAP: &[Table] = &[
             Column::plain("occurred_at"),
             Column::plain("received_at"),
             Column::plain("value"),
+            // Days after the period they belong to can no longer change (invoiced, its
+            // grace over): kept that long for disputes, then deleted.
             Column::personal(
                 "properties",
                 C::Identity,
                 &[P::Billing],
                 B::ControllerInstructions,
-                R::WhileOrganizationExists,
+                R::Days(90),
             ),
         ],
     },

@@ -41,6 +41,30 @@ pub struct NewUsage {
     pub properties: BTreeMap<String, String>,
 }
 
+/// Deletes the organization's usage events that happened before `cutoff` (their period
+/// is invoiced and past its retention), recorded as the system's `usage_events.purged`
+/// when there were any; returns how many.
+impl UsageService {
+    pub async fn purge_before(&self, tx: &TenantTx, cutoff: DateTime<Utc>) -> Result<u64> {
+        let done = usage_event::Entity::delete_many()
+            .filter(usage_event::Column::OrganizationId.eq(tx.org_id().as_uuid()))
+            .filter(usage_event::Column::OccurredAt.lt(cutoff))
+            .exec(tx.conn())
+            .await?;
+        if done.rows_affected > 0 {
+            self.audit
+                .record(
+                    tx,
+                    NewEvent::new("usage_events.purged", "organization", Some(tx.org_id()))
+                        .change("purged", None::<u64>, Some(done.rows_affected))
+                        .change("before", None::<String>, Some(cutoff.to_rfc3339())),
+                )
+                .await?;
+        }
+        Ok(done.rows_affected)
+    }
+}
+
 /// What happened to one reported event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {

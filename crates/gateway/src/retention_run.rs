@@ -4,6 +4,7 @@
 //! it every `AUDIT_RETENTION_INTERVAL_SECS`; `platform audit purge-expired` runs it once.
 
 use crate::startup::AppState;
+use anyhow::Context as _;
 use std::time::Duration;
 
 /// What one run did.
@@ -30,6 +31,9 @@ pub struct RetentionReport {
     pub purged_organizations_deleted: usize,
     /// Data exports deleted (archive and row) because they expired.
     pub expired_exports: u64,
+    /// Usage events deleted: their period is invoiced, its grace over, and the data
+    /// map's retention after that has passed.
+    pub old_usage_events: u64,
 }
 
 impl RetentionReport {
@@ -43,6 +47,7 @@ impl RetentionReport {
             || self.ended_invitations > 0
             || self.purged_organizations_deleted > 0
             || self.expired_exports > 0
+            || self.old_usage_events > 0
     }
 }
 
@@ -100,8 +105,42 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
                 tracing::error!(org.id = %org, error = ?e, "invitation retention failed for an organization");
             }
         }
+        match purge_old_usage(state, org).await {
+            Ok(purged) => report.old_usage_events += purged,
+            Err(e) => {
+                report.failed += 1;
+                tracing::error!(org.id = %org, error = ?e, "usage retention failed for an organization");
+            }
+        }
     }
     Ok(report)
+}
+
+/// Without a live subscription nothing is invoiced; usage then counts towards quotas
+/// for at most a month.
+const UNBILLED_USAGE_WINDOW: chrono::Duration = chrono::Duration::days(31);
+
+/// Deletes `org`'s usage events older than what may still be reported (the current
+/// period, or during its grace the previous one) by the data map's retention.
+async fn purge_old_usage(state: &AppState, org: kernel::OrgId) -> anyhow::Result<u64> {
+    let keep =
+        kernel::data_map::retention_days(billing::data_map::DATA_MAP, "usage_events", "properties")
+            .context("the data map keeps usage events a number of days")?;
+    let tx = state.tenancy.system_tx(org).await?;
+    let settled = match state
+        .subscriptions
+        .oldest_reportable(&tx, state.usage_grace)
+        .await?
+    {
+        Some(oldest) => oldest,
+        None => state.clock.now() - UNBILLED_USAGE_WINDOW,
+    };
+    let purged = state
+        .usage
+        .purge_before(&tx, settled - chrono::Duration::days(i64::from(keep)))
+        .await?;
+    tx.commit().await?;
+    Ok(purged)
 }
 
 /// Runs the retention run every `every`, forever (the server's background task).
