@@ -12,7 +12,7 @@ use sea_orm_migration::sea_orm::DbBackend;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const ENTER: &str = r#"
+pub(crate) const ENTER: &str = r#"
 CREATE FUNCTION enter_organization(p_org uuid, p_user uuid, p_key uuid)
 RETURNS TABLE (standing_role text, standing_id uuid, standing_policy_version bigint)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$

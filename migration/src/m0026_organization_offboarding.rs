@@ -15,7 +15,11 @@
 //!   `purge_organization_rows(org, table)`, a SECURITY DEFINER function that refuses an
 //!   organization not pending deletion and a table outside its list, keeps finalized
 //!   invoices (and their lines), and lets the audit trigger pass for that organization
-//!   alone. `retire_organization(org, at)` deletes the row, or keeps a tombstone while
+//!   alone; it purges only the organization the transaction is bound to (`app.org_id`).
+//!   What it cannot check: that the grace period is over (the request columns are the
+//!   application's to write, in its clock), so an injected statement of the application
+//!   role could still schedule and purge an organization; the audit chain of the
+//!   platform records every purge. `retire_organization(org, at)` deletes the row, or keeps a tombstone while
 //!   invoices remain.
 
 use crate::tenant_table::{APP_ROLE, grant};
@@ -71,6 +75,9 @@ impl MigrationTrait for Migration {
                     .col(uuid("purged_organization_id").primary_key())
                     .col(timestamp_with_time_zone("started_at"))
                     .col(text("steps"))
+                    // Until when one run holds the purge (two instances never purge the
+                    // same organization at once).
+                    .col(timestamp_with_time_zone_null("claimed_until"))
                     .col(timestamp_with_time_zone_null("completed_at"))
                     .to_owned(),
             )
@@ -114,10 +121,14 @@ REVOKE ALL ON FUNCTION enter_organization(uuid, uuid, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION enter_organization(uuid, uuid, uuid) TO {APP_ROLE};
 
 CREATE FUNCTION purge_organization_rows(p_org uuid, p_table text) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     purged bigint;
 BEGIN
+    IF p_org IS DISTINCT FROM NULLIF(current_setting('app.org_id', true), '')::uuid THEN
+        RAISE EXCEPTION 'purge_organization_rows purges the organization the transaction is bound to'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM organizations o
                     WHERE o.id = p_org AND o.deletion_scheduled_at IS NOT NULL) THEN
         RAISE EXCEPTION 'organization % is not pending deletion', p_org
@@ -126,7 +137,6 @@ BEGIN
     IF NOT (p_table = ANY ({PURGED_TABLES})) THEN
         RAISE EXCEPTION 'not a purged table: %', p_table USING ERRCODE = 'insufficient_privilege';
     END IF;
-    PERFORM set_config('app.org_id', p_org::text, true);
     IF p_table = 'invoices' THEN
         -- Finalized invoices and credit notes are kept for their legal period.
         DELETE FROM invoices WHERE organization_id = p_org AND status = 'draft';
@@ -151,14 +161,17 @@ REVOKE ALL ON FUNCTION purge_organization_rows(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION purge_organization_rows(uuid, text) TO {APP_ROLE};
 
 CREATE FUNCTION retire_organization(p_org uuid, p_at timestamptz) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF p_org IS DISTINCT FROM NULLIF(current_setting('app.org_id', true), '')::uuid THEN
+        RAISE EXCEPTION 'retire_organization retires the organization the transaction is bound to'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM organizations o
                     WHERE o.id = p_org AND o.deletion_scheduled_at IS NOT NULL) THEN
         RAISE EXCEPTION 'organization % is not pending deletion', p_org
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    PERFORM set_config('app.org_id', p_org::text, true);
     IF EXISTS (SELECT 1 FROM invoices i WHERE i.organization_id = p_org) THEN
         -- A tombstone while invoices are kept; the slug is free again.
         UPDATE organizations
@@ -181,13 +194,21 @@ GRANT EXECUTE ON FUNCTION retire_organization(uuid, timestamptz) TO {APP_ROLE};
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         if manager.get_database_backend() == DbBackend::Postgres {
-            manager
-                .get_connection()
-                .execute_unprepared(
-                    "DROP FUNCTION IF EXISTS purge_organization_rows(uuid, text);
-                     DROP FUNCTION IF EXISTS retire_organization(uuid, timestamptz);",
-                )
+            let db = manager.get_connection();
+            db.execute_unprepared(
+                "DROP FUNCTION IF EXISTS purge_organization_rows(uuid, text);
+                 DROP FUNCTION IF EXISTS retire_organization(uuid, timestamptz);
+                 DROP FUNCTION enter_organization(uuid, uuid, uuid);",
+            )
+            .await?;
+            // The earlier entry, which does not read the columns dropped below.
+            db.execute_unprepared(crate::m0016_enter_organization::ENTER)
                 .await?;
+            db.execute_unprepared(&format!(
+                "REVOKE ALL ON FUNCTION enter_organization(uuid, uuid, uuid) FROM PUBLIC;
+                 GRANT EXECUTE ON FUNCTION enter_organization(uuid, uuid, uuid) TO {APP_ROLE};"
+            ))
+            .await?;
         }
         manager
             .drop_table(Table::drop().table("organization_purges").to_owned())

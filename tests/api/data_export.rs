@@ -190,6 +190,20 @@ async fn a_person_exports_what_is_held_about_them_and_nothing_of_anyone_else() {
     for secret in ["password_hash", "token_hash", "secret_hash", "\"key\""] {
         assert!(!all.contains(secret), "{secret} is exported");
     }
+
+    // Erasing her account takes her exports with it; the retention run deletes the
+    // archive that lost its row.
+    app.gql("mutation($p: String!) { deleteAccount(input: {password: $p}) { deletedUserId } }")
+        .vars(json!({ "p": crate::helpers::PASSWORD }))
+        .as_user(&alice)
+        .send()
+        .await
+        .data();
+    let archive = gateway::data_export::archive_path(&app.state, uuid_of(id));
+    assert!(archive.exists());
+    let report = app.retention_run().await;
+    assert_eq!(report.expired_exports, 1, "{report:?}");
+    assert!(!archive.exists());
 }
 
 #[tokio::test]
@@ -204,7 +218,9 @@ async fn an_owner_exports_every_row_of_the_organization_until_it_expires() {
     let globex = app.org(&other, "Globex").await;
     document(&app, &other, &globex, "Globex secrets").await;
 
-    // An admin may not; a key may not.
+    // A key's digest is a credential: it must not be in the export.
+    app.api_key(&owner, &acme, "VIEWER").await;
+    // An admin may not.
     let refused = request(&app, &admin, Some(&acme), "ORGANIZATION").await;
     assert_eq!(refused.code(), "FORBIDDEN");
 

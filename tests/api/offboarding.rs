@@ -278,6 +278,43 @@ async fn a_deleted_organization_is_frozen_then_purged_leaving_only_its_invoices(
         .await;
     assert_eq!(write.code(), "CONFLICT");
     assert_eq!(write.error()["extensions"]["reason"], "PENDING_DELETION");
+    // The pending invitation was revoked with the request; joining now is refused.
+    let invitations = app
+        .gql("{ viewer { activeOrganization { invitations(first: 10) { nodes { status } } } } }")
+        .as_user(&owner)
+        .in_org(&acme)
+        .send()
+        .await;
+    let statuses =
+        invitations.data()["viewer"]["activeOrganization"]["invitations"]["nodes"].clone();
+    assert!(
+        statuses
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] != "PENDING"),
+        "{statuses}"
+    );
+    // The owners take the data with them: an export is allowed while pending.
+    let export = app
+        .gql("mutation { requestDataExport(input: {scope: ORGANIZATION}) { dataExport { id } } }")
+        .as_user(&owner)
+        .in_org(&acme)
+        .send()
+        .await;
+    let export = export.data()["requestDataExport"]["dataExport"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let export = crate::helpers::global_id_uuid(&export, "DataExport").unwrap();
+    let archive = gateway::data_export::archive_path(&app.state, export);
+    for _ in 0..200 {
+        if archive.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(archive.exists(), "the export was prepared");
     let again = request(&app, &owner, &acme, "acme").await;
     assert_eq!(again.code(), "CONFLICT");
     assert_eq!(again.error()["extensions"]["reason"], "PENDING_DELETION");
@@ -317,6 +354,8 @@ async fn a_deleted_organization_is_frozen_then_purged_leaving_only_its_invoices(
             );
         }
     }
+    // Its export went with it.
+    assert!(!archive.exists());
     let (db, backend) = app.whole_database().await;
     let tombstone = db
         .query_one_raw(Statement::from_sql_and_values(
@@ -396,7 +435,22 @@ async fn a_cancelled_deletion_gives_the_organization_back_and_a_purge_without_in
     app.add_member(&owner, &org, &member, "MEMBER").await;
     create_project(&app, &owner, &org, "Kept").await;
 
+    let dan = app.user("dan@example.com").await;
+    let invited = app.invite(&owner, &org, "dan@example.com", "OWNER").await;
+    let token = invited.data()["inviteMember"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     request(&app, &owner, &org, "acme").await.data();
+    // Nobody joins an organization on its way out.
+    let joined = app
+        .gql("mutation($t: String!) { acceptInvitation(input: {token: $t}) { membership { id } } }")
+        .vars(json!({ "t": token }))
+        .as_user(&dan)
+        .send()
+        .await;
+    assert_eq!(joined.code(), "CONFLICT");
+    assert_eq!(joined.error()["extensions"]["reason"], "PENDING_DELETION");
     let back = cancel(&app, &owner, &org).await;
     let back = &back.data()["cancelOrganizationDeletion"]["organization"];
     assert_eq!(back["status"], "ACTIVE");
@@ -480,14 +534,23 @@ async fn a_purge_that_fails_midway_shows_what_is_left_and_a_rerun_finishes_it() 
     assert_eq!(halfway["projects"], 0);
     assert_eq!(halfway["memberships"], 1);
 
-    // The rerun skips what is done and finishes.
+    // Once started, the purge cannot be cancelled: what it deleted cannot come back.
+    let late = cancel(&app, &owner, &org).await;
+    assert_eq!(late.code(), "CONFLICT");
+
+    // The rerun skips what is done and finishes; two runs at once: one does it.
     db.execute_unprepared(unblock).await.unwrap();
-    let report = app
-        .state
-        .tenancy
-        .purge_organization(org.org_id())
-        .await
-        .unwrap();
+    let (first, second) = futures::join!(
+        app.state.tenancy.purge_organization(org.org_id()),
+        app.state.tenancy.purge_organization(org.org_id())
+    );
+    let report = match (first, second) {
+        (Ok(report), Err(e)) | (Err(e), Ok(report)) => {
+            assert_eq!(e.code(), kernel::ErrorCode::Conflict, "{e}");
+            report
+        }
+        other => panic!("exactly one run purges: {other:?}"),
+    };
     let memberships = report
         .rows
         .iter()

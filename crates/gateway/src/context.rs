@@ -127,7 +127,8 @@ pub trait ContextExt {
 }
 
 /// Mutations an organization whose subscription is suspended for non-payment may still
-/// run: billing (to pay or change plan), reporting usage, and leaving or deleting things.
+/// run: billing (to pay or change plan), reporting usage, leaving or deleting things, and
+/// taking their data with them.
 /// Reads always work; the audit export is a read.
 pub const ALLOWED_WHEN_SUSPENDED: &[&str] = &[
     "changePlan",
@@ -142,6 +143,9 @@ pub const ALLOWED_WHEN_SUSPENDED: &[&str] = &[
     "deleteRole",
     "erasePersonalData",
     "purgeAuditEvents",
+    "requestOrganizationDeletion",
+    "cancelOrganizationDeletion",
+    "requestDataExport",
 ];
 
 /// `PAYMENT_REQUIRED` for a write of a suspended organization, unless the mutation is one
@@ -156,8 +160,10 @@ async fn ensure_paid_up(ctx: &Context<'_>, tx: &TenantTx, mode: TxMode) -> GqlRe
     Ok(())
 }
 
-/// Mutations an organization pending deletion still runs: cancelling it.
-pub const ALLOWED_WHEN_PENDING_DELETION: &[&str] = &["cancelOrganizationDeletion"];
+/// Mutations an organization pending deletion still runs: cancelling it, and exporting
+/// its data (the hand-back).
+pub const ALLOWED_WHEN_PENDING_DELETION: &[&str] =
+    &["cancelOrganizationDeletion", "requestDataExport"];
 
 /// `CONFLICT` (`reason = "PENDING_DELETION"`) for a write in an organization pending
 /// deletion, unless it is one of [`ALLOWED_WHEN_PENDING_DELETION`]. (Only its owners

@@ -73,41 +73,76 @@ pub fn spawn(state: AppState, export: DataExport) {
 }
 
 /// Prepares `export` and records how it ended (a failure is logged by id and recorded
-/// without detail; asking again is allowed).
+/// without detail; asking again is allowed). An export that is gone meanwhile takes its
+/// archive with it.
 pub async fn prepare(state: &AppState, export: &DataExport) {
     let Ok(_turn) = PREPARING.acquire().await else {
         return;
     };
+    let path = archive_path(state, export.id);
     let outcome = match build(state, export).await {
         Ok(done) => Ok(done),
         Err(e) => {
             tracing::error!(export.id = %export.id, error = ?e, "data export failed");
-            let _ = std::fs::remove_file(archive_path(state, export.id).with_extension("part"));
+            remove(&path.with_extension("part"));
             Err("preparing the export failed; ask for a new one".to_owned())
         }
     };
-    if let Err(e) = state.tenancy.finish_export(export.id, outcome).await {
-        tracing::error!(export.id = %export.id, error = ?e, "recording a data export failed");
+    match state.tenancy.finish_export(export.id, outcome).await {
+        Ok(true) => {}
+        Ok(false) => {
+            remove(&path);
+        }
+        Err(e) => {
+            tracing::error!(export.id = %export.id, error = ?e, "recording a data export failed");
+        }
     }
 }
 
-/// Deletes the archives and rows of exports whose time is over; returns how many.
+/// Deletes a file if it is there (logged when that fails: the next run tries again).
+fn remove(path: &std::path::Path) -> bool {
+    match std::fs::remove_file(path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => {
+            tracing::error!(error = %e, "deleting a data export archive failed");
+            false
+        }
+    }
+}
+
+/// Deletes the archives and rows of exports whose time is over, and archives whose
+/// export is gone (its person erased, its organization purged, a preparation that
+/// outlived its export); returns how many exports and archives went.
 pub async fn purge_expired(state: &AppState) -> anyhow::Result<u64> {
     let mut purged = 0;
     for export in state.tenancy.expired_exports().await? {
-        match std::fs::remove_file(archive_path(state, export.id)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).context("deleting an expired export"),
+        let path = archive_path(state, export.id);
+        if remove(&path) && remove(&path.with_extension("part")) {
+            state.tenancy.delete_export(export.id).await?;
+            purged += 1;
         }
-        state.tenancy.delete_export(export.id).await?;
-        purged += 1;
+    }
+    let Ok(entries) = std::fs::read_dir(&state.export_dir) else {
+        return Ok(purged);
+    };
+    let known = state.tenancy.export_ids().await?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let orphan = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .and_then(|stem| uuid::Uuid::parse_str(stem).ok())
+            .is_some_and(|id| !known.contains(&id));
+        if orphan && remove(&path) {
+            purged += 1;
+        }
     }
     Ok(purged)
 }
 
 async fn build(state: &AppState, export: &DataExport) -> anyhow::Result<(String, i64)> {
-    std::fs::create_dir_all(&state.export_dir).context("creating the export directory")?;
+    create_private_dir(&state.export_dir)?;
     let path = archive_path(state, export.id);
     let partial = path.with_extension("part");
     let mut archive = Archive::create(&partial)?;
@@ -124,6 +159,18 @@ async fn build(state: &AppState, export: &DataExport) -> anyhow::Result<(String,
     std::fs::rename(&partial, &path).context("publishing the archive")?;
     let (sha256, size) = digest(&path)?;
     Ok((sha256, i64::try_from(size).unwrap_or(i64::MAX)))
+}
+
+/// The export directory, readable by the server's user alone.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).context("creating the export directory")
 }
 
 /// Every row of `org` in every table.
@@ -217,7 +264,7 @@ async fn audit_events(
         actor: Some(format!("user:{user}")),
         ..EventFilter::default()
     };
-    let mut lines = Vec::new();
+    let mut entry = archive.begin(&format!("{prefix}/audit_events"))?;
     let mut after = None;
     loop {
         let page = PageRequest {
@@ -228,27 +275,31 @@ async fn audit_events(
         };
         let events = state.audit.events(tx, &filter, &page).await?;
         for event in &events.items {
-            lines.push(json!({
-                "id": event.id,
-                "seq": event.seq,
-                "occurred_at": event.occurred_at,
-                "action": event.action,
-                "target_type": event.target_type,
-                "target_id": event.target_id,
-                "outcome": event.outcome,
-                "changes": event.changes.iter().map(|c| json!({
-                    "field": c.field, "before": c.before, "after": c.after,
-                })).collect::<Vec<_>>(),
-                "ip": event.ip,
-                "user_agent": event.user_agent,
-            }));
+            archive.row(
+                &mut entry,
+                &json!({
+                    "id": event.id,
+                    "seq": event.seq,
+                    "occurred_at": event.occurred_at,
+                    "action": event.action,
+                    "target_type": event.target_type,
+                    "target_id": event.target_id,
+                    "outcome": event.outcome,
+                    "changes": event.changes.iter().map(|c| json!({
+                        "field": c.field, "before": c.before, "after": c.after,
+                    })).collect::<Vec<_>>(),
+                    "ip": event.ip,
+                    "user_agent": event.user_agent,
+                }),
+            )?;
         }
         match (events.has_next, events.items.last()) {
             (true, Some(last)) => after = Some(last.id),
             _ => break,
         }
     }
-    archive.lines(&format!("{prefix}/audit_events"), lines)
+    archive.end(entry);
+    Ok(())
 }
 
 /// `SELECT * FROM table WHERE column = <placeholder n>`.
@@ -268,15 +319,30 @@ fn placeholder(backend: DbBackend, n: usize) -> String {
 
 /// An archive being written: one NDJSON entry per table, then the manifest.
 struct Archive {
-    zip: ZipWriter<std::fs::File>,
+    zip: ZipWriter<std::io::BufWriter<std::fs::File>>,
     manifest: Vec<serde_json::Value>,
     /// `table.column` pairs never exported (credentials).
     withheld: BTreeSet<(&'static str, &'static str)>,
 }
 
+/// The file of the archive being written.
+struct Entry {
+    name: String,
+    rows: u64,
+    hasher: Sha256,
+}
+
 impl Archive {
     fn create(path: &std::path::Path) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(path).context("creating the archive")?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            // Personal data: readable by the server's user alone.
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(path).context("creating the archive")?;
         let withheld = crate::privacy::data_map()
             .into_iter()
             .flat_map(|table| {
@@ -288,7 +354,7 @@ impl Archive {
             })
             .collect();
         Ok(Self {
-            zip: ZipWriter::new(file),
+            zip: ZipWriter::new(std::io::BufWriter::new(file)),
             manifest: Vec::new(),
             withheld,
         })
@@ -311,9 +377,7 @@ impl Archive {
             .unwrap_or(name);
         let backend = tx.conn().get_database_backend();
         let statement = Statement::from_sql_and_values(backend, sql, values);
-        self.start(name)?;
-        let mut hasher = Sha256::new();
-        let mut rows = 0u64;
+        let mut entry = self.begin(name)?;
         let mut stream = JsonValue::find_by_statement(statement)
             .stream(tx.conn())
             .await?;
@@ -321,42 +385,41 @@ impl Archive {
             if let Some(object) = row.as_object_mut() {
                 object.retain(|column, _| !self.withheld.contains(&(table, column.as_str())));
             }
-            let mut line = serde_json::to_vec(&row)?;
-            line.push(b'\n');
-            hasher.update(&line);
-            self.zip.write_all(&line)?;
-            rows += 1;
+            self.row(&mut entry, &row)?;
         }
-        self.manifest.push(json!({
-            "table": name,
-            "rows": rows,
-            "sha256": hex(&hasher.finalize()),
-        }));
+        self.end(entry);
         Ok(())
     }
 
-    /// Writes already built rows as `name.ndjson`.
-    fn lines(&mut self, name: &str, rows: Vec<serde_json::Value>) -> anyhow::Result<()> {
-        self.start(name)?;
-        let mut hasher = Sha256::new();
-        for row in &rows {
-            let mut line = serde_json::to_vec(row)?;
-            line.push(b'\n');
-            hasher.update(&line);
-            self.zip.write_all(&line)?;
-        }
-        self.manifest.push(json!({
-            "table": name,
-            "rows": rows.len(),
-            "sha256": hex(&hasher.finalize()),
-        }));
+    /// Starts `name.ndjson`.
+    fn begin(&mut self, name: &str) -> anyhow::Result<Entry> {
+        // Large: an organization's table may pass 4 GiB.
+        let options = SimpleFileOptions::default().large_file(true);
+        self.zip.start_file(format!("{name}.ndjson"), options)?;
+        Ok(Entry {
+            name: name.to_owned(),
+            rows: 0,
+            hasher: Sha256::new(),
+        })
+    }
+
+    /// One row as a line of the current file.
+    fn row(&mut self, entry: &mut Entry, row: &serde_json::Value) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(row)?;
+        line.push(b'\n');
+        entry.hasher.update(&line);
+        self.zip.write_all(&line)?;
+        entry.rows += 1;
         Ok(())
     }
 
-    fn start(&mut self, name: &str) -> anyhow::Result<()> {
-        self.zip
-            .start_file(format!("{name}.ndjson"), SimpleFileOptions::default())?;
-        Ok(())
+    /// Ends the current file: its line in the manifest.
+    fn end(&mut self, entry: Entry) {
+        self.manifest.push(json!({
+            "table": entry.name,
+            "rows": entry.rows,
+            "sha256": hex(&entry.hasher.finalize()),
+        }));
     }
 
     fn finish(mut self) -> anyhow::Result<()> {
@@ -365,7 +428,12 @@ impl Archive {
         let manifest = json!({ "format": "ndjson-per-table", "files": self.manifest });
         self.zip
             .write_all(serde_json::to_string_pretty(&manifest)?.as_bytes())?;
-        self.zip.finish()?.sync_all()?;
+        let file = self
+            .zip
+            .finish()?
+            .into_inner()
+            .context("flushing the archive")?;
+        file.sync_all()?;
         Ok(())
     }
 }

@@ -165,7 +165,14 @@ pub const DATA_MAP: &[Table] = &[
             Column::plain("id"),
             Column::plain("name"),
             Column::plain("role"),
-            Column::plain("secret_hash"),
+            // Not about a person, but a credential: never exported.
+            Column::personal(
+                "secret_hash",
+                C::Credentials,
+                &[P::Security],
+                B::LegitimateInterest,
+                R::WhileOrganizationExists,
+            ),
             Column::personal(
                 "created_by",
                 C::Identity,
@@ -307,6 +314,7 @@ pub const DATA_MAP: &[Table] = &[
             Column::plain("purged_organization_id"),
             Column::plain("started_at"),
             Column::plain("steps"),
+            Column::plain("claimed_until"),
             Column::plain("completed_at"),
         ],
     },

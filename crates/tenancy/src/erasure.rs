@@ -243,6 +243,12 @@ impl TenancyService {
             .exec(tx.conn())
             .await?;
         self.bind_erasing(tx.conn(), user, email_normalized).await?;
+        // Exports they asked for hold their data: gone too (the retention run deletes
+        // archives without a row).
+        crate::entity::data_export::Entity::delete_many()
+            .filter(crate::entity::data_export::Column::RequestedBy.eq(user.as_uuid()))
+            .exec(tx.conn())
+            .await?;
         let subjects = self.erasure_subjects(user, email_normalized);
         let keys = self.audit.erase_person(tx.conn(), &subjects).await?;
         if self.db.backend() == Backend::Postgres {

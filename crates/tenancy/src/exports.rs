@@ -206,17 +206,24 @@ impl TenancyService {
         row.try_into()
     }
 
-    /// Records how preparing an export ended: the archive's digest and size, or why it
-    /// failed (an operator's message, never personal data).
+    /// Records how preparing an export ended: the archive's digest and size (it may be
+    /// downloaded for the export time from now), or why it failed (an operator's
+    /// message, never personal data). False when the export is gone meanwhile (expired,
+    /// its person erased, its organization purged): its archive must go too.
     pub async fn finish_export(
         &self,
         id: Uuid,
         outcome: std::result::Result<(String, i64), String>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let now = self.clock.now();
         let update = data_export::Entity::update_many()
             .col_expr(data_export::Column::CompletedAt, Expr::value(now))
-            .filter(data_export::Column::Id.eq(id));
+            .col_expr(
+                data_export::Column::ExpiresAt,
+                Expr::value(now + self.settings.export_ttl),
+            )
+            .filter(data_export::Column::Id.eq(id))
+            .filter(data_export::Column::Status.eq(ExportStatus::Pending.as_str()));
         let update = match outcome {
             Ok((sha256, size)) => update
                 .col_expr(
@@ -232,8 +239,18 @@ impl TenancyService {
                 )
                 .col_expr(data_export::Column::Error, Expr::value(error)),
         };
-        update.exec(self.db.conn()).await?;
-        Ok(())
+        Ok(update.exec(self.db.conn()).await?.rows_affected == 1)
+    }
+
+    /// The ids of every export there is (to find archives that lost their row).
+    pub async fn export_ids(&self) -> Result<std::collections::HashSet<Uuid>> {
+        let ids: Vec<Uuid> = data_export::Entity::find()
+            .select_only()
+            .column(data_export::Column::Id)
+            .into_tuple()
+            .all(self.db.conn())
+            .await?;
+        Ok(ids.into_iter().collect())
     }
 
     /// One page of the exports `user` asked for.

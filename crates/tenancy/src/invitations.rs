@@ -270,6 +270,13 @@ impl TenancyService {
         let now = self.clock.now();
         // The token itself is the right to open this organization's transaction.
         let tx = self.open(org, TxMode::Write).await?;
+        let pending_deletion = crate::entity::organization::Entity::find_by_id(org.as_uuid())
+            .one(tx.conn())
+            .await?
+            .is_some_and(|o| o.deletion_scheduled_at.is_some());
+        if pending_deletion {
+            return Err(Error::PendingDeletion);
+        }
         let row = tx
             .select::<invitation::Entity>()
             .filter(invitation::Column::TokenHash.eq(crypto::digest(secret)))

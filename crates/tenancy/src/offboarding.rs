@@ -5,7 +5,7 @@
 //! notes are kept for their legal period; the organization's row stays as a tombstone
 //! (name only, slug released) while they do.
 
-use crate::entity::{api_key, organization, organization_purge};
+use crate::entity::{api_key, data_export, invitation, organization, organization_purge};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Organization};
 use crate::role::Role;
@@ -45,6 +45,9 @@ pub const PURGED_TABLES: &[&str] = &[
     "audit_purges",
     "audit_retention",
 ];
+
+/// How long one run holds a purge before another may take it over (a run that died).
+const PURGE_LEASE: chrono::Duration = chrono::Duration::minutes(15);
 
 /// The purge's last step: the organization's own row (1: deleted; 0: kept as a
 /// tombstone while finalized invoices are retained).
@@ -112,6 +115,14 @@ impl TenancyService {
             self.revoke_key(tx, key, Some("organization_deletion"))
                 .await?;
         }
+        // Nobody joins an organization on its way out.
+        let invitations = invitation::Entity::update_many()
+            .col_expr(invitation::Column::RevokedAt, Expr::value(now))
+            .filter(invitation::Column::OrganizationId.eq(row.id))
+            .filter(invitation::Column::AcceptedAt.is_null())
+            .filter(invitation::Column::RevokedAt.is_null())
+            .exec(tx.conn())
+            .await?;
         self.audit
             .record(
                 tx,
@@ -124,6 +135,16 @@ impl TenancyService {
                     "deletion_scheduled_at",
                     None::<String>,
                     Some(scheduled.to_rfc3339()),
+                )
+                .change(
+                    "api_keys_revoked",
+                    None::<u64>,
+                    Some(live_keys.len() as u64),
+                )
+                .change(
+                    "invitations_revoked",
+                    None::<u64>,
+                    Some(invitations.rows_affected),
                 ),
             )
             .await?;
@@ -150,6 +171,16 @@ impl TenancyService {
                 "the organization is not pending deletion".into(),
             ));
         };
+        // Once the purge started, what it deleted cannot come back: it finishes.
+        if organization_purge::Entity::find_by_id(row.id)
+            .one(tx.conn())
+            .await?
+            .is_some()
+        {
+            return Err(Error::Conflict(
+                "the organization's purge has started; it cannot be cancelled".into(),
+            ));
+        }
         organization::Entity::update_many()
             .col_expr(
                 organization::Column::DeletionRequestedAt,
@@ -187,9 +218,10 @@ impl TenancyService {
         })
     }
 
-    /// Organizations whose deletion is due (and not yet purged), oldest request first.
+    /// Organizations whose deletion is due (and not yet purged), oldest request first,
+    /// then those whose purge started and did not finish (their row may be gone).
     pub async fn organizations_due_for_purge(&self) -> Result<Vec<OrgId>> {
-        let ids: Vec<uuid::Uuid> = organization::Entity::find()
+        let mut ids: Vec<uuid::Uuid> = organization::Entity::find()
             .select_only()
             .column(organization::Column::Id)
             .filter(organization::Column::DeletionScheduledAt.lte(self.clock.now()))
@@ -198,13 +230,26 @@ impl TenancyService {
             .into_tuple()
             .all(self.db.conn())
             .await?;
+        let unfinished: Vec<uuid::Uuid> = organization_purge::Entity::find()
+            .select_only()
+            .column(organization_purge::Column::PurgedOrganizationId)
+            .filter(organization_purge::Column::CompletedAt.is_null())
+            .into_tuple()
+            .all(self.db.conn())
+            .await?;
+        for id in unfinished {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
         Ok(ids.into_iter().map(OrgId::from_uuid).collect())
     }
 
     /// Purges a due organization: every row of it in every table of [`PURGED_TABLES`],
     /// one transaction per table, each step written to the ledger in the same
     /// transaction (a rerun skips what is done), then its own row, its cached policy,
-    /// and `organization.purged` with the counts in the platform chain.
+    /// and `organization.purged` with the counts in the platform chain. One run at a
+    /// time holds the purge (a lease in the ledger); another gets `CONFLICT`.
     #[tracing::instrument(name = "tenancy.purge_organization", skip_all, fields(org.id = %org), err(level = "debug"))]
     pub async fn purge_organization(&self, org: OrgId) -> Result<PurgeReport> {
         let due = organization::Entity::find_by_id(org.as_uuid())
@@ -221,20 +266,63 @@ impl TenancyService {
                 "the organization is not due for deletion".into(),
             ));
         }
-        let mut steps = match ledger {
-            Some(ledger) => parse_steps(&ledger.steps),
-            None => {
-                organization_purge::Entity::insert(organization_purge::ActiveModel {
-                    purged_organization_id: Set(org.as_uuid()),
-                    started_at: Set(self.clock.now()),
-                    steps: Set(String::new()),
-                    completed_at: Set(None),
-                })
-                .exec_without_returning(self.db.conn())
+        if ledger.is_none() {
+            // Two runs may both get here: the primary key keeps one row.
+            organization_purge::Entity::insert(organization_purge::ActiveModel {
+                purged_organization_id: Set(org.as_uuid()),
+                started_at: Set(self.clock.now()),
+                steps: Set(String::new()),
+                claimed_until: Set(None),
+                completed_at: Set(None),
+            })
+            .on_conflict_do_nothing()
+            .exec_without_returning(self.db.conn())
+            .await?;
+        }
+        let now = self.clock.now();
+        let claimed = organization_purge::Entity::update_many()
+            .col_expr(
+                organization_purge::Column::ClaimedUntil,
+                Expr::value(now + PURGE_LEASE),
+            )
+            .filter(organization_purge::Column::PurgedOrganizationId.eq(org.as_uuid()))
+            .filter(organization_purge::Column::CompletedAt.is_null())
+            .filter(
+                sea_orm::Condition::any()
+                    .add(organization_purge::Column::ClaimedUntil.is_null())
+                    .add(organization_purge::Column::ClaimedUntil.lt(now)),
+            )
+            .exec(self.db.conn())
+            .await?;
+        if claimed.rows_affected != 1 {
+            return Err(Error::Conflict(
+                "the organization is being purged by another run".into(),
+            ));
+        }
+        let purged = self.purge_claimed(org).await;
+        if purged.is_err() {
+            // Let the next run take over at once (the ledger says what is left).
+            organization_purge::Entity::update_many()
+                .col_expr(
+                    organization_purge::Column::ClaimedUntil,
+                    Expr::value(None::<DateTime<Utc>>),
+                )
+                .filter(organization_purge::Column::PurgedOrganizationId.eq(org.as_uuid()))
+                .filter(organization_purge::Column::CompletedAt.is_null())
+                .exec(self.db.conn())
                 .await?;
-                Vec::new()
-            }
-        };
+        }
+        purged
+    }
+
+    /// The purge of an organization whose ledger this run holds.
+    async fn purge_claimed(&self, org: OrgId) -> Result<PurgeReport> {
+        // The steps as the ledger has them now that this run holds it.
+        let mut steps = organization_purge::Entity::find_by_id(org.as_uuid())
+            .one(self.db.conn())
+            .await?
+            .map(|ledger| parse_steps(&ledger.steps))
+            .unwrap_or_default();
         for table in PURGED_TABLES {
             if steps.iter().any(|(done, _)| done == table) {
                 continue;
@@ -242,7 +330,7 @@ impl TenancyService {
             let tx = self.open(org, TxMode::Write).await?;
             let rows = self.purge_table(&tx, table).await?;
             steps.push(((*table).to_owned(), rows));
-            write_steps(&tx, org, &steps, None).await?;
+            write_steps(&tx, org, &steps, Held(self.clock.now() + PURGE_LEASE)).await?;
             tx.commit().await?;
         }
         // The organization's own row last (a step like the others), then the ledger's
@@ -251,14 +339,24 @@ impl TenancyService {
             let tx = self.open(org, TxMode::Write).await?;
             let deleted = self.retire(&tx, org).await?;
             steps.push((ORGANIZATION_ROW.to_owned(), u64::from(deleted)));
-            write_steps(&tx, org, &steps, None).await?;
+            write_steps(&tx, org, &steps, Held(self.clock.now() + PURGE_LEASE)).await?;
             tx.commit().await?;
         }
         let tombstone = steps
             .iter()
             .any(|(table, rows)| table == ORGANIZATION_ROW && *rows == 0);
         let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
-        write_steps(&tx, org, &steps, Some(self.clock.now())).await?;
+        if !write_steps(&tx, org, &steps, Completed(self.clock.now())).await? {
+            tx.rollback().await?;
+            return Err(Error::Conflict(
+                "the organization's purge was completed by another run".into(),
+            ));
+        }
+        // Its exports go with it (the retention run deletes archives without a row).
+        data_export::Entity::delete_many()
+            .filter(data_export::Column::ExportedOrganizationId.eq(org.as_uuid()))
+            .exec(tx.conn())
+            .await?;
         let mut event = NewEvent::new("organization.purged", "organization", Some(org));
         for (table, rows) in &steps {
             event = event.change(table, None::<u64>, Some(*rows));
@@ -414,12 +512,22 @@ fn parse_steps(text: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Where a purge is after a step.
+enum Progress {
+    /// Still running: the lease lasts until then.
+    Held(DateTime<Utc>),
+    /// Done then.
+    Completed(DateTime<Utc>),
+}
+use Progress::{Completed, Held};
+
+/// Writes the steps done and the progress; false when the ledger was completed meanwhile.
 async fn write_steps(
     tx: &TenantTx,
     org: OrgId,
     steps: &[(String, u64)],
-    completed_at: Option<DateTime<Utc>>,
-) -> Result<()> {
+    progress: Progress,
+) -> Result<bool> {
     let text = steps
         .iter()
         .map(|(table, rows)| format!("{table}={rows}"))
@@ -427,12 +535,20 @@ async fn write_steps(
         .join(",");
     let mut update = organization_purge::Entity::update_many()
         .col_expr(organization_purge::Column::Steps, Expr::value(text))
-        .filter(organization_purge::Column::PurgedOrganizationId.eq(org.as_uuid()));
-    if let Some(at) = completed_at {
-        update = update.col_expr(organization_purge::Column::CompletedAt, Expr::value(at));
-    }
-    update.exec(tx.conn()).await?;
-    Ok(())
+        .filter(organization_purge::Column::PurgedOrganizationId.eq(org.as_uuid()))
+        .filter(organization_purge::Column::CompletedAt.is_null());
+    update = match progress {
+        Held(until) => {
+            update.col_expr(organization_purge::Column::ClaimedUntil, Expr::value(until))
+        }
+        Completed(at) => update
+            .col_expr(organization_purge::Column::CompletedAt, Expr::value(at))
+            .col_expr(
+                organization_purge::Column::ClaimedUntil,
+                Expr::value(None::<DateTime<Utc>>),
+            ),
+    };
+    Ok(update.exec(tx.conn()).await?.rows_affected == 1)
 }
 
 #[cfg(test)]

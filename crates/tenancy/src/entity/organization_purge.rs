@@ -10,6 +10,8 @@ pub struct Model {
     pub started_at: DateTimeUtc,
     /// The steps done, in order: `table=rows`, comma separated.
     pub steps: String,
+    /// Until when one run holds the purge.
+    pub claimed_until: Option<DateTimeUtc>,
     pub completed_at: Option<DateTimeUtc>,
 }
 
