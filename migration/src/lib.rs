@@ -34,6 +34,7 @@ mod m0025_pseudonymize_user;
 mod m0026_organization_offboarding;
 mod m0027_data_exports;
 mod m0028_usage_retention;
+mod m0029_invoice_retention_end;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0026_organization_offboarding::Migration),
             Box::new(m0027_data_exports::Migration),
             Box::new(m0028_usage_retention::Migration),
+            Box::new(m0029_invoice_retention_end::Migration),
         ]
     }
 }

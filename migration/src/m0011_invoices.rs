@@ -17,7 +17,7 @@ use sea_orm_migration::sea_orm::DbBackend;
 pub struct Migration;
 
 /// Columns a non-draft invoice may never change.
-const FROZEN: &[&str] = &[
+pub(crate) const FROZEN: &[&str] = &[
     "number",
     "kind",
     "currency",
@@ -33,7 +33,7 @@ const FROZEN: &[&str] = &[
     "created_at",
 ];
 
-const PG_TRIGGERS: &str = r#"
+pub(crate) const PG_TRIGGERS: &str = r#"
 CREATE FUNCTION invoices_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN

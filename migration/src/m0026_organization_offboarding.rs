@@ -178,7 +178,7 @@ BEGIN
            SET purged_at = p_at,
                deletion_requested_by = NULL,
                slug = 'purged-' || replace(p_org::text, '-', '')
-         WHERE id = p_org;
+         WHERE id = p_org AND purged_at IS NULL;
         RETURN false;
     END IF;
     DELETE FROM organizations WHERE id = p_org;

@@ -269,6 +269,7 @@ fn test_config(database_url: &str) -> Config {
         sign_ups_per_address_per_hour: 20,
         dpa_notice_days: 30,
         org_deletion_grace_days: 30,
+        invoice_retention_years: 10,
         // Replaced by a directory of each test's own (TestApp::spawn_with).
         data_export_dir: std::env::temp_dir().join("platform-exports-test"),
         data_export_ttl_hours: 24,

@@ -422,7 +422,28 @@ async fn a_deleted_organization_is_frozen_then_purged_leaving_only_its_invoices(
         .unwrap();
     assert_eq!(purged, 1);
     // Nothing left to do: a second run purges nothing.
-    assert_eq!(app.retention_run().await.purged_organizations_deleted, 0);
+    let again = app.retention_run().await;
+    assert_eq!(
+        (again.purged_organizations_deleted, again.retained_invoices),
+        (0, 0)
+    );
+
+    // Ten years on (INVOICE_RETENTION_YEARS), the kept invoices go, and the tombstone
+    // with them; Globex's invoices are its own and stay.
+    let globex_invoices = rows_of(&app, &globex).await["invoices"];
+    app.clock.advance(chrono::Duration::days(3_660));
+    let end = app.retention_run().await;
+    assert_eq!(end.retained_invoices, after["invoices"] as u64, "{end:?}");
+    let gone = rows_of(&app, &acme).await;
+    assert!(gone.values().all(|count| *count == 0), "{gone:?}");
+    assert_eq!(rows_of(&app, &globex).await["invoices"], globex_invoices);
+    let platform = app
+        .state
+        .tenancy
+        .verify_audit_chain(kernel::OrgId::PLATFORM, audit::Hashing::Here)
+        .await
+        .unwrap();
+    assert!(platform.broken.is_none(), "{platform:?}");
 }
 
 #[tokio::test]

@@ -146,6 +146,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(0..=365))]
     pub org_deletion_grace_days: u16,
 
+    /// Years a deleted organization's finalized invoices and credit notes are kept (the
+    /// legal retention of commercial and tax law; 1 to 30).
+    #[arg(long, env = "INVOICE_RETENTION_YEARS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub invoice_retention_years: u32,
+
     /// Where prepared data exports are kept until they expire (created if missing; on
     /// several instances, a directory they share).
     #[arg(long, env = "DATA_EXPORT_DIR", default_value = "exports")]

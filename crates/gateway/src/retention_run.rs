@@ -34,6 +34,8 @@ pub struct RetentionReport {
     /// Usage events deleted: their period is invoiced, its grace over, and the data
     /// map's retention after that has passed.
     pub old_usage_events: u64,
+    /// Invoices of deleted organizations deleted at the end of their legal retention.
+    pub retained_invoices: u64,
 }
 
 impl RetentionReport {
@@ -48,6 +50,7 @@ impl RetentionReport {
             || self.purged_organizations_deleted > 0
             || self.expired_exports > 0
             || self.old_usage_events > 0
+            || self.retained_invoices > 0
     }
 }
 
@@ -80,6 +83,12 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
         old_sign_up_counters: tenancy.purge_old_sign_up_counters().await?,
         purged_organizations_deleted: purge_due_organizations(state).await?.len(),
         expired_exports: crate::data_export::purge_expired(state).await?,
+        retained_invoices: tenancy
+            .purge_retained_invoices()
+            .await?
+            .iter()
+            .map(|purge| purge.invoices)
+            .sum(),
         ..RetentionReport::default()
     };
     for org in state.tenancy.all_organization_ids().await? {

@@ -179,6 +179,7 @@ impl Application {
             dpa_notice: chrono::Duration::days(i64::from(config.dpa_notice_days)),
             deletion_grace: chrono::Duration::days(i64::from(config.org_deletion_grace_days)),
             export_ttl: chrono::Duration::hours(i64::from(config.data_export_ttl_hours)),
+            invoice_retention_years: config.invoice_retention_years,
             ..TenancySettings::default()
         });
         let state = AppState::from(Services {

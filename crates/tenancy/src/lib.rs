@@ -31,6 +31,6 @@ pub use model::{
     Actor, ApiKey, Invitation, InvitationStatus, IssuedApiKey, IssuedInvitation, Membership,
     NewUser, Organization, Tokens, User,
 };
-pub use offboarding::{PURGED_TABLES, PurgeReport};
+pub use offboarding::{PURGED_TABLES, PurgeReport, RetainedInvoicesPurge};
 pub use role::Role;
 pub use service::{ClientInfo, TenancyService, TenancySettings};

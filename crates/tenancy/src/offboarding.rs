@@ -469,6 +469,7 @@ impl TenancyService {
                     Expr::value(format!("purged-{}", org.as_uuid().simple())),
                 )
                 .filter(organization::Column::Id.eq(org.as_uuid()))
+                .filter(organization::Column::PurgedAt.is_null())
                 .exec(tx.conn())
                 .await?;
             return Ok(false);
@@ -477,6 +478,99 @@ impl TenancyService {
             .exec(tx.conn())
             .await?;
         Ok(true)
+    }
+}
+
+/// What the end of a purged organization's invoice retention removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetainedInvoicesPurge {
+    /// The organization (a tombstone).
+    pub org: OrgId,
+    /// Invoices and credit notes deleted (with their lines).
+    pub invoices: u64,
+    /// Whether none remained, so its row went too.
+    pub organization_deleted: bool,
+}
+
+impl TenancyService {
+    /// Deletes purged organizations' invoices (and lines) finalized longer ago than the
+    /// legal retention, and the organization's row once none remain; each recorded in
+    /// the platform chain as `organization.invoices_purged`.
+    pub async fn purge_retained_invoices(&self) -> Result<Vec<RetainedInvoicesPurge>> {
+        let now = self.clock.now();
+        let before = now
+            .checked_sub_months(chrono::Months::new(
+                12 * self.settings.invoice_retention_years,
+            ))
+            .unwrap_or(now);
+        let tombstones: Vec<uuid::Uuid> = organization::Entity::find()
+            .select_only()
+            .column(organization::Column::Id)
+            .filter(organization::Column::PurgedAt.is_not_null())
+            .into_tuple()
+            .all(self.db.conn())
+            .await?;
+        let mut done = Vec::new();
+        for id in tombstones {
+            let org = OrgId::from_uuid(id);
+            let tx = self.open(org, TxMode::Write).await?;
+            let backend = tx.conn().get_database_backend();
+            let (p1, p2) = match backend {
+                DbBackend::Postgres => ("$1", "$2"),
+                _ => ("?1", "?2"),
+            };
+            let expired = format!(
+                "SELECT id FROM invoices WHERE organization_id = {p1} \
+                 AND COALESCE(finalized_at, created_at) < {p2}"
+            );
+            let values = || -> Vec<sea_orm::Value> { vec![id.into(), before.into()] };
+            tx.conn()
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    format!(
+                        "DELETE FROM invoice_lines WHERE organization_id = {p1} AND invoice_id IN ({expired})"
+                    ),
+                    values(),
+                ))
+                .await?;
+            let invoices = tx
+                .conn()
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    format!(
+                        "DELETE FROM invoices WHERE organization_id = {p1} AND id IN ({expired})"
+                    ),
+                    values(),
+                ))
+                .await?
+                .rows_affected();
+            // With none left, the tombstone goes (the function keeps it otherwise).
+            let organization_deleted = self.retire(&tx, org).await?;
+            tx.commit().await?;
+            if invoices == 0 && !organization_deleted {
+                continue;
+            }
+            let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
+            self.audit
+                .record(
+                    &tx,
+                    NewEvent::new("organization.invoices_purged", "organization", Some(org))
+                        .change("invoices", None::<u64>, Some(invoices))
+                        .change(
+                            "organization_deleted",
+                            None::<bool>,
+                            Some(organization_deleted),
+                        ),
+                )
+                .await?;
+            tx.commit().await?;
+            done.push(RetainedInvoicesPurge {
+                org,
+                invoices,
+                organization_deleted,
+            });
+        }
+        Ok(done)
     }
 }
 

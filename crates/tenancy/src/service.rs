@@ -41,6 +41,9 @@ pub struct TenancySettings {
     pub deletion_grace: Duration,
     /// How long a prepared data export may be downloaded before it is deleted.
     pub export_ttl: Duration,
+    /// Years a purged organization's finalized invoices and credit notes are kept (the
+    /// legal retention period of commercial and tax law).
+    pub invoice_retention_years: u32,
 }
 
 impl Default for TenancySettings {
@@ -57,6 +60,7 @@ impl Default for TenancySettings {
             dpa_notice: Duration::days(30),
             deletion_grace: Duration::days(30),
             export_ttl: Duration::hours(24),
+            invoice_retention_years: 10,
         }
     }
 }

@@ -40,6 +40,7 @@ pub fn config(database_url: &str) -> Config {
         sign_ups_per_address_per_hour: u64::MAX,
         dpa_notice_days: 30,
         org_deletion_grace_days: 30,
+        invoice_retention_years: 10,
         data_export_dir: std::env::temp_dir().join("platform-exports-test"),
         data_export_ttl_hours: 24,
         http_max_connections: 1_024,
