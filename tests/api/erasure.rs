@@ -254,15 +254,43 @@ async fn the_ledger_reapplies_an_erasure_to_a_restored_account() {
         .unwrap();
     assert_eq!(ledger.try_get_by_index::<i64>(0).unwrap(), 1);
 
-    // A backup from before the erasure brings her row back.
+    // The ledger is exported and kept beside the backups (pseudonymous).
+    let operator = app.operator().await;
+    let exported = operator.tenancy.erasure_ledger_ndjson().await.unwrap();
+    assert_eq!(exported.lines().count(), 1);
+    assert!(!exported.contains(EMAIL) && !exported.contains(NAME));
+
+    // A backup from before the erasure brings her row back, and has no ledger entry.
     db.execute_unprepared(&format!(
         "UPDATE users SET email = '{EMAIL}', email_normalized = '{EMAIL}', name = '{NAME}'
          WHERE name = 'Deleted user'"
     ))
     .await
     .unwrap();
+    db.execute_unprepared("DELETE FROM erasure_requests")
+        .await
+        .unwrap();
     assert!(!plaintext(&app, EMAIL).await.is_empty());
-    let operator = app.operator().await;
+    assert_eq!(operator.tenancy.replay_erasures().await.unwrap(), 0);
+    // The exported ledger brings the erasure back; importing twice adds nothing.
+    assert_eq!(
+        operator
+            .tenancy
+            .import_erasure_ledger(&exported)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        operator
+            .tenancy
+            .import_erasure_ledger(&exported)
+            .await
+            .unwrap(),
+        0
+    );
+    let garbage = operator.tenancy.import_erasure_ledger("{not json").await;
+    assert!(matches!(garbage, Err(tenancy::Error::Invalid { .. })));
     assert_eq!(operator.tenancy.replay_erasures().await.unwrap(), 1);
     assert!(plaintext(&app, EMAIL).await.is_empty());
     assert!(plaintext(&app, NAME).await.is_empty());

@@ -91,8 +91,16 @@ enum PrivacyCommand {
         subprocessors: Vec<String>,
     },
     /// Re-applies every erasure in the erasure ledger (after restoring a backup, or to
-    /// finish one that stopped midway); idempotent.
-    ReplayErasures,
+    /// finish one that stopped midway); idempotent. `--ledger FILE` first adds the
+    /// entries of an exported ledger the database lacks (a backup older than them).
+    ReplayErasures {
+        /// An exported ledger (`privacy export-erasures`).
+        #[arg(long)]
+        ledger: Option<PathBuf>,
+    },
+    /// Prints the erasure ledger as NDJSON (pseudonymous: ids and keyed hashes), to keep
+    /// beside the backups.
+    ExportErasures,
     /// Purges every organization whose deletion is due (the server does it on its
     /// retention timer), and finishes a purge that stopped midway.
     PurgeDue,
@@ -461,11 +469,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Privacy {
-            command: PrivacyCommand::ReplayErasures,
+            command: PrivacyCommand::ReplayErasures { ledger },
         } => {
             let state = services(&config, true).await?;
+            if let Some(file) = ledger {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let added = state.tenancy.import_erasure_ledger(&text).await?;
+                println!("{added} ledger entries added");
+            }
             let replayed = state.tenancy.replay_erasures().await?;
             println!("{replayed} erasures re-applied");
+            Ok(())
+        }
+        Command::Privacy {
+            command: PrivacyCommand::ExportErasures,
+        } => {
+            let state = services(&config, true).await?;
+            print!("{}", state.tenancy.erasure_ledger_ndjson().await?);
             Ok(())
         }
         Command::Privacy {

@@ -162,6 +162,67 @@ impl TenancyService {
         Ok(user)
     }
 
+    /// The erasure ledger as NDJSON, one entry per line (pseudonymous: ids and keyed
+    /// hashes, no plaintext): kept outside the database, with or beside its backups, so
+    /// a restore of a backup taken before an erasure can have it re-applied
+    /// ([`Self::import_erasure_ledger`], then [`Self::replay_erasures`]).
+    pub async fn erasure_ledger_ndjson(&self) -> Result<String> {
+        let mut out = String::new();
+        for entry in erasure_request::Entity::find().all(self.db.conn()).await? {
+            let line = serde_json::json!({
+                "id": entry.id,
+                "user_id": entry.user_id,
+                "email_hash": entry.email_hash,
+                "requested_at": entry.requested_at,
+                "requested_by": entry.requested_by,
+                "completed_at": entry.completed_at,
+            });
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// Adds the entries of an exported ledger the database does not have (a restored
+    /// backup predating them); returns how many. They are re-applied by the next
+    /// [`Self::replay_erasures`].
+    pub async fn import_erasure_ledger(&self, ndjson: &str) -> Result<usize> {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            id: Uuid,
+            user_id: Uuid,
+            email_hash: String,
+            requested_at: chrono::DateTime<chrono::Utc>,
+            requested_by: String,
+        }
+        let mut added = 0;
+        for (n, line) in ndjson.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let entry: Entry = serde_json::from_str(line)
+                .map_err(|e| Error::invalid("ledger", format!("line {}: {e}", n + 1)))?;
+            let inserted = erasure_request::Entity::insert(erasure_request::ActiveModel {
+                id: Set(entry.id),
+                user_id: Set(entry.user_id),
+                email_hash: Set(entry.email_hash),
+                requested_at: Set(entry.requested_at),
+                requested_by: Set(entry.requested_by),
+                steps: Set(String::new()),
+                // Not done in this database: the replay does it.
+                completed_at: Set(None),
+            })
+            .on_conflict_do_nothing()
+            .exec_without_returning(self.db.conn())
+            .await?;
+            // Rows written: 0 when the entry was there already.
+            if let sea_orm::TryInsertResult::Inserted(rows) = inserted {
+                added += usize::try_from(rows).unwrap_or(0);
+            }
+        }
+        Ok(added)
+    }
+
     /// Re-applies every erasure in the ledger (after a backup restore, or to finish one
     /// that stopped midway); an erasure already complete changes nothing. One that fails
     /// (the person became the last owner of an organization since, say) is logged and
