@@ -84,6 +84,22 @@ async fn the_retention_run_removes_exactly_what_the_data_map_says_is_due() {
     );
     assert_eq!(day61.failed, 0);
 
+    // What went outside any organization is recorded in the platform chain.
+    let (db, backend) = app.whole_database().await;
+    use sea_orm::ConnectionTrait;
+    let platform: i64 = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            backend,
+            // Only the platform's chain has this action.
+            "SELECT count(*) FROM audit_events WHERE action = 'retention.purged'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    // Day 2 (counters), day 31 (a session, throttles), day 61 (a session).
+    assert!(platform >= 3, "{platform} retention events");
     // The purges are recorded in the organization's chain, by the system.
     let alice = app.relog(&alice).await;
     let events = app

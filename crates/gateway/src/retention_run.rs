@@ -91,6 +91,14 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
             .sum(),
         ..RetentionReport::default()
     };
+    tenancy
+        .record_platform_retention(&[
+            ("expired_throttles", report.expired_throttles),
+            ("ended_sessions", report.ended_sessions),
+            ("old_sign_up_counters", report.old_sign_up_counters),
+            ("expired_exports", report.expired_exports),
+        ])
+        .await?;
     for org in state.tenancy.all_organization_ids().await? {
         report.organizations += 1;
         match state.tenancy.purge_expired_audit(org).await {

@@ -73,4 +73,21 @@ impl TenancyService {
         tx.commit().await?;
         Ok(done.rows_affected)
     }
+
+    /// Records in the platform chain, as the system, what a retention run deleted
+    /// outside any organization (sessions, counters, exports): `retention.purged` with
+    /// the count of each that is not zero; nothing when all are.
+    pub async fn record_platform_retention(&self, counts: &[(&str, u64)]) -> Result<()> {
+        if counts.iter().all(|(_, n)| *n == 0) {
+            return Ok(());
+        }
+        let mut event = NewEvent::new("retention.purged", "platform", None::<String>);
+        for (what, n) in counts.iter().filter(|(_, n)| *n > 0) {
+            event = event.change(what, None::<u64>, Some(*n));
+        }
+        let tx = self.open(OrgId::PLATFORM, TxMode::Write).await?;
+        self.audit.record(&tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
