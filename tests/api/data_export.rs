@@ -223,6 +223,9 @@ async fn an_owner_exports_every_row_of_the_organization_until_it_expires() {
     // An admin may not.
     let refused = request(&app, &admin, Some(&acme), "ORGANIZATION").await;
     assert_eq!(refused.code(), "FORBIDDEN");
+    // Another organization's owner cannot export Acme.
+    let foreign = request(&app, &other, Some(&acme), "ORGANIZATION").await;
+    assert_eq!(foreign.code(), "FORBIDDEN");
 
     let asked = request(&app, &owner, Some(&acme), "ORGANIZATION").await;
     let id = asked.data()["requestDataExport"]["dataExport"]["id"]

@@ -219,6 +219,7 @@ async fn a_deleted_organization_is_frozen_then_purged_leaving_only_its_invoices(
         request(&app, &globex_owner, &acme, "acme").await.code(),
         "FORBIDDEN"
     );
+    assert_eq!(cancel(&app, &globex_owner, &acme).await.code(), "FORBIDDEN");
     let nothing_pending = cancel(&app, &owner, &acme).await;
     assert_eq!(nothing_pending.code(), "CONFLICT");
     // (The key's refused call is metered like every call: usage may grow.)
