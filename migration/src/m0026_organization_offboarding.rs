@@ -36,6 +36,34 @@ pub const PURGED_TABLES: &str = "ARRAY['document_reviews', 'document_versions', 
 'api_keys', 'invitations', 'memberships', 'dpa_acceptances', 'usage_events', 'invoice_items', \
 'invoice_lines', 'invoices', 'subscriptions', 'audit_events', 'audit_purges', 'audit_retention']";
 
+/// `enter_organization` that also says whether the organization is pending deletion
+/// (same round trip).
+pub(crate) const ENTER_WITH_PENDING_DELETION: &str = r#"
+CREATE FUNCTION enter_organization(p_org uuid, p_user uuid, p_key uuid)
+RETURNS TABLE (standing_role text, standing_id uuid, standing_policy_version bigint,
+               standing_pending_deletion boolean)
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
+BEGIN
+    PERFORM set_config('app.org_id', p_org::text, true);
+    IF p_user IS NOT NULL THEN
+        RETURN QUERY
+            SELECT m.role::text, m.id, v.version, o.deletion_scheduled_at IS NOT NULL
+              FROM memberships m
+              JOIN organizations o ON o.id = m.organization_id
+              LEFT JOIN authz_policy_versions v ON v.organization_id = m.organization_id
+             WHERE m.organization_id = p_org AND m.user_id = p_user;
+    ELSE
+        RETURN QUERY
+            SELECT k.role::text, k.id, v.version, o.deletion_scheduled_at IS NOT NULL
+              FROM api_keys k
+              JOIN organizations o ON o.id = k.organization_id
+              LEFT JOIN authz_policy_versions v ON v.organization_id = k.organization_id
+             WHERE k.organization_id = p_org AND k.id = p_key AND k.revoked_at IS NULL;
+    END IF;
+END
+$$;
+"#;
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -94,30 +122,7 @@ GRANT UPDATE (deletion_requested_at, deletion_requested_by, deletion_scheduled_a
 
 -- Entering an organization also says whether it is pending deletion (same round trip).
 DROP FUNCTION enter_organization(uuid, uuid, uuid);
-CREATE FUNCTION enter_organization(p_org uuid, p_user uuid, p_key uuid)
-RETURNS TABLE (standing_role text, standing_id uuid, standing_policy_version bigint,
-               standing_pending_deletion boolean)
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
-BEGIN
-    PERFORM set_config('app.org_id', p_org::text, true);
-    IF p_user IS NOT NULL THEN
-        RETURN QUERY
-            SELECT m.role::text, m.id, v.version, o.deletion_scheduled_at IS NOT NULL
-              FROM memberships m
-              JOIN organizations o ON o.id = m.organization_id
-              LEFT JOIN authz_policy_versions v ON v.organization_id = m.organization_id
-             WHERE m.organization_id = p_org AND m.user_id = p_user;
-    ELSE
-        RETURN QUERY
-            SELECT k.role::text, k.id, v.version, o.deletion_scheduled_at IS NOT NULL
-              FROM api_keys k
-              JOIN organizations o ON o.id = k.organization_id
-              LEFT JOIN authz_policy_versions v ON v.organization_id = k.organization_id
-             WHERE k.organization_id = p_org AND k.id = p_key AND k.revoked_at IS NULL;
-    END IF;
-END
-$$;
-REVOKE ALL ON FUNCTION enter_organization(uuid, uuid, uuid) FROM PUBLIC;
+{ENTER_WITH_PENDING_DELETION}REVOKE ALL ON FUNCTION enter_organization(uuid, uuid, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION enter_organization(uuid, uuid, uuid) TO {APP_ROLE};
 
 CREATE FUNCTION purge_organization_rows(p_org uuid, p_table text) RETURNS bigint

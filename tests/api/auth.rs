@@ -172,6 +172,133 @@ async fn log_out_revokes_the_access_and_refresh_tokens() {
     );
 }
 
+/// A session's liveness is checked where the request first needs its caller: entering an
+/// organization (in the same statement), or on its own for operations that enter none.
+/// After log-out, every kind of operation refuses the old access token.
+#[tokio::test]
+async fn a_logged_out_session_is_refused_by_every_kind_of_operation() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let created = app
+        .gql("mutation { createProject(input: {name: \"Kept\"}) { project { id } } }")
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    let project = created.data()["createProject"]["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = app.log_in("alice@example.com", PASSWORD).await;
+    let other_token = other.data()["logIn"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = app
+        .gql("mutation { logOut { ok } }")
+        .as_user(&alice)
+        .send()
+        .await;
+    assert_eq!(out.data()["logOut"]["ok"], true);
+
+    let in_org = [
+        "{ projects { nodes { name } } }",
+        "{ subscription { status } }",
+        "{ auditEvents { nodes { action } } }",
+        "mutation { createProject(input: {name: \"Lost\"}) { project { id } } }",
+    ];
+    for query in in_org {
+        let refused = app.gql(query).as_user(&alice).in_org(&org).send().await;
+        assert_eq!(
+            refused.code(),
+            "UNAUTHENTICATED",
+            "{query}: {}",
+            refused.body
+        );
+        assert!(
+            refused.body["data"].is_null() || !refused.body["data"].to_string().contains("Kept")
+        );
+    }
+    let node = "query($id: ID!) { node(id: $id) { id } }";
+    for id in [&project, &org.id, &alice.id] {
+        let refused = app
+            .gql(node)
+            .vars(json!({ "id": id }))
+            .as_user(&alice)
+            .in_org(&org)
+            .send()
+            .await;
+        assert_eq!(
+            refused.code(),
+            "UNAUTHENTICATED",
+            "node {id}: {}",
+            refused.body
+        );
+    }
+    let without_org = [
+        VIEWER,
+        "{ viewer { organizations { nodes { name } } } }",
+        "{ plans { code } }",
+        "{ dataExports(first: 1) { nodes { id } } }",
+        "mutation { logOut { ok } }",
+        "mutation { requestDataExport(input: {scope: PERSON}) { dataExport { id } } }",
+        "mutation { createOrganization(input: {name: \"Other\"}) { organization { id } } }",
+    ];
+    for query in without_org {
+        let refused = app.gql(query).as_user(&alice).send().await;
+        assert_eq!(
+            refused.code(),
+            "UNAUTHENTICATED",
+            "{query}: {}",
+            refused.body
+        );
+    }
+    // Fields that enter an organization and fields that do not, in one operation.
+    let mixed = app
+        .gql("{ plans { code } projects { nodes { name } } viewer { user { email } } }")
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    let codes: Vec<_> = mixed.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["extensions"]["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes, ["UNAUTHENTICATED"; 3], "{}", mixed.body);
+    for path in [
+        "/audit/export",
+        "/exports/00000000-0000-0000-0000-000000000000",
+    ] {
+        let response = app
+            .http
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(&alice.token)
+            .header("x-organization-id", &org.id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+    }
+
+    // The other session still works, and nothing was created by the refused one.
+    let listed = app
+        .gql("{ projects { nodes { name } } }")
+        .bearer(&other_token)
+        .in_org(&org)
+        .send()
+        .await;
+    let names: Vec<_> = listed.data()["projects"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["Kept"]);
+}
+
 #[tokio::test]
 async fn log_in_is_throttled_per_account_after_repeated_failures() {
     let app = TestApp::spawn().await;

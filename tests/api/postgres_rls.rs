@@ -189,8 +189,9 @@ async fn every_tenant_table_is_under_forced_rls_with_keys_that_include_the_organ
 }
 
 /// `enter_organization` binds the transaction to the organization it names and answers
-/// the caller's standing there; a person who is not a member gets no standing, and a
-/// member's transaction sees that organization's rows only.
+/// the caller's standing there; a person who is not a member gets no standing, nor does
+/// one whose session is not live, and a member's transaction sees that organization's
+/// rows only.
 #[tokio::test]
 async fn entering_an_organization_binds_it_and_answers_only_members() {
     if skip() {
@@ -212,7 +213,7 @@ async fn entering_an_organization_binds_it_and_answers_only_members() {
     let app_db = app.app_db().await;
     let enter = |org: &crate::helpers::TestOrg, user: &crate::helpers::TestUser| {
         format!(
-            "SELECT count(*) FROM enter_organization('{}', '{}', NULL)",
+            "SELECT count(*) FROM enter_organization('{}', '{}', NULL, NULL)",
             org.org_id(),
             user.id_uuid().unwrap()
         )
@@ -236,6 +237,17 @@ async fn entering_an_organization_binds_it_and_answers_only_members() {
     // Not a member: no standing.
     let tx = app_db.begin().await.unwrap();
     assert_eq!(scalar_i64(&tx, &enter(&globex, &alice)).await, 0);
+    tx.rollback().await.unwrap();
+    // A session that is not the person's live one: no standing, only the refusal.
+    let tx = app_db.begin().await.unwrap();
+    let dead = format!(
+        "SELECT count(*) FROM enter_organization('{}', '{}', NULL, '{}') \
+         WHERE standing_role IS NULL AND NOT standing_session_live",
+        acme.org_id(),
+        alice.id_uuid().unwrap(),
+        uuid::Uuid::now_v7()
+    );
+    assert_eq!(scalar_i64(&tx, &dead).await, 1);
     tx.rollback().await.unwrap();
     // The binding is the transaction's: the next one on the pool starts unbound.
     assert_eq!(

@@ -7,7 +7,7 @@ use crate::startup::AppState;
 use crate::unit::{OperationUnits, UnitTx};
 use async_graphql::Context;
 use authz::{Action, Permit, Resource};
-use kernel::{OrgId, Principal, RequestTurn, SessionId, TenantTx, TxMode, UserId};
+use kernel::{OrgId, Principal, RequestTurn, TenantTx, TxMode, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tenancy::{Actor, ClientInfo};
@@ -20,13 +20,9 @@ pub enum Authentication {
     /// A header that did not verify (expired, tampered, revoked). Kept so that only the
     /// operations that need a caller fail, with `UNAUTHENTICATED`.
     Invalid,
-    /// A verified caller.
-    Principal {
-        /// Who.
-        principal: Principal,
-        /// The log-in session, for users.
-        session: Option<SessionId>,
-    },
+    /// A credential that verified (see [`tenancy::Caller`]: a person's session is
+    /// known to be live only once the request has checked it).
+    Caller(tenancy::Caller),
 }
 
 /// Per-request facts, built by the HTTP layer.
@@ -49,19 +45,19 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// The verified caller, or `UNAUTHENTICATED`.
-    pub fn principal(&self) -> Result<Principal, ApiError> {
-        match self.auth {
-            Authentication::Principal { principal, .. } => Ok(principal),
+    /// The caller as its credential names it, or `UNAUTHENTICATED`: for entering an
+    /// organization (which checks the rest) and for [`ContextExt::principal`].
+    pub fn caller(&self) -> Result<&tenancy::Caller, ApiError> {
+        match &self.auth {
+            Authentication::Caller(caller) => Ok(caller),
             Authentication::Anonymous | Authentication::Invalid => Err(ApiError::Unauthenticated),
         }
     }
 
-    /// The calling person, or an error for anonymous callers and API keys.
-    pub fn user(&self) -> Result<UserId, ApiError> {
-        self.principal()?.user_id().ok_or(ApiError::WrongPrincipal(
-            "this operation is for people, not API keys",
-        ))
+    /// The principal the credential names, not yet known to be live: for logs and the
+    /// request's trace, never to decide access.
+    pub fn claimed_principal(&self) -> Option<Principal> {
+        self.caller().ok().map(tenancy::Caller::claimed)
     }
 
     /// A decision taken earlier in this request.
@@ -79,7 +75,7 @@ impl RequestContext {
     /// The active organization, or `BAD_USER_INPUT` when none was named. Credentials come
     /// first: a caller without valid ones is `UNAUTHENTICATED` whatever the header says.
     pub fn active_org(&self) -> Result<OrgId, ApiError> {
-        self.principal()?;
+        self.caller()?;
         self.org.ok_or(ApiError::NoActiveOrganization)
     }
 }
@@ -90,6 +86,11 @@ pub trait ContextExt {
     fn state(&self) -> &AppState;
     /// The request's facts.
     fn request(&self) -> &RequestContext;
+    /// The verified caller, or `UNAUTHENTICATED` (no credentials, or a person's session
+    /// that is not live: checked here unless the request has already).
+    fn principal(&self) -> impl Future<Output = GqlResult<Principal>> + Send;
+    /// The calling person, or an error for anonymous callers and API keys.
+    fn user(&self) -> impl Future<Output = GqlResult<UserId>> + Send;
     /// `org`'s transaction for the caller (membership or key verified): the operation's
     /// read unit of it, or a write transaction of its own.
     fn enter(
@@ -185,16 +186,10 @@ async fn enter_unit(
     org: OrgId,
     mode: TxMode,
 ) -> GqlResult<Result<(UnitTx, Actor), tenancy::Error>> {
-    let principal = ctx.request().principal().gql()?;
+    let caller = ctx.request().caller().gql()?;
     Ok(ctx
         .data_unchecked::<OperationUnits>()
-        .enter(
-            &ctx.state().tenancy,
-            &ctx.request().turn,
-            principal,
-            org,
-            mode,
-        )
+        .enter(&ctx.state().tenancy, &ctx.request().turn, caller, org, mode)
         .await)
 }
 
@@ -205,6 +200,32 @@ impl ContextExt for Context<'_> {
 
     fn request(&self) -> &RequestContext {
         self.data_unchecked::<RequestContext>()
+    }
+
+    async fn principal(&self) -> GqlResult<Principal> {
+        let caller = self.request().caller().gql()?;
+        if let Some(known) = caller.established() {
+            return known.gql();
+        }
+        // On the operation's open transaction if there is one: never a second connection.
+        let tenancy = &self.state().tenancy;
+        self.data_unchecked::<OperationUnits>()
+            .platform_read(&self.request().turn, async |tx| match tx {
+                Some(tx) => tenancy.verify_on(tx.conn(), caller).await,
+                None => tenancy.verify(caller).await,
+            })
+            .await
+            .gql()
+    }
+
+    async fn user(&self) -> GqlResult<UserId> {
+        self.principal()
+            .await?
+            .user_id()
+            .ok_or(ApiError::WrongPrincipal(
+                "this operation is for people, not API keys",
+            ))
+            .gql()
     }
 
     async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(UnitTx, Actor)> {

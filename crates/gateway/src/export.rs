@@ -136,7 +136,7 @@ pub async fn export(app: AppState, context: RequestContext, params: ExportParams
             "`to` must not be before `from`",
         );
     }
-    let Authentication::Principal { principal, .. } = context.auth else {
+    let Authentication::Caller(caller) = context.auth else {
         return error(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthenticated,
@@ -156,7 +156,7 @@ pub async fn export(app: AppState, context: RequestContext, params: ExportParams
         ..EventFilter::default()
     };
     let meta = RequestMeta {
-        principal: Some(principal),
+        principal: Some(caller.claimed()),
         impersonator: None,
         request_id: Some(context.request_id.clone()),
         operation: Some("GET /audit/export".into()),
@@ -169,7 +169,7 @@ pub async fn export(app: AppState, context: RequestContext, params: ExportParams
         "jsonl"
     };
     let recorded = kernel::request::scope(meta, async {
-        let (tx, actor) = app.tenancy.enter(principal, org, TxMode::Write).await?;
+        let (tx, actor) = app.tenancy.enter(&caller, org, TxMode::Write).await?;
         let permit = app
             .authz
             .check(
@@ -215,7 +215,7 @@ pub async fn export(app: AppState, context: RequestContext, params: ExportParams
         };
         loop {
             let read = async {
-                let (tx, _) = app.tenancy.enter(principal, org, TxMode::Read).await?;
+                let (tx, _) = app.tenancy.enter(&caller, org, TxMode::Read).await?;
                 app.tenancy
                     .export_audit_events(&tx, &permit, &filter, &page)
                     .await
@@ -372,16 +372,20 @@ pub use axum::extract::Query as ExportQuery;
 /// else: `NOT_FOUND`, like an id that never existed), until it expires (`410`, `reason =
 /// "EXPIRED"`); while it is prepared, `409`. Each download is recorded.
 pub async fn data_export(app: AppState, context: RequestContext, id: &str) -> Response {
-    let Authentication::Principal {
-        principal: kernel::Principal::User(user),
-        ..
-    } = context.auth
-    else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthenticated,
-            "log in as the person who asked for the export",
-        );
+    let principal = match &context.auth {
+        Authentication::Caller(caller) => app.tenancy.verify(caller).await,
+        Authentication::Anonymous | Authentication::Invalid => Err(tenancy::Error::InvalidToken),
+    };
+    let user = match principal {
+        Ok(kernel::Principal::User(user)) => user,
+        Ok(kernel::Principal::ApiKey { .. }) | Err(tenancy::Error::InvalidToken) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                "log in as the person who asked for the export",
+            );
+        }
+        Err(e) => return tenancy_error(&e),
     };
     let not_found = || {
         error(

@@ -484,13 +484,13 @@ async fn execute(
         if let Some(org) = context.org {
             span.record("org.id", tracing::field::display(org));
         }
-        if let Authentication::Principal { principal, .. } = &context.auth {
+        if let Some(principal) = context.claimed_principal() {
             span.record("principal.id", tracing::field::display(principal.subject()));
         }
         // Each operation runs with its own request facts, which the audit trail reads.
         let run = |request: Request| {
             let meta = RequestMeta {
-                principal: context.principal().ok(),
+                principal: context.claimed_principal(),
                 impersonator: None,
                 request_id: Some(request_id.clone()),
                 operation: request.operation_name.clone(),
@@ -505,7 +505,7 @@ async fn execute(
                 .data(context.clone())
                 .data(Loaders::new(
                     &state.app,
-                    context.principal().ok(),
+                    context.caller().ok(),
                     &context.turn,
                     &units,
                     &tasks,
@@ -513,14 +513,18 @@ async fn execute(
                 .data(units.clone());
             let schema = state.schema.clone();
             let app = state.app.clone();
-            let metered = match (context.principal().ok(), context.org) {
-                (Some(principal @ Principal::ApiKey { .. }), Some(org)) => Some((principal, org)),
+            let metered = match (context.caller().ok(), context.org) {
+                (Some(caller), Some(org))
+                    if matches!(caller.claimed(), Principal::ApiKey { .. }) =>
+                {
+                    Some((caller.clone(), org))
+                }
                 _ => None,
             };
             kernel::request::scope(meta, async move {
                 // An API key's call counts against its organization's plan, before it runs.
-                if let Some((principal, org)) = metered
-                    && let Err(error) = meter_api_call(&app, principal, org).await
+                if let Some((caller, org)) = metered
+                    && let Err(error) = meter_api_call(&app, &caller, org).await
                 {
                     return Response::from_errors(vec![error]);
                 }
@@ -554,12 +558,12 @@ async fn execute(
 /// key revoked since it authenticated, the database unavailable) is not served.
 async fn meter_api_call(
     app: &AppState,
-    principal: Principal,
+    caller: &tenancy::Caller,
     org: OrgId,
 ) -> Result<(), ServerError> {
     let (tx, _) = app
         .tenancy
-        .enter(principal, org, kernel::TxMode::Write)
+        .enter(caller, org, kernel::TxMode::Write)
         .await
         .map_err(|e| server_error(e.into()))?;
     let metered = async {
@@ -593,7 +597,7 @@ async fn request_context(
     let auth = match bearer(headers) {
         None => Authentication::Anonymous,
         Some(credential) => match app.tenancy.authenticate(credential).await {
-            Ok((principal, session)) => Authentication::Principal { principal, session },
+            Ok(caller) => Authentication::Caller(caller),
             Err(tenancy::Error::InvalidToken) => Authentication::Invalid,
             Err(e) => return Err(server_error(e.into())),
         },
@@ -621,10 +625,10 @@ async fn request_context(
         }
     };
     let key_org = match &auth {
-        Authentication::Principal {
-            principal: Principal::ApiKey { org, .. },
-            ..
-        } => Some(*org),
+        Authentication::Caller(caller) => match caller.claimed() {
+            Principal::ApiKey { org, .. } => Some(org),
+            Principal::User(_) => None,
+        },
         _ => None,
     };
     // A key acts in its own organization only: naming another one is refused before any

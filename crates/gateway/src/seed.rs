@@ -334,7 +334,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
             .ok_or_else(|| anyhow::anyhow!("no demo organization {slug}"))?;
         let (tx, actor) = tenancy
             .enter(
-                kernel::Principal::User(person(email)?),
+                &tenancy::Caller::trusted(kernel::Principal::User(person(email)?)),
                 org,
                 kernel::TxMode::Write,
             )
@@ -374,7 +374,11 @@ async fn permitted(
 ) -> anyhow::Result<(kernel::TenantTx, authz::Permit)> {
     let (tx, actor) = state
         .tenancy
-        .enter(Principal::User(user), org, TxMode::Write)
+        .enter(
+            &tenancy::Caller::trusted(Principal::User(user)),
+            org,
+            TxMode::Write,
+        )
         .await?;
     let permit = state
         .authz
@@ -412,7 +416,11 @@ async fn document_step(
 ) -> anyhow::Result<()> {
     let (tx, actor) = state
         .tenancy
-        .enter(Principal::User(by), org, TxMode::Write)
+        .enter(
+            &tenancy::Caller::trusted(Principal::User(by)),
+            org,
+            TxMode::Write,
+        )
         .await?;
     let resource = state.documents.resource(&tx, document).await?;
     let permit = state

@@ -8,9 +8,9 @@
 //! than one pooled connection: a read unit of another organization, or a write, waits
 //! until the open read unit is no longer in use and ends it first.
 
-use kernel::{OrgId, Principal, RequestTurn, TenantTx, TxMode};
+use kernel::{OrgId, RequestTurn, TenantTx, TxMode};
 use std::sync::Arc;
-use tenancy::{Actor, TenancyService};
+use tenancy::{Actor, Caller, TenancyService};
 use tokio::sync::{Mutex, Notify};
 
 /// The units of one operation (cheap to clone: all clones are the same units).
@@ -90,23 +90,23 @@ impl UnitTx {
 }
 
 impl OperationUnits {
-    /// Enters `org` for `principal`: the operation's read unit of it (opened on first
+    /// Enters `org` for the caller: the operation's read unit of it (opened on first
     /// use), or a new write transaction.
     pub async fn enter(
         &self,
         tenancy: &TenancyService,
         turn: &RequestTurn,
-        principal: Principal,
+        caller: &Caller,
         org: OrgId,
         mode: TxMode,
     ) -> Result<(UnitTx, Actor), tenancy::Error> {
         match mode {
-            TxMode::Read => self.read(tenancy, turn, principal, org).await,
+            TxMode::Read => self.read(tenancy, turn, caller, org).await,
             TxMode::Write => {
                 // The write needs the connection: the read unit ends first, and the turn
                 // is taken before another read can open one.
                 let turn = self.outside(turn).await;
-                let (tx, actor) = tenancy.enter(principal, org, mode).await?;
+                let (tx, actor) = tenancy.enter(caller, org, mode).await?;
                 Ok((UnitTx::Write(tx.holding(turn)), actor))
             }
         }
@@ -116,7 +116,7 @@ impl OperationUnits {
         &self,
         tenancy: &TenancyService,
         turn: &RequestTurn,
-        principal: Principal,
+        caller: &Caller,
         org: OrgId,
     ) -> Result<(UnitTx, Actor), tenancy::Error> {
         // The unit of this organization, whether or not others are using it.
@@ -135,7 +135,7 @@ impl OperationUnits {
             end(idle).await;
         }
         let turn = turn.take().await;
-        let (tx, actor) = tenancy.enter(principal, org, TxMode::Read).await?;
+        let (tx, actor) = tenancy.enter(caller, org, TxMode::Read).await?;
         let tx = Arc::new(tx.holding(turn));
         *slot = Some(ReadUnit {
             org,

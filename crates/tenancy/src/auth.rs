@@ -1,6 +1,7 @@
 //! Sign-up, log-in with throttling, refresh-token rotation, log-out and turning a bearer
 //! credential into a principal.
 
+use crate::caller::Caller;
 use crate::crypto;
 use crate::entity::{api_key, login_failure, session, user};
 use crate::error::{Error, Result};
@@ -279,32 +280,24 @@ impl TenancyService {
         Ok(())
     }
 
-    /// Turns `Authorization: Bearer <credential>` into a principal: an access token of a
-    /// live session, or an unrevoked API key (whose `lastUsedAt` is kept to the minute).
+    /// Turns `Authorization: Bearer <credential>` into a caller: an unrevoked API key, or
+    /// the person of a validly signed access token, whose session's liveness is
+    /// established later in the request (see [`Caller`]). API keys have their
+    /// `lastUsedAt` kept to the minute.
     #[tracing::instrument(name = "tenancy.authenticate", skip_all, err(level = "debug"))]
-    pub async fn authenticate(&self, credential: &str) -> Result<(Principal, Option<SessionId>)> {
+    pub async fn authenticate(&self, credential: &str) -> Result<Caller> {
         if let Some(rest) = credential
             .strip_prefix(API_KEY_PREFIX)
             .or_else(|| credential.strip_prefix(LEGACY_API_KEY_PREFIX))
         {
             let principal = self.authenticate_api_key(rest).await?;
-            return Ok((principal, None));
+            return Ok(Caller::verified_key(principal));
         }
-        let now = self.clock.now();
-        let claims = self.signer.verify(credential, now)?;
-        let live = session::Entity::find()
-            .select_only()
-            .column(session::Column::Id)
-            .filter(session::Column::FamilyId.eq(claims.session.as_uuid()))
-            .filter(session::Column::UserId.eq(claims.user.as_uuid()))
-            .filter(session::Column::RevokedAt.is_null())
-            .into_tuple::<Uuid>()
-            .one(self.db.conn())
-            .await?;
-        if live.is_none() {
-            return Err(Error::InvalidToken);
-        }
-        Ok((Principal::User(claims.user), Some(claims.session)))
+        let claims = self.signer.verify(credential, self.clock.now())?;
+        Ok(Caller::of_session(
+            Principal::User(claims.user),
+            claims.session,
+        ))
     }
 
     async fn authenticate_api_key(&self, rest: &str) -> Result<Principal> {

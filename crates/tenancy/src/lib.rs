@@ -6,6 +6,7 @@
 mod api_keys;
 mod audit_trail;
 mod auth;
+mod caller;
 mod crypto;
 pub mod data_map;
 pub mod dpa;
@@ -25,6 +26,7 @@ mod throttle;
 mod tokens;
 
 pub use audit_trail::{CONCURRENT_VERIFICATIONS, VerificationSlot};
+pub use caller::Caller;
 pub use error::{Error, Result};
 pub use exports::{DataExport, ExportScope, ExportStatus};
 pub use model::{

@@ -1,5 +1,6 @@
 //! The tenancy service and the one place a tenant transaction is opened.
 
+use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::model::Actor;
 use crate::role::Role;
@@ -140,23 +141,30 @@ impl TenancyService {
         &self.db
     }
 
-    /// Opens `org`'s transaction for `principal` after checking that it may act there:
-    /// a user must be a member, an API key must belong to `org` and be unrevoked. Anyone
-    /// else gets [`Error::NotMember`] and the transaction is rolled back unread.
+    /// Opens `org`'s transaction for the caller after checking that it may act there:
+    /// a person must be a member (and their session live: checked here, in the same
+    /// statement, unless the request established it already), an API key must belong to
+    /// `org` and be unrevoked. A session that is not live is [`Error::InvalidToken`];
+    /// anyone else gets [`Error::NotMember`]; either way the transaction is rolled back
+    /// unread.
     #[tracing::instrument(name = "tenancy.enter", skip_all, fields(org.id = %org), err(level = "debug"))]
     pub async fn enter(
         &self,
-        principal: Principal,
+        caller: &Caller,
         org: OrgId,
         mode: TxMode,
     ) -> Result<(TenantTx, Actor)> {
+        if let Some(known) = caller.established() {
+            known?;
+        }
+        let principal = caller.claimed();
         if let Principal::ApiKey { org: key_org, .. } = principal
             && key_org != org
         {
             return Err(Error::NotMember);
         }
-        // The caller's standing and the organization's policy version in one statement
-        // (the first permission check then needs no statement of its own); on
+        // The caller's session, standing and the organization's policy version in one
+        // statement (the first permission check then needs no statement of its own); on
         // PostgreSQL the same statement binds the transaction to the organization.
         let (tx, found) = if self.db.backend() == kernel::Backend::Postgres {
             let tx = TenantTx::open_binding_in_first_statement(
@@ -166,20 +174,30 @@ impl TenancyService {
                 TenantOpener::issued_by_tenancy(),
             )
             .await?;
-            let found = enter_organization(&tx, principal).await?;
+            let found = enter_organization(&tx, principal, caller.unchecked_session()).await?;
             (tx, found)
         } else {
             let tx = self.open(org, mode).await?;
-            let found = standing(&tx, principal).await?;
+            let found = match self.verify_on(tx.conn(), caller).await {
+                Ok(_) => standing(&tx, principal).await?,
+                Err(Error::InvalidToken) => Some(Standing::session_not_live()),
+                Err(e) => return Err(e),
+            };
             (tx, found)
         };
-        let found = found.map(|row| {
+        if let Some(row) = &found
+            && let Err(e) = caller.settle(row.session_live)
+        {
+            tx.rollback().await?;
+            return Err(e);
+        }
+        let found = found.and_then(|row| {
             authz::remember_policy_version(&tx, row.policy_version);
             let membership = match principal {
-                Principal::User(_) => Some(kernel::MembershipId::from_uuid(row.id)),
+                Principal::User(_) => row.id.map(kernel::MembershipId::from_uuid),
                 Principal::ApiKey { .. } => None,
             };
-            (row.role, membership, row.pending_deletion)
+            Some((row.role?, membership, row.pending_deletion.unwrap_or(false)))
         });
         let Some((role, membership_id, pending_deletion)) = found else {
             tx.rollback().await?;
@@ -222,14 +240,29 @@ impl TenancyService {
     }
 }
 
-/// A caller's row in an organization (membership or API key) with its policy version.
+/// A caller's row in an organization (membership or API key) with its policy version,
+/// and whether the caller's session is live (no row: live, and not a member).
 #[derive(Debug, sea_orm::FromQueryResult)]
 struct Standing {
-    role: String,
-    id: Uuid,
+    role: Option<String>,
+    id: Option<Uuid>,
     policy_version: Option<i64>,
     /// The organization is pending deletion.
-    pending_deletion: bool,
+    pending_deletion: Option<bool>,
+    session_live: bool,
+}
+
+impl Standing {
+    /// The answer for a caller whose session is not live: no standing.
+    fn session_not_live() -> Self {
+        Self {
+            role: None,
+            id: None,
+            policy_version: None,
+            pending_deletion: None,
+            session_live: false,
+        }
+    }
 }
 
 /// Reads the caller's membership (or live API key) and the organization's policy
@@ -248,7 +281,8 @@ async fn standing(tx: &TenantTx, principal: Principal) -> Result<Option<Standing
     };
     let sql = format!(
         "SELECT c.role, c.id, v.version AS policy_version, \
-         o.deletion_scheduled_at IS NOT NULL AS pending_deletion FROM {table} c \
+         o.deletion_scheduled_at IS NOT NULL AS pending_deletion, 1 = 1 AS session_live \
+         FROM {table} c \
          JOIN organizations o ON o.id = c.organization_id \
          LEFT JOIN authz_policy_versions v ON v.organization_id = c.organization_id \
          WHERE c.organization_id = {org_param} AND c.{caller_column} = {caller_param}{live}"
@@ -262,9 +296,14 @@ async fn standing(tx: &TenantTx, principal: Principal) -> Result<Option<Standing
     .await?)
 }
 
-/// PostgreSQL: binds the transaction to its organization and reads the caller's standing
-/// in one round trip (the `enter_organization` function, migration m0016).
-async fn enter_organization(tx: &TenantTx, principal: Principal) -> Result<Option<Standing>> {
+/// PostgreSQL: binds the transaction to its organization, checks `session` (if given)
+/// and reads the caller's standing in one round trip (the `enter_organization` function,
+/// migration m0030).
+async fn enter_organization(
+    tx: &TenantTx,
+    principal: Principal,
+    session: Option<kernel::SessionId>,
+) -> Result<Option<Standing>> {
     let (user, key) = match principal {
         Principal::User(user) => (Some(user.as_uuid()), None),
         Principal::ApiKey { key, .. } => (None, Some(key.as_uuid())),
@@ -272,8 +311,14 @@ async fn enter_organization(tx: &TenantTx, principal: Principal) -> Result<Optio
     Ok(Standing::find_by_statement(Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
         "SELECT standing_role AS role, standing_id AS id, standing_policy_version AS policy_version, \
-         standing_pending_deletion AS pending_deletion FROM enter_organization($1, $2, $3)",
-        [tx.org_id().as_uuid().into(), user.into(), key.into()],
+         standing_pending_deletion AS pending_deletion, standing_session_live AS session_live \
+         FROM enter_organization($1, $2, $3, $4)",
+        [
+            tx.org_id().as_uuid().into(),
+            user.into(),
+            key.into(),
+            session.map(|s| s.as_uuid()).into(),
+        ],
     ))
     .one(tx.conn())
     .await?)

@@ -14,8 +14,9 @@ use crate::unit::{OperationUnits, UnitTx};
 use async_graphql::dataloader::{DataLoader, Loader};
 use authz::{Action, ResourceType};
 use core_domain::{DocumentVersion, Project, Review};
-use kernel::{OrgId, Page, PageRequest, Principal, RequestTurn, TxMode, UserId};
+use kernel::{OrgId, Page, PageRequest, RequestTurn, TxMode, UserId};
 use std::collections::{BTreeMap, HashMap};
+use tenancy::Caller;
 use uuid::Uuid;
 
 /// The loaders of one operation.
@@ -33,18 +34,18 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    /// Fresh loaders for one operation of `principal` (none for anonymous callers, who
+    /// Fresh loaders for one operation of `caller` (none for anonymous callers, who
     /// never reach a nested record field).
     pub fn new(
         state: &AppState,
-        principal: Option<Principal>,
+        caller: Option<&Caller>,
         turn: &RequestTurn,
         units: &OperationUnits,
         tasks: &OperationTasks,
     ) -> Self {
         let scope = || Scope {
             state: state.clone(),
-            principal,
+            caller: caller.cloned(),
             turn: turn.clone(),
             units: units.clone(),
         };
@@ -71,7 +72,7 @@ impl Loaders {
 #[derive(Clone)]
 pub struct Scope {
     state: AppState,
-    principal: Option<Principal>,
+    caller: Option<Caller>,
     /// The request's turn at the database, shared with its resolvers.
     turn: RequestTurn,
     /// The operation's units of work, shared with its resolvers.
@@ -81,22 +82,18 @@ pub struct Scope {
 type LoadError = async_graphql::Error;
 
 impl Scope {
-    fn principal(&self) -> Result<Principal, LoadError> {
-        self.principal
+    /// The caller as its credential names it (entering an organization checks the rest).
+    fn caller(&self) -> Result<&Caller, LoadError> {
+        self.caller
+            .as_ref()
             .ok_or_else(|| async_graphql::Error::from(crate::error::ApiError::Unauthenticated))
     }
 
     /// The operation's read unit of `org`, shared with its resolvers.
     async fn enter(&self, org: OrgId) -> Result<(UnitTx, tenancy::Actor), LoadError> {
-        let principal = self.principal()?;
+        let caller = self.caller()?;
         self.units
-            .enter(
-                &self.state.tenancy,
-                &self.turn,
-                principal,
-                org,
-                TxMode::Read,
-            )
+            .enter(&self.state.tenancy, &self.turn, caller, org, TxMode::Read)
             .await
             .gql()
     }
@@ -153,14 +150,20 @@ impl Loader<UserId> for UserLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, tenancy::User>, LoadError> {
-        self.0.principal()?;
+        let caller = self.0.caller()?;
         let tenancy = &self.0.state.tenancy;
         let users = self
             .0
             .units
             .platform_read(&self.0.turn, async |tx| match tx {
-                Some(tx) => tenancy.users_on(tx.conn(), keys).await,
-                None => tenancy.users(keys).await,
+                Some(tx) => {
+                    tenancy.verify_on(tx.conn(), caller).await?;
+                    tenancy.users_on(tx.conn(), keys).await
+                }
+                None => {
+                    tenancy.verify(caller).await?;
+                    tenancy.users(keys).await
+                }
             })
             .await
             .gql()?;
@@ -179,7 +182,7 @@ where
     F: Fn(UnitTx, Vec<Uuid>, PageRequest) -> Fut,
     Fut: std::future::Future<Output = Result<BTreeMap<Uuid, Page<T>>, LoadError>>,
 {
-    scope.principal()?;
+    scope.caller()?;
     let mut groups: BTreeMap<(OrgId, PageRequestKey), (PageRequest, Vec<Uuid>)> = BTreeMap::new();
     for (org, id, page) in keys {
         groups
@@ -257,7 +260,7 @@ impl Loader<(OrgId, Uuid)> for ApprovalLoader {
         &self,
         keys: &[(OrgId, Uuid)],
     ) -> Result<HashMap<(OrgId, Uuid), Vec<Review>>, LoadError> {
-        self.0.principal()?;
+        self.0.caller()?;
         let mut found: HashMap<(OrgId, Uuid), Vec<Review>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for (org, ids) in by_org(keys) {

@@ -192,7 +192,7 @@ impl PrivacyQuery {
         last: Option<i32>,
     ) -> GqlResult<Connection<String, DataExport>> {
         let page = page_request(after, before, first, last).gql()?;
-        let user = ctx.request().user().gql()?;
+        let user = ctx.user().await?;
         let exports = ctx
             .state()
             .tenancy
@@ -258,7 +258,7 @@ impl PrivacyMutation {
     ) -> GqlResult<RequestDataExportPayload> {
         let export = match input.scope {
             DataExportScope::Person => {
-                let user = ctx.request().user().gql()?;
+                let user = ctx.user().await?;
                 ctx.state()
                     .tenancy
                     .request_person_export(user)

@@ -1,6 +1,6 @@
 //! Sign-up, log-in, token refresh and log-out.
 
-use crate::context::{Authentication, ContextExt};
+use crate::context::ContextExt;
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::User;
@@ -149,7 +149,7 @@ impl AuthMutation {
     /// Erases the caller's personal data from every audit trail (GDPR): the keys that
     /// encrypt it are destroyed, so it reads `[erased]`; the chains still verify.
     async fn erase_personal_data(&self, ctx: &Context<'_>) -> GqlResult<ErasePersonalDataPayload> {
-        let user = ctx.request().user().gql()?;
+        let user = ctx.user().await?;
         let deleted = ctx.state().tenancy.erase_personal_data(user).await.gql()?;
         Ok(ErasePersonalDataPayload {
             keys_deleted: i32::try_from(deleted).unwrap_or(i32::MAX),
@@ -166,7 +166,7 @@ impl AuthMutation {
         ctx: &Context<'_>,
         input: DeleteAccountInput,
     ) -> GqlResult<DeleteAccountPayload> {
-        let user = ctx.request().user().gql()?;
+        let user = ctx.user().await?;
         ctx.state()
             .tenancy
             .delete_account(user, input.password, &ctx.request().client)
@@ -179,16 +179,14 @@ impl AuthMutation {
 
     /// Ends the caller's session: its access and refresh tokens stop working.
     async fn log_out(&self, ctx: &Context<'_>) -> GqlResult<LogOutPayload> {
-        let Authentication::Principal { session, .. } = &ctx.request().auth else {
-            return Err(ApiError::Unauthenticated.into());
-        };
-        let Some(session) = session else {
+        ctx.principal().await?;
+        let Some(session) = ctx.request().caller().gql()?.session() else {
             return Err(ApiError::WrongPrincipal(
                 "API keys have no session; revoke the key instead",
             )
             .into());
         };
-        ctx.state().tenancy.log_out(*session).await.gql()?;
+        ctx.state().tenancy.log_out(session).await.gql()?;
         Ok(LogOutPayload { ok: true })
     }
 }

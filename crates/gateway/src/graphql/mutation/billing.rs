@@ -180,7 +180,7 @@ impl BillingMutation {
         ctx: &Context<'_>,
         input: ImportCatalogInput,
     ) -> GqlResult<ImportCatalogPayload> {
-        let user = ctx.request().user().gql()?;
+        let user = ctx.user().await?;
         let state = ctx.state();
         if !state.tenancy.is_staff(user).await.gql()? {
             return Err(ApiError::WrongPrincipal("only platform staff import the catalog").into());

@@ -86,7 +86,7 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: CreateOrganizationInput,
     ) -> GqlResult<CreateOrganizationPayload> {
-        let user_id = ctx.request().user().gql()?;
+        let user_id = ctx.user().await?;
         let tenancy = &ctx.state().tenancy;
         let (organization, membership) = tenancy
             .create_organization(user_id, &input.name)
@@ -105,7 +105,7 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: AcceptInvitationInput,
     ) -> GqlResult<AcceptInvitationPayload> {
-        let user_id = ctx.request().user().gql()?;
+        let user_id = ctx.user().await?;
         let tenancy = &ctx.state().tenancy;
         let membership = tenancy
             .accept_invitation(user_id, &input.token)

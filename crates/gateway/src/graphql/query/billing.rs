@@ -19,7 +19,7 @@ pub struct BillingQuery;
 impl BillingQuery {
     /// The latest published version of every plan, by code.
     async fn plans(&self, ctx: &Context<'_>) -> GqlResult<Vec<Plan>> {
-        ctx.request().principal()?;
+        ctx.principal().await?;
         let versions = all_versions(ctx).await?;
         let mut latest: Vec<Plan> = Vec::new();
         for version in &versions {
@@ -33,7 +33,7 @@ impl BillingQuery {
 
     /// Every published version of the plan `code`, newest first (versions never change).
     async fn plan_versions(&self, ctx: &Context<'_>, code: String) -> GqlResult<Vec<Plan>> {
-        ctx.request().principal()?;
+        ctx.principal().await?;
         let versions = all_versions(ctx).await?;
         Ok(versions
             .iter()

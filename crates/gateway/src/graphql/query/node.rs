@@ -46,13 +46,14 @@ impl NodeQuery {
 }
 
 async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
-    let principal = ctx.request().principal().gql()?;
+    // Entering the organization verifies the caller; only one's own user node does not.
+    let claimed = ctx.request().caller().gql()?.claimed();
     let tenancy = &ctx.state().tenancy;
     let org = match (id.kind, id.org) {
         (NodeKind::Organization, _) => OrgId::from_uuid(id.id),
         (NodeKind::User, _) => {
             let user = UserId::from_uuid(id.id);
-            if principal == Principal::User(user) {
+            if claimed == Principal::User(user) && ctx.principal().await? == claimed {
                 return Ok(Some(Node::User(User::own(tenancy.user(user).await.gql()?))));
             }
             // Another person is visible only through the active organization they share.

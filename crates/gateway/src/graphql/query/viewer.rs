@@ -16,7 +16,7 @@ pub struct ViewerQuery;
 impl ViewerQuery {
     /// The caller. `UNAUTHENTICATED` without valid credentials.
     async fn viewer(&self, ctx: &Context<'_>) -> GqlResult<Viewer> {
-        let principal = ctx.request().principal().gql()?;
+        let principal = ctx.principal().await?;
         Ok(Viewer { principal })
     }
 }

@@ -59,7 +59,7 @@ impl User {
     /// Email address: null with `FORBIDDEN` unless it is the caller's own or the caller
     /// may update members of the organization it was reached through.
     async fn email(&self, ctx: &Context<'_>) -> GqlResult<Option<&str>> {
-        let caller = ctx.request().principal().ok().and_then(|p| p.user_id());
+        let caller = ctx.principal().await.ok().and_then(|p| p.user_id());
         let visible = match self.seen {
             Seen::Own => true,
             Seen::InOrg(_) if caller == Some(self.user.id) => true,
