@@ -381,6 +381,9 @@ fn pgbench(app_url: &str, script: &str) -> f64 {
         ])
         .arg(&file)
         .arg(app_url)
+        // The server's pool speaks plain TCP to the database; so does the baseline (libpq
+        // would otherwise negotiate TLS and pay for encryption the server does not).
+        .env("PGSSLMODE", "disable")
         .output()
         .expect("pgbench");
     let text = String::from_utf8_lossy(&output.stdout);
