@@ -38,6 +38,8 @@ struct HttpState {
     schema: AppSchema,
     /// What documents cost, read from the schema once.
     costs: Arc<CostModel>,
+    /// Documents parsed before, by text.
+    parsed: Arc<admission::ParsedDocuments>,
 }
 
 /// The router: [`routes`], each request run to completion or its deadline.
@@ -63,6 +65,7 @@ pub fn routes(app: AppState, schema: AppSchema) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(HttpState {
             costs: Arc::new(CostModel::from_sdl(&schema.sdl())),
+            parsed: Arc::default(),
             app,
             schema,
         })
@@ -300,7 +303,7 @@ async fn graphql_post(
             format!("a batch may hold at most {MAX_BATCH} operations"),
         );
     }
-    let operations = Operations::admit(&state.costs, batch);
+    let operations = Operations::admit(&state, batch);
     execute(state, peer, headers, request_id, operations).await
 }
 
@@ -339,7 +342,7 @@ async fn usage_events(
         .variables(async_graphql::Variables::from_json(
             serde_json::json!({ "events": events }),
         ));
-    let operations = Operations::admit(&state.costs, BatchRequest::Single(request));
+    let operations = Operations::admit(&state, BatchRequest::Single(request));
     execute(state, peer, headers, request_id, operations).await
 }
 
@@ -362,7 +365,7 @@ async fn graphql_get(
                 );
             }
         };
-    let mut operations = Operations::admit(&state.costs, BatchRequest::Single(request));
+    let mut operations = Operations::admit(&state, BatchRequest::Single(request));
     if operations
         .items
         .iter_mut()
@@ -387,13 +390,15 @@ struct Operations {
 }
 
 impl Operations {
-    fn admit(costs: &CostModel, batch: BatchRequest) -> Self {
+    fn admit(state: &HttpState, batch: BatchRequest) -> Self {
         let admit_one = |mut request: Request| {
             let parse = |query: &str| {
-                async_graphql::parser::parse_query(query)
+                state
+                    .parsed
+                    .parse(query)
                     .map_err(|e| Refusal::Parse(ServerError::from(e).message).into_server_error())
             };
-            match admission::admit(&request.query, &request.variables, costs) {
+            match admission::admit(&request.query, &request.variables, &state.costs) {
                 Ok(_) => {}
                 // Not a document the outline reader knows: the parser says what is wrong.
                 // One it reads all the same has an unknown cost, so it is refused too
@@ -405,7 +410,8 @@ impl Operations {
                 }
                 Err(refused) => return Err(refused.into_server_error()),
             }
-            // Parsed once, for execution too.
+            // Parsed once, for execution too (and kept for the next request that sends
+            // the same text).
             let document = parse(&request.query)?;
             admission::check_strings(&document, &request.variables)
                 .map_err(admission::BadString::into_server_error)?;

@@ -7,18 +7,21 @@
 //!    variable defaults would otherwise overflow the parser's stack).
 //! 2. [`outline`]: the tokens are read into an outline of selections, much cheaper than
 //!    the parser, and [`cost`] prices it with each fragment computed once.
-//! 3. Only then is the document parsed (once: the parse is kept for execution), and its
-//!    strings checked ([`strings`]).
+//! 3. Only then is the document parsed (once: the parse is kept for execution, and for
+//!    the next request with the same text: [`parsed`]), and its strings checked
+//!    ([`strings`]).
 //!
 //! Validation's own depth walk runs only on documents admitted here, whose expanded size
 //! the cost bounds.
 
 mod cost;
 mod outline;
+mod parsed;
 mod scan;
 mod strings;
 
 pub use cost::CostModel;
+pub use parsed::ParsedDocuments;
 pub use strings::{BadString, MAX_STRING_CHARS, check_strings};
 
 use async_graphql::{ServerError, Variables};
