@@ -70,6 +70,7 @@ async fn abandoned_requests_leave_no_transaction_open() {
     let routes = gateway::http::routes(
         app.state.clone(),
         gateway::startup::build_schema(app.state.clone()),
+        &gateway::http::Surface::default(),
     );
     let (owner, org) = &tenants[0];
     let whole = drop_after(u64::MAX, call(&routes, owner, org, "measured")).await;

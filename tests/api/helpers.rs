@@ -266,6 +266,8 @@ fn test_config(database_url: &str) -> Config {
         dunning_retry_days: "3,5,7".into(),
         usage_grace_days: 3,
         request_timeout: std::time::Duration::from_secs(30),
+        cors_allowed_origins: Vec::new(),
+        introspection: None,
         sign_ups_per_address_per_hour: 20,
         dpa_notice_days: 30,
         org_deletion_grace_days: 30,

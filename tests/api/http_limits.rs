@@ -138,7 +138,7 @@ async fn shutdown_ends_within_its_grace_period() {
     let router = gateway::http::router(
         app.state.clone(),
         gateway::startup::build_schema(app.state.clone()),
-        Duration::from_secs(30),
+        &gateway::http::Surface::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -29,5 +29,6 @@ mod postgres_rls;
 mod processor_agreement;
 mod projects;
 mod schema;
+mod surface;
 mod unit_of_work;
 mod usage;

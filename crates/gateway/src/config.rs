@@ -167,6 +167,47 @@ pub struct Config {
     /// its end, within this deadline.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
     pub request_timeout: std::time::Duration,
+
+    /// Origins whose pages may call the API from a browser (CORS), comma-separated, each
+    /// `scheme://host[:port]` (`https://app.example.com`); none: no cross-origin calls.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Who may introspect the schema: `all`, `signed-in` (a person or an API key) or
+    /// `off`. Default: `all` in development (GraphiQL before logging in), `signed-in`
+    /// in production.
+    #[arg(long, env = "INTROSPECTION", value_enum)]
+    pub introspection: Option<Introspection>,
+}
+
+/// Who may introspect the schema (`__schema`, `__type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Introspection {
+    /// Anyone.
+    All,
+    /// Callers with valid credentials.
+    SignedIn,
+    /// No one.
+    Off,
+}
+
+/// A browser origin: `scheme://host[:port]`, nothing after it.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let origin = text.trim().trim_end_matches('/');
+    let url = url::Url::parse(origin).map_err(|e| format!("`{origin}` is not an origin: {e}"))?;
+    let well_formed = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !well_formed || url.origin().ascii_serialization() != origin.to_ascii_lowercase() {
+        return Err(format!(
+            "`{origin}` is not an origin (scheme://host[:port], nothing after it)"
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 /// A positive number of seconds, decimals allowed (`30`, `0.5`).
@@ -211,6 +252,14 @@ pub enum LogFormat {
 const MIN_SECRET_CHARS: usize = 32;
 
 impl Config {
+    /// Who may introspect the schema, the environment's default unless set.
+    pub fn introspection(&self) -> Introspection {
+        self.introspection.unwrap_or(match self.environment {
+            Environment::Development => Introspection::All,
+            Environment::Production => Introspection::SignedIn,
+        })
+    }
+
     /// What the HTTP server allows its clients.
     pub fn http_limits(&self) -> crate::server::HttpLimits {
         crate::server::HttpLimits {
@@ -311,4 +360,32 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 #[cfg(not(unix))]
 fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_origin;
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port_and_nothing_else() {
+        assert_eq!(
+            parse_origin("https://App.example.com").unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            parse_origin(" http://localhost:5173/").unwrap(),
+            "http://localhost:5173"
+        );
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/path",
+            "https://app.example.com?x=1",
+            "ftp://x.example",
+            "https://u:p@x.example",
+            "*",
+            "",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 }

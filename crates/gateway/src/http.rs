@@ -3,6 +3,7 @@
 //! ingestion) and `POST /webhooks/stripe`. Authentication and the active organization are
 //! resolved here, once per request, into a `RequestContext`.
 
+use crate::config::Introspection;
 use crate::context::{Authentication, RequestContext};
 use crate::error::{ApiError, ensure_code, request_error};
 use crate::graphql::AppSchema;
@@ -40,19 +41,78 @@ struct HttpState {
     costs: Arc<CostModel>,
     /// Documents parsed before, by text.
     parsed: Arc<admission::ParsedDocuments>,
+    /// Who may introspect the schema.
+    introspection: Introspection,
 }
 
-/// The router: [`routes`], each request run to completion or its deadline.
-pub fn router(app: AppState, schema: AppSchema, request_timeout: Duration) -> Router {
-    routes(app, schema).layer(axum::middleware::from_fn_with_state(
-        request_timeout,
+/// How the HTTP surface meets clients: browsers of other origins, and tools that ask the
+/// schema about itself.
+#[derive(Debug, Clone)]
+pub struct Surface {
+    /// How long a request may run (see [`run_to_completion`]).
+    pub request_timeout: Duration,
+    /// Origins whose pages may call the API (CORS); empty: none.
+    pub cors_allowed_origins: Vec<String>,
+    /// Who may introspect the schema.
+    pub introspection: Introspection,
+}
+
+impl Default for Surface {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            cors_allowed_origins: Vec::new(),
+            introspection: Introspection::All,
+        }
+    }
+}
+
+/// The router: [`routes`], each request run to completion or its deadline, and answered
+/// to browsers of the allowed origins.
+pub fn router(app: AppState, schema: AppSchema, surface: &Surface) -> Router {
+    let router = routes(app, schema, surface).layer(axum::middleware::from_fn_with_state(
+        surface.request_timeout,
         run_to_completion,
-    ))
+    ));
+    match cors(&surface.cors_allowed_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS for `origins`: their pages may send GraphQL requests with credentials in the
+/// `Authorization` header (never cookies: the API has none) and read the answer's request
+/// id and `Retry-After`. Preflights are answered here, cached by browsers for ten
+/// minutes; another origin gets no CORS header, so its browser withholds the answer.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{Method, header::HeaderName};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("x-organization-id"),
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// The routes as they are, without [`run_to_completion`]: a dropped future stops them
 /// wherever it is (the end-to-end tests drop them at every statement on purpose).
-pub fn routes(app: AppState, schema: AppSchema) -> Router {
+pub fn routes(app: AppState, schema: AppSchema, surface: &Surface) -> Router {
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -66,6 +126,7 @@ pub fn routes(app: AppState, schema: AppSchema) -> Router {
         .with_state(HttpState {
             costs: Arc::new(CostModel::from_sdl(&schema.sdl())),
             parsed: Arc::default(),
+            introspection: surface.introspection,
             app,
             schema,
         })
@@ -507,7 +568,7 @@ async fn execute(
             // operations, requests or callers.
             let units = crate::unit::OperationUnits::default();
             let tasks = crate::graphql::tasks::OperationTasks::default();
-            let request = request
+            let mut request = request
                 .data(context.clone())
                 .data(Loaders::new(
                     &state.app,
@@ -517,6 +578,14 @@ async fn execute(
                     &tasks,
                 ))
                 .data(units.clone());
+            // One that asks is let through by the check below or refused whole; one that
+            // does not ask gets none either (should the walk ever miss a way of asking).
+            let introspects = asks_for_introspection(&mut request);
+            if !introspects && state.introspection != Introspection::All {
+                request = request.disable_introspection();
+            }
+            let introspection = state.introspection;
+            let auth = context.auth.clone();
             let schema = state.schema.clone();
             let app = state.app.clone();
             let metered = match (context.caller().ok(), context.org) {
@@ -528,6 +597,11 @@ async fn execute(
                 _ => None,
             };
             kernel::request::scope(meta, async move {
+                if introspects
+                    && let Err(refused) = may_introspect(&app, &auth, introspection).await
+                {
+                    return Response::from_errors(vec![refused]);
+                }
                 // An API key's call counts against its organization's plan, before it runs.
                 if let Some((caller, org)) = metered
                     && let Err(error) = meter_api_call(&app, &caller, org).await
@@ -557,6 +631,87 @@ async fn execute(
     }
     .instrument(span)
     .await
+}
+
+/// Whether the operation's document asks the schema about itself (`__schema`, `__type`:
+/// fields of the query root, reached directly or through fragments on it).
+fn asks_for_introspection(request: &mut Request) -> bool {
+    use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+    fn asks(
+        document: &ExecutableDocument,
+        set: &SelectionSet,
+        seen: &mut Vec<async_graphql::Name>,
+    ) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(field) => {
+                matches!(field.node.name.node.as_str(), "__schema" | "__type")
+            }
+            Selection::InlineFragment(inline) => {
+                asks(document, &inline.node.selection_set.node, seen)
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                // A cycle is refused by validation later; here it just ends the walk.
+                if seen.contains(name) {
+                    return false;
+                }
+                seen.push(name.clone());
+                document
+                    .fragments
+                    .get(name)
+                    .is_some_and(|fragment| asks(document, &fragment.node.selection_set.node, seen))
+            }
+        })
+    }
+    let Ok(document) = request.parsed_query() else {
+        return false;
+    };
+    document.operations.iter().any(|(_, operation)| {
+        asks(
+            document,
+            &operation.node.selection_set.node,
+            &mut Vec::new(),
+        )
+    })
+}
+
+/// Whether the caller may introspect under `policy`: `UNAUTHENTICATED` without valid
+/// credentials where signing in is required, `FORBIDDEN` (`reason =
+/// "INTROSPECTION_DISABLED"`) where it is off.
+async fn may_introspect(
+    app: &AppState,
+    auth: &Authentication,
+    policy: Introspection,
+) -> Result<(), ServerError> {
+    match policy {
+        Introspection::All => Ok(()),
+        Introspection::Off => {
+            let mut refused = request_error(
+                ErrorCode::Forbidden,
+                "introspection is turned off on this server; the schema is published as `schema.graphql`",
+            );
+            if let Some(ext) = refused.extensions.as_mut() {
+                ext.set("reason", "INTROSPECTION_DISABLED");
+            }
+            Err(refused)
+        }
+        Introspection::SignedIn => {
+            let verified = match auth {
+                Authentication::Caller(caller) => app.tenancy.verify(caller).await,
+                Authentication::Anonymous | Authentication::Invalid => {
+                    Err(tenancy::Error::InvalidToken)
+                }
+            };
+            match verified {
+                Ok(_) => Ok(()),
+                Err(tenancy::Error::InvalidToken) => Err(request_error(
+                    ErrorCode::Unauthenticated,
+                    "log in (or use an API key) to introspect the schema",
+                )),
+                Err(e) => Err(server_error(e.into())),
+            }
+        }
+    }
 }
 
 /// Records an API key's call as `api_calls` usage of its organization, refused with

@@ -190,7 +190,15 @@ impl Application {
             ..services
         });
         let schema = build_schema(state.clone());
-        let router = http::router(state.clone(), schema, config.request_timeout);
+        let router = http::router(
+            state.clone(),
+            schema,
+            &http::Surface {
+                request_timeout: config.request_timeout,
+                cors_allowed_origins: config.cors_allowed_origins.clone(),
+                introspection: config.introspection(),
+            },
+        );
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;

@@ -36,6 +36,8 @@ pub fn config(database_url: &str) -> Config {
         dunning_retry_days: "3,5,7".into(),
         usage_grace_days: 3,
         request_timeout: std::time::Duration::from_secs(30),
+        cors_allowed_origins: Vec::new(),
+        introspection: None,
         // The benchmarks sign up hundreds of organizations' owners from one address.
         sign_ups_per_address_per_hour: u64::MAX,
         dpa_notice_days: 30,

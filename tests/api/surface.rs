@@ -1,0 +1,167 @@
+//! The surface browsers and tools meet (issue 15): CORS for the configured origins only,
+//! and introspection as the `INTROSPECTION` setting allows.
+
+use crate::helpers::TestApp;
+use gateway::config::{Environment, Introspection};
+use reqwest::Method;
+
+const APP_ORIGIN: &str = "https://app.example.com";
+
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.http
+        .request(Method::OPTIONS, format!("{}/graphql", app.address))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,x-organization-id",
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn only_the_configured_origins_may_call_from_a_browser() {
+    let app = TestApp::spawn_with(|config| {
+        config.cors_allowed_origins = vec![APP_ORIGIN.into(), "http://localhost:5173".into()];
+    })
+    .await;
+
+    let allowed = preflight(&app, APP_ORIGIN).await;
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some(APP_ORIGIN)
+    );
+    let methods = header(&allowed, "access-control-allow-methods")
+        .unwrap()
+        .to_ascii_uppercase();
+    assert!(
+        methods.contains("POST") && methods.contains("GET"),
+        "{methods}"
+    );
+    let headers = header(&allowed, "access-control-allow-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    for needed in ["authorization", "content-type", "x-organization-id"] {
+        assert!(headers.contains(needed), "{needed} in {headers}");
+    }
+    assert_eq!(header(&allowed, "access-control-max-age"), Some("600"));
+    // Credentials travel in the Authorization header, never as cookies.
+    assert_eq!(header(&allowed, "access-control-allow-credentials"), None);
+
+    // Another origin (even one that only resembles an allowed one) gets no CORS header:
+    // its browser withholds the answer.
+    for other in [
+        "https://evil.example",
+        "https://app.example.com.evil.example",
+        "http://app.example.com",
+    ] {
+        let refused = preflight(&app, other).await;
+        assert_eq!(
+            header(&refused, "access-control-allow-origin"),
+            None,
+            "{other}"
+        );
+    }
+
+    // The request itself: the answer names the origin and shows the request id.
+    let answered = app
+        .http
+        .post(format!("{}/graphql", app.address))
+        .header("origin", "http://localhost:5173")
+        .json(&serde_json::json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&answered, "access-control-allow-origin"),
+        Some("http://localhost:5173")
+    );
+    let exposed = header(&answered, "access-control-expose-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+    let vary = header(&answered, "vary")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(vary.contains("origin"), "vary: {vary}");
+
+    // Without the setting no origin is allowed.
+    let closed = TestApp::spawn().await;
+    let refused = preflight(&closed, APP_ORIGIN).await;
+    assert_eq!(header(&refused, "access-control-allow-origin"), None);
+}
+
+const SCHEMA: &str = "{ __schema { queryType { name } } }";
+const TYPE_BY_FRAGMENT: &str = "query { ...Look } fragment Look on Query { ... on Query { __type(name: \"Project\") { name } } }";
+
+#[tokio::test]
+async fn introspection_is_for_whom_the_setting_allows() {
+    // Development's default: anyone (GraphiQL before logging in).
+    let open = TestApp::spawn().await;
+    let answer = open.gql(SCHEMA).send().await;
+    assert_eq!(answer.data()["__schema"]["queryType"]["name"], "Query", "{}", answer.body);
+
+    // Production's default: callers with valid credentials.
+    let app = TestApp::spawn_with(|config| config.environment = Environment::Production).await;
+    let alice = app.user("alice@example.com").await;
+    for query in [SCHEMA, TYPE_BY_FRAGMENT] {
+        let refused = app.gql(query).send().await;
+        assert_eq!(
+            refused.code(),
+            "UNAUTHENTICATED",
+            "{query}: {}",
+            refused.body
+        );
+        assert!(refused.body["data"].is_null(), "{}", refused.body);
+        let bad_token = app.gql(query).bearer("not-a-token").send().await;
+        assert_eq!(bad_token.code(), "UNAUTHENTICATED");
+    }
+    let answer = app.gql(SCHEMA).as_user(&alice).send().await;
+    assert_eq!(answer.data()["__schema"]["queryType"]["name"], "Query");
+    let answer = app.gql(TYPE_BY_FRAGMENT).as_user(&alice).send().await;
+    assert_eq!(answer.data()["__type"]["name"], "Project");
+    // `__typename` is not introspection: anyone gets it.
+    assert_eq!(
+        app.gql("{ __typename }").send().await.data()["__typename"],
+        "Query"
+    );
+    // A session that ended no longer introspects.
+    app.gql("mutation { logOut { ok } }")
+        .as_user(&alice)
+        .send()
+        .await
+        .data();
+    assert_eq!(
+        app.gql(SCHEMA).as_user(&alice).send().await.code(),
+        "UNAUTHENTICATED"
+    );
+
+    // Off: no one, with a reason.
+    let closed =
+        TestApp::spawn_with(|config| config.introspection = Some(Introspection::Off)).await;
+    let bob = closed.user("bob@example.com").await;
+    for query in [SCHEMA, TYPE_BY_FRAGMENT] {
+        let refused = closed.gql(query).as_user(&bob).send().await;
+        assert_eq!(refused.code(), "FORBIDDEN", "{query}: {}", refused.body);
+        assert_eq!(
+            refused.error()["extensions"]["reason"],
+            "INTROSPECTION_DISABLED"
+        );
+    }
+    assert_eq!(
+        closed
+            .gql("{ viewer { user { email } } }")
+            .as_user(&bob)
+            .send()
+            .await
+            .data()["viewer"]["user"]["email"],
+        "bob@example.com"
+    );
+}
