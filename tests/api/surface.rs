@@ -106,7 +106,12 @@ async fn introspection_is_for_whom_the_setting_allows() {
     // Development's default: anyone (GraphiQL before logging in).
     let open = TestApp::spawn().await;
     let answer = open.gql(SCHEMA).send().await;
-    assert_eq!(answer.data()["__schema"]["queryType"]["name"], "Query", "{}", answer.body);
+    assert_eq!(
+        answer.data()["__schema"]["queryType"]["name"],
+        "Query",
+        "{}",
+        answer.body
+    );
 
     // Production's default: callers with valid credentials.
     let app = TestApp::spawn_with(|config| config.environment = Environment::Production).await;
@@ -164,4 +169,76 @@ async fn introspection_is_for_whom_the_setting_allows() {
             .data()["viewer"]["user"]["email"],
         "bob@example.com"
     );
+}
+
+/// Posts `query` with the `Accept` header `accept` (none: no header).
+async fn post(
+    app: &TestApp,
+    query: &str,
+    accept: Option<&str>,
+) -> (u16, String, serde_json::Value) {
+    let mut request = app
+        .http
+        .post(format!("{}/graphql", app.address))
+        .json(&serde_json::json!({ "query": query }));
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let media = header(&response, "content-type")
+        .unwrap_or_default()
+        .to_owned();
+    (status, media, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn graphql_response_json_gives_request_errors_a_4xx_status() {
+    let app = TestApp::spawn().await;
+    let spec = Some("application/graphql-response+json, application/json;q=0.9");
+
+    let (status, media, body) = post(&app, "{ __typename }", spec).await;
+    assert_eq!(
+        (status, body["data"]["__typename"].as_str()),
+        (200, Some("Query"))
+    );
+    assert_eq!(media, "application/graphql-response+json; charset=utf-8");
+
+    // Request errors: no `data` entry, and 400.
+    for (query, code) in [
+        ("{ node(", "GRAPHQL_PARSE_FAILED"),
+        ("{ noSuchField }", "GRAPHQL_VALIDATION_FAILED"),
+    ] {
+        let (status, media, body) = post(&app, query, spec).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            media.starts_with("application/graphql-response+json"),
+            "{media}"
+        );
+        assert!(body.get("data").is_none(), "{query}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
+    }
+
+    // A field error is not a request error: `data` is there, and 200.
+    let (status, _, body) = post(&app, "{ __typename viewer { user { email } } }", spec).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("data").is_some(), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    assert!(body["errors"][0]["path"].is_array(), "{body}");
+
+    // Clients of `application/json` (or of nothing in particular) keep 200, and a request
+    // error has no `data` entry for them either.
+    for accept in [
+        None,
+        Some("application/json"),
+        Some("application/graphql-response+json;q=0, application/json"),
+    ] {
+        let (status, media, body) = post(&app, "{ node(", accept).await;
+        assert_eq!(
+            (status, media.as_str()),
+            (200, "application/json"),
+            "{accept:?}"
+        );
+        assert!(body.get("data").is_none(), "{body}");
+    }
 }

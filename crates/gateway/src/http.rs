@@ -115,7 +115,12 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 pub fn routes(app: AppState, schema: AppSchema, surface: &Surface) -> Router {
     Router::new()
         .route("/", get(graphiql))
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route(
+            "/graphql",
+            get(graphql_get)
+                .post(graphql_post)
+                .layer(axum::middleware::from_fn(graphql_response_media)),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/audit/export", get(audit_export))
@@ -860,6 +865,96 @@ fn reject(
     respond(request_id, status, BatchResponse::Single(response))
 }
 
+/// Marks an answer that is a request error (see [`is_request_error`]).
+#[derive(Clone, Copy)]
+struct RequestError;
+
+/// Whether the answer is a request error: refused before execution (unreadable,
+/// invalid, over its budget, not admitted), with no field resolved. Such an answer has
+/// no `data` entry (GraphQL spec, "Response"), and over `application/graphql-response+json`
+/// a 4xx status.
+fn is_request_error(response: &Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
+}
+
+/// The answer as JSON, without a `data` entry where it is a request error.
+fn serialize(response: &BatchResponse) -> serde_json::Result<Vec<u8>> {
+    let needs_editing = match response {
+        BatchResponse::Single(single) => is_request_error(single),
+        BatchResponse::Batch(batch) => batch.iter().any(is_request_error),
+    };
+    if !needs_editing {
+        return serde_json::to_vec(response);
+    }
+    let without_data = |single: &Response| {
+        let mut value = serde_json::to_value(single)?;
+        if is_request_error(single)
+            && let Some(object) = value.as_object_mut()
+        {
+            object.remove("data");
+        }
+        Ok::<_, serde_json::Error>(value)
+    };
+    match response {
+        BatchResponse::Single(single) => serde_json::to_vec(&without_data(single)?),
+        BatchResponse::Batch(batch) => serde_json::to_vec(
+            &batch
+                .iter()
+                .map(without_data)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    }
+}
+
+/// The media type of the GraphQL-over-HTTP specification.
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// Answers in `application/graphql-response+json` a client that accepts it (GraphQL over
+/// HTTP): a request error then has a 4xx status (400 unless a more precise one was
+/// given), everything else as over `application/json`. Other clients get
+/// `application/json` and, for request errors, 200 (what they have always had).
+async fn graphql_response_media(
+    request: axum::extract::Request,
+    next: Next,
+) -> axum::response::Response {
+    let accepts = request
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|param| {
+                param
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON) && !refused
+        });
+    let mut response = next.run(request).await;
+    let is_graphql_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes() == b"application/json");
+    if !accepts || !is_graphql_json {
+        return response;
+    }
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/graphql-response+json; charset=utf-8"),
+    );
+    if response.extensions().get::<RequestError>().is_some() && response.status() == StatusCode::OK
+    {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    response
+}
+
 fn respond(
     request_id: &str,
     status: StatusCode,
@@ -897,8 +992,13 @@ fn respond(
         retry = Some((retry.map_or(status, |(seen, _)| seen.max(status)), later));
     }
     let status = retry.map_or(status, |(status, _)| status);
-    let body = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec());
+    let request_error =
+        matches!(&response, BatchResponse::Single(single) if is_request_error(single));
+    let body = serialize(&response).unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec());
     let mut http = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if request_error {
+        http.extensions_mut().insert(RequestError);
+    }
     if let Ok(value) = HeaderValue::from_str(request_id) {
         http.headers_mut().insert("x-request-id", value);
     }
