@@ -1,9 +1,11 @@
-//! `enter_organization(org, user, key, session)` (PostgreSQL): entering an organization
-//! also checks that the person's log-in session is live, in the same round trip. A
-//! request then needs no statement of its own to validate its access token: the first
-//! organization it enters does it. With a session that is not live the function answers
-//! one row whose `standing_session_live` is false and no standing; with a live one (or
-//! none given), the standing as before (no row: not a member).
+//! `enter_organization(org, user, key, session, key_digest, now)` (PostgreSQL): entering
+//! an organization also checks the caller's credential, in the same round trip: that
+//! the person's log-in session is live, or that the API key's secret (by its digest) is
+//! the key's and the key unexpired at `now`. A request then needs no statement of its own
+//! to validate its credential: the first organization it enters does it. With a
+//! credential that does not hold, the function answers one row whose
+//! `standing_session_live` is false and no standing; otherwise (or with none given) the
+//! standing as before (no row: not a member).
 
 use crate::tenant_table::APP_ROLE;
 use sea_orm_migration::prelude::*;
@@ -13,7 +15,8 @@ use sea_orm_migration::sea_orm::DbBackend;
 pub struct Migration;
 
 const ENTER_WITH_SESSION: &str = r#"
-CREATE FUNCTION enter_organization(p_org uuid, p_user uuid, p_key uuid, p_session uuid)
+CREATE FUNCTION enter_organization(p_org uuid, p_user uuid, p_key uuid, p_session uuid,
+                                   p_key_digest text, p_now timestamptz)
 RETURNS TABLE (standing_role text, standing_id uuid, standing_policy_version bigint,
                standing_pending_deletion boolean, standing_session_live boolean)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
@@ -22,6 +25,13 @@ BEGIN
     IF p_session IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM sessions s
          WHERE s.family_id = p_session AND s.user_id = p_user AND s.revoked_at IS NULL
+    ) THEN
+        RETURN QUERY SELECT NULL::text, NULL::uuid, NULL::bigint, NULL::boolean, false;
+    ELSIF p_key_digest IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM api_keys k
+         WHERE k.organization_id = p_org AND k.id = p_key AND k.revoked_at IS NULL
+           AND k.secret_hash = p_key_digest
+           AND (k.expires_at IS NULL OR k.expires_at > p_now)
     ) THEN
         RETURN QUERY SELECT NULL::text, NULL::uuid, NULL::bigint, NULL::boolean, false;
     ELSIF p_user IS NOT NULL THEN
@@ -43,6 +53,9 @@ END
 $$;
 "#;
 
+/// The function's signature, as grants name it.
+const SIGNATURE: &str = "enter_organization(uuid, uuid, uuid, uuid, text, timestamptz)";
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -54,8 +67,8 @@ impl MigrationTrait for Migration {
             .execute_unprepared(&format!(
                 "DROP FUNCTION enter_organization(uuid, uuid, uuid);
                  {ENTER_WITH_SESSION}
-                 REVOKE ALL ON FUNCTION enter_organization(uuid, uuid, uuid, uuid) FROM PUBLIC;
-                 GRANT EXECUTE ON FUNCTION enter_organization(uuid, uuid, uuid, uuid) TO {APP_ROLE};"
+                 REVOKE ALL ON FUNCTION {SIGNATURE} FROM PUBLIC;
+                 GRANT EXECUTE ON FUNCTION {SIGNATURE} TO {APP_ROLE};"
             ))
             .await?;
         Ok(())
@@ -68,7 +81,7 @@ impl MigrationTrait for Migration {
         manager
             .get_connection()
             .execute_unprepared(&format!(
-                "DROP FUNCTION enter_organization(uuid, uuid, uuid, uuid);
+                "DROP FUNCTION {SIGNATURE};
                  {}
                  REVOKE ALL ON FUNCTION enter_organization(uuid, uuid, uuid) FROM PUBLIC;
                  GRANT EXECUTE ON FUNCTION enter_organization(uuid, uuid, uuid) TO {APP_ROLE};",

@@ -456,3 +456,77 @@ async fn a_key_made_by_an_expiring_key_expires_with_it() {
         .await;
     assert_eq!(dead.code(), "UNAUTHENTICATED");
 }
+
+/// A key's secret, revocation and expiry are checked in the statement that enters its
+/// organization (to meter the call): a key's request runs two tenant transactions, the
+/// metering and the operation's, and a wrong secret is refused before any field runs.
+#[tokio::test]
+async fn a_key_is_checked_where_it_enters_and_its_call_costs_two_transactions() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let other = app.org(&alice, "Globex").await;
+    let (_, key) = app.api_key(&alice, &org, "MEMBER").await;
+    app.gql("mutation { createProject(input: {name: \"Ours\"}) { project { id } } }")
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+
+    let before = app.server_db.tenant_transactions_begun();
+    let listed = app
+        .gql("{ projects { nodes { name } } }")
+        .bearer(&key)
+        .send()
+        .await;
+    assert_eq!(listed.data()["projects"]["nodes"][0]["name"], "Ours");
+    assert_eq!(app.server_db.tenant_transactions_begun() - before, 2);
+
+    // The right form with a wrong secret, or the key's id and secret under another
+    // organization's id: refused whole, even what needs no caller.
+    let mut wrong_secret = key.clone();
+    let last = wrong_secret.pop().unwrap();
+    wrong_secret.push(if last == 'a' { 'b' } else { 'a' });
+    let (_, key_org, rest) = {
+        let mut parts = key.splitn(3, '_').skip(1);
+        let org_part = parts.next().unwrap().to_owned();
+        (0, org_part, parts.next().unwrap().to_owned())
+    };
+    let other_org = other.org_id().to_string();
+    assert_ne!(key_org, other_org);
+    let moved = format!("plsk_{other_org}_{rest}");
+    for forged in [&wrong_secret, &moved] {
+        for query in [
+            "{ __typename }",
+            "{ projects { nodes { name } } }",
+            "{ viewer { activeOrganization { name } } }",
+        ] {
+            let refused = app.gql(query).bearer(forged).send().await;
+            assert_eq!(
+                refused.code(),
+                "UNAUTHENTICATED",
+                "{query}: {}",
+                refused.body
+            );
+            assert!(!refused.body.to_string().contains("Ours"));
+        }
+        let create = app
+            .gql("mutation($n: String!) { updateProject(input: {projectId: $n, name: \"Forged\"}) { project { id } } }")
+            .vars(json!({ "n": "none" }))
+            .bearer(forged)
+            .send()
+            .await;
+        assert_eq!(create.code(), "UNAUTHENTICATED");
+    }
+    let names = app
+        .gql("{ projects { nodes { name } } }")
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        names.data()["projects"]["nodes"].as_array().unwrap().len(),
+        1
+    );
+}

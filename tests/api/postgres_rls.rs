@@ -213,7 +213,7 @@ async fn entering_an_organization_binds_it_and_answers_only_members() {
     let app_db = app.app_db().await;
     let enter = |org: &crate::helpers::TestOrg, user: &crate::helpers::TestUser| {
         format!(
-            "SELECT count(*) FROM enter_organization('{}', '{}', NULL, NULL)",
+            "SELECT count(*) FROM enter_organization('{}', '{}', NULL, NULL, NULL, NULL)",
             org.org_id(),
             user.id_uuid().unwrap()
         )
@@ -241,7 +241,7 @@ async fn entering_an_organization_binds_it_and_answers_only_members() {
     // A session that is not the person's live one: no standing, only the refusal.
     let tx = app_db.begin().await.unwrap();
     let dead = format!(
-        "SELECT count(*) FROM enter_organization('{}', '{}', NULL, '{}') \
+        "SELECT count(*) FROM enter_organization('{}', '{}', NULL, '{}', NULL, NULL) \
          WHERE standing_role IS NULL AND NOT standing_session_live",
         acme.org_id(),
         alice.id_uuid().unwrap(),

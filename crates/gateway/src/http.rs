@@ -732,6 +732,10 @@ async fn meter_api_call(
         .enter(caller, org, kernel::TxMode::Write)
         .await
         .map_err(|e| server_error(e.into()))?;
+    // Entering checked the key (its secret, revocation and expiry) in the same statement.
+    if let Err(e) = app.tenancy.note_key_use(&tx, caller).await {
+        return Err(server_error(e.into()));
+    }
     let metered = async {
         app.subscriptions
             .meter_api_call(&tx, uuid::Uuid::now_v7())

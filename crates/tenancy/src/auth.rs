@@ -280,65 +280,23 @@ impl TenancyService {
         Ok(())
     }
 
-    /// Turns `Authorization: Bearer <credential>` into a caller: an unrevoked API key, or
-    /// the person of a validly signed access token, whose session's liveness is
-    /// established later in the request (see [`Caller`]). API keys have their
-    /// `lastUsedAt` kept to the minute.
+    /// Turns `Authorization: Bearer <credential>` into a caller: the person of a validly
+    /// signed access token, or an API key of the right form. Whether the session is live,
+    /// or the key's secret right (and the key unrevoked, unexpired), is established later
+    /// in the request, where it first enters its organization (see [`Caller`]).
     #[tracing::instrument(name = "tenancy.authenticate", skip_all, err(level = "debug"))]
     pub async fn authenticate(&self, credential: &str) -> Result<Caller> {
         if let Some(rest) = credential
             .strip_prefix(API_KEY_PREFIX)
             .or_else(|| credential.strip_prefix(LEGACY_API_KEY_PREFIX))
         {
-            let principal = self.authenticate_api_key(rest).await?;
-            return Ok(Caller::verified_key(principal));
+            return api_key_caller(rest);
         }
         let claims = self.signer.verify(credential, self.clock.now())?;
         Ok(Caller::of_session(
             Principal::User(claims.user),
             claims.session,
         ))
-    }
-
-    async fn authenticate_api_key(&self, rest: &str) -> Result<Principal> {
-        let mut parts = rest.splitn(3, '_');
-        let (Some(org), Some(key), Some(secret)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(Error::InvalidToken);
-        };
-        let (Ok(org), Ok(key)) = (Uuid::try_parse(org), Uuid::try_parse(key)) else {
-            return Err(Error::InvalidToken);
-        };
-        let (org, key) = (OrgId::from_uuid(org), ApiKeyId::from_uuid(key));
-        let now = self.clock.now();
-        let tx = self.open(org, TxMode::Read).await?;
-        let row = tx
-            .select::<api_key::Entity>()
-            .filter(api_key::Column::Id.eq(key.as_uuid()))
-            .one(tx.conn())
-            .await?;
-        tx.rollback().await?;
-        let row = row.ok_or(Error::InvalidToken)?;
-        if row.revoked_at.is_some()
-            || row.expires_at.is_some_and(|expiry| expiry <= now)
-            || !crypto::digests_equal(&row.secret_hash, &crypto::digest(secret))
-        {
-            return Err(Error::InvalidToken);
-        }
-        if row
-            .last_used_at
-            .is_none_or(|at| now - at >= chrono::Duration::minutes(1))
-        {
-            let tx = self.open(org, TxMode::Write).await?;
-            api_key::Entity::update_many()
-                .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
-                .filter(api_key::Column::OrganizationId.eq(org.as_uuid()))
-                .filter(api_key::Column::Id.eq(key.as_uuid()))
-                .exec(tx.conn())
-                .await?;
-            tx.commit().await?;
-        }
-        Ok(Principal::ApiKey { key, org })
     }
 
     async fn ensure_not_throttled(
@@ -444,4 +402,44 @@ async fn revoke_family(
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// The caller of an API key `plsk_<org>_<key>_<secret>` (the prefix taken off), its
+/// secret kept as a digest only, to compare with the key's row.
+fn api_key_caller(rest: &str) -> Result<Caller> {
+    let mut parts = rest.splitn(3, '_');
+    let (Some(org), Some(key), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(Error::InvalidToken);
+    };
+    let (Ok(org), Ok(key)) = (Uuid::try_parse(org), Uuid::try_parse(key)) else {
+        return Err(Error::InvalidToken);
+    };
+    let principal = Principal::ApiKey {
+        key: ApiKeyId::from_uuid(key),
+        org: OrgId::from_uuid(org),
+    };
+    Ok(Caller::of_key(principal, crypto::digest(secret)))
+}
+
+impl TenancyService {
+    /// Keeps an API key's `lastUsedAt` to the minute (in the transaction that meters its
+    /// call; nothing is written while it is less than a minute old).
+    pub async fn note_key_use(&self, tx: &kernel::TenantTx, caller: &Caller) -> Result<()> {
+        let Principal::ApiKey { key, .. } = caller.claimed() else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        api_key::Entity::update_many()
+            .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
+            .filter(api_key::Column::OrganizationId.eq(tx.org_id().as_uuid()))
+            .filter(api_key::Column::Id.eq(key.as_uuid()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(api_key::Column::LastUsedAt.is_null())
+                    .add(api_key::Column::LastUsedAt.lt(now - chrono::Duration::minutes(1))),
+            )
+            .exec(tx.conn())
+            .await?;
+        Ok(())
+    }
 }

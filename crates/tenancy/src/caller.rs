@@ -9,7 +9,7 @@
 //! is read or written for the caller before it is known: the principal is handed out
 //! only by [`TenancyService::verify`] and [`TenancyService::enter`].
 
-use crate::entity::session;
+use crate::entity::{api_key, session};
 use crate::error::{Error, Result};
 use crate::service::TenancyService;
 use kernel::{Principal, SessionId};
@@ -24,7 +24,10 @@ pub struct Caller {
     principal: Principal,
     /// The person's log-in session.
     session: Option<SessionId>,
-    /// Whether the session is live, once established; set from the start for API keys.
+    /// The digest of the API key's secret, compared with the key's row where the key is
+    /// first used.
+    key_digest: Option<Arc<str>>,
+    /// Whether the session is live (the key valid), once established.
     live: Arc<OnceLock<bool>>,
 }
 
@@ -32,15 +35,21 @@ impl Caller {
     /// A principal the platform acts as on its own authority (the demo seed, the command
     /// line): no credential, nothing to verify. Never for a principal a request names.
     pub fn trusted(principal: Principal) -> Self {
-        Self::verified_key(principal)
-    }
-
-    /// An API key, verified in full.
-    pub(crate) fn verified_key(principal: Principal) -> Self {
         Self {
             principal,
             session: None,
+            key_digest: None,
             live: Arc::new(OnceLock::from(true)),
+        }
+    }
+
+    /// An API key whose secret (by its digest) is still to be compared with its row.
+    pub(crate) fn of_key(principal: Principal, digest: String) -> Self {
+        Self {
+            principal,
+            session: None,
+            key_digest: Some(digest.into()),
+            live: Arc::default(),
         }
     }
 
@@ -49,6 +58,7 @@ impl Caller {
         Self {
             principal,
             session: Some(session),
+            key_digest: None,
             live: Arc::default(),
         }
     }
@@ -69,6 +79,14 @@ impl Caller {
         match self.live.get() {
             Some(_) => None,
             None => self.session,
+        }
+    }
+
+    /// The digest of the key's secret, while the key is still to be checked.
+    pub(crate) fn unchecked_key_digest(&self) -> Option<&str> {
+        match self.live.get() {
+            Some(_) => None,
+            None => self.key_digest.as_deref(),
         }
     }
 
@@ -102,6 +120,9 @@ impl TenancyService {
         if let Some(known) = caller.established() {
             return known;
         }
+        if let Some(digest) = caller.unchecked_key_digest() {
+            return self.verify_key(caller, digest).await;
+        }
         let Some(session) = caller.session else {
             return caller.settle(true);
         };
@@ -121,10 +142,44 @@ impl TenancyService {
         caller.settle(live)
     }
 
+    /// Compares an API key's secret with its row (unrevoked, unexpired), in a transaction
+    /// of the key's organization. Reached only when no organization was entered first:
+    /// a key's request is metered, which enters its organization and settles this, before
+    /// any of its operations runs.
+    async fn verify_key(&self, caller: &Caller, digest: &str) -> Result<Principal> {
+        let Principal::ApiKey { key, org } = caller.principal else {
+            return caller.settle(false);
+        };
+        let tx = self.open(org, kernel::TxMode::Read).await?;
+        let valid = key_is_valid(tx.conn(), (org, key), digest, self.clock.now()).await;
+        tx.rollback().await?;
+        caller.settle(valid?)
+    }
+
     /// [`Self::verify_on`] with a connection from the pool.
     pub async fn verify(&self, caller: &Caller) -> Result<Principal> {
         self.verify_on(self.db.conn(), caller).await
     }
+}
+
+/// Whether the key `key` of `org` exists with the secret of `digest`, unrevoked and
+/// unexpired at `now` (`conn`: a transaction of that organization).
+pub(crate) async fn key_is_valid(
+    conn: &impl ConnectionTrait,
+    (org, key): (kernel::OrgId, kernel::ApiKeyId),
+    digest: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool> {
+    let row = api_key::Entity::find()
+        .filter(api_key::Column::OrganizationId.eq(org.as_uuid()))
+        .filter(api_key::Column::Id.eq(key.as_uuid()))
+        .one(conn)
+        .await?;
+    Ok(row.is_some_and(|row| {
+        row.revoked_at.is_none()
+            && row.expires_at.is_none_or(|expiry| expiry > now)
+            && crate::crypto::digests_equal(&row.secret_hash, digest)
+    }))
 }
 
 #[cfg(test)]
@@ -150,12 +205,12 @@ mod tests {
     }
 
     #[test]
-    fn an_api_key_is_verified_from_the_start() {
+    fn a_trusted_principal_is_verified_from_the_start() {
         let principal = Principal::ApiKey {
             key: kernel::ApiKeyId::from_uuid(Uuid::now_v7()),
             org: kernel::OrgId::from_uuid(Uuid::now_v7()),
         };
-        let caller = Caller::verified_key(principal);
+        let caller = Caller::trusted(principal);
         assert!(caller.unchecked_session().is_none());
         assert!(matches!(caller.established(), Some(Ok(p)) if p == principal));
     }

@@ -174,14 +174,30 @@ impl TenancyService {
                 TenantOpener::issued_by_tenancy(),
             )
             .await?;
-            let found = enter_organization(&tx, principal, caller.unchecked_session()).await?;
+            let credential = Unchecked {
+                session: caller.unchecked_session(),
+                key_digest: caller.unchecked_key_digest(),
+                now: self.clock.now(),
+            };
+            let found = enter_organization(&tx, principal, &credential).await?;
             (tx, found)
         } else {
             let tx = self.open(org, mode).await?;
-            let found = match self.verify_on(tx.conn(), caller).await {
-                Ok(_) => standing(&tx, principal).await?,
-                Err(Error::InvalidToken) => Some(Standing::session_not_live()),
-                Err(e) => return Err(e),
+            let holds = match (caller.unchecked_key_digest(), principal) {
+                (Some(digest), Principal::ApiKey { key, org }) => {
+                    crate::caller::key_is_valid(tx.conn(), (org, key), digest, self.clock.now())
+                        .await?
+                }
+                _ => match self.verify_on(tx.conn(), caller).await {
+                    Ok(_) => true,
+                    Err(Error::InvalidToken) => false,
+                    Err(e) => return Err(e),
+                },
+            };
+            let found = if holds {
+                standing(&tx, principal).await?
+            } else {
+                Some(Standing::session_not_live())
             };
             (tx, found)
         };
@@ -296,13 +312,20 @@ async fn standing(tx: &TenantTx, principal: Principal) -> Result<Option<Standing
     .await?)
 }
 
-/// PostgreSQL: binds the transaction to its organization, checks `session` (if given)
-/// and reads the caller's standing in one round trip (the `enter_organization` function,
-/// migration m0030).
+/// The part of a caller's credential still to be checked where it enters.
+struct Unchecked<'a> {
+    session: Option<kernel::SessionId>,
+    key_digest: Option<&'a str>,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+/// PostgreSQL: binds the transaction to its organization, checks what is unchecked of the
+/// credential and reads the caller's standing in one round trip (the `enter_organization`
+/// function, migration m0030).
 async fn enter_organization(
     tx: &TenantTx,
     principal: Principal,
-    session: Option<kernel::SessionId>,
+    credential: &Unchecked<'_>,
 ) -> Result<Option<Standing>> {
     let (user, key) = match principal {
         Principal::User(user) => (Some(user.as_uuid()), None),
@@ -312,12 +335,14 @@ async fn enter_organization(
         sea_orm::DbBackend::Postgres,
         "SELECT standing_role AS role, standing_id AS id, standing_policy_version AS policy_version, \
          standing_pending_deletion AS pending_deletion, standing_session_live AS session_live \
-         FROM enter_organization($1, $2, $3, $4)",
+         FROM enter_organization($1, $2, $3, $4, $5, $6)",
         [
             tx.org_id().as_uuid().into(),
             user.into(),
             key.into(),
-            session.map(|s| s.as_uuid()).into(),
+            credential.session.map(|s| s.as_uuid()).into(),
+            credential.key_digest.map(str::to_owned).into(),
+            credential.now.into(),
         ],
     ))
     .one(tx.conn())
