@@ -1,13 +1,15 @@
 //! Who a request's credential says it is, and when that is known to be true.
 //!
-//! An API key is verified in full when the request starts. A person's access token is
-//! verified by its signature then too, but whether its log-in session is still live (not
-//! logged out, not revoked for reuse of a refresh token) needs the database. That is
-//! established once per request and lazily: inside the statement that enters the first
-//! organization (no round trip of its own: the usual case), or by a statement of its
-//! own ([`TenancyService::verify`]) for operations that enter none. Either way nothing
-//! is read or written for the caller before it is known: the principal is handed out
-//! only by [`TenancyService::verify`] and [`TenancyService::enter`].
+//! When the request starts, only what needs no database is checked: a person's access
+//! token by its signature, an API key by its form. The rest (the log-in session still
+//! live, not logged out or revoked for reuse of a refresh token; the key's secret right,
+//! the key unrevoked and unexpired) is established once per request and lazily: inside
+//! the statement that enters the first organization (no round trip of its own: the usual
+//! case, and always for keys, whose calls are metered in their organization first), or
+//! by a statement of its own ([`TenancyService::verify`]) for operations that enter
+//! none. Either way nothing is read or written for the caller before it is known: the
+//! principal is handed out only by [`TenancyService::verify`] and
+//! [`TenancyService::enter`].
 
 use crate::entity::{api_key, session};
 use crate::error::{Error, Result};
