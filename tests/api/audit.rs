@@ -1259,3 +1259,77 @@ async fn values_with_quotes_controls_and_unicode_hash_alike_in_the_database_and_
         }
     }
 }
+
+/// `auditEvents(orderBy: NEWEST_FIRST)` puts what just happened on the first page; its
+/// cursors page towards older events, without gaps or repeats, and another
+/// organization's events never appear.
+#[tokio::test]
+async fn audit_events_can_be_read_newest_first() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let other = app.org(&owner, "Globex").await;
+    let create = "mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }";
+    for name in ["One", "Two", "Three"] {
+        app.gql(create)
+            .vars(json!({ "n": name }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+            .await
+            .data();
+    }
+    let theirs = app
+        .gql(create)
+        .vars(json!({ "n": "Theirs" }))
+        .as_user(&owner)
+        .in_org(&other)
+        .send()
+        .await;
+    let theirs = theirs.data()["createProject"]["project"]["id"].clone();
+
+    let page = |order: &'static str, first: i32, after: Option<String>| {
+        app.gql(
+            "query($o: ListOrder!, $f: Int, $a: String) { auditEvents(orderBy: $o, first: $f, after: $a) \
+             { edges { node { seq action targetId } } pageInfo { hasNextPage endCursor } } }",
+        )
+        .vars(json!({ "o": order, "f": first, "a": after }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+    };
+    let oldest_first = page("OLDEST_FIRST", 100, None).await;
+    let mut all: Vec<i64> = oldest_first.data()["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["seq"].as_i64().unwrap())
+        .collect();
+    assert!(all.len() >= 4, "{all:?}");
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+    all.reverse();
+
+    let mut newest_first = Vec::new();
+    let mut after = None;
+    loop {
+        let answer = page("NEWEST_FIRST", 2, after.clone()).await;
+        let data = &answer.data()["auditEvents"];
+        for edge in data["edges"].as_array().unwrap() {
+            assert_ne!(
+                edge["node"]["targetId"], theirs,
+                "another organization's event"
+            );
+            newest_first.push(edge["node"]["seq"].as_i64().unwrap());
+        }
+        if data["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = data["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(newest_first, all, "newest first, every event once");
+    let first = page("NEWEST_FIRST", 1, None).await;
+    assert_eq!(
+        first.data()["auditEvents"]["edges"][0]["node"]["action"],
+        "project.created"
+    );
+}

@@ -9,7 +9,7 @@ use crate::model::{
 };
 use crate::pii;
 use chrono::{DateTime, SecondsFormat, Utc};
-use kernel::page::keyset;
+use kernel::page::keyset_in;
 use kernel::{Backend, Page, PageRequest, Principal, SharedClock, TenantTx};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -167,12 +167,13 @@ impl AuditLog {
         Ok(())
     }
 
-    /// One page of the organization's events matching `filter`, oldest first.
+    /// One page of the organization's events matching `filter`, in `order`.
     pub async fn events(
         &self,
         tx: &TenantTx,
         filter: &EventFilter,
         page: &PageRequest,
+        order: kernel::ListOrder,
     ) -> Result<Page<AuditEvent>> {
         let mut select = tx.select::<audit_event::Entity>();
         if let Some(actor) = &filter.actor {
@@ -194,7 +195,7 @@ impl AuditLog {
         if let Some(to) = filter.to {
             select = select.filter(audit_event::Column::OccurredAt.lt(stored_time(to)));
         }
-        let rows = keyset(select, audit_event::Column::Id, page)
+        let rows = keyset_in(select, audit_event::Column::Id, page, order)
             .all(tx.conn())
             .await?;
         let page = Page::from_overfetch(rows, page);

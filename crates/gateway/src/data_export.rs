@@ -273,7 +273,10 @@ async fn audit_events(
             limit: AUDIT_PAGE,
             from_end: false,
         };
-        let events = state.audit.events(tx, &filter, &page).await?;
+        let events = state
+            .audit
+            .events(tx, &filter, &page, kernel::ListOrder::OldestFirst)
+            .await?;
         for event in &events.items {
             archive.row(
                 &mut entry,

@@ -18,7 +18,7 @@ pub use db::{Backend, Db, TxMode, count_statements, db_error_code, numbered};
 pub use error::ErrorCode;
 pub use id::{ApiKeyId, InvitationId, MembershipId, OrgId, SessionId, UserId};
 pub use limits::{ConfiguredLimits, FeatureFuture, Limit, LimitFuture, PlanLimits, SharedLimits};
-pub use page::{Page, PageRequest};
+pub use page::{ListOrder, Page, PageRequest};
 pub use principal::Principal;
 pub use request::RequestMeta;
 pub use tenant::{RequestTurn, TenantOpener, TenantScoped, TenantTx, Turn};

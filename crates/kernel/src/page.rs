@@ -107,13 +107,17 @@ where
 }
 
 /// The order a list is read in, by its time-ordered ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ListOrder {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListOrder {
+    /// Oldest first; `after` a cursor means newer rows.
+    #[default]
     OldestFirst,
+    /// Newest first; `after` a cursor means older rows.
     NewestFirst,
 }
 
-fn keyset_in<E>(
+/// [`keyset`] in the order the reader asked for.
+pub fn keyset_in<E>(
     select: sea_orm::Select<E>,
     id_column: E::Column,
     request: &PageRequest,

@@ -58,16 +58,16 @@ impl TenancyService {
         }
     }
 
-    /// One page of the organization's audit events.
+    /// One page of the organization's audit events, in `order`.
     pub async fn audit_events(
         &self,
         tx: &TenantTx,
         permit: &Permit,
         filter: &EventFilter,
-        page: &PageRequest,
+        (page, order): (&PageRequest, kernel::ListOrder),
     ) -> Result<Page<AuditEvent>> {
         permit.ensure(tx, ResourceType::Audit, Action::Read, None)?;
-        Ok(self.audit.events(tx, filter, page).await?)
+        Ok(self.audit.events(tx, filter, page, order).await?)
     }
 
     /// Records that the permit's holder exported the trail (in its own committed
@@ -101,7 +101,10 @@ impl TenancyService {
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>> {
         permit.ensure(tx, ResourceType::Audit, Action::Export, None)?;
-        Ok(self.audit.events(tx, filter, page).await?)
+        Ok(self
+            .audit
+            .events(tx, filter, page, kernel::ListOrder::OldestFirst)
+            .await?)
     }
 
     /// Sets how many days the organization keeps its events (`None`: forever).

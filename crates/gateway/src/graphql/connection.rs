@@ -95,6 +95,25 @@ fn decode_cursor(field: &'static str, cursor: &str) -> Result<Uuid, ApiError> {
         .ok_or_else(|| ApiError::bad_input(field, "not a cursor issued by this API"))
 }
 
+/// The order a list is read in.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListOrder {
+    /// Oldest first; `after` a cursor means newer entries.
+    #[default]
+    OldestFirst,
+    /// Newest first; `after` a cursor means older entries.
+    NewestFirst,
+}
+
+impl From<ListOrder> for kernel::ListOrder {
+    fn from(order: ListOrder) -> Self {
+        match order {
+            ListOrder::OldestFirst => Self::OldestFirst,
+            ListOrder::NewestFirst => Self::NewestFirst,
+        }
+    }
+}
+
 /// Builds a connection from a page, given each node's keyset id.
 pub fn connection<T, N>(
     page: Page<T>,

@@ -3,7 +3,7 @@
 use crate::context::ContextExt;
 use crate::context::{Where, read};
 use crate::error::{ApiError, GqlResult, ResultExt};
-use crate::graphql::connection::{connection, page_request};
+use crate::graphql::connection::{ListOrder, connection, page_request};
 use crate::graphql::types::audit::{AuditEvent, AuditVerification};
 use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object};
@@ -33,12 +33,15 @@ pub struct AuditEventFilter {
 
 #[Object]
 impl AuditQuery {
-    /// The active organization's audit events, oldest first.
+    /// The active organization's audit events, oldest first unless `orderBy` says
+    /// `NEWEST_FIRST` (what just happened on the first page; `after` a cursor then means
+    /// older events).
     #[allow(clippy::too_many_arguments)]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
         filter: Option<AuditEventFilter>,
+        #[graphql(default)] order_by: ListOrder,
         after: Option<String>,
         before: Option<String>,
         first: Option<i32>,
@@ -64,7 +67,7 @@ impl AuditQuery {
             let permit = unit.permit(on_audit, Action::Read).await?;
             let tenancy = &unit.state.tenancy;
             let events = tenancy
-                .audit_events(unit.tx, &permit, &filter, &page)
+                .audit_events(unit.tx, &permit, &filter, (&page, order_by.into()))
                 .await?;
             Ok(connection(events, |e| e.id, AuditEvent::from))
         })
