@@ -1333,3 +1333,68 @@ async fn audit_events_can_be_read_newest_first() {
         "project.created"
     );
 }
+
+/// An audit event is a `Node`: `node(id:)` fetches it in its organization only, and it
+/// names its actor and target by global ids that `nodes(ids:)` resolves.
+#[tokio::test]
+async fn an_audit_event_is_a_node_naming_its_actor_and_target_by_global_id() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let bob = app.user("bob@example.com").await;
+    let globex = app.org(&bob, "Globex").await;
+    let created = app
+        .gql("mutation { createProject(input: {name: \"Audited\"}) { project { id } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let project = created.data()["createProject"]["project"]["id"].clone();
+
+    let latest = app
+        .gql("{ auditEvents(orderBy: NEWEST_FIRST, first: 1) { nodes { id action actorGlobalId targetGlobalId } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let event = latest.data()["auditEvents"]["nodes"][0].clone();
+    assert_eq!(event["action"], "project.created");
+    assert_eq!(event["targetGlobalId"], project);
+    assert_eq!(event["actorGlobalId"], owner.id);
+
+    let node =
+        "query($id: ID!) { node(id: $id) { id ... on AuditEvent { action targetGlobalId } } }";
+    let fetched = app
+        .gql(node)
+        .vars(json!({ "id": event["id"] }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(fetched.data()["node"]["id"], event["id"]);
+    assert_eq!(fetched.data()["node"]["action"], "project.created");
+
+    let named = app
+        .gql("query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Project { name } ... on User { name } } }")
+        .vars(json!({ "ids": [event["actorGlobalId"], event["targetGlobalId"]] }))
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(named.data()["nodes"][0]["id"], owner.id);
+    assert_eq!(named.data()["nodes"][1]["name"], "Audited");
+
+    // Another organization's owner gets nothing, whichever organization they name.
+    for in_org in [None, Some(&globex), Some(&org)] {
+        let mut request = app
+            .gql(node)
+            .vars(json!({ "id": event["id"] }))
+            .as_user(&bob);
+        if let Some(in_org) = in_org {
+            request = request.in_org(in_org);
+        }
+        let answer = request.send().await;
+        assert!(answer.body["data"]["node"].is_null(), "{}", answer.body);
+        assert!(!answer.body.to_string().contains("project.created"));
+    }
+}

@@ -207,6 +207,19 @@ impl AuditLog {
         })
     }
 
+    /// The organization's event `id`, if there is one.
+    pub async fn event(&self, tx: &TenantTx, id: Uuid) -> Result<Option<AuditEvent>> {
+        let row = tx
+            .select::<audit_event::Entity>()
+            .filter(audit_event::Column::Id.eq(id))
+            .one(tx.conn())
+            .await?;
+        match row {
+            Some(row) => Ok(self.decrypt(tx, vec![row]).await?.into_iter().next()),
+            None => Ok(None),
+        }
+    }
+
     /// Reads rows back, opening personal data whose keys still exist.
     async fn decrypt(
         &self,

@@ -70,6 +70,22 @@ impl TenancyService {
         Ok(self.audit.events(tx, filter, page, order).await?)
     }
 
+    /// The organization's audit event `id` (`NotFound` if there is none).
+    pub async fn audit_event(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        id: uuid::Uuid,
+    ) -> Result<AuditEvent> {
+        permit.ensure(tx, ResourceType::Audit, Action::Read, None)?;
+        self.audit
+            .event(tx, id)
+            .await?
+            .ok_or(crate::Error::NotFound {
+                entity: "audit event",
+            })
+    }
+
     /// Records that the permit's holder exported the trail (in its own committed
     /// transaction, before the first byte leaves).
     pub async fn record_audit_export(

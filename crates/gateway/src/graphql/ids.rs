@@ -33,10 +33,12 @@ pub enum NodeKind {
     DenyRule,
     /// `DataExport` (not a node: listed for whoever asked for it)
     DataExport,
+    /// `AuditEvent`
+    AuditEvent,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 10] = [
+    const ALL: [NodeKind; 11] = [
         Self::User,
         Self::Organization,
         Self::Membership,
@@ -47,6 +49,7 @@ impl NodeKind {
         Self::Document,
         Self::DenyRule,
         Self::DataExport,
+        Self::AuditEvent,
     ];
 
     fn name(self) -> &'static str {
@@ -61,6 +64,7 @@ impl NodeKind {
             Self::Document => "Document",
             Self::DenyRule => "DenyRule",
             Self::DataExport => "DataExport",
+            Self::AuditEvent => "AuditEvent",
         }
     }
 }

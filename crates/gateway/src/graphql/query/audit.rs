@@ -69,7 +69,8 @@ impl AuditQuery {
             let events = tenancy
                 .audit_events(unit.tx, &permit, &filter, (&page, order_by.into()))
                 .await?;
-            Ok(connection(events, |e| e.id, AuditEvent::from))
+            let org = unit.tx.org_id();
+            Ok(connection(events, |e| e.id, |e| AuditEvent::of(org, e)))
         })
         .await
     }

@@ -5,6 +5,7 @@
 use crate::context::ContextExt;
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
+use crate::graphql::types::audit::AuditEvent;
 use crate::graphql::types::{ApiKey, Invitation, Membership, Node, Organization, User};
 use async_graphql::{Context, ID, Object};
 use authz::{Action, Resource, ResourceType};
@@ -86,6 +87,21 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
     if id.kind == NodeKind::Document {
         return document_node(ctx, &tx, &actor, id.id).await;
     }
+    if id.kind == NodeKind::AuditEvent {
+        let permit = ctx
+            .permit(
+                &tx,
+                &actor,
+                Resource::of_type(ResourceType::Audit),
+                Action::Read,
+            )
+            .await?;
+        return match tenancy.audit_event(&tx, &permit, id.id).await {
+            Ok(event) => Ok(Some(Node::AuditEvent(Box::new(AuditEvent::of(org, event))))),
+            Err(tenancy::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).gql(),
+        };
+    }
     let typ = match id.kind {
         NodeKind::Organization => ResourceType::Organization,
         NodeKind::Membership => ResourceType::Member,
@@ -96,7 +112,8 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         | NodeKind::Grant
         | NodeKind::Document
         | NodeKind::DenyRule
-        | NodeKind::DataExport => {
+        | NodeKind::DataExport
+        | NodeKind::AuditEvent => {
             return Ok(None);
         }
     };
@@ -125,7 +142,8 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         | NodeKind::Grant
         | NodeKind::Document
         | NodeKind::DenyRule
-        | NodeKind::DataExport => {
+        | NodeKind::DataExport
+        | NodeKind::AuditEvent => {
             return Ok(None);
         }
     };

@@ -1,7 +1,9 @@
 //! Audit events as auditors read them.
 
+use crate::graphql::ids::{GlobalId, NodeKind};
 use async_graphql::{ID, SimpleObject};
 use chrono::{DateTime, Utc};
+use kernel::OrgId;
 
 /// One changed field. Personal values of an erased person read `[erased]`.
 #[derive(SimpleObject)]
@@ -16,9 +18,16 @@ pub struct AuditChange {
 
 /// One event of the organization's audit trail.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct AuditEvent {
-    /// The event's id.
-    pub id: ID,
+    #[graphql(skip)]
+    global_id: ID,
+    /// The acting user's or API key's global id (`node(id:)`/`nodes(ids:)` fetch what
+    /// the caller may see of them); null for the system.
+    pub actor_global_id: Option<ID>,
+    /// The global id of the record the event is about, where it is one that has global
+    /// ids (projects, documents, members, invitations, API keys, the organization).
+    pub target_global_id: Option<ID>,
     /// Position in the organization's chain.
     pub seq: i64,
     /// When it happened.
@@ -51,10 +60,37 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
-impl From<audit::AuditEvent> for AuditEvent {
-    fn from(e: audit::AuditEvent) -> Self {
+#[async_graphql::ComplexObject]
+impl AuditEvent {
+    /// Global id (`node(id:)` fetches the event).
+    pub async fn id(&self) -> ID {
+        self.global_id.clone()
+    }
+}
+
+/// The global id of a record an event names by type and UUID, where the type has one.
+fn global_id_of(org: OrgId, typ: &str, id: Option<&str>) -> Option<ID> {
+    let id = uuid::Uuid::try_parse(id?).ok()?;
+    let kind = match typ {
+        "user" => return Some(GlobalId::global(NodeKind::User, id)),
+        "organization" => return Some(GlobalId::global(NodeKind::Organization, id)),
+        "api_key" => NodeKind::ApiKey,
+        "project" => NodeKind::Project,
+        "document" => NodeKind::Document,
+        "membership" | "member" => NodeKind::Membership,
+        "invitation" => NodeKind::Invitation,
+        _ => return None,
+    };
+    Some(GlobalId::scoped(kind, org, id))
+}
+
+impl AuditEvent {
+    /// An event of `org`'s trail.
+    pub fn of(org: OrgId, e: audit::AuditEvent) -> Self {
         Self {
-            id: ID(e.id.to_string()),
+            global_id: GlobalId::scoped(NodeKind::AuditEvent, org, e.id),
+            actor_global_id: global_id_of(org, &e.actor_type, e.actor_id.as_deref()),
+            target_global_id: global_id_of(org, &e.target_type, e.target_id.as_deref()),
             seq: e.seq,
             occurred_at: e.occurred_at,
             actor_type: e.actor_type,

@@ -1,5 +1,6 @@
 //! The Relay `Node` interface.
 
+use super::audit::AuditEvent;
 use super::{ApiKey, Document, Invitation, Membership, Organization, Project, User};
 use async_graphql::{ID, Interface};
 
@@ -21,4 +22,6 @@ pub enum Node {
     Project(Project),
     /// A document.
     Document(Document),
+    /// An event of an audit trail.
+    AuditEvent(Box<AuditEvent>),
 }
