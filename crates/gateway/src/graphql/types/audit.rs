@@ -10,10 +10,10 @@ use kernel::OrgId;
 pub struct AuditChange {
     /// The field.
     pub field: String,
-    /// The value before, as JSON text (null: it did not exist).
-    pub before: Option<String>,
-    /// The value after, as JSON text (null: it no longer exists).
-    pub after: Option<String>,
+    /// The value before, as JSON (null: it did not exist, or was null).
+    pub before: Option<async_graphql::Json<serde_json::Value>>,
+    /// The value after, as JSON (null: it no longer exists, or is null).
+    pub after: Option<async_graphql::Json<serde_json::Value>>,
 }
 
 /// One event of the organization's audit trail.
@@ -105,8 +105,8 @@ impl AuditEvent {
                 .into_iter()
                 .map(|c| AuditChange {
                     field: c.field,
-                    before: c.before.map(|v| v.to_string()),
-                    after: c.after.map(|v| v.to_string()),
+                    before: c.before.map(async_graphql::Json),
+                    after: c.after.map(async_graphql::Json),
                 })
                 .collect(),
             request_id: e.request_id,
