@@ -258,3 +258,88 @@ async fn another_organizations_member_gets_not_found_on_every_project_operation(
         json!([{ "node": { "name": "Apollo" } }])
     );
 }
+
+/// Reads every page of `list` (`projects` or `documents`) in `order`, two at a time, and
+/// returns the names (titles) in the order they came.
+async fn every_page(
+    app: &TestApp,
+    user: &TestUser,
+    org: &TestOrg,
+    list: &str,
+    label: &str,
+    order: &str,
+) -> Vec<String> {
+    let query = format!(
+        "query($o: ListOrder!, $a: String) {{ {list}(orderBy: $o, first: 2, after: $a) \
+         {{ nodes {{ {label} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+    );
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let answer = app
+            .gql(&query)
+            .vars(json!({ "o": order, "a": after }))
+            .as_user(user)
+            .in_org(org)
+            .send()
+            .await;
+        let data = &answer.data()[list];
+        for node in data["nodes"].as_array().unwrap() {
+            seen.push(node[label].as_str().unwrap().to_owned());
+        }
+        if data["pageInfo"]["hasNextPage"] != true {
+            return seen;
+        }
+        after = data["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+}
+
+/// `projects` and `documents` read newest first with `orderBy: NEWEST_FIRST`: every row
+/// once, in reverse, across pages; another organization's rows never appear.
+#[tokio::test]
+async fn projects_and_documents_can_be_read_newest_first() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let other = app.org(&owner, "Globex").await;
+    let create = "mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }";
+    let mut first_project = None;
+    for name in ["P1", "P2", "P3", "P4", "P5"] {
+        let created = app
+            .gql(create)
+            .vars(json!({ "n": name }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+            .await;
+        first_project.get_or_insert(created.data()["createProject"]["project"]["id"].clone());
+    }
+    app.gql(create)
+        .vars(json!({ "n": "Theirs" }))
+        .as_user(&owner)
+        .in_org(&other)
+        .send()
+        .await
+        .data();
+    for title in ["D1", "D2", "D3"] {
+        app.gql("mutation($p: ID!, $t: String!) { createDocument(input: {projectId: $p, title: $t, body: \"b\"}) { document { id } } }")
+            .vars(json!({ "p": first_project, "t": title }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+            .await
+            .data();
+    }
+
+    for (list, label, expected) in [
+        ("projects", "name", vec!["P1", "P2", "P3", "P4", "P5"]),
+        ("documents", "title", vec!["D1", "D2", "D3"]),
+    ] {
+        let oldest = every_page(&app, &owner, &org, list, label, "OLDEST_FIRST").await;
+        assert_eq!(oldest, expected, "{list}");
+        let newest = every_page(&app, &owner, &org, list, label, "NEWEST_FIRST").await;
+        let mut reversed = expected.clone();
+        reversed.reverse();
+        assert_eq!(newest, reversed, "{list}");
+    }
+}

@@ -13,7 +13,7 @@ use crate::model::{
 use crate::service::{find_project, text};
 use audit::{AuditLog, NewEvent};
 use authz::{Action, ListFilter, Permit, Resource, ResourceType, Subject};
-use kernel::page::keyset;
+use kernel::page::keyset_in;
 use kernel::{
     Limit, OrgId, Page, PageRequest, Principal, SharedClock, SharedLimits, TenantTx, UserId,
 };
@@ -242,7 +242,7 @@ impl DocumentService {
                     .or(Expr::expr(Func::lower(Expr::col(document::Column::Body))).like(pattern())),
             );
         }
-        let rows = keyset(select, document::Column::Id, page)
+        let rows = keyset_in(select, document::Column::Id, page, search.order)
             .all(tx.conn())
             .await?;
         Page::from_overfetch(rows, page).try_map(from_row)

@@ -275,4 +275,6 @@ pub struct DocumentFilter {
     pub author_id: Option<UserId>,
     /// Title or body contains this text (case-insensitive).
     pub text: Option<String>,
+    /// The order the list is read in.
+    pub order: kernel::ListOrder,
 }

@@ -7,7 +7,7 @@ use crate::limits::{ensure_below_limit, serialize_usage};
 use crate::model::{NewProject, Project, UpdateProject};
 use audit::{AuditLog, NewEvent};
 use authz::{Action, ListFilter, Permit, ResourceType};
-use kernel::page::keyset;
+use kernel::page::keyset_in;
 use kernel::{
     Limit, OrgId, Page, PageRequest, Principal, SharedClock, SharedLimits, TenantTx, UserId,
 };
@@ -141,12 +141,13 @@ impl ProjectService {
         Ok(UncheckedProject(from_row(find_project(tx, id).await?)))
     }
 
-    /// One page of the projects `filter` (from `Authorizer::list_filter`) lets through.
+    /// One page of the projects `filter` (from `Authorizer::list_filter`) lets through,
+    /// in `order`.
     pub async fn list(
         &self,
         tx: &TenantTx,
         filter: &ListFilter,
-        page: &PageRequest,
+        (page, order): (&PageRequest, kernel::ListOrder),
     ) -> Result<Page<Project>> {
         let select = tx.select::<project::Entity>().filter(filter.condition(
             tx,
@@ -154,7 +155,7 @@ impl ProjectService {
             None,
             Some(project::Column::CreatedBy),
         ));
-        let rows = keyset(select, project::Column::Id, page)
+        let rows = keyset_in(select, project::Column::Id, page, order)
             .all(tx.conn())
             .await?;
         Ok(Page::from_overfetch(rows, page).map(from_row))

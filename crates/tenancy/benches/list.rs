@@ -149,7 +149,10 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
             .list_filter(&tx, &subject, ResourceType::Project, Action::Read, None)
             .await
             .expect("filter");
-        let found = projects.list(&tx, &filter, &page).await.expect("page");
+        let found = projects
+            .list(&tx, &filter, (&page, kernel::ListOrder::OldestFirst))
+            .await
+            .expect("page");
         tx.rollback().await.expect("end");
         if run > 0 {
             latencies.push(started.elapsed());

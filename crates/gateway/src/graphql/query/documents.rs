@@ -3,7 +3,7 @@
 use crate::context::ContextExt;
 use crate::context::{Where, read};
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::connection::{connection, page_request};
+use crate::graphql::connection::{ListOrder, connection, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::Document;
 use crate::graphql::types::document::{DocumentStatus, DocumentVersion};
@@ -30,14 +30,16 @@ pub struct DocumentFilter {
 
 #[Object]
 impl DocumentsQuery {
-    /// Documents of the active organization the caller may read, oldest first, narrowed
-    /// by `filter`: all of them for organization-wide roles; otherwise those granted
+    /// Documents of the active organization the caller may read, oldest first unless
+    /// `orderBy` says `NEWEST_FIRST`, narrowed by `filter`: all of them for organization-wide roles; otherwise those granted
     /// (directly, through a role, or through a grant on their project) and those the
     /// caller wrote. Filtered in SQL, so pages stay exact.
+    #[allow(clippy::too_many_arguments)]
     async fn documents(
         &self,
         ctx: &Context<'_>,
         filter: Option<DocumentFilter>,
+        #[graphql(default)] order_by: ListOrder,
         after: Option<String>,
         before: Option<String>,
         first: Option<i32>,
@@ -78,6 +80,7 @@ impl DocumentsQuery {
             status: filter.status.map(Into::into),
             author_id,
             text: filter.text,
+            order: order_by.into(),
         };
         let state = ctx.state();
         let policy = state
