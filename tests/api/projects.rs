@@ -343,3 +343,58 @@ async fn projects_and_documents_can_be_read_newest_first() {
         assert_eq!(newest, reversed, "{list}");
     }
 }
+
+/// `projects { totalCount }` counts every page of what the caller may read in the
+/// active organization, and costs its statement only when asked for.
+#[tokio::test]
+async fn the_project_list_counts_its_rows_only_when_asked() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let other = app.org(&owner, "Globex").await;
+    let create = "mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }";
+    for (name, in_org) in [("A", &org), ("B", &org), ("C", &org), ("Theirs", &other)] {
+        app.gql(create)
+            .vars(json!({ "n": name }))
+            .as_user(&owner)
+            .in_org(in_org)
+            .send()
+            .await
+            .data();
+    }
+    let counted = app
+        .gql("{ projects(first: 1) { totalCount nodes { name } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(counted.data()["projects"]["totalCount"], 3);
+    assert_eq!(
+        counted.data()["projects"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let theirs = app
+        .gql("{ projects { totalCount } }")
+        .as_user(&owner)
+        .in_org(&other)
+        .send()
+        .await;
+    assert_eq!(theirs.data()["projects"]["totalCount"], 1);
+
+    let statements = async |query: &str| {
+        let before = app.server_db.statements_executed();
+        app.gql(query)
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+            .await
+            .data();
+        app.server_db.statements_executed() - before
+    };
+    let without = statements("{ projects(first: 1) { nodes { name } } }").await;
+    let with = statements("{ projects(first: 1) { totalCount nodes { name } } }").await;
+    assert_eq!(with, without + 1, "one count statement, only when selected");
+}

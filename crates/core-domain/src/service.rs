@@ -161,6 +161,20 @@ impl ProjectService {
         Ok(Page::from_overfetch(rows, page).map(from_row))
     }
 
+    /// How many projects `filter` lets through (every page of [`Self::list`]).
+    pub async fn count(&self, tx: &TenantTx, filter: &ListFilter) -> Result<u64> {
+        Ok(tx
+            .select::<project::Entity>()
+            .filter(filter.condition(
+                tx,
+                project::Column::Id,
+                None,
+                Some(project::Column::CreatedBy),
+            ))
+            .count(tx.conn())
+            .await?)
+    }
+
     /// The projects among `ids` that `filter` lets through (for batched loading).
     pub async fn by_ids(
         &self,

@@ -123,7 +123,22 @@ pub fn connection<T, N>(
 where
     N: OutputType,
 {
-    let mut connection = Connection::new(page.has_previous, page.has_next);
+    connection_with(page, key, node, async_graphql::connection::EmptyFields)
+}
+
+/// [`connection`] with fields of the list as a whole (`totalCount`).
+pub fn connection_with<T, N, F>(
+    page: Page<T>,
+    key: impl Fn(&T) -> Uuid,
+    node: impl Fn(T) -> N,
+    fields: F,
+) -> Connection<String, N, F>
+where
+    N: OutputType,
+    F: async_graphql::ObjectType,
+{
+    let mut connection =
+        Connection::with_additional_fields(page.has_previous, page.has_next, fields);
     connection.edges = page
         .items
         .into_iter()
