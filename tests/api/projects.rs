@@ -2,7 +2,7 @@
 //! project, and another organization's member getting NOT_FOUND on every operation.
 
 use crate::helpers::{TestApp, TestOrg, TestUser};
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn project(app: &TestApp, user: &TestUser, org: &TestOrg, name: &str) -> String {
     let created = app
@@ -397,4 +397,52 @@ async fn the_project_list_counts_its_rows_only_when_asked() {
     let without = statements("{ projects(first: 1) { nodes { name } } }").await;
     let with = statements("{ projects(first: 1) { totalCount nodes { name } } }").await;
     assert_eq!(with, without + 1, "one count statement, only when selected");
+}
+
+/// `documents { totalCount }` counts what the list's filter matches across all pages;
+/// another organization's project matches nothing.
+#[tokio::test]
+async fn the_document_list_counts_what_its_filter_matches() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let other = app.org(&owner, "Globex").await;
+    let project = |in_org: &TestOrg, name: &str| {
+        app.gql("mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }")
+            .vars(json!({ "n": name }))
+            .as_user(&owner)
+            .in_org(in_org)
+            .send()
+    };
+    let first = project(&org, "First").await.data()["createProject"]["project"]["id"].clone();
+    let second = project(&org, "Second").await.data()["createProject"]["project"]["id"].clone();
+    let theirs = project(&other, "Theirs").await.data()["createProject"]["project"]["id"].clone();
+    for (in_project, in_org, title) in [
+        (&first, &org, "Cookie banner"),
+        (&first, &org, "Cookie policy"),
+        (&second, &org, "Pricing"),
+        (&theirs, &other, "Cookie secrets"),
+    ] {
+        app.gql("mutation($p: ID!, $t: String!) { createDocument(input: {projectId: $p, title: $t, body: \"b\"}) { document { id } } }")
+            .vars(json!({ "p": in_project, "t": title }))
+            .as_user(&owner)
+            .in_org(in_org)
+            .send()
+            .await
+            .data();
+    }
+    let count = async |filter: Value| {
+        let answer = app
+            .gql("query($f: DocumentFilter) { documents(filter: $f, first: 1) { totalCount } }")
+            .vars(json!({ "f": filter }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+            .await;
+        answer.data()["documents"]["totalCount"].as_i64().unwrap()
+    };
+    assert_eq!(count(json!({})).await, 3);
+    assert_eq!(count(json!({ "text": "cookie" })).await, 2);
+    assert_eq!(count(json!({ "projectId": second })).await, 1);
+    assert_eq!(count(json!({ "projectId": theirs })).await, 0);
 }

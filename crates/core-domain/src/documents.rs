@@ -203,49 +203,21 @@ impl DocumentService {
         search: &DocumentFilter,
         page: &PageRequest,
     ) -> Result<Page<Document>> {
-        let mut select = tx.select::<document::Entity>().filter(filter.condition(
-            tx,
-            document::Column::Id,
-            Some(document::Column::ProjectId),
-            Some(document::Column::AuthorId),
-        ));
-        if let Some(project) = search.project_id {
-            select = select.filter(document::Column::ProjectId.eq(project));
-        }
-        if let Some(status) = search.status {
-            select = select.filter(document::Column::Status.eq(status.as_str()));
-        }
-        if let Some(author) = search.author_id {
-            select = select.filter(document::Column::AuthorId.eq(author.as_uuid()));
-        }
-        if let Some(text) = search
-            .text
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            if text.chars().count() > 200 {
-                return Err(Error::Invalid {
-                    field: "text",
-                    reason: "must be at most 200 characters".into(),
-                });
-            }
-            let escaped = text
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
-            select = select.filter(
-                Expr::expr(Func::lower(Expr::col(document::Column::Title)))
-                    .like(pattern())
-                    .or(Expr::expr(Func::lower(Expr::col(document::Column::Body))).like(pattern())),
-            );
-        }
+        let select = matching(tx, filter, search)?;
         let rows = keyset_in(select, document::Column::Id, page, search.order)
             .all(tx.conn())
             .await?;
         Page::from_overfetch(rows, page).try_map(from_row)
+    }
+
+    /// How many documents [`Self::list`] holds across all its pages.
+    pub async fn count(
+        &self,
+        tx: &TenantTx,
+        filter: &ListFilter,
+        search: &DocumentFilter,
+    ) -> Result<u64> {
+        Ok(matching(tx, filter, search)?.count(tx.conn()).await?)
     }
 
     /// The documents among `ids` that `filter` lets through (for batched loading).
@@ -544,4 +516,52 @@ async fn find(tx: &TenantTx, id: Uuid, for_update: bool) -> Result<document::Mod
         .one(tx.conn())
         .await?
         .ok_or(Error::NotFound { entity: "document" })
+}
+
+/// The documents `filter` lets through, narrowed by `search` (unordered, unpaged).
+fn matching(
+    tx: &TenantTx,
+    filter: &ListFilter,
+    search: &DocumentFilter,
+) -> Result<sea_orm::Select<document::Entity>> {
+    let mut select = tx.select::<document::Entity>().filter(filter.condition(
+        tx,
+        document::Column::Id,
+        Some(document::Column::ProjectId),
+        Some(document::Column::AuthorId),
+    ));
+    if let Some(project) = search.project_id {
+        select = select.filter(document::Column::ProjectId.eq(project));
+    }
+    if let Some(status) = search.status {
+        select = select.filter(document::Column::Status.eq(status.as_str()));
+    }
+    if let Some(author) = search.author_id {
+        select = select.filter(document::Column::AuthorId.eq(author.as_uuid()));
+    }
+    if let Some(text) = search
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        if text.chars().count() > 200 {
+            return Err(Error::Invalid {
+                field: "text",
+                reason: "must be at most 200 characters".into(),
+            });
+        }
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
+        select = select.filter(
+            Expr::expr(Func::lower(Expr::col(document::Column::Title)))
+                .like(pattern())
+                .or(Expr::expr(Func::lower(Expr::col(document::Column::Body))).like(pattern())),
+        );
+    }
+    Ok(select)
 }

@@ -3,7 +3,7 @@
 use crate::context::ContextExt;
 use crate::context::{Where, read};
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::connection::{ListOrder, connection, page_request};
+use crate::graphql::connection::{ListOrder, connection, connection_with, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::Document;
 use crate::graphql::types::document::{DocumentStatus, DocumentVersion};
@@ -44,7 +44,7 @@ impl DocumentsQuery {
         before: Option<String>,
         first: Option<i32>,
         last: Option<i32>,
-    ) -> GqlResult<Connection<String, Document>> {
+    ) -> GqlResult<Connection<String, Document, DocumentList>> {
         let page = page_request(after, before, first, last).gql()?;
         let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
         let filter = filter.unwrap_or_default();
@@ -53,7 +53,7 @@ impl DocumentsQuery {
                 let id = GlobalId::expect("filter.projectId", id, NodeKind::Project).gql()?;
                 if id.org != Some(actor.org_id) {
                     // Another organization's project holds nothing the caller may list.
-                    return Ok(connection(
+                    return Ok(connection_with(
                         kernel::Page::<core_domain::Document> {
                             items: Vec::new(),
                             has_previous: false,
@@ -61,6 +61,7 @@ impl DocumentsQuery {
                         },
                         |d| d.id,
                         Document,
+                        DocumentList { counted: None },
                     ));
                 }
                 Some(id.id)
@@ -99,7 +100,14 @@ impl DocumentsQuery {
             .list(&tx, &policy, &search, &page)
             .await
             .gql()?;
-        Ok(connection(documents, |d| d.id, Document))
+        Ok(connection_with(
+            documents,
+            |d| d.id,
+            Document,
+            DocumentList {
+                counted: Some((policy, search)),
+            },
+        ))
     }
 
     /// A document's saved versions, newest first.
@@ -124,6 +132,30 @@ impl DocumentsQuery {
                 |v| core_domain::version_key(v.version),
                 |v| DocumentVersion(v, org),
             ))
+        })
+        .await
+    }
+}
+
+/// What the document list says of itself as a whole.
+pub struct DocumentList {
+    /// The caller's read filter and the search the list was read with (none: a list
+    /// that is empty by construction).
+    counted: Option<(authz::ListFilter, core_domain::DocumentFilter)>,
+}
+
+#[Object]
+impl DocumentList {
+    /// How many documents the list holds across all its pages (those the caller may
+    /// read that match the filter). Counted only when asked for: one statement, in the
+    /// operation's unit.
+    async fn total_count(&self, ctx: &Context<'_>) -> GqlResult<i64> {
+        let Some((policy, search)) = &self.counted else {
+            return Ok(0);
+        };
+        crate::context::read(ctx, crate::context::Where::Active, async |unit| {
+            let count = unit.state.documents.count(unit.tx, policy, search).await?;
+            Ok(i64::try_from(count).unwrap_or(i64::MAX))
         })
         .await
     }
