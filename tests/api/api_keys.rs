@@ -487,11 +487,9 @@ async fn a_key_is_checked_where_it_enters_and_its_call_costs_two_transactions() 
     let mut wrong_secret = key.clone();
     let last = wrong_secret.pop().unwrap();
     wrong_secret.push(if last == 'a' { 'b' } else { 'a' });
-    let (_, key_org, rest) = {
-        let mut parts = key.splitn(3, '_').skip(1);
-        let org_part = parts.next().unwrap().to_owned();
-        (0, org_part, parts.next().unwrap().to_owned())
-    };
+    // `plsk_<org>_<key>_<secret>`.
+    let mut parts = key.splitn(3, '_').skip(1);
+    let (key_org, rest) = (parts.next().unwrap(), parts.next().unwrap());
     let other_org = other.org_id().to_string();
     assert_ne!(key_org, other_org);
     let moved = format!("plsk_{other_org}_{rest}");

@@ -54,6 +54,21 @@ impl RequestContext {
         }
     }
 
+    /// The verified caller, checked with a statement of its own if the request has not
+    /// yet (for handlers outside GraphQL operations, which hold no unit of work);
+    /// `InvalidToken` without valid credentials.
+    pub async fn verified_principal(
+        &self,
+        tenancy: &tenancy::TenancyService,
+    ) -> tenancy::Result<Principal> {
+        match &self.auth {
+            Authentication::Caller(caller) => tenancy.verify(caller).await,
+            Authentication::Anonymous | Authentication::Invalid => {
+                Err(tenancy::Error::InvalidToken)
+            }
+        }
+    }
+
     /// The principal the credential names, not yet known to be live: for logs and the
     /// request's trace, never to decide access.
     pub fn claimed_principal(&self) -> Option<Principal> {

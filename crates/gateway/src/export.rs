@@ -372,11 +372,7 @@ pub use axum::extract::Query as ExportQuery;
 /// else: `NOT_FOUND`, like an id that never existed), until it expires (`410`, `reason =
 /// "EXPIRED"`); while it is prepared, `409`. Each download is recorded.
 pub async fn data_export(app: AppState, context: RequestContext, id: &str) -> Response {
-    let principal = match &context.auth {
-        Authentication::Caller(caller) => app.tenancy.verify(caller).await,
-        Authentication::Anonymous | Authentication::Invalid => Err(tenancy::Error::InvalidToken),
-    };
-    let user = match principal {
+    let user = match context.verified_principal(&app.tenancy).await {
         Ok(kernel::Principal::User(user)) => user,
         Ok(kernel::Principal::ApiKey { .. }) | Err(tenancy::Error::InvalidToken) => {
             return error(

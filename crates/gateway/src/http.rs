@@ -590,7 +590,7 @@ async fn execute(
                 request = request.disable_introspection();
             }
             let introspection = state.introspection;
-            let auth = context.auth.clone();
+            let asking = introspects.then(|| context.clone());
             let schema = state.schema.clone();
             let app = state.app.clone();
             let metered = match (context.caller().ok(), context.org) {
@@ -602,8 +602,8 @@ async fn execute(
                 _ => None,
             };
             kernel::request::scope(meta, async move {
-                if introspects
-                    && let Err(refused) = may_introspect(&app, &auth, introspection).await
+                if let Some(asking) = &asking
+                    && let Err(refused) = may_introspect(&app, asking, introspection).await
                 {
                     return Response::from_errors(vec![refused]);
                 }
@@ -685,7 +685,7 @@ fn asks_for_introspection(request: &mut Request) -> bool {
 /// "INTROSPECTION_DISABLED"`) where it is off.
 async fn may_introspect(
     app: &AppState,
-    auth: &Authentication,
+    context: &RequestContext,
     policy: Introspection,
 ) -> Result<(), ServerError> {
     match policy {
@@ -700,22 +700,14 @@ async fn may_introspect(
             }
             Err(refused)
         }
-        Introspection::SignedIn => {
-            let verified = match auth {
-                Authentication::Caller(caller) => app.tenancy.verify(caller).await,
-                Authentication::Anonymous | Authentication::Invalid => {
-                    Err(tenancy::Error::InvalidToken)
-                }
-            };
-            match verified {
-                Ok(_) => Ok(()),
-                Err(tenancy::Error::InvalidToken) => Err(request_error(
-                    ErrorCode::Unauthenticated,
-                    "log in (or use an API key) to introspect the schema",
-                )),
-                Err(e) => Err(server_error(e.into())),
-            }
-        }
+        Introspection::SignedIn => match context.verified_principal(&app.tenancy).await {
+            Ok(_) => Ok(()),
+            Err(tenancy::Error::InvalidToken) => Err(request_error(
+                ErrorCode::Unauthenticated,
+                "log in (or use an API key) to introspect the schema",
+            )),
+            Err(e) => Err(server_error(e.into())),
+        },
     }
 }
 
