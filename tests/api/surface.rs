@@ -242,3 +242,45 @@ async fn graphql_response_json_gives_request_errors_a_4xx_status() {
         assert!(body.get("data").is_none(), "{body}");
     }
 }
+
+/// Hostile shapes of asking: 700 aliases (as many as the token limit lets through), a long chain of fragments, a cycle.
+/// Each is answered with its code, and nothing of the schema leaks where it is off.
+#[tokio::test]
+async fn hostile_introspection_documents_are_refused_with_a_code() {
+    let app = TestApp::spawn_with(|config| config.introspection = Some(Introspection::Off)).await;
+    let aliases: String = (0..700)
+        .map(|i| format!("a{i}: __type(name: \"Query\") {{ name }} "))
+        .collect();
+    let chain: String = (0..500)
+        .map(|i| format!("fragment F{i} on Query {{ ...F{} }} ", i + 1))
+        .collect::<String>()
+        + "fragment F500 on Query { __schema { queryType { name } } }";
+    // Admission refuses each before anything else runs: too costly, too deep (fragment
+    // spreads count as nesting), a cycle.
+    let documents = [
+        (format!("{{ {aliases} }}"), "QUERY_TOO_COMPLEX"),
+        (format!("{{ ...F0 }} {chain}"), "QUERY_TOO_DEEP"),
+        (
+            "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A __schema { queryType { name } } }"
+                .to_owned(),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+    ];
+    for (document, code) in &documents {
+        let refused = app.gql(document).send().await;
+        assert_eq!(refused.code(), *code, "{document:.40}");
+        assert!(
+            !refused.body.to_string().contains("queryType\":{"),
+            "schema leaked"
+        );
+    }
+    // Within the limits, through fragments and aliases: the setting refuses it.
+    let within = "{ ...F0 } fragment F0 on Query { ...F1 } fragment F1 on Query { \
+        a: __type(name: \"Query\") { name } b: __schema { queryType { name } } }";
+    let refused = app.gql(within).send().await;
+    assert_eq!(refused.code(), "FORBIDDEN");
+    assert_eq!(
+        refused.error()["extensions"]["reason"],
+        "INTROSPECTION_DISABLED"
+    );
+}

@@ -642,10 +642,10 @@ async fn execute(
 /// fields of the query root, reached directly or through fragments on it).
 fn asks_for_introspection(request: &mut Request) -> bool {
     use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-    fn asks(
-        document: &ExecutableDocument,
-        set: &SelectionSet,
-        seen: &mut Vec<async_graphql::Name>,
+    fn asks<'a>(
+        document: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        seen: &mut std::collections::HashSet<&'a str>,
     ) -> bool {
         set.items.iter().any(|item| match &item.node {
             Selection::Field(field) => {
@@ -656,11 +656,11 @@ fn asks_for_introspection(request: &mut Request) -> bool {
             }
             Selection::FragmentSpread(spread) => {
                 let name = &spread.node.fragment_name.node;
-                // A cycle is refused by validation later; here it just ends the walk.
-                if seen.contains(name) {
+                // Each fragment is walked once (a cycle is refused by validation later;
+                // here it just ends the walk).
+                if !seen.insert(name.as_str()) {
                     return false;
                 }
-                seen.push(name.clone());
                 document
                     .fragments
                     .get(name)
@@ -675,7 +675,7 @@ fn asks_for_introspection(request: &mut Request) -> bool {
         asks(
             document,
             &operation.node.selection_set.node,
-            &mut Vec::new(),
+            &mut std::collections::HashSet::new(),
         )
     })
 }
