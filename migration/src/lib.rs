@@ -36,6 +36,7 @@ mod m0027_data_exports;
 mod m0028_usage_retention;
 mod m0029_invoice_retention_end;
 mod m0030_enter_with_session;
+mod m0031_trusted_documents;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -77,6 +78,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0028_usage_retention::Migration),
             Box::new(m0029_invoice_retention_end::Migration),
             Box::new(m0030_enter_with_session::Migration),
+            Box::new(m0031_trusted_documents::Migration),
         ]
     }
 }

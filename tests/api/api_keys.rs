@@ -92,7 +92,7 @@ async fn keys_are_never_owners_and_only_managers_create_them() {
     let org = app.org(&alice, "Acme").await;
     let carol = app.user("carol@example.com").await;
     app.add_member(&alice, &org, &carol, "MEMBER").await;
-    let create = "mutation($r: Role!) { createApiKey(input: {name: \"k\", role: $r}) { secret } }";
+    let create = "mutation($r: Role!) { createApiKey(input: {trustedDocumentsOnly: false, name: \"k\", role: $r}) { secret } }";
     let owner_key = app
         .gql(create)
         .vars(json!({ "r": "OWNER" }))
@@ -209,7 +209,7 @@ async fn keys_follow_their_creators_standing() {
     let (_, viewer_key) = app.api_key(&carol, &org, "VIEWER").await;
     // A key made by a key.
     let made = app
-        .gql("mutation { createApiKey(input: {name: \"made by a key\", role: ADMIN}) { secret } }")
+        .gql("mutation { createApiKey(input: {trustedDocumentsOnly: false, name: \"made by a key\", role: ADMIN}) { secret } }")
         .bearer(&admin_key)
         .send()
         .await;
@@ -289,7 +289,7 @@ async fn a_key_may_expire() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice@example.com").await;
     let org = app.org(&alice, "Acme").await;
-    let create = "mutation($at: DateTime) { createApiKey(input: {name: \"temp\", role: VIEWER, expiresAt: $at}) { secret apiKey { expiresAt } } }";
+    let create = "mutation($at: DateTime) { createApiKey(input: {trustedDocumentsOnly: false, name: \"temp\", role: VIEWER, expiresAt: $at}) { secret apiKey { expiresAt } } }";
     let now = kernel::Clock::now(&app.clock);
     for bad in [
         now - chrono::Duration::minutes(1),
@@ -332,7 +332,7 @@ async fn a_key_may_be_restricted_to_some_permissions_of_its_role() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice@example.com").await;
     let org = app.org(&alice, "Acme").await;
-    let create = "mutation($r: Role!, $s: [PermissionInput!]) { createApiKey(input: {name: \"ci\", role: $r, scopes: $s}) { secret apiKey { id scopes { resourceType action } } } }";
+    let create = "mutation($r: Role!, $s: [PermissionInput!]) { createApiKey(input: {trustedDocumentsOnly: false, name: \"ci\", role: $r, scopes: $s}) { secret apiKey { id scopes { resourceType action } } } }";
     let issue = |role: &str, scopes: serde_json::Value| {
         app.gql(create)
             .vars(json!({ "r": role, "s": scopes }))
@@ -395,7 +395,7 @@ async fn a_key_may_be_restricted_to_some_permissions_of_its_role() {
     // Beyond it, though its ADMIN role allows all of these: refused.
     for refused in [
         "mutation { inviteMember(input: {email: \"x@example.com\", role: VIEWER}) { token } }",
-        "mutation { createApiKey(input: {name: \"more\", role: ADMIN}) { secret } }",
+        "mutation { createApiKey(input: {trustedDocumentsOnly: false, name: \"more\", role: ADMIN}) { secret } }",
         "{ viewer { activeOrganization { members(first: 5) { edges { node { id } } } } } }",
         "mutation { createProject(input: {name: \"x\"}) { project { id } } }",
     ] {
@@ -420,7 +420,7 @@ async fn a_key_made_by_an_expiring_key_expires_with_it() {
     let org = app.org(&alice, "Acme").await;
     let now = kernel::Clock::now(&app.clock);
     let maker = app
-        .gql("mutation($at: DateTime) { createApiKey(input: {name: \"maker\", role: ADMIN, expiresAt: $at}) { secret } }")
+        .gql("mutation($at: DateTime) { createApiKey(input: {trustedDocumentsOnly: false, name: \"maker\", role: ADMIN, expiresAt: $at}) { secret } }")
         .vars(json!({ "at": (now + chrono::Duration::hours(1)).to_rfc3339() }))
         .as_user(&alice)
         .in_org(&org)
@@ -431,14 +431,14 @@ async fn a_key_made_by_an_expiring_key_expires_with_it() {
         .unwrap()
         .to_owned();
     let later = app
-        .gql("mutation($at: DateTime) { createApiKey(input: {name: \"later\", role: VIEWER, expiresAt: $at}) { secret } }")
+        .gql("mutation($at: DateTime) { createApiKey(input: {trustedDocumentsOnly: false, name: \"later\", role: VIEWER, expiresAt: $at}) { secret } }")
         .vars(json!({ "at": (now + chrono::Duration::days(2)).to_rfc3339() }))
         .bearer(&maker)
         .send()
         .await;
     assert_eq!(later.code(), "BAD_USER_INPUT");
     let child = app
-        .gql("mutation { createApiKey(input: {name: \"child\", role: VIEWER}) { secret apiKey { expiresAt } } }")
+        .gql("mutation { createApiKey(input: {trustedDocumentsOnly: false, name: \"child\", role: VIEWER}) { secret apiKey { expiresAt } } }")
         .bearer(&maker)
         .send()
         .await;

@@ -130,6 +130,8 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("leaveOrganization", "member.left"),
     ("createApiKey", "api_key.created"),
     ("revokeApiKey", "api_key.revoked"),
+    ("registerTrustedDocuments", "trusted_documents.registered"),
+    ("revokeTrustedDocument", "trusted_document.revoked"),
     ("createRole", "role.created"),
     ("updateRole", "role.updated"),
     ("deleteRole", "role.deleted"),
@@ -220,6 +222,21 @@ async fn every_mutation_in_the_schema_records_its_event() {
         (
             "mutation($k: ID!) { revokeApiKey(input: {apiKeyId: $k}) { apiKey { id } } }",
             json!({ "k": key }),
+        ),
+        (
+            "mutation($m: JSON!) { registerTrustedDocuments(input: {manifest: $m}) { registeredCount } }",
+            json!({ "m": {
+                "format": "apollo-persisted-query-manifest", "version": 1,
+                "operations": [{
+                    // SHA-256 of the body.
+                    "id": "fd62e324acbd36cef07b4e4f13873507c78404993537dff6b7f887ad6e90d417",
+                    "name": "Ping", "type": "query", "body": "query Ping { __typename }",
+                }],
+            } }),
+        ),
+        (
+            "mutation { revokeTrustedDocument(input: {documentId: \"sha256:fd62e324acbd36cef07b4e4f13873507c78404993537dff6b7f887ad6e90d417\"}) { trustedDocument { name } } }",
+            json!({}),
         ),
         (
             "mutation { createRole(input: {name: \"helper\", permissions: [{resourceType: MEMBER, action: READ}]}) { role { name } } }",

@@ -109,7 +109,7 @@ async fn a_deleted_account_leaves_no_plaintext_and_every_chain_verifies() {
         .await
         .data();
     let key =
-        in_acme("mutation { createApiKey(input: {name: \"zelda's\", role: MEMBER}) { secret } }")
+        in_acme("mutation { createApiKey(input: {trustedDocumentsOnly: false, name: \"zelda's\", role: MEMBER}) { secret } }")
             .send()
             .await;
     let key = key.data()["createApiKey"]["secret"]

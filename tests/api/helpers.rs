@@ -268,6 +268,7 @@ fn test_config(database_url: &str) -> Config {
         request_timeout: std::time::Duration::from_secs(30),
         cors_allowed_origins: Vec::new(),
         introspection: None,
+        trusted_documents_only: Vec::new(),
         sign_ups_per_address_per_hour: 20,
         dpa_notice_days: 30,
         org_deletion_grace_days: 30,
@@ -307,6 +308,17 @@ impl TestApp {
         Gql {
             app: self,
             body: json!({ "query": query }),
+            token: None,
+            org: None,
+            source: None,
+        }
+    }
+
+    /// A GraphQL request with this body as sent (`documentId`, APQ extensions, …).
+    pub fn gql_body(&self, body: Value) -> Gql<'_> {
+        Gql {
+            app: self,
+            body,
             token: None,
             org: None,
             source: None,
@@ -519,7 +531,7 @@ impl TestApp {
     /// An API key of `org` with `role`, created by `admin`: (key id, secret).
     pub async fn api_key(&self, admin: &TestUser, org: &TestOrg, role: &str) -> (String, String) {
         let response = self
-            .gql("mutation($r: Role!) { createApiKey(input: {name: \"ci\", role: $r}) { secret apiKey { id } } }")
+            .gql("mutation($r: Role!) { createApiKey(input: {trustedDocumentsOnly: false, name: \"ci\", role: $r}) { secret apiKey { id } } }")
             .vars(json!({ "r": role }))
             .as_user(admin)
             .in_org(org)

@@ -69,7 +69,7 @@ async fn another_organizations_header_is_forbidden_with_nothing_of_it_in_the_ans
 
     for mutation in [
         "mutation { inviteMember(input: {email: \"x@y.test\", role: MEMBER}) { token } }",
-        "mutation { createApiKey(input: {name: \"k\", role: VIEWER}) { secret } }",
+        "mutation { createApiKey(input: {trustedDocumentsOnly: false, name: \"k\", role: VIEWER}) { secret } }",
         "mutation { leaveOrganization { organizationId } }",
     ] {
         let response = t

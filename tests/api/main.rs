@@ -30,5 +30,6 @@ mod processor_agreement;
 mod projects;
 mod schema;
 mod surface;
+mod trusted_documents;
 mod unit_of_work;
 mod usage;

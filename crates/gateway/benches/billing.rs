@@ -80,7 +80,7 @@ async fn ingest(owner_url: &str, app_url: &str) {
         &http,
         &base,
         Some((&token, &org)),
-        "mutation { createApiKey(input: {name: \"ingest\", role: BILLING_ADMIN}) { secret } }",
+        "mutation { createApiKey(input: {trustedDocumentsOnly: false, name: \"ingest\", role: BILLING_ADMIN}) { secret } }",
         json!({}),
     )
     .await;

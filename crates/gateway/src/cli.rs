@@ -49,6 +49,12 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Trusted documents of the platform's own apps (runnable by `documentId` by every
+    /// caller).
+    PersistedQueries {
+        #[command(subcommand)]
+        command: PersistedQueriesCommand,
+    },
     /// Data protection: the record of processing activities.
     Privacy {
         #[command(subcommand)]
@@ -176,6 +182,17 @@ enum BillingCommand {
         /// The rate.
         #[arg(long)]
         rate: rust_decimal::Decimal,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PersistedQueriesCommand {
+    /// Import an Apollo persisted query manifest (JSON): its ids checked against its
+    /// bodies, each body checked to be one named operation; known documents are left as
+    /// they are. As the owner role (`MIGRATE_DATABASE_URL`).
+    Import {
+        /// The manifest file.
+        manifest: PathBuf,
     },
 }
 
@@ -423,6 +440,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for line in seed::import_catalog(&state, &catalog).await? {
                 println!("{line}");
             }
+            Ok(())
+        }
+        Command::PersistedQueries {
+            command: PersistedQueriesCommand::Import { manifest },
+        } => {
+            let text = std::fs::read_to_string(&manifest)
+                .with_context(|| format!("reading {}", manifest.display()))?;
+            let manifest: serde_json::Value =
+                serde_json::from_str(&text).context("the manifest is not JSON")?;
+            let operations = tenancy::read_manifest(&manifest)?;
+            for (index, operation) in operations.iter().enumerate() {
+                crate::graphql::admission::check_trusted_operation(operation)
+                    .map_err(|reason| anyhow::anyhow!("operations[{index}].body {reason}"))?;
+            }
+            let state = operator_services(&config).await?;
+            let added = state
+                .tenancy
+                .import_platform_trusted_documents(&operations)
+                .await?;
+            println!(
+                "{added} trusted documents added, {} known already",
+                operations.len() - added
+            );
             Ok(())
         }
         Command::Privacy {

@@ -178,6 +178,27 @@ pub struct Config {
     /// in production.
     #[arg(long, env = "INTROSPECTION", value_enum)]
     pub introspection: Option<Introspection>,
+
+    /// Callers besides restricted API keys who may run trusted documents only (by
+    /// `documentId`), comma-separated: `anonymous`, `users`. Default: none (people and
+    /// anonymous callers may send document text; each API key is restricted or not).
+    #[arg(
+        long,
+        env = "TRUSTED_DOCUMENTS_ONLY",
+        value_enum,
+        value_delimiter = ','
+    )]
+    pub trusted_documents_only: Vec<TrustedDocumentsOnly>,
+}
+
+/// Callers who may be restricted to trusted documents by setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrustedDocumentsOnly {
+    /// Requests without credentials.
+    Anonymous,
+    /// People (log-in tokens): the platform's own apps, whose documents an operator
+    /// imports with `platform persisted-queries import`.
+    Users,
 }
 
 /// Who may introspect the schema (`__schema`, `__type`).

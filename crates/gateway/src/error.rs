@@ -177,7 +177,8 @@ impl From<ApiError> for async_graphql::Error {
                 | ApiError::Tenancy(tenancy::Error::Authz(authz::Error::Escalation(_))) => {
                     ext.set("reason", "ESCALATION");
                 }
-                ApiError::Authz(authz::Error::TooMany { what, max }) => {
+                ApiError::Authz(authz::Error::TooMany { what, max })
+                | ApiError::Tenancy(tenancy::Error::TooMany { what, max }) => {
                     ext.set("limit", *what);
                     ext.set("max", *max);
                 }

@@ -3,7 +3,7 @@
 //! ingestion) and `POST /webhooks/stripe`. Authentication and the active organization are
 //! resolved here, once per request, into a `RequestContext`.
 
-use crate::config::Introspection;
+use crate::config::{Introspection, TrustedDocumentsOnly};
 use crate::context::{Authentication, RequestContext};
 use crate::error::{ApiError, ensure_code, request_error};
 use crate::graphql::AppSchema;
@@ -11,9 +11,10 @@ use crate::graphql::admission::{self, CostModel, Refusal};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::loaders::Loaders;
 use crate::startup::AppState;
+use crate::wire::{Form, Submitted, WireBatch, WireRequest};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, BatchResponse, Request, Response, ServerError};
+use async_graphql::{BatchResponse, Request, Response, ServerError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
@@ -43,6 +44,15 @@ struct HttpState {
     parsed: Arc<admission::ParsedDocuments>,
     /// Who may introspect the schema.
     introspection: Introspection,
+    /// Callers who may run trusted documents only, by setting (API keys: by key).
+    trusted_only: TrustedOnly,
+}
+
+/// Which callers may run trusted documents only, besides restricted keys.
+#[derive(Debug, Clone, Copy, Default)]
+struct TrustedOnly {
+    anonymous: bool,
+    users: bool,
 }
 
 /// How the HTTP surface meets clients: browsers of other origins, and tools that ask the
@@ -55,6 +65,8 @@ pub struct Surface {
     pub cors_allowed_origins: Vec<String>,
     /// Who may introspect the schema.
     pub introspection: Introspection,
+    /// Callers who may run trusted documents only, besides restricted API keys.
+    pub trusted_documents_only: Vec<TrustedDocumentsOnly>,
 }
 
 impl Default for Surface {
@@ -63,6 +75,7 @@ impl Default for Surface {
             request_timeout: Duration::from_secs(30),
             cors_allowed_origins: Vec::new(),
             introspection: Introspection::All,
+            trusted_documents_only: Vec::new(),
         }
     }
 }
@@ -132,6 +145,14 @@ pub fn routes(app: AppState, schema: AppSchema, surface: &Surface) -> Router {
             costs: Arc::new(CostModel::from_sdl(&schema.sdl())),
             parsed: Arc::default(),
             introspection: surface.introspection,
+            trusted_only: TrustedOnly {
+                anonymous: surface
+                    .trusted_documents_only
+                    .contains(&TrustedDocumentsOnly::Anonymous),
+                users: surface
+                    .trusted_documents_only
+                    .contains(&TrustedDocumentsOnly::Users),
+            },
             app,
             schema,
         })
@@ -348,7 +369,7 @@ async fn graphql_post(
     body: Bytes,
 ) -> axum::response::Response {
     let request_id = request_id(&headers);
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let batch = match WireBatch::from_json(&body) {
         Ok(batch) => batch,
         Err(e) => {
             return reject(
@@ -359,7 +380,7 @@ async fn graphql_post(
             );
         }
     };
-    if let BatchRequest::Batch(requests) = &batch
+    if let WireBatch::Batch(requests) = &batch
         && requests.len() > MAX_BATCH
     {
         return reject(
@@ -369,7 +390,7 @@ async fn graphql_post(
             format!("a batch may hold at most {MAX_BATCH} operations"),
         );
     }
-    let operations = Operations::admit(&state, batch);
+    let operations = Operations::admit(&state, batch, Method::Post);
     execute(state, peer, headers, request_id, operations).await
 }
 
@@ -408,7 +429,14 @@ async fn usage_events(
         .variables(async_graphql::Variables::from_json(
             serde_json::json!({ "events": events }),
         ));
-    let operations = Operations::admit(&state, BatchRequest::Single(request));
+    let operations = Operations {
+        items: vec![admit_text(&state, request, None).map(|request| Submitted {
+            request,
+            form: Form::Own,
+        })],
+        batch: false,
+        method: Method::Post,
+    };
     execute(state, peer, headers, request_id, operations).await
 }
 
@@ -419,23 +447,23 @@ async fn graphql_get(
     RawQuery(query): RawQuery,
 ) -> axum::response::Response {
     let request_id = request_id(&headers);
-    let request =
-        match async_graphql::http::parse_query_string(query.as_deref().unwrap_or_default()) {
-            Ok(request) => request,
-            Err(e) => {
-                return reject(
-                    &request_id,
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::BadRequest,
-                    e.to_string(),
-                );
-            }
-        };
-    let mut operations = Operations::admit(&state, BatchRequest::Single(request));
+    let request = match WireRequest::from_query_string(query.as_deref().unwrap_or_default()) {
+        Ok(request) => request,
+        Err(e) => {
+            return reject(
+                &request_id,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                e,
+            );
+        }
+    };
+    let mut operations = Operations::admit(&state, WireBatch::Single(request), Method::Get);
+    // A document sent by id is known only once resolved: see `prepare`.
     if operations
         .items
         .iter_mut()
-        .any(|item| item.as_mut().is_ok_and(is_mutation))
+        .any(|item| item.as_mut().is_ok_and(|s| is_mutation(&mut s.request)))
     {
         return reject(
             &request_id,
@@ -449,53 +477,82 @@ async fn graphql_get(
 
 /// The operations of one HTTP request, each admitted (scanned, parsed once, its cost
 /// within the budget) or refused with a coded error: before authentication, so that a
-/// refused document costs no SQL statement.
+/// refused document costs no SQL statement. A document sent by id alone is admitted once
+/// it is found (see [`prepare`]).
 struct Operations {
-    items: Vec<Result<Request, ServerError>>,
+    items: Vec<Result<Submitted, ServerError>>,
     batch: bool,
+    method: Method,
+}
+
+/// The HTTP method a request came with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
 }
 
 impl Operations {
-    fn admit(state: &HttpState, batch: BatchRequest) -> Self {
-        let admit_one = |mut request: Request| {
-            let parse = |query: &str| {
-                state
-                    .parsed
-                    .parse(query)
-                    .map_err(|e| Refusal::Parse(ServerError::from(e).message).into_server_error())
+    fn admit(state: &HttpState, batch: WireBatch, method: Method) -> Self {
+        let admit_one = |request: WireRequest| {
+            let Submitted { request, form } = request.into_submitted()?;
+            let request = match form {
+                Form::ById(_) => request,
+                Form::Text | Form::TextWithId(_) | Form::Own => admit_text(state, request, None)?,
             };
-            match admission::admit(&request.query, &request.variables, &state.costs) {
-                Ok(_) => {}
-                // Not a document the outline reader knows: the parser says what is wrong.
-                // One it reads all the same has an unknown cost, so it is refused too
-                // (and the reader needs a look).
-                Err(Refusal::Unreadable) => {
-                    parse(&request.query)?;
-                    tracing::warn!("a document the parser accepts could not be costed");
-                    return Err(Refusal::Unreadable.into_server_error());
-                }
-                Err(refused) => return Err(refused.into_server_error()),
-            }
-            // Parsed once, for execution too (and kept for the next request that sends
-            // the same text).
-            let document = parse(&request.query)?;
-            admission::check_strings(&document, &request.variables)
-                .map_err(admission::BadString::into_server_error)?;
-            // Executed as parsed here: the text is not parsed twice.
-            request.set_parsed_query(document);
-            Ok(request)
+            Ok(Submitted { request, form })
         };
         match batch {
-            BatchRequest::Single(request) => Self {
+            WireBatch::Single(request) => Self {
                 items: vec![admit_one(request)],
                 batch: false,
+                method,
             },
-            BatchRequest::Batch(requests) => Self {
+            WireBatch::Batch(requests) => Self {
                 items: requests.into_iter().map(admit_one).collect(),
                 batch: true,
+                method,
             },
         }
     }
+}
+
+/// Admits a request's text: scanned, costed, parsed (once: `parsed` when the caller has
+/// its parse, else the process's parse of the same text) and its strings checked.
+fn admit_text(
+    state: &HttpState,
+    mut request: Request,
+    parsed: Option<async_graphql::parser::types::ExecutableDocument>,
+) -> Result<Request, ServerError> {
+    let parse = |query: &str| {
+        state
+            .parsed
+            .parse(query)
+            .map_err(|e| Refusal::Parse(ServerError::from(e).message).into_server_error())
+    };
+    match admission::admit(&request.query, &request.variables, &state.costs) {
+        Ok(_) => {}
+        // Not a document the outline reader knows: the parser says what is wrong. One it
+        // reads all the same has an unknown cost, so it is refused too (and the reader
+        // needs a look).
+        Err(Refusal::Unreadable) => {
+            parse(&request.query)?;
+            tracing::warn!("a document the parser accepts could not be costed");
+            return Err(Refusal::Unreadable.into_server_error());
+        }
+        Err(refused) => return Err(refused.into_server_error()),
+    }
+    // Parsed once, for execution too (and kept for the next request that sends the same
+    // text).
+    let document = match parsed {
+        Some(document) => document,
+        None => parse(&request.query)?,
+    };
+    admission::check_strings(&document, &request.variables)
+        .map_err(admission::BadString::into_server_error)?;
+    // Executed as parsed here: the text is not parsed twice.
+    request.set_parsed_query(document);
+    Ok(request)
 }
 
 /// Whether the operation the request would run is a mutation (its document is parsed).
@@ -560,12 +617,14 @@ async fn execute(
             span.record("principal.id", tracing::field::display(principal.subject()));
         }
         // Each operation runs with its own request facts, which the audit trail reads.
-        let run = |request: Request| {
+        let method = operations.method;
+        let (state, context) = (&state, &context);
+        let run = |submitted: Submitted| {
             let meta = RequestMeta {
                 principal: context.claimed_principal(),
                 impersonator: None,
                 request_id: Some(request_id.clone()),
-                operation: request.operation_name.clone(),
+                operation: submitted.request.operation_name.clone(),
                 ip: context.client.ip.clone(),
                 user_agent: context.client.user_agent.clone(),
             };
@@ -573,47 +632,31 @@ async fn execute(
             // operations, requests or callers.
             let units = crate::unit::OperationUnits::default();
             let tasks = crate::graphql::tasks::OperationTasks::default();
-            let mut request = request
-                .data(context.clone())
-                .data(Loaders::new(
-                    &state.app,
-                    context.caller().ok(),
-                    &context.turn,
-                    &units,
-                    &tasks,
-                ))
-                .data(units.clone());
-            // One that asks is let through by the check below or refused whole; one that
-            // does not ask gets none either (should the walk ever miss a way of asking).
-            let introspects = asks_for_introspection(&mut request);
-            if !introspects && state.introspection != Introspection::All {
-                request = request.disable_introspection();
-            }
-            let introspection = state.introspection;
-            let asking = introspects.then(|| context.clone());
-            let schema = state.schema.clone();
-            let app = state.app.clone();
-            let metered = match (context.caller().ok(), context.org) {
-                (Some(caller), Some(org))
-                    if matches!(caller.claimed(), Principal::ApiKey { .. }) =>
-                {
-                    Some((caller.clone(), org))
-                }
-                _ => None,
-            };
+            let loaders = Loaders::new(
+                &state.app,
+                context.caller().ok(),
+                &context.turn,
+                &units,
+                &tasks,
+            );
             kernel::request::scope(meta, async move {
-                if let Some(asking) = &asking
-                    && let Err(refused) = may_introspect(&app, asking, introspection).await
+                // The document found, the caller's right to run it settled and an API
+                // key's call metered; or why not.
+                let (request, introspects) = match prepare(state, context, submitted, method).await
                 {
-                    return Response::from_errors(vec![refused]);
+                    Ok(prepared) => prepared,
+                    Err(refused) => return Response::from_errors(vec![refused]),
+                };
+                let mut request = request
+                    .data(context.clone())
+                    .data(loaders)
+                    .data(units.clone());
+                // One that asks was let through by `prepare`; one that does not ask gets
+                // none either (should the walk ever miss a way of asking).
+                if !introspects && state.introspection != Introspection::All {
+                    request = request.disable_introspection();
                 }
-                // An API key's call counts against its organization's plan, before it runs.
-                if let Some((caller, org)) = metered
-                    && let Err(error) = meter_api_call(&app, &caller, org).await
-                {
-                    return Response::from_errors(vec![error]);
-                }
-                let mut response = tasks.run(schema.execute(request)).await;
+                let mut response = tasks.run(state.schema.execute(request)).await;
                 // The operation's reads end with it (its loaders are done by now).
                 units.finish().await;
                 add_missing_codes(&mut response);
@@ -690,16 +733,7 @@ async fn may_introspect(
 ) -> Result<(), ServerError> {
     match policy {
         Introspection::All => Ok(()),
-        Introspection::Off => {
-            let mut refused = request_error(
-                ErrorCode::Forbidden,
-                "introspection is turned off on this server; the schema is published as `schema.graphql`",
-            );
-            if let Some(ext) = refused.extensions.as_mut() {
-                ext.set("reason", "INTROSPECTION_DISABLED");
-            }
-            Err(refused)
-        }
+        Introspection::Off => Err(introspection_refused()),
         Introspection::SignedIn => match context.verified_principal(&app.tenancy).await {
             Ok(_) => Ok(()),
             Err(tenancy::Error::InvalidToken) => Err(request_error(
@@ -711,33 +745,239 @@ async fn may_introspect(
     }
 }
 
-/// Records an API key's call as `api_calls` usage of its organization, refused with
-/// `LIMIT_EXCEEDED` past a hard quota. Never skipped: a call that cannot be metered (the
-/// key revoked since it authenticated, the database unavailable) is not served.
-async fn meter_api_call(
-    app: &AppState,
-    caller: &tenancy::Caller,
-    org: OrgId,
-) -> Result<(), ServerError> {
-    let (tx, _) = app
-        .tenancy
-        .enter(caller, org, kernel::TxMode::Write)
-        .await
-        .map_err(|e| server_error(e.into()))?;
-    // Entering checked the key (its secret, revocation and expiry) in the same statement.
-    if let Err(e) = app.tenancy.note_key_use(&tx, caller).await {
-        return Err(server_error(e.into()));
-    }
-    let metered = async {
+/// Settles what one operation runs and whether its caller may: the document found (by
+/// id: the platform's or the organization's trusted documents, or a text an APQ client
+/// registered) and admitted, refused where the caller may run trusted documents only
+/// and sent text, introspection allowed or refused, and an API key's call metered.
+/// Answers the request and whether its document introspects.
+///
+/// An API key does all of it in one transaction of its organization: entering checks the
+/// key (secret, revocation, expiry), the key's restriction and its organization's
+/// documents are read there, and the call is recorded as `api_calls` usage (refused with
+/// `LIMIT_EXCEEDED` past a hard quota) before the operation runs. Never skipped: a call
+/// that cannot be metered is not served, and a refused call is not metered.
+async fn prepare(
+    state: &HttpState,
+    context: &RequestContext,
+    Submitted { request, form }: Submitted,
+    method: Method,
+) -> Result<(Request, bool), ServerError> {
+    let app = &state.app;
+    let tenancy_error = |e: tenancy::Error| server_error(e.into());
+    let key_call = match (context.caller().ok(), context.org) {
+        (Some(caller), Some(org)) => match caller.claimed() {
+            Principal::ApiKey { key, .. } => Some((caller, org, key)),
+            Principal::User(_) => None,
+        },
+        _ => None,
+    };
+    if let Some((caller, org, key)) = key_call {
+        let (tx, _) = app
+            .tenancy
+            .enter(caller, org, kernel::TxMode::Write)
+            .await
+            .map_err(tenancy_error)?;
+        app.tenancy
+            .note_key_use(&tx, caller)
+            .await
+            .map_err(tenancy_error)?;
+        let trusted_only = match app.persisted.key_policy(key) {
+            Some(known) => known,
+            None => {
+                let read = app
+                    .tenancy
+                    .key_runs_trusted_documents_only(&tx, key)
+                    .await
+                    .map_err(tenancy_error)?;
+                app.persisted.keep_key_policy(key, read);
+                read
+            }
+        };
+        let lookup = OrgLookup::In(&tx);
+        let mut request = resolve(state, request, form, Some(org), trusted_only, lookup).await?;
+        only_queries_over_get(&mut request, method)?;
+        let introspects = asks_for_introspection(&mut request);
+        // Entering verified the key: `signed-in` lets it introspect, unless it is
+        // restricted to trusted documents (its integration has no need to).
+        if introspects && (trusted_only || state.introspection == Introspection::Off) {
+            return Err(introspection_refused());
+        }
         app.subscriptions
             .meter_api_call(&tx, uuid::Uuid::now_v7())
-            .await?;
-        Ok::<_, billing::Error>(())
-    };
-    if let Err(e) = metered.await {
-        return Err(server_error(e.into()));
+            .await
+            .map_err(|e| server_error(e.into()))?;
+        tx.commit().await.map_err(|e| server_error(e.into()))?;
+        return Ok((request, introspects));
     }
-    tx.commit().await.map_err(|e| server_error(e.into()))
+    let (trusted_only, lookup) = match (&context.auth, context.org) {
+        (Authentication::Caller(caller), Some(org)) => {
+            (state.trusted_only.users, OrgLookup::Enter(caller, org))
+        }
+        (Authentication::Caller(_), None) => (state.trusted_only.users, OrgLookup::None),
+        _ => (state.trusted_only.anonymous, OrgLookup::None),
+    };
+    let mut request = resolve(state, request, form, context.org, trusted_only, lookup).await?;
+    only_queries_over_get(&mut request, method)?;
+    let introspects = asks_for_introspection(&mut request);
+    if introspects {
+        if trusted_only {
+            return Err(introspection_refused());
+        }
+        may_introspect(app, context, state.introspection).await?;
+    }
+    Ok((request, introspects))
+}
+
+/// Where an organization's trusted documents are read: in the caller's transaction
+/// already open (an API key's), by entering the organization (a person: membership and
+/// session checked), or nowhere (no caller, or no organization named).
+enum OrgLookup<'a> {
+    In(&'a kernel::TenantTx),
+    Enter(&'a tenancy::Caller, OrgId),
+    None,
+}
+
+/// The request with its document, as `form` names it, admitted.
+async fn resolve(
+    state: &HttpState,
+    mut request: Request,
+    form: Form,
+    scope: Option<OrgId>,
+    trusted_only: bool,
+    lookup: OrgLookup<'_>,
+) -> Result<Request, ServerError> {
+    let persisted = &state.app.persisted;
+    match form {
+        Form::Own => Ok(request),
+        Form::Text if trusted_only => Err(not_in_list()),
+        Form::Text => Ok(request),
+        Form::TextWithId(hash) => {
+            if trusted_only {
+                // Runs if it is a trusted document (the id was checked against the text).
+                if find_trusted(state, hash, scope, lookup).await?.is_none() {
+                    return Err(not_in_list());
+                }
+            } else {
+                // An APQ client registering its text for this caller's scope.
+                persisted.keep_automatic(scope, hash, &request.query);
+            }
+            Ok(request)
+        }
+        Form::ById(hash) => {
+            if let Some(trusted) = find_trusted(state, hash, scope, lookup).await? {
+                request.query = trusted.text.clone();
+                return admit_text(state, request, Some(trusted.parsed.clone()));
+            }
+            match persisted.automatic(scope, hash) {
+                Some(text) if !trusted_only => {
+                    request.query = text.to_string();
+                    admit_text(state, request, None)
+                }
+                _ => Err(request_error(
+                    ErrorCode::PersistedQueryNotFound,
+                    format!(
+                        "no document {hash} is known here: send its text with its id (APQ), \
+                         or register it as a trusted document"
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+/// The trusted document `hash` the caller may run: the platform's, or its
+/// organization's (`scope`), kept parsed after it is first read.
+async fn find_trusted(
+    state: &HttpState,
+    hash: tenancy::DocumentHash,
+    scope: Option<OrgId>,
+    lookup: OrgLookup<'_>,
+) -> Result<Option<Arc<admission::Trusted>>, ServerError> {
+    let app = &state.app;
+    let persisted = &app.persisted;
+    if let Some(kept) = persisted.trusted(None, hash) {
+        return Ok(Some(kept));
+    }
+    if let Some(org) = scope
+        && let Some(kept) = persisted.trusted(Some(org), hash)
+    {
+        return Ok(Some(kept));
+    }
+    let tenancy_error = |e: tenancy::Error| server_error(e.into());
+    let platform = match &lookup {
+        OrgLookup::In(tx) => app.tenancy.platform_trusted_document(tx.conn(), hash).await,
+        _ => {
+            app.tenancy
+                .platform_trusted_document(app.db.conn(), hash)
+                .await
+        }
+    }
+    .map_err(tenancy_error)?;
+    let (scope, text) = match (platform, lookup) {
+        (Some(text), _) => (None, text),
+        (None, OrgLookup::In(tx)) => match app
+            .tenancy
+            .live_trusted_document(tx, hash)
+            .await
+            .map_err(tenancy_error)?
+        {
+            Some(document) => (Some(document.org_id), document.body),
+            None => return Ok(None),
+        },
+        (None, OrgLookup::Enter(caller, org)) => {
+            let (tx, _) = app
+                .tenancy
+                .enter(caller, org, kernel::TxMode::Read)
+                .await
+                .map_err(tenancy_error)?;
+            let found = app
+                .tenancy
+                .live_trusted_document(&tx, hash)
+                .await
+                .map_err(tenancy_error)?;
+            match found {
+                Some(document) => (Some(document.org_id), document.body),
+                None => return Ok(None),
+            }
+        }
+        (None, OrgLookup::None) => return Ok(None),
+    };
+    persisted
+        .keep_trusted(scope, hash, text)
+        .map(Some)
+        .map_err(|e| Refusal::Parse(ServerError::from(e).message).into_server_error())
+}
+
+/// `PERSISTED_QUERY_NOT_IN_LIST`: the caller sent text but may run trusted documents only.
+fn not_in_list() -> ServerError {
+    request_error(
+        ErrorCode::PersistedQueryNotInList,
+        "this caller may run trusted documents only: send `documentId` (`sha256:<hex>`) of a \
+         document its organization registered, not the text",
+    )
+}
+
+/// `FORBIDDEN` with `reason = "INTROSPECTION_DISABLED"`.
+fn introspection_refused() -> ServerError {
+    let mut refused = request_error(
+        ErrorCode::Forbidden,
+        "introspection is turned off for this caller; the schema is published as `schema.graphql`",
+    );
+    if let Some(ext) = refused.extensions.as_mut() {
+        ext.set("reason", "INTROSPECTION_DISABLED");
+    }
+    refused
+}
+
+/// Refuses a mutation over GET (a document sent by id is known only once found).
+fn only_queries_over_get(request: &mut Request, method: Method) -> Result<(), ServerError> {
+    if method == Method::Get && is_mutation(request) {
+        return Err(request_error(
+            ErrorCode::BadRequest,
+            "mutations are only accepted over POST",
+        ));
+    }
+    Ok(())
 }
 
 /// An error outside any field, with its code and extensions.
@@ -987,7 +1227,21 @@ fn respond(
         let later = retry.map_or(after, |(_, seen)| seen.max(after));
         retry = Some((retry.map_or(status, |(seen, _)| seen.max(status)), later));
     }
-    let status = retry.map_or(status, |(status, _)| status);
+    // Text from a caller who may run trusted documents only is a client error whatever
+    // the media (clients of persisted queries look for the 400).
+    let text_refused = responses
+        .iter()
+        .flat_map(|r| &r.errors)
+        .filter_map(|e| e.extensions.as_ref()?.get("code"))
+        .any(|code| {
+            matches!(code, async_graphql::Value::String(code)
+                if code == ErrorCode::PersistedQueryNotInList.as_str())
+        });
+    let status = match retry {
+        Some((status, _)) => status,
+        None if text_refused && status == StatusCode::OK => StatusCode::BAD_REQUEST,
+        None => status,
+    };
     let request_error =
         matches!(&response, BatchResponse::Single(single) if is_request_error(single));
     let body = serialize(&response).unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec());

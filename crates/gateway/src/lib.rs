@@ -18,6 +18,7 @@ pub mod server;
 pub mod startup;
 pub mod telemetry;
 pub mod unit;
+pub mod wire;
 
 pub use config::Config;
 pub use startup::{AppState, Application};

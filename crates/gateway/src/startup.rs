@@ -85,6 +85,8 @@ pub struct Services {
     pub usage_grace: chrono::Duration,
     /// Where prepared data export archives are kept until they expire.
     pub export_dir: std::path::PathBuf,
+    /// Documents known by id (trusted documents and APQ), kept per process.
+    pub persisted: Arc<crate::graphql::admission::PersistedDocuments>,
     /// The database.
     pub db: Db,
 }
@@ -137,6 +139,7 @@ impl Services {
             clock: clock_for_state,
             usage_grace: chrono::Duration::days(3),
             export_dir: std::env::temp_dir().join("platform-exports"),
+            persisted: Arc::default(),
             db,
         })
     }
@@ -197,6 +200,7 @@ impl Application {
                 request_timeout: config.request_timeout,
                 cors_allowed_origins: config.cors_allowed_origins.clone(),
                 introspection: config.introspection(),
+                trusted_documents_only: config.trusted_documents_only.clone(),
             },
         );
         let listener = TcpListener::bind(config.bind_addr)

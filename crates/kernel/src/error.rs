@@ -37,6 +37,11 @@ pub enum ErrorCode {
     QueryTooLarge,
     /// The request is not allowed over this HTTP method or in this shape.
     BadRequest,
+    /// No document with the id the request named is known to the caller (an APQ
+    /// client then sends the text with the id).
+    PersistedQueryNotFound,
+    /// The caller may run trusted documents only, by id; this request sent text.
+    PersistedQueryNotInList,
     /// The database could not be reached or the connection was lost; nothing was
     /// changed unless the failure hit the commit itself. Retry after `Retry-After`.
     ServiceUnavailable,
@@ -64,6 +69,8 @@ impl ErrorCode {
             Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
             Self::QueryTooLarge => "QUERY_TOO_LARGE",
             Self::BadRequest => "BAD_REQUEST",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Timeout => "TIMEOUT",
             Self::Internal => "INTERNAL",

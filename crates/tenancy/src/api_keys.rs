@@ -19,6 +19,21 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 /// The longest a key may be issued for with an expiry (about ten years).
 const MAX_KEY_LIFETIME_DAYS: i64 = 3_660;
 
+/// What a new key is.
+#[derive(Debug, Clone)]
+pub struct NewApiKey<'a> {
+    /// What it is for.
+    pub name: &'a str,
+    /// The role it acts with.
+    pub role: Role,
+    /// When it stops working by itself (`None`: when revoked).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The permissions of its role it is restricted to (`None`: all of them).
+    pub scope: Option<&'a [(ResourceType, Action)]>,
+    /// Whether it may run trusted documents only.
+    pub trusted_documents_only: bool,
+}
+
 impl TenancyService {
     /// Creates a key acting with `role`. Keys cannot be owners, and nobody creates a key
     /// more powerful than themselves.
@@ -27,11 +42,15 @@ impl TenancyService {
         &self,
         tx: &TenantTx,
         permit: &Permit,
-        name: &str,
-        role: Role,
-        expires_at: Option<chrono::DateTime<chrono::Utc>>,
-        scope: Option<&[(ResourceType, Action)]>,
+        key: NewApiKey<'_>,
     ) -> Result<IssuedApiKey> {
+        let NewApiKey {
+            name,
+            role,
+            expires_at,
+            scope,
+            trusted_documents_only,
+        } = key;
         permit.ensure(tx, ResourceType::ApiKey, Action::Create, None)?;
         self.ensure_dpa_accepted(tx).await?;
         if role == Role::Owner {
@@ -79,6 +98,7 @@ impl TenancyService {
             last_used_at: Set(None),
             revoked_at: Set(None),
             expires_at: Set(expires_at),
+            trusted_documents_only: Set(trusted_documents_only),
         })
         .exec_with_returning(tx.conn())
         .await?;
@@ -109,7 +129,12 @@ impl TenancyService {
                         None::<String>,
                         row.expires_at.map(|at| at.to_rfc3339()),
                     )
-                    .change("scopes", None::<String>, scope_text),
+                    .change("scopes", None::<String>, scope_text)
+                    .change(
+                        "trusted_documents_only",
+                        None::<bool>,
+                        Some(row.trusted_documents_only),
+                    ),
             )
             .await?;
         Ok(IssuedApiKey {

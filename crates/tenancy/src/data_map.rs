@@ -184,6 +184,45 @@ pub const DATA_MAP: &[Table] = &[
             Column::plain("last_used_at"),
             Column::plain("revoked_at"),
             Column::plain("expires_at"),
+            Column::plain("trusted_documents_only"),
+        ],
+    },
+    Table {
+        name: "trusted_documents",
+        owner: "tenancy",
+        holds: "the GraphQL documents an organization's integrations may run by id",
+        subjects: &[S::Members],
+        columns: &[
+            Column::plain("organization_id"),
+            Column::plain("id"),
+            Column::plain("hash"),
+            Column::plain("name"),
+            Column::plain("operation_type"),
+            // Query text written by the organization's developers; values belong in
+            // variables, not in the text.
+            Column::plain("body"),
+            Column::personal(
+                "created_by",
+                C::Identity,
+                &[P::Security, P::Audit],
+                B::LegitimateInterest,
+                R::WhileOrganizationExists,
+            ),
+            Column::plain("created_at"),
+            Column::plain("revoked_at"),
+        ],
+    },
+    Table {
+        name: "platform_trusted_documents",
+        owner: "tenancy",
+        holds: "the GraphQL documents of the platform's own apps, runnable by id",
+        subjects: &[],
+        columns: &[
+            Column::plain("hash"),
+            Column::plain("name"),
+            Column::plain("operation_type"),
+            Column::plain("body"),
+            Column::plain("created_at"),
         ],
     },
     Table {

@@ -58,6 +58,14 @@ pub enum Error {
     /// and only its owners may enter it.
     #[error("the organization is pending deletion; an owner may cancel the deletion")]
     PendingDeletion,
+    /// More of something than the platform keeps per organization.
+    #[error("an organization may have at most {max} {what}")]
+    TooMany {
+        /// What (stable, in `extensions.limit`).
+        what: &'static str,
+        /// The most.
+        max: u64,
+    },
     /// The change would leave the organization without an owner.
     #[error("an organization must keep at least one owner")]
     LastOwner,
@@ -84,7 +92,7 @@ impl Error {
         match self {
             Self::InvalidCredentials | Self::InvalidToken => ErrorCode::Unauthenticated,
             Self::Throttled { .. } => ErrorCode::RateLimited,
-            Self::LimitExceeded { .. } => ErrorCode::LimitExceeded,
+            Self::LimitExceeded { .. } | Self::TooMany { .. } => ErrorCode::LimitExceeded,
             Self::NotMember | Self::Forbidden(_) | Self::DpaNotAccepted => ErrorCode::Forbidden,
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Invalid { .. } => ErrorCode::BadUserInput,

@@ -24,7 +24,9 @@ pub mod role;
 mod service;
 mod throttle;
 mod tokens;
+mod trusted_documents;
 
+pub use api_keys::NewApiKey;
 pub use audit_trail::{CONCURRENT_VERIFICATIONS, VerificationSlot};
 pub use caller::Caller;
 pub use error::{Error, Result};
@@ -36,3 +38,7 @@ pub use model::{
 pub use offboarding::{PURGED_TABLES, PurgeReport, RetainedInvoicesPurge};
 pub use role::Role;
 pub use service::{ClientInfo, TenancyService, TenancySettings};
+pub use trusted_documents::{
+    DocumentHash, MAX_MANIFEST_OPERATIONS, MAX_TRUSTED_DOCUMENT_BYTES, MAX_TRUSTED_DOCUMENTS,
+    ManifestOperation, Registration, TrustedDocument, TrustedOperationType, read_manifest,
+};

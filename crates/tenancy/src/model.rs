@@ -109,6 +109,8 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
     /// When it stops authenticating by itself (`None`: when revoked).
     pub expires_at: Option<DateTime<Utc>>,
+    /// Whether it may run trusted documents only (no document text of its own).
+    pub trusted_documents_only: bool,
 }
 
 /// A new API key with its secret, which is shown only once.

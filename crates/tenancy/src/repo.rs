@@ -81,6 +81,7 @@ pub(crate) fn api_key_from_row(row: api_key::Model) -> Result<ApiKey> {
         last_used_at: row.last_used_at,
         revoked_at: row.revoked_at,
         expires_at: row.expires_at,
+        trusted_documents_only: row.trusted_documents_only,
     })
 }
 

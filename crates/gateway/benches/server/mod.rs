@@ -38,6 +38,7 @@ pub fn config(database_url: &str) -> Config {
         request_timeout: std::time::Duration::from_secs(30),
         cors_allowed_origins: Vec::new(),
         introspection: None,
+        trusted_documents_only: Vec::new(),
         // The benchmarks sign up hundreds of organizations' owners from one address.
         sign_ups_per_address_per_hour: u64::MAX,
         dpa_notice_days: 30,

@@ -12,5 +12,7 @@ pub(crate) mod login_throttle;
 pub(crate) mod membership;
 pub(crate) mod organization;
 pub(crate) mod organization_purge;
+pub(crate) mod platform_trusted_document;
 pub(crate) mod session;
+pub(crate) mod trusted_document;
 pub(crate) mod user;

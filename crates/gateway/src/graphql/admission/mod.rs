@@ -17,11 +17,13 @@
 mod cost;
 mod outline;
 mod parsed;
+mod persisted;
 mod scan;
 mod strings;
 
 pub use cost::CostModel;
 pub use parsed::ParsedDocuments;
+pub use persisted::{PersistedDocuments, Scope, Trusted};
 pub use strings::{BadString, MAX_STRING_CHARS, check_strings};
 
 use async_graphql::{ServerError, Variables};
@@ -139,6 +141,46 @@ impl Refusal {
         }
         error
     }
+}
+
+/// Whether `document` is within the size, token and nesting limits (what a document
+/// must be before the parser reads it).
+pub fn readable(document: &str) -> Result<(), Refusal> {
+    scan::lex(document).map(|_| ())
+}
+
+/// Whether a manifest's operation is a GraphQL document of one operation, named and
+/// typed as the manifest says; why not. Whether the schema accepts it is checked when it
+/// runs, like any document's.
+pub fn check_trusted_operation(operation: &tenancy::ManifestOperation) -> Result<(), String> {
+    use async_graphql::parser::types::OperationType;
+    use tenancy::TrustedOperationType;
+    readable(&operation.body).map_err(|refused| refused.into_server_error().message)?;
+    let document = async_graphql::parser::parse_query(&operation.body)
+        .map_err(|e| format!("is not a GraphQL document: {e}"))?;
+    let mut operations = document.operations.iter();
+    let (Some((name, defined)), None) = (operations.next(), operations.next()) else {
+        return Err("must hold exactly one operation".into());
+    };
+    if name.map(|n| n.as_str()) != Some(operation.name.as_str()) {
+        return Err(format!(
+            "must define the operation the manifest names ({})",
+            operation.name
+        ));
+    }
+    let kind = match defined.node.ty {
+        OperationType::Query => TrustedOperationType::Query,
+        OperationType::Mutation => TrustedOperationType::Mutation,
+        OperationType::Subscription => return Err("is a subscription; this API has none".into()),
+    };
+    if kind != operation.operation_type {
+        return Err(format!(
+            "is a {}, not the {} the manifest says",
+            kind.as_str(),
+            operation.operation_type.as_str()
+        ));
+    }
+    Ok(())
 }
 
 /// Admits `document` (with its `variables`): its cost, or why it is refused.

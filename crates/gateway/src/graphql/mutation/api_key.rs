@@ -24,6 +24,11 @@ pub struct CreateApiKeyInput {
     /// Restricts the key to these permissions of its role (up to 100); leave it out for
     /// all of the role's. A key for one integration should hold what it needs only.
     pub scopes: Option<Vec<super::access::PermissionInput>>,
+    /// Whether the key may run trusted documents only (the organization's, registered
+    /// with `registerTrustedDocuments`, and the platform's), by `documentId`: what a
+    /// partner integration should hold. `false` lets it send any document text.
+    #[graphql(default = true)]
+    pub trusted_documents_only: bool,
 }
 
 /// A new key with its secret, shown only here.
@@ -72,10 +77,13 @@ impl ApiKeyMutation {
                 .create_api_key(
                     unit.tx,
                     &permit,
-                    &input.name,
-                    input.role.into(),
-                    input.expires_at,
-                    scope.as_deref(),
+                    tenancy::NewApiKey {
+                        name: &input.name,
+                        role: input.role.into(),
+                        expires_at: input.expires_at,
+                        scope: scope.as_deref(),
+                        trusted_documents_only: input.trusted_documents_only,
+                    },
                 )
                 .await?;
             Ok(CreateApiKeyPayload {

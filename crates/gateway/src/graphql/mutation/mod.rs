@@ -9,6 +9,7 @@ mod document;
 mod member;
 mod organization;
 mod project;
+mod trusted_document;
 mod usage;
 
 /// The root mutation type.
@@ -24,5 +25,6 @@ pub struct Mutation(
     audit::AuditMutation,
     billing::BillingMutation,
     usage::UsageMutation,
+    trusted_document::TrustedDocumentMutation,
     crate::graphql::privacy::PrivacyMutation,
 );

@@ -49,6 +49,12 @@ impl ApiKey {
         .await
     }
 
+    /// Whether it may run trusted documents only (by `documentId`): free text is
+    /// refused with `PERSISTED_QUERY_NOT_IN_LIST`. Fixed when the key is made.
+    async fn trusted_documents_only(&self) -> bool {
+        self.0.trusted_documents_only
+    }
+
     /// When it stops authenticating by itself (null: when revoked).
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.expires_at

@@ -11,6 +11,7 @@ pub mod node;
 pub mod organization;
 pub mod project;
 pub mod role;
+pub mod trusted_document;
 pub mod user;
 
 pub use api_key::ApiKey;
@@ -21,4 +22,5 @@ pub use node::Node;
 pub use organization::Organization;
 pub use project::Project;
 pub use role::Role;
+pub use trusted_document::TrustedDocument;
 pub use user::User;

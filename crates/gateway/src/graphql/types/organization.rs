@@ -1,7 +1,8 @@
 //! An organization and its people.
 
-use super::{ApiKey, Invitation, Membership, Role};
+use super::{ApiKey, Invitation, Membership, Role, TrustedDocument};
 use crate::context::ContextExt;
+use crate::context::{Where, read};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::connection::{connection, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
@@ -209,5 +210,29 @@ impl Organization {
             .await
             .gql()?;
         Ok(connection(keys, |k| k.id.as_uuid(), ApiKey))
+    }
+
+    /// The organization's live trusted documents, oldest first (who may see its API
+    /// keys).
+    async fn trusted_documents(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, TrustedDocument>> {
+        let page = page_request(after, before, first, last).gql()?;
+        read(ctx, Where::Org(self.0.id), async |unit| {
+            let on_keys = Resource::of_type(ResourceType::ApiKey);
+            let permit = unit.permit(on_keys, Action::Read).await?;
+            let documents = unit
+                .state
+                .tenancy
+                .trusted_documents(unit.tx, &permit, &page)
+                .await?;
+            Ok(connection(documents, |d| d.id, TrustedDocument))
+        })
+        .await
     }
 }
