@@ -37,6 +37,7 @@ mod m0028_usage_retention;
 mod m0029_invoice_retention_end;
 mod m0030_enter_with_session;
 mod m0031_trusted_documents;
+mod m0032_idempotency_keys;
 mod tenant_table;
 
 pub use tenant_table::APP_ROLE;
@@ -79,6 +80,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0029_invoice_retention_end::Migration),
             Box::new(m0030_enter_with_session::Migration),
             Box::new(m0031_trusted_documents::Migration),
+            Box::new(m0032_idempotency_keys::Migration),
         ]
     }
 }

@@ -24,14 +24,14 @@ pub struct Migration;
 
 /// The tables an organization's rows are purged from, children before parents (m0026's
 /// list with `trusted_documents`).
-const PURGED_TABLES: &str = "ARRAY['document_reviews', 'document_versions', 'documents', 'projects', \
+pub(crate) const PURGED_TABLES: &str = "ARRAY['document_reviews', 'document_versions', 'documents', 'projects', \
 'record_grants', 'authz_role_assignments', 'authz_rules', 'authz_roles', 'authz_policy_versions', \
 'trusted_documents', 'api_keys', 'invitations', 'memberships', 'dpa_acceptances', 'usage_events', \
 'invoice_items', 'invoice_lines', 'invoices', 'subscriptions', 'audit_events', 'audit_purges', \
 'audit_retention']";
 
 /// `purge_organization_rows` as m0026 made it, with the list of tables `tables`.
-fn purge_function(tables: &str) -> String {
+pub(crate) fn purge_function(tables: &str) -> String {
     format!(
         r#"
 CREATE OR REPLACE FUNCTION purge_organization_rows(p_org uuid, p_table text) RETURNS bigint

@@ -311,6 +311,7 @@ impl TestApp {
             token: None,
             org: None,
             source: None,
+            headers: Vec::new(),
         }
     }
 
@@ -322,6 +323,7 @@ impl TestApp {
             token: None,
             org: None,
             source: None,
+            headers: Vec::new(),
         }
     }
 
@@ -591,6 +593,7 @@ pub struct Gql<'a> {
     token: Option<String>,
     org: Option<String>,
     source: Option<std::net::IpAddr>,
+    headers: Vec<(String, String)>,
 }
 
 impl Gql<'_> {
@@ -627,6 +630,12 @@ impl Gql<'_> {
         self
     }
 
+    /// Sends a header of its own (`Idempotency-Key`, …).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Posts the request; every error in the answer must have a code.
     pub async fn send(self) -> GqlResponse {
         let client = match self.source {
@@ -645,6 +654,9 @@ impl Gql<'_> {
         if let Some(org) = &self.org {
             request = request.header("X-Organization-Id", org);
         }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         let retry_after = response
@@ -652,12 +664,14 @@ impl Gql<'_> {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let headers = response.headers().clone();
         let body: Value = response.json().await.expect("JSON body");
         assert_every_error_has_a_code(&body);
         GqlResponse {
             body,
             status,
             retry_after,
+            headers,
         }
     }
 }
@@ -686,6 +700,8 @@ pub struct GqlResponse {
     pub status: u16,
     /// The `Retry-After` header.
     pub retry_after: Option<String>,
+    /// Every header of the answer.
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl GqlResponse {

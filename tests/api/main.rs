@@ -18,6 +18,7 @@ mod erasure;
 mod helpers;
 mod hostile_property;
 mod http_limits;
+mod idempotency;
 mod invitations;
 mod isolation;
 mod list_property;

@@ -359,6 +359,10 @@ pub async fn write<T>(
     change: impl AsyncFnOnce(Unit<'_>) -> Result<T, ApiError>,
 ) -> GqlResult<T> {
     let (tx, actor) = enter_at(ctx, at, TxMode::Write).await?;
+    // A mutation sent with an Idempotency-Key claims it in its change's transaction.
+    if let Some(claim) = ctx.data_opt::<std::sync::Arc<crate::idempotency::IdempotencyClaim>>() {
+        claim.claim_in(&ctx.state().tenancy, &tx).await?;
+    }
     let unit = Unit {
         tx: &tx,
         actor: &actor,

@@ -22,6 +22,14 @@ pub enum ApiError {
     PlanFeature(&'static str),
     /// The operation needs a logged-in caller.
     Unauthenticated,
+    /// The `Idempotency-Key` was used for another request, or its request is still
+    /// running (`reason`: `IDEMPOTENCY_KEY_REUSED`, `IN_PROGRESS`).
+    Idempotency {
+        /// The stable reason.
+        reason: &'static str,
+        /// What the client is told.
+        message: &'static str,
+    },
     /// The operation needs a person, not an API key (or the other way round).
     WrongPrincipal(&'static str),
     /// The operation needs an active organization (`X-Organization-Id`).
@@ -61,6 +69,7 @@ impl ApiError {
             Self::WrongPrincipal(_) | Self::PlanFeature(_) => ErrorCode::Forbidden,
             Self::NoActiveOrganization | Self::BadInput { .. } => ErrorCode::BadUserInput,
             Self::Db(e) => kernel::db_error_code(e),
+            Self::Idempotency { .. } => ErrorCode::Conflict,
         }
     }
 
@@ -83,6 +92,7 @@ impl ApiError {
             }
             Self::BadInput { field, reason } => format!("invalid {field}: {reason}"),
             Self::Db(e) => e.to_string(),
+            Self::Idempotency { message, .. } => (*message).to_owned(),
         }
     }
 }
@@ -164,6 +174,7 @@ impl From<ApiError> for async_graphql::Error {
                     ext.set("max", *max);
                     ext.set("usage", *usage);
                 }
+                ApiError::Idempotency { reason, .. } => ext.set("reason", *reason),
                 ApiError::Tenancy(tenancy::Error::LastOwner) => {
                     ext.set("reason", "LAST_OWNER");
                 }

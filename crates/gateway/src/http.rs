@@ -118,7 +118,11 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("idempotency-key"),
             ])
-            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                header::RETRY_AFTER,
+                HeaderName::from_static(crate::idempotency::REPLAYED),
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }
@@ -599,6 +603,25 @@ async fn execute(
             };
             return respond(&request_id, StatusCode::OK, response);
         }
+        let idempotency_key = match crate::idempotency::key_of(&headers) {
+            Ok(Some(_)) if operations.batch => {
+                return reject(
+                    &request_id,
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadRequest,
+                    "Idempotency-Key applies to one operation, not to a batch".into(),
+                );
+            }
+            Ok(key) => key,
+            Err(why) => {
+                return reject(
+                    &request_id,
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadRequest,
+                    why.into(),
+                );
+            }
+        };
         let context = match request_context(&state.app, peer, &headers, request_id.clone()).await {
             Ok(context) => context,
             Err(error) => {
@@ -639,18 +662,34 @@ async fn execute(
                 &units,
                 &tasks,
             );
+            let idempotency_key = idempotency_key.clone();
             kernel::request::scope(meta, async move {
                 // The document found, the caller's right to run it settled and an API
                 // key's call metered; or why not.
-                let (request, introspects) = match prepare(state, context, submitted, method).await
-                {
-                    Ok(prepared) => prepared,
-                    Err(refused) => return Response::from_errors(vec![refused]),
+                let (mut request, introspects) =
+                    match prepare(state, context, submitted, method).await {
+                        Ok(prepared) => prepared,
+                        Err(refused) => return Response::from_errors(vec![refused]),
+                    };
+                // A mutation sent with an Idempotency-Key: an earlier answer, or a claim
+                // its write makes.
+                let claim = match idempotency_key {
+                    Some(key) if is_mutation(&mut request) => {
+                        match idempotent(state, context, &request, key).await {
+                            Ok(crate::idempotency::Earlier::Replay(answer)) => return *answer,
+                            Ok(crate::idempotency::Earlier::New(claim)) => Some(claim),
+                            Err(refused) => return Response::from_errors(vec![refused]),
+                        }
+                    }
+                    _ => None,
                 };
                 let mut request = request
                     .data(context.clone())
                     .data(loaders)
                     .data(units.clone());
+                if let Some(claim) = &claim {
+                    request = request.data(claim.clone());
+                }
                 // One that asks was let through by `prepare`; one that does not ask gets
                 // none either (should the walk ever miss a way of asking).
                 if !introspects && state.introspection != Introspection::All {
@@ -660,7 +699,12 @@ async fn execute(
                 // The operation's reads end with it (its loaders are done by now).
                 units.finish().await;
                 add_missing_codes(&mut response);
-                response
+                match (&claim, context.caller()) {
+                    (Some(claim), Ok(caller)) => {
+                        crate::idempotency::settle(&state.app, caller, claim, response).await
+                    }
+                    _ => response,
+                }
             })
         };
         let mut responses = Vec::with_capacity(operations.items.len());
@@ -828,6 +872,27 @@ async fn prepare(
     Ok((request, introspects))
 }
 
+/// The earlier request with the caller's Idempotency-Key, or a claim for this one: a key
+/// belongs to an organization and a caller, so both are needed.
+async fn idempotent(
+    state: &HttpState,
+    context: &RequestContext,
+    request: &Request,
+    key: String,
+) -> Result<crate::idempotency::Earlier, ServerError> {
+    let (Ok(caller), Some(org)) = (context.caller(), context.org) else {
+        return Err(request_error(
+            ErrorCode::BadRequest,
+            "Idempotency-Key applies to mutations in an organization: send it with credentials \
+             and X-Organization-Id (an API key names its own)",
+        ));
+    };
+    let fingerprint = crate::idempotency::fingerprint(request);
+    crate::idempotency::look_up(&state.app, caller, org, key, fingerprint)
+        .await
+        .map_err(server_error)
+}
+
 /// Where an organization's trusted documents are read: in the caller's transaction
 /// already open (an API key's), by entering the organization (a person: membership and
 /// session checked), or nowhere (no caller, or no organization named).
@@ -981,7 +1046,7 @@ fn only_queries_over_get(request: &mut Request, method: Method) -> Result<(), Se
 }
 
 /// An error outside any field, with its code and extensions.
-fn server_error(error: crate::error::ApiError) -> ServerError {
+pub(crate) fn server_error(error: crate::error::ApiError) -> ServerError {
     let error = async_graphql::Error::from(error);
     let mut server = ServerError::new(error.message, None);
     server.extensions = error.extensions;
@@ -1244,6 +1309,10 @@ fn respond(
     };
     let request_error =
         matches!(&response, BatchResponse::Single(single) if is_request_error(single));
+    let extra_headers = match &response {
+        BatchResponse::Single(single) => single.http_headers.clone(),
+        BatchResponse::Batch(_) => HeaderMap::new(),
+    };
     let body = serialize(&response).unwrap_or_else(|_| b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec());
     let mut http = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     if request_error {
@@ -1255,5 +1324,6 @@ fn respond(
     if let Some((_, after)) = retry {
         http.headers_mut().insert(header::RETRY_AFTER, after.into());
     }
+    http.headers_mut().extend(extra_headers);
     http
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod export;
 pub mod graphql;
 pub mod http;
+pub mod idempotency;
 pub mod privacy;
 pub mod retention_run;
 pub mod schedule;

@@ -36,6 +36,8 @@ pub struct RetentionReport {
     pub old_usage_events: u64,
     /// Invoices of deleted organizations deleted at the end of their legal retention.
     pub retained_invoices: u64,
+    /// Idempotency keys (and the answers they kept) past their 24 hours.
+    pub expired_idempotency_keys: u64,
 }
 
 impl RetentionReport {
@@ -51,6 +53,7 @@ impl RetentionReport {
             || self.expired_exports > 0
             || self.old_usage_events > 0
             || self.retained_invoices > 0
+            || self.expired_idempotency_keys > 0
     }
 }
 
@@ -120,6 +123,13 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
             Err(e) => {
                 report.failed += 1;
                 tracing::error!(org.id = %org, error = ?e, "invitation retention failed for an organization");
+            }
+        }
+        match state.tenancy.purge_expired_idempotency_keys(org).await {
+            Ok(purged) => report.expired_idempotency_keys += purged,
+            Err(e) => {
+                report.failed += 1;
+                tracing::error!(org.id = %org, error = ?e, "idempotency key retention failed for an organization");
             }
         }
         match purge_old_usage(state, org).await {

@@ -213,6 +213,33 @@ pub const DATA_MAP: &[Table] = &[
         ],
     },
     Table {
+        name: "idempotency_keys",
+        owner: "tenancy",
+        holds: "mutations sent with an Idempotency-Key and their answers, to replay to retries",
+        subjects: &[S::Members],
+        columns: &[
+            Column::plain("organization_id"),
+            Column::personal(
+                "principal_id",
+                C::Identity,
+                &[P::Service],
+                B::Contract,
+                R::Days(1),
+            ),
+            Column::plain("key"),
+            Column::plain("fingerprint"),
+            Column::plain("created_at"),
+            // A mutation's answer may name people (an invited member's email).
+            Column::personal(
+                "response",
+                C::Contact,
+                &[P::Service],
+                B::Contract,
+                R::Days(1),
+            ),
+        ],
+    },
+    Table {
         name: "platform_trusted_documents",
         owner: "tenancy",
         holds: "the GraphQL documents of the platform's own apps, runnable by id",

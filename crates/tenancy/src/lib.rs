@@ -14,6 +14,7 @@ mod entity;
 mod erasure;
 pub mod error;
 mod exports;
+mod idempotency;
 mod invitations;
 pub mod model;
 mod offboarding;
@@ -31,6 +32,7 @@ pub use audit_trail::{CONCURRENT_VERIFICATIONS, VerificationSlot};
 pub use caller::Caller;
 pub use error::{Error, Result};
 pub use exports::{DataExport, ExportScope, ExportStatus};
+pub use idempotency::{IDEMPOTENCY_WINDOW, IdempotentRequest, MAX_IDEMPOTENCY_KEY_CHARS};
 pub use model::{
     Actor, ApiKey, Invitation, InvitationStatus, IssuedApiKey, IssuedInvitation, Membership,
     NewUser, Organization, Tokens, User,

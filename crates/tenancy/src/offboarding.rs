@@ -21,7 +21,7 @@ use sea_orm::{
 
 /// The tables an organization's rows are purged from, children before parents (the
 /// order foreign keys need). A test checks that every table with an `organization_id`
-/// column is here, and migrations m0026 and m0031 list the same tables for PostgreSQL.
+/// column is here, and migrations m0026, m0031 and m0032 list the same tables for PostgreSQL.
 pub const PURGED_TABLES: &[&str] = &[
     "document_reviews",
     "document_versions",
@@ -33,6 +33,7 @@ pub const PURGED_TABLES: &[&str] = &[
     "authz_roles",
     "authz_policy_versions",
     "trusted_documents",
+    "idempotency_keys",
     "api_keys",
     "invitations",
     "memberships",
@@ -661,9 +662,9 @@ mod tests {
 
     #[test]
     fn every_purged_table_is_in_the_postgres_function() {
-        // Migration m0031 (m0026's list, grown) names the same tables; a table missing
+        // Migration m0032 (m0026's list, grown) names the same tables; a table missing
         // there fails the purge on PostgreSQL only.
-        let migration = include_str!("../../../migration/src/m0031_trusted_documents.rs");
+        let migration = include_str!("../../../migration/src/m0032_idempotency_keys.rs");
         for table in PURGED_TABLES {
             assert!(migration.contains(&format!("'{table}'")), "{table}");
         }

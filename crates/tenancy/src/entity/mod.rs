@@ -6,6 +6,7 @@ pub(crate) mod data_export;
 pub(crate) mod dpa_acceptance;
 pub(crate) mod dpa_version;
 pub(crate) mod erasure_request;
+pub(crate) mod idempotency_key;
 pub(crate) mod invitation;
 pub(crate) mod login_failure;
 pub(crate) mod login_throttle;
