@@ -29,6 +29,7 @@ mod permissions;
 mod postgres_rls;
 mod processor_agreement;
 mod projects;
+mod rate_limits;
 mod schema;
 mod surface;
 mod trusted_documents;

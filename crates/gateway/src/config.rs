@@ -189,6 +189,21 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub trusted_documents_only: Vec<TrustedDocumentsOnly>,
+
+    /// Requests a minute each API key may send, unless its organization's plan sets
+    /// another rate (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_API_KEY_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_api_key_per_minute: u32,
+
+    /// Requests a minute each person may send, unless the organization's plan sets
+    /// another rate (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_USER_PER_MINUTE", default_value_t = 1200)]
+    pub rate_limit_user_per_minute: u32,
+
+    /// Redis (`redis://host:6379`): rate limit counters shared by every instance. Without
+    /// it each instance counts on its own.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 /// Callers who may be restricted to trusted documents by setting.

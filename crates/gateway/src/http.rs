@@ -10,6 +10,7 @@ use crate::graphql::AppSchema;
 use crate::graphql::admission::{self, CostModel, Refusal};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::loaders::Loaders;
+use crate::rate_limit::{RateLimits, Subject};
 use crate::startup::AppState;
 use crate::wire::{Form, Submitted, WireBatch, WireRequest};
 use async_graphql::http::GraphiQLSource;
@@ -46,6 +47,8 @@ struct HttpState {
     introspection: Introspection,
     /// Callers who may run trusted documents only, by setting (API keys: by key).
     trusted_only: TrustedOnly,
+    /// Requests a minute per API key and per person.
+    rate_limits: Arc<RateLimits>,
 }
 
 /// Which callers may run trusted documents only, besides restricted keys.
@@ -67,6 +70,8 @@ pub struct Surface {
     pub introspection: Introspection,
     /// Callers who may run trusted documents only, besides restricted API keys.
     pub trusted_documents_only: Vec<TrustedDocumentsOnly>,
+    /// Requests a minute per API key and per person.
+    pub rate_limits: Arc<RateLimits>,
 }
 
 impl Default for Surface {
@@ -76,6 +81,7 @@ impl Default for Surface {
             cors_allowed_origins: Vec::new(),
             introspection: Introspection::All,
             trusted_documents_only: Vec::new(),
+            rate_limits: Arc::new(RateLimits::unlimited()),
         }
     }
 }
@@ -149,6 +155,7 @@ pub fn routes(app: AppState, schema: AppSchema, surface: &Surface) -> Router {
             costs: Arc::new(CostModel::from_sdl(&schema.sdl())),
             parsed: Arc::default(),
             introspection: surface.introspection,
+            rate_limits: surface.rate_limits.clone(),
             trusted_only: TrustedOnly {
                 anonymous: surface
                     .trusted_documents_only
@@ -825,6 +832,21 @@ async fn prepare(
             .note_key_use(&tx, caller)
             .await
             .map_err(tenancy_error)?;
+        // Over its rate: refused before anything runs or is metered.
+        let rates = match state.rate_limits.plan_rates(org) {
+            Some(rates) => rates,
+            None => {
+                let plan = app
+                    .subscriptions
+                    .request_rates(&tx)
+                    .await
+                    .map_err(|e| server_error(e.into()))?;
+                state.rate_limits.keep_plan_rates(org, plan)
+            }
+        };
+        if let Some(per_minute) = rates.per_api_key {
+            within_rate(state, Subject::ApiKey(key.as_uuid()), per_minute).await?;
+        }
         let trusted_only = match app.persisted.key_policy(key) {
             Some(known) => known,
             None => {
@@ -852,6 +874,11 @@ async fn prepare(
             .map_err(|e| server_error(e.into()))?;
         tx.commit().await.map_err(|e| server_error(e.into()))?;
         return Ok((request, introspects));
+    }
+    if let Some(caller) = context.caller().ok()
+        && let Principal::User(user) = caller.claimed()
+    {
+        person_within_rate(state, user.as_uuid(), context.org).await?;
     }
     let (trusted_only, lookup) = match (&context.auth, context.org) {
         (Authentication::Caller(caller), Some(org)) => {
@@ -891,6 +918,58 @@ async fn idempotent(
     crate::idempotency::look_up(&state.app, caller, org, key, fingerprint)
         .await
         .map_err(server_error)
+}
+
+/// `RATE_LIMITED` (with `retryAfterSeconds`) when `subject` is over `per_minute`.
+async fn within_rate(
+    state: &HttpState,
+    subject: Subject,
+    per_minute: std::num::NonZeroU32,
+) -> Result<(), ServerError> {
+    let Err(wait) = state.rate_limits.check(subject, per_minute).await else {
+        return Ok(());
+    };
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let mut refused = request_error(
+        ErrorCode::RateLimited,
+        format!(
+            "more than {per_minute} requests a minute; retry in {seconds} s (the rate is the \
+             organization's plan's)"
+        ),
+    );
+    if let Some(ext) = refused.extensions.as_mut() {
+        ext.set("retryAfterSeconds", seconds);
+    }
+    Err(refused)
+}
+
+/// A person's rate: the plan's of the organization they act in (read once a minute,
+/// without their membership: only the number is used), else the server's default. The
+/// token's signature is checked, so the id is theirs.
+async fn person_within_rate(
+    state: &HttpState,
+    user: uuid::Uuid,
+    org: Option<OrgId>,
+) -> Result<(), ServerError> {
+    let limits = &state.rate_limits;
+    let rates = match org {
+        None => limits.defaults(),
+        Some(org) => match limits.plan_rates(org) {
+            Some(rates) => rates,
+            None => {
+                let read = async {
+                    let tx = state.app.tenancy.system_read_tx(org).await?;
+                    let plan = state.app.subscriptions.request_rates(&tx).await?;
+                    Ok::<_, ApiError>(plan)
+                };
+                limits.keep_plan_rates(org, read.await.map_err(server_error)?)
+            }
+        },
+    };
+    match rates.per_user {
+        Some(per_minute) => within_rate(state, Subject::User(user), per_minute).await,
+        None => Ok(()),
+    }
 }
 
 /// Where an organization's trusted documents are read: in the caller's transaction

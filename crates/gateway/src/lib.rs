@@ -12,6 +12,7 @@ pub mod graphql;
 pub mod http;
 pub mod idempotency;
 pub mod privacy;
+pub mod rate_limit;
 pub mod retention_run;
 pub mod schedule;
 pub mod seed;

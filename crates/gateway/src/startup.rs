@@ -201,6 +201,7 @@ impl Application {
                 cors_allowed_origins: config.cors_allowed_origins.clone(),
                 introspection: config.introspection(),
                 trusted_documents_only: config.trusted_documents_only.clone(),
+                rate_limits: Arc::new(rate_limits(config, state.clock.clone()).await),
             },
         );
         let listener = TcpListener::bind(config.bind_addr)
@@ -278,5 +279,25 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// The rate limits `config` sets: shared through Redis with `REDIS_URL`, else this
+/// process's own (also when Redis cannot be reached at start: logged).
+async fn rate_limits(config: &Config, clock: SharedClock) -> crate::rate_limit::RateLimits {
+    use crate::rate_limit::{RateLimits, Rates};
+    let defaults = Rates {
+        per_api_key: std::num::NonZeroU32::new(config.rate_limit_api_key_per_minute),
+        per_user: std::num::NonZeroU32::new(config.rate_limit_user_per_minute),
+    };
+    match &config.redis_url {
+        None => RateLimits::local(defaults, clock),
+        Some(url) => match RateLimits::shared(defaults, clock.clone(), url).await {
+            Ok(shared) => shared,
+            Err(error) => {
+                tracing::error!(%error, "Redis unreachable: rate limits are counted per instance");
+                RateLimits::local(defaults, clock)
+            }
+        },
     }
 }

@@ -39,6 +39,9 @@ pub fn config(database_url: &str) -> Config {
         cors_allowed_origins: Vec::new(),
         introspection: None,
         trusted_documents_only: Vec::new(),
+        rate_limit_api_key_per_minute: 0,
+        rate_limit_user_per_minute: 0,
+        redis_url: None,
         // The benchmarks sign up hundreds of organizations' owners from one address.
         sign_ups_per_address_per_hour: u64::MAX,
         dpa_notice_days: 30,

@@ -53,6 +53,10 @@ pub struct PlanLimitValues {
     pub projects: Option<i64>,
     /// Documents per project.
     pub documents_per_project: Option<i64>,
+    /// Requests a minute each API key may send (null: the server's default).
+    pub requests_per_minute_per_api_key: Option<i64>,
+    /// Requests a minute each person may send (null: the server's default).
+    pub requests_per_minute_per_user: Option<i64>,
 }
 
 /// A metered quota per billing period.
@@ -235,6 +239,16 @@ impl From<&PlanVersion> for Plan {
                 seats: count(def.entitlements.limits.seats),
                 projects: count(def.entitlements.limits.projects),
                 documents_per_project: count(def.entitlements.limits.documents_per_project),
+                requests_per_minute_per_api_key: def
+                    .entitlements
+                    .limits
+                    .requests_per_minute_per_api_key
+                    .map(i64::from),
+                requests_per_minute_per_user: def
+                    .entitlements
+                    .limits
+                    .requests_per_minute_per_user
+                    .map(i64::from),
             },
             quotas: def
                 .entitlements
