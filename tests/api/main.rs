@@ -15,6 +15,7 @@ mod data_export;
 mod data_map;
 mod documents;
 mod erasure;
+mod graphiql;
 mod helpers;
 mod hostile_property;
 mod http_limits;
