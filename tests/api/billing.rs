@@ -587,6 +587,24 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
     let oldest = oldest.data()["invoices"].clone();
     assert_eq!(oldest["edges"][0]["node"]["number"], "INV-000001");
     assert_eq!(oldest["pageInfo"]["hasPreviousPage"], true);
+    // `orderBy: OLDEST_FIRST` reads them the other way, pages included.
+    const OLDEST_FIRST: &str = "query($after: String) { invoices(orderBy: OLDEST_FIRST, \
+        first: 1, after: $after) { edges { cursor node { number } } pageInfo { hasNextPage } } }";
+    let read = |after: Option<String>| {
+        app.gql(OLDEST_FIRST)
+            .vars(json!({ "after": after }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+    };
+    let first_oldest = read(None).await.data()["invoices"].clone();
+    assert_eq!(first_oldest["edges"][0]["node"]["number"], "INV-000001");
+    let cursor = first_oldest["edges"][0]["cursor"]
+        .as_str()
+        .map(str::to_owned);
+    let next = read(cursor).await.data()["invoices"].clone();
+    assert_eq!(next["edges"][0]["node"]["number"], "INV-000002");
+    assert_eq!(next["pageInfo"]["hasNextPage"], false);
 
     // Another organization's invoice takes the next number: gapless per issuer.
     let other_owner = app.user("other@example.com").await;

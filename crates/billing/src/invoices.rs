@@ -618,14 +618,14 @@ impl Invoices {
         tx: &TenantTx,
         permit: &Permit,
         kind: &str,
-        page: &PageRequest,
+        (page, order): (&PageRequest, kernel::ListOrder),
     ) -> Result<Page<Issued>> {
         permit.ensure(tx, ResourceType::Billing, Action::Read, None)?;
         let select = tx
             .select::<invoice::Entity>()
             .filter(invoice::Column::Kind.eq(kind))
             .filter(invoice::Column::Status.ne("draft"));
-        let invoices = kernel::page::keyset_newest_first(select, invoice::Column::Id, page)
+        let invoices = kernel::page::keyset_in(select, invoice::Column::Id, page, order)
             .all(tx.conn())
             .await?;
         let invoices = Page::from_overfetch(invoices, page);

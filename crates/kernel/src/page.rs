@@ -94,18 +94,6 @@ where
     keyset_in(select, id_column, request, ListOrder::OldestFirst)
 }
 
-/// [`keyset`] for lists read newest first: `after` a cursor means older rows.
-pub fn keyset_newest_first<E>(
-    select: sea_orm::Select<E>,
-    id_column: E::Column,
-    request: &PageRequest,
-) -> sea_orm::Select<E>
-where
-    E: sea_orm::EntityTrait,
-{
-    keyset_in(select, id_column, request, ListOrder::NewestFirst)
-}
-
 /// The order a list is read in, by its time-ordered ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ListOrder {

@@ -5,7 +5,7 @@
 use crate::context::ContextExt;
 use crate::context::{Where, read};
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::connection::{connection, page_request};
+use crate::graphql::connection::{ListOrder, connection, page_request};
 use crate::graphql::types::billing::{Invoice, Plan, Subscription, UpcomingInvoice};
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Object};
@@ -74,30 +74,34 @@ impl BillingQuery {
             .gql()
     }
 
-    /// The active organization's invoices, newest first. Owners and billing admins.
+    /// The active organization's invoices, newest first unless `orderBy` says
+    /// `OLDEST_FIRST`. Owners and billing admins.
     async fn invoices(
         &self,
         ctx: &Context<'_>,
+        #[graphql(default_with = "ListOrder::NewestFirst")] order_by: ListOrder,
         after: Option<String>,
         before: Option<String>,
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Invoice>> {
         let page = page_request(after, before, first, last).gql()?;
-        issued(ctx, "invoice", page).await
+        issued(ctx, "invoice", (page, order_by.into())).await
     }
 
-    /// The active organization's credit notes, newest first. Owners and billing admins.
+    /// The active organization's credit notes, newest first unless `orderBy` says
+    /// `OLDEST_FIRST`. Owners and billing admins.
     async fn credit_notes(
         &self,
         ctx: &Context<'_>,
+        #[graphql(default_with = "ListOrder::NewestFirst")] order_by: ListOrder,
         after: Option<String>,
         before: Option<String>,
         first: Option<i32>,
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Invoice>> {
         let page = page_request(after, before, first, last).gql()?;
-        issued(ctx, "credit_note", page).await
+        issued(ctx, "credit_note", (page, order_by.into())).await
     }
 }
 
@@ -125,13 +129,15 @@ async fn billing_reader(ctx: &Context<'_>) -> GqlResult<(crate::unit::UnitTx, au
 async fn issued(
     ctx: &Context<'_>,
     kind: &str,
-    page: kernel::PageRequest,
+    (page, order): (kernel::PageRequest, kernel::ListOrder),
 ) -> GqlResult<Connection<String, Invoice>> {
     read(ctx, Where::Active, async |unit| {
         let on_billing = Resource::of_type(ResourceType::Billing);
         let permit = unit.permit(on_billing, Action::Read).await?;
         let invoices = unit.state.subscriptions.invoices();
-        let page = invoices.list(unit.tx, &permit, kind, &page).await?;
+        let page = invoices
+            .list(unit.tx, &permit, kind, (&page, order))
+            .await?;
         Ok(connection(page, |i| i.invoice.id, Invoice::from))
     })
     .await
