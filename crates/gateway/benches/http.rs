@@ -40,6 +40,8 @@ const ROUNDS: usize = 5;
 const CLIENTS: usize = 8;
 /// Documents on the page.
 const DOCUMENTS: usize = 50;
+/// The node read.
+const NODE: &str = "query Node($id: ID!) { node(id: $id) { ... on Project { id name } } }";
 
 fn main() {
     // The baselines are pgbench's: PostgreSQL only (SQLite is passed over).
@@ -53,9 +55,10 @@ fn main() {
 /// One workload: a GraphQL request and the SQL transaction it is compared with.
 struct Workload {
     name: &'static str,
-    query: String,
-    vars: Value,
-    authenticated: bool,
+    /// The request body (`query` or `documentId`, and `variables`).
+    body: Value,
+    /// The bearer credential: none, the person's token, or an API key.
+    credential: Option<String>,
     /// A pgbench script (run with `-M prepared`), or none.
     baseline: Option<String>,
 }
@@ -130,6 +133,39 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
     owner.execute_unprepared("ANALYZE").await.expect("analyze");
     owner.close().await.ok();
 
+    // API keys: one that may send text, one restricted to trusted documents, and the
+    // node read registered as one.
+    let mut keys = Vec::new();
+    for restricted in [false, true] {
+        let made = graphql(
+            &http,
+            &base,
+            auth,
+            "mutation($r: Boolean!) { createApiKey(input: {name: \"bench\", role: VIEWER, trustedDocumentsOnly: $r}) { secret } }",
+            json!({"r": restricted}),
+        )
+        .await;
+        keys.push(made["createApiKey"]["secret"].as_str().unwrap().to_owned());
+    }
+    let (open_key, restricted_key) = (keys[0].clone(), keys[1].clone());
+    let node_hash: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(NODE.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    graphql(
+        &http,
+        &base,
+        auth,
+        "mutation($m: JSON!) { registerTrustedDocuments(input: {manifest: $m}) { registeredCount } }",
+        json!({"m": {"format": "apollo-persisted-query-manifest", "version": 1,
+            "operations": [{"id": node_hash, "name": "Node", "type": "query", "body": NODE}]}}),
+    )
+    .await;
+    let node_id = format!("sha256:{node_hash}");
+
     let node_baseline = format!(
         "BEGIN;\nSELECT set_config('app.org_id', '{org}', true);\n\
          SELECT id, name FROM projects WHERE organization_id = '{org}' AND id = '{project}';\nCOMMIT;\n",
@@ -142,42 +178,51 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
         // `node(id:)` above this one's here (same HTTP stack and load generator).
         Workload {
             name: "{ __typename } anonymous (ceiling vs the node transaction)",
-            query: "{ __typename }".into(),
-            vars: json!({}),
-            authenticated: false,
+            body: json!({"query": "{ __typename }"}),
+            credential: None,
             baseline: Some(node_baseline.clone()),
         },
         Workload {
             name: "{ __typename } with a bearer token",
-            query: "{ __typename }".into(),
-            vars: json!({}),
-            authenticated: true,
+            body: json!({"query": "{ __typename }"}),
+            credential: Some(token.clone()),
             baseline: None,
         },
         Workload {
             name: "node(id:) of a project",
-            query: "query($id: ID!) { node(id: $id) { ... on Project { id name } } }".into(),
-            vars: json!({"id": projects[0]}),
-            authenticated: true,
+            body: json!({"query": NODE, "variables": {"id": projects[0]}}),
+            credential: Some(token.clone()),
+            baseline: Some(node_baseline.clone()),
+        },
+        // A partner's call: the same read with an API key (metered: a second
+        // transaction), as text and as a trusted document by id (kept parsed).
+        Workload {
+            name: "node(id:) with an API key, document as text",
+            body: json!({"query": NODE, "variables": {"id": projects[0]}}),
+            credential: Some(open_key.clone()),
+            baseline: Some(node_baseline.clone()),
+        },
+        Workload {
+            name: "node(id:) with an API key, trusted document by id",
+            body: json!({"documentId": node_id, "variables": {"id": projects[0]}}),
+            credential: Some(restricted_key.clone()),
             baseline: Some(node_baseline),
         },
         Workload {
             name: "documents(first: 50) with project, author, approvals, versions",
-            query:
+            body: json!({"query":
                 "{ documents(first: 50) { nodes { title status project { name } author { name } \
-                    approvals { reviewer { name } } versions(first: 1) { nodes { version } } } } }"
-                    .into(),
-            vars: json!({}),
-            authenticated: true,
+                    approvals { reviewer { name } } versions(first: 1) { nodes { version } } } } }"}),
+            credential: Some(token.clone()),
             baseline: Some(page_script(&ids)),
         },
         Workload {
             name: "updateProject",
-            query:
-                "mutation($i: UpdateProjectInput!) { updateProject(input: $i) { project { id } } }"
-                    .into(),
-            vars: json!({"i": {"projectId": projects[1], "name": "Renamed"}}),
-            authenticated: true,
+            body: json!({
+                "query": "mutation($i: UpdateProjectInput!) { updateProject(input: $i) { project { id } } }",
+                "variables": {"i": {"projectId": projects[1], "name": "Renamed"}},
+            }),
+            credential: Some(token.clone()),
             baseline: Some(format!(
                 "BEGIN;\nSELECT set_config('app.org_id', '{org}', true);\n\
                  SELECT role FROM memberships WHERE organization_id = '{org}' AND user_id = '{user}';\n\
@@ -198,19 +243,11 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
     // `BENCH_HTTP_ONLY=node` runs the workloads whose name contains it (for profiling).
     let only = std::env::var("BENCH_HTTP_ONLY").unwrap_or_default();
     for workload in workloads.iter().filter(|w| w.name.contains(only.as_str())) {
-        let token = workload.authenticated.then_some(token.as_str());
-        let request = || {
-            measure(
-                http.clone(),
-                base.clone(),
-                token.map(|t| (t.to_owned(), org.clone())),
-                workload.query.clone(),
-                workload.vars.clone(),
-            )
-        };
+        let auth = workload.credential.clone().map(|c| (c, org.clone()));
+        let request = || measure(http.clone(), base.clone(), auth.clone(), &workload.body);
         request().await; // warm-up: prepared statements, caches
         let statements_before = server_db.statements_executed();
-        let one = request_once(&http, &base, token.map(|t| (t, org.as_str())), workload).await;
+        let one = request_once(&http, &base, auth.as_ref(), &workload.body).await;
         let statements = server_db.statements_executed() - statements_before;
         assert!(one, "{} failed", workload.name);
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -314,11 +351,17 @@ fn median(mut values: Vec<f64>) -> f64 {
 async fn request_once(
     http: &reqwest::Client,
     base: &str,
-    auth: Option<(&str, &str)>,
-    workload: &Workload,
+    auth: Option<&(String, String)>,
+    body: &Value,
 ) -> bool {
-    let body = graphql(http, base, auth, &workload.query, workload.vars.clone()).await;
-    !body.is_null()
+    let mut request = http.post(format!("{base}/graphql")).json(body);
+    if let Some((credential, org)) = auth {
+        request = request
+            .bearer_auth(credential)
+            .header("X-Organization-Id", org);
+    }
+    let answer: Value = request.send().await.expect("send").json().await.expect("JSON");
+    answer.get("errors").is_none() && !answer["data"].is_null()
 }
 
 /// Successful requests per second of `CLIENTS` clients for `WINDOW`.
@@ -326,12 +369,11 @@ async fn measure(
     http: reqwest::Client,
     base: String,
     auth: Option<(String, String)>,
-    query: String,
-    vars: Value,
+    body: &Value,
 ) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + WINDOW;
-    let body = Arc::new(json!({ "query": query, "variables": vars }).to_string());
+    let body = Arc::new(body.to_string());
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
         let (http, base, auth, done, body) = (
