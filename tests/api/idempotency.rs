@@ -165,12 +165,36 @@ async fn a_key_is_refused_where_it_cannot_hold() {
     assert_eq!(too_long.code(), "BAD_REQUEST");
     // Without an organization there is nothing to scope the key to.
     let no_org = app
-        .gql("mutation { logOut { ok } }")
+        .gql(CREATE)
+        .vars(json!({ "n": "X" }))
         .as_user(&alice)
         .header("Idempotency-Key", "k")
         .send()
         .await;
     assert_eq!(no_org.code(), "BAD_REQUEST");
+    // Mutations outside the organization's unit of work, or answering with a secret,
+    // are refused with a key (and so never run unprotected).
+    for (document, field) in [
+        ("mutation { logOut { ok } }", "logOut"),
+        (
+            "mutation { createApiKey(input: {name: \"k\", role: VIEWER}) { secret } }",
+            "createApiKey",
+        ),
+        (
+            "mutation { a: createProject(input: {name: \"A\"}) { project { id } } ...More } fragment More on Mutation { logOut { ok } }",
+            "logOut",
+        ),
+    ] {
+        let refused = app
+            .gql(document)
+            .as_user(&alice)
+            .in_org(&acme)
+            .header("Idempotency-Key", "k")
+            .send()
+            .await;
+        assert_eq!(refused.code(), "BAD_REQUEST", "{document}");
+        assert!(refused.error()["message"].as_str().unwrap().contains(field));
+    }
     // Queries ignore it.
     let query = app
         .gql("{ projects { totalCount } }")
@@ -192,4 +216,67 @@ async fn a_key_is_refused_where_it_cannot_hold() {
         .unwrap();
     assert_eq!(batch.status(), 400);
     assert_eq!(project_count(&app, &alice, &acme).await, 0);
+}
+
+#[tokio::test]
+async fn every_mutation_is_either_idempotent_or_refused_with_a_key() {
+    let app = TestApp::spawn().await;
+    let schema = app
+        .gql("{ __schema { mutationType { fields { name } } } }")
+        .send()
+        .await;
+    let mut in_schema: Vec<String> = schema.data()["__schema"]["mutationType"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    in_schema.sort();
+    let mut decided: Vec<String> = gateway::idempotency::IDEMPOTENT_MUTATIONS
+        .iter()
+        .copied()
+        .chain(
+            gateway::idempotency::NOT_IDEMPOTENT_MUTATIONS
+                .iter()
+                .map(|(name, _)| *name),
+        )
+        .map(str::to_owned)
+        .collect();
+    decided.sort();
+    assert_eq!(
+        decided, in_schema,
+        "each mutation needs a decision on Idempotency-Key"
+    );
+}
+
+#[tokio::test]
+async fn a_root_field_that_rolled_back_takes_its_claim_with_it() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let acme = app.org(&alice, "Acme").await;
+    // The first field fails (and rolls back, its claim too); the second commits and
+    // claims the key; the retry is a replay.
+    let two = "mutation { a: createProject(input: {name: \"\"}) { project { id } } \
+        b: createProject(input: {name: \"Second\"}) { project { id } } }";
+    let send = || {
+        app.gql(two)
+            .as_user(&alice)
+            .in_org(&acme)
+            .header("Idempotency-Key", "two-fields")
+            .send()
+    };
+    let first = send().await;
+    assert_eq!(
+        first.body["errors"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+    assert!(
+        first.body["data"]["b"]["project"]["id"].is_string(),
+        "{}",
+        first.body
+    );
+    let again = send().await;
+    assert!(replayed(&again), "{}", again.body);
+    assert_eq!(again.body, first.body);
+    assert_eq!(project_count(&app, &alice, &acme).await, 1);
 }

@@ -145,10 +145,6 @@ pub struct Limits {
     /// server's `RATE_LIMIT_API_KEY_PER_MINUTE`).
     #[serde(default)]
     pub requests_per_minute_per_api_key: Option<u32>,
-    /// Requests a minute each person may send in the organization (absent: the
-    /// server's `RATE_LIMIT_USER_PER_MINUTE`).
-    #[serde(default)]
-    pub requests_per_minute_per_user: Option<u32>,
 }
 
 /// A metered quota.

@@ -423,18 +423,18 @@ impl Subscriptions {
         self.effective(tx).await
     }
 
-    /// The request rates the organization's plan sets (`None` where it sets none, or
-    /// where there is no live subscription): per API key, per person, a minute.
-    pub async fn request_rates(&self, tx: &TenantTx) -> Result<(Option<u32>, Option<u32>)> {
+    /// The requests a minute each API key may send that the organization's plan sets
+    /// (`None` where it sets none, or where there is no live subscription).
+    pub async fn request_rates(&self, tx: &TenantTx) -> Result<Option<u32>> {
         Ok(match self.effective(tx).await? {
             Some(sub) if sub.status != Status::Canceled => {
-                let limits = &sub.plan.definition.entitlements.limits;
-                (
-                    limits.requests_per_minute_per_api_key,
-                    limits.requests_per_minute_per_user,
-                )
+                sub.plan
+                    .definition
+                    .entitlements
+                    .limits
+                    .requests_per_minute_per_api_key
             }
-            _ => (None, None),
+            _ => None,
         })
     }
 

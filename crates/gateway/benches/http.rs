@@ -360,7 +360,13 @@ async fn request_once(
             .bearer_auth(credential)
             .header("X-Organization-Id", org);
     }
-    let answer: Value = request.send().await.expect("send").json().await.expect("JSON");
+    let answer: Value = request
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("JSON");
     answer.get("errors").is_none() && !answer["data"].is_null()
 }
 

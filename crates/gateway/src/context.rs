@@ -360,9 +360,11 @@ pub async fn write<T>(
 ) -> GqlResult<T> {
     let (tx, actor) = enter_at(ctx, at, TxMode::Write).await?;
     // A mutation sent with an Idempotency-Key claims it in its change's transaction.
-    if let Some(claim) = ctx.data_opt::<std::sync::Arc<crate::idempotency::IdempotencyClaim>>() {
-        claim.claim_in(&ctx.state().tenancy, &tx).await?;
-    }
+    let claim = ctx.data_opt::<std::sync::Arc<crate::idempotency::IdempotencyClaim>>();
+    let claimed = match claim {
+        Some(claim) => claim.claim_in(&ctx.state().tenancy, &tx).await?,
+        None => false,
+    };
     let unit = Unit {
         tx: &tx,
         actor: &actor,
@@ -370,6 +372,9 @@ pub async fn write<T>(
     };
     let done = change(unit).await?;
     tx.commit().await.gql()?;
+    if let Some(claim) = claim.filter(|_| claimed) {
+        claim.committed();
+    }
     Ok(done)
 }
 

@@ -738,7 +738,7 @@ async fn execute(
                 // its write makes.
                 let claim = match idempotency_key {
                     Some(key) if is_mutation(&mut request) => {
-                        match idempotent(state, context, &request, key).await {
+                        match idempotent(state, context, &mut request, key).await {
                             Ok(crate::idempotency::Earlier::Replay(answer)) => return *answer,
                             Ok(crate::idempotency::Earlier::New(claim)) => Some(claim),
                             Err(refused) => return Response::from_errors(vec![refused]),
@@ -879,6 +879,12 @@ async fn prepare(
         _ => None,
     };
     if let Some((caller, org, key)) = key_call {
+        // Over its rate: refused before anything runs or is metered (before its
+        // organization is even entered, once the plan's rate is known here).
+        let cached_rates = state.rate_limits.plan_rates(org);
+        if let Some(per_minute) = cached_rates.and_then(|rates| rates.per_api_key) {
+            within_rate(state, Subject::ApiKey(key.as_uuid()), per_minute).await?;
+        }
         let (tx, _) = app
             .tenancy
             .enter(caller, org, kernel::TxMode::Write)
@@ -888,20 +894,17 @@ async fn prepare(
             .note_key_use(&tx, caller)
             .await
             .map_err(tenancy_error)?;
-        // Over its rate: refused before anything runs or is metered.
-        let rates = match state.rate_limits.plan_rates(org) {
-            Some(rates) => rates,
-            None => {
-                let plan = app
-                    .subscriptions
-                    .request_rates(&tx)
-                    .await
-                    .map_err(|e| server_error(e.into()))?;
-                state.rate_limits.keep_plan_rates(org, plan)
+        if cached_rates.is_none() {
+            // Read once a minute per organization, in the transaction already open.
+            let plan = app
+                .subscriptions
+                .request_rates(&tx)
+                .await
+                .map_err(|e| server_error(e.into()))?;
+            let rates = state.rate_limits.keep_plan_rates(org, plan);
+            if let Some(per_minute) = rates.per_api_key {
+                within_rate(state, Subject::ApiKey(key.as_uuid()), per_minute).await?;
             }
-        };
-        if let Some(per_minute) = rates.per_api_key {
-            within_rate(state, Subject::ApiKey(key.as_uuid()), per_minute).await?;
         }
         let trusted_only = match app.persisted.key_policy(key) {
             Some(known) => known,
@@ -916,7 +919,8 @@ async fn prepare(
             }
         };
         let lookup = OrgLookup::In(&tx);
-        let mut request = resolve(state, request, form, Some(org), trusted_only, lookup).await?;
+        let apq_scope = Some(key.as_uuid());
+        let mut request = resolve(state, request, form, (apq_scope, trusted_only), lookup).await?;
         only_queries_over_get(&mut request, method)?;
         let introspects = asks_for_introspection(&mut request);
         // Entering verified the key: `signed-in` lets it introspect, unless it is
@@ -931,10 +935,14 @@ async fn prepare(
         tx.commit().await.map_err(|e| server_error(e.into()))?;
         return Ok((request, introspects));
     }
+    // A person's rate is the server's: they act across organizations, and the one a
+    // request names is not checked yet (its plan must not choose the rate). The token's
+    // signature is checked, so the id is theirs.
     if let Some(caller) = context.caller().ok()
         && let Principal::User(user) = caller.claimed()
+        && let Some(per_minute) = state.rate_limits.defaults().per_user
     {
-        person_within_rate(state, user.as_uuid(), context.org).await?;
+        within_rate(state, Subject::User(user.as_uuid()), per_minute).await?;
     }
     let (trusted_only, lookup) = match (&context.auth, context.org) {
         (Authentication::Caller(caller), Some(org)) => {
@@ -943,7 +951,13 @@ async fn prepare(
         (Authentication::Caller(_), None) => (state.trusted_only.users, OrgLookup::None),
         _ => (state.trusted_only.anonymous, OrgLookup::None),
     };
-    let mut request = resolve(state, request, form, context.org, trusted_only, lookup).await?;
+    // Texts an APQ client registered are the caller's own (a token's signature is
+    // checked, so its id is the caller's); an anonymous caller's are everyone's.
+    let apq_scope = context.caller().ok().map(|caller| match caller.claimed() {
+        Principal::User(user) => user.as_uuid(),
+        Principal::ApiKey { key, .. } => key.as_uuid(),
+    });
+    let mut request = resolve(state, request, form, (apq_scope, trusted_only), lookup).await?;
     only_queries_over_get(&mut request, method)?;
     let introspects = asks_for_introspection(&mut request);
     if introspects {
@@ -960,9 +974,26 @@ async fn prepare(
 async fn idempotent(
     state: &HttpState,
     context: &RequestContext,
-    request: &Request,
+    request: &mut Request,
     key: String,
 ) -> Result<crate::idempotency::Earlier, ServerError> {
+    let refused = |message: String| Err(request_error(ErrorCode::BadRequest, message));
+    let operation_name = request.operation_name.clone();
+    if let Ok(document) = request.parsed_query() {
+        for field in root_fields(document, operation_name.as_deref()) {
+            if let Some((_, why)) = crate::idempotency::NOT_IDEMPOTENT_MUTATIONS
+                .iter()
+                .find(|(name, _)| *name == field)
+            {
+                return refused(format!(
+                    "Idempotency-Key is not accepted with {field}: {why}"
+                ));
+            }
+            if field != "__typename" && !crate::idempotency::IDEMPOTENT_MUTATIONS.contains(&field) {
+                return refused(format!("Idempotency-Key is not accepted with {field}"));
+            }
+        }
+    }
     let (Ok(caller), Some(org)) = (context.caller(), context.org) else {
         return Err(request_error(
             ErrorCode::BadRequest,
@@ -988,10 +1019,7 @@ async fn within_rate(
     let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
     let mut refused = request_error(
         ErrorCode::RateLimited,
-        format!(
-            "more than {per_minute} requests a minute; retry in {seconds} s (the rate is the \
-             organization's plan's)"
-        ),
+        format!("more than {per_minute} requests a minute; retry in {seconds} s"),
     );
     if let Some(ext) = refused.extensions.as_mut() {
         ext.set("retryAfterSeconds", seconds);
@@ -999,33 +1027,55 @@ async fn within_rate(
     Err(refused)
 }
 
-/// A person's rate: the plan's of the organization they act in (read once a minute,
-/// without their membership: only the number is used), else the server's default. The
-/// token's signature is checked, so the id is theirs.
-async fn person_within_rate(
-    state: &HttpState,
-    user: uuid::Uuid,
-    org: Option<OrgId>,
-) -> Result<(), ServerError> {
-    let limits = &state.rate_limits;
-    let rates = match org {
-        None => limits.defaults(),
-        Some(org) => match limits.plan_rates(org) {
-            Some(rates) => rates,
-            None => {
-                let read = async {
-                    let tx = state.app.tenancy.system_read_tx(org).await?;
-                    let plan = state.app.subscriptions.request_rates(&tx).await?;
-                    Ok::<_, ApiError>(plan)
-                };
-                limits.keep_plan_rates(org, read.await.map_err(server_error)?)
+/// The names of the root fields the operation selects (through fragments too).
+fn root_fields<'a>(
+    document: &'a async_graphql::parser::types::ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Vec<&'a str> {
+    use async_graphql::parser::types::{Selection, SelectionSet};
+    fn walk<'a>(
+        document: &'a async_graphql::parser::types::ExecutableDocument,
+        set: &'a SelectionSet,
+        seen: &mut Vec<&'a str>,
+        names: &mut Vec<&'a str>,
+    ) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => names.push(field.node.name.node.as_str()),
+                Selection::InlineFragment(inline) => {
+                    walk(document, &inline.node.selection_set.node, seen, names)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if seen.contains(&name) {
+                        continue;
+                    }
+                    seen.push(name);
+                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                    {
+                        walk(document, &fragment.node.selection_set.node, seen, names);
+                    }
+                }
             }
-        },
-    };
-    match rates.per_user {
-        Some(per_minute) => within_rate(state, Subject::User(user), per_minute).await,
-        None => Ok(()),
+        }
     }
+    let operation = document
+        .operations
+        .iter()
+        .find(|(name, _)| match operation_name {
+            Some(wanted) => name.map(|n| n.as_str()) == Some(wanted),
+            None => true,
+        });
+    let mut names = Vec::new();
+    if let Some((_, operation)) = operation {
+        walk(
+            document,
+            &operation.node.selection_set.node,
+            &mut Vec::new(),
+            &mut names,
+        );
+    }
+    names
 }
 
 /// Where an organization's trusted documents are read: in the caller's transaction
@@ -1042,8 +1092,7 @@ async fn resolve(
     state: &HttpState,
     mut request: Request,
     form: Form,
-    scope: Option<OrgId>,
-    trusted_only: bool,
+    (scope, trusted_only): (Option<uuid::Uuid>, bool),
     lookup: OrgLookup<'_>,
 ) -> Result<Request, ServerError> {
     let persisted = &state.app.persisted;
@@ -1054,7 +1103,7 @@ async fn resolve(
         Form::TextWithId(hash) => {
             if trusted_only {
                 // Runs if it is a trusted document (the id was checked against the text).
-                if find_trusted(state, hash, scope, lookup).await?.is_none() {
+                if find_trusted(state, hash, lookup).await?.is_none() {
                     return Err(not_in_list());
                 }
             } else {
@@ -1064,16 +1113,19 @@ async fn resolve(
             Ok(request)
         }
         Form::ById(hash) => {
-            if let Some(trusted) = find_trusted(state, hash, scope, lookup).await? {
-                request.query = trusted.text.clone();
-                return admit_text(state, request, Some(trusted.parsed.clone()));
+            // A caller who may send text may have registered it by APQ: the same text
+            // as any trusted document with this id (the id is its hash), found without
+            // a statement.
+            if !trusted_only && let Some(text) = persisted.automatic(scope, hash) {
+                request.query = text.to_string();
+                return admit_text(state, request, None);
             }
-            match persisted.automatic(scope, hash) {
-                Some(text) if !trusted_only => {
-                    request.query = text.to_string();
-                    admit_text(state, request, None)
+            match find_trusted(state, hash, lookup).await? {
+                Some(trusted) => {
+                    request.query = trusted.text.clone();
+                    admit_text(state, request, Some(trusted.parsed.clone()))
                 }
-                _ => Err(request_error(
+                None => Err(request_error(
                     ErrorCode::PersistedQueryNotFound,
                     format!(
                         "no document {hash} is known here: send its text with its id (APQ), \
@@ -1086,11 +1138,12 @@ async fn resolve(
 }
 
 /// The trusted document `hash` the caller may run: the platform's, or its
-/// organization's (`scope`), kept parsed after it is first read.
+/// organization's, kept parsed after it is first read. An organization's is looked for
+/// only once the caller is known to be its (its transaction entered): a kept one is
+/// never handed to a caller who merely names the organization.
 async fn find_trusted(
     state: &HttpState,
     hash: tenancy::DocumentHash,
-    scope: Option<OrgId>,
     lookup: OrgLookup<'_>,
 ) -> Result<Option<Arc<admission::Trusted>>, ServerError> {
     let app = &state.app;
@@ -1098,8 +1151,9 @@ async fn find_trusted(
     if let Some(kept) = persisted.trusted(None, hash) {
         return Ok(Some(kept));
     }
-    if let Some(org) = scope
-        && let Some(kept) = persisted.trusted(Some(org), hash)
+    // An API key's organization is entered already: its kept documents cost nothing.
+    if let OrgLookup::In(tx) = &lookup
+        && let Some(kept) = persisted.trusted(Some(tx.org_id()), hash)
     {
         return Ok(Some(kept));
     }
@@ -1113,23 +1167,30 @@ async fn find_trusted(
         }
     }
     .map_err(tenancy_error)?;
+    let of_org = |tx: &kernel::TenantTx| persisted.trusted(Some(tx.org_id()), hash);
     let (scope, text) = match (platform, lookup) {
         (Some(text), _) => (None, text),
-        (None, OrgLookup::In(tx)) => match app
-            .tenancy
-            .live_trusted_document(tx, hash)
-            .await
-            .map_err(tenancy_error)?
-        {
-            Some(document) => (Some(document.org_id), document.body),
-            None => return Ok(None),
-        },
+        (None, OrgLookup::In(tx)) => {
+            match app
+                .tenancy
+                .live_trusted_document(tx, hash)
+                .await
+                .map_err(tenancy_error)?
+            {
+                Some(document) => (Some(document.org_id), document.body),
+                None => return Ok(None),
+            }
+        }
         (None, OrgLookup::Enter(caller, org)) => {
+            // Entering checks the person's membership (and session).
             let (tx, _) = app
                 .tenancy
                 .enter(caller, org, kernel::TxMode::Read)
                 .await
                 .map_err(tenancy_error)?;
+            if let Some(kept) = of_org(&tx) {
+                return Ok(Some(kept));
+            }
             let found = app
                 .tenancy
                 .live_trusted_document(&tx, hash)
@@ -1404,8 +1465,15 @@ fn respond(
     // clients that retry on their own: 503 when the database was unavailable, 429 when
     // the caller was throttled.
     let mut retry: Option<(StatusCode, u64)> = None;
+    // Not for a replayed answer (its change committed: a retry changes nothing), nor for
+    // a batch of which some operation ran (a client retrying the batch would repeat it).
+    let replayed = responses
+        .iter()
+        .any(|r| r.http_headers.contains_key(crate::idempotency::REPLAYED));
+    let some_ran = responses.len() > 1 && !responses.iter().all(is_request_error);
     for ext in responses
         .iter()
+        .filter(|_| !replayed && !some_ran)
         .flat_map(|r| &r.errors)
         .filter_map(|e| e.extensions.as_ref())
     {

@@ -19,13 +19,103 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 /// How long a duplicate waits for the first request's answer.
 pub const WAIT_FOR_FIRST: Duration = Duration::from_secs(5);
-/// How often it looks.
-pub const LOOK_EVERY: Duration = Duration::from_millis(50);
+/// How soon it looks again, at first (then twice as late each time, up to a second).
+pub const LOOK_AGAIN: Duration = Duration::from_millis(25);
+/// A claim without an answer this old belongs to a request that committed and then
+/// could not keep its answer (its process stopped): the answer is lost, not coming.
+pub const ANSWER_LOST_AFTER: chrono::Duration = chrono::Duration::minutes(2);
+
+/// The mutations an Idempotency-Key is accepted with: each changes the active
+/// organization through the operation's unit of work, which claims the key in the
+/// change's own transaction. Others are refused with the key (`BAD_REQUEST`); a test
+/// holds every mutation of the schema to one of the two lists.
+pub const IDEMPOTENT_MUTATIONS: &[&str] = &[
+    "acceptDataProcessingAgreement",
+    "approveDocument",
+    "archiveDocument",
+    "assignRole",
+    "cancelSubscription",
+    "changeMemberRole",
+    "changePlan",
+    "createDocument",
+    "createProject",
+    "createRole",
+    "deleteRole",
+    "denyPermission",
+    "grantAccess",
+    "leaveOrganization",
+    "payInvoice",
+    "publishDocument",
+    "purgeAuditEvents",
+    "recordUsage",
+    "registerTrustedDocuments",
+    "removeDenyRule",
+    "removeMember",
+    "requestDataExport",
+    "requestDocumentChanges",
+    "revokeAccess",
+    "revokeApiKey",
+    "revokeInvitation",
+    "revokeTrustedDocument",
+    "setAuditRetention",
+    "submitDocument",
+    "unassignRole",
+    "updateDocument",
+    "updateProject",
+    "updateRole",
+];
+
+/// The mutations refused with an Idempotency-Key, and why.
+pub const NOT_IDEMPOTENT_MUTATIONS: &[(&str, &str)] = &[
+    (
+        "createApiKey",
+        "its answer holds a secret shown once, never kept",
+    ),
+    (
+        "inviteMember",
+        "its answer holds the invitation's secret token",
+    ),
+    (
+        "resendInvitation",
+        "its answer holds the invitation's secret token",
+    ),
+    ("signUp", "outside any organization"),
+    ("logIn", "outside any organization; its answer holds tokens"),
+    (
+        "refreshToken",
+        "outside any organization; its answer holds tokens",
+    ),
+    ("logOut", "outside any organization"),
+    ("createOrganization", "outside any organization"),
+    (
+        "acceptInvitation",
+        "outside any organization until it succeeds",
+    ),
+    ("deleteAccount", "outside any organization"),
+    ("erasePersonalData", "outside any organization"),
+    (
+        "requestOrganizationDeletion",
+        "names its organization in its input",
+    ),
+    (
+        "cancelOrganizationDeletion",
+        "names its organization in its input",
+    ),
+    (
+        "importCatalog",
+        "platform staff's, outside any organization",
+    ),
+];
 
 /// `IDEMPOTENCY_KEY_REUSED`.
 pub const REUSED: ApiError = ApiError::Idempotency {
     reason: "IDEMPOTENCY_KEY_REUSED",
     message: "this Idempotency-Key was used for another request in the last 24 hours; use a new key for a new request",
+};
+/// `ANSWER_LOST`.
+pub const ANSWER_LOST: ApiError = ApiError::Idempotency {
+    reason: "ANSWER_LOST",
+    message: "the request with this Idempotency-Key completed, but its answer could not be kept; read the current state instead of retrying",
 };
 /// `IN_PROGRESS`.
 pub const IN_PROGRESS: ApiError = ApiError::Idempotency {
@@ -57,8 +147,10 @@ pub fn fingerprint(request: &Request) -> String {
     hash.update([0]);
     hash.update(&request.query);
     hash.update([0]);
-    // Variables are an ordered map: the same values serialize the same.
-    hash.update(serde_json::to_vec(&request.variables).unwrap_or_default());
+    // Through `serde_json::Value`, whose objects keep their keys sorted: the same values
+    // hash the same whatever order the client wrote them in.
+    let variables = serde_json::to_value(&request.variables).unwrap_or_default();
+    hash.update(variables.to_string());
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -73,7 +165,9 @@ pub struct IdempotencyClaim {
     pub key: String,
     /// What the request is.
     pub fingerprint: String,
+    /// Claimed in a write that committed.
     recorded: AtomicBool,
+    /// Another request held the key.
     lost: AtomicBool,
 }
 
@@ -90,27 +184,32 @@ impl IdempotencyClaim {
         }
     }
 
-    /// Claims the key in `tx` (the operation's first write of the organization) before
-    /// its change: `IN_PROGRESS` when another request holds it.
+    /// Claims the key in `tx` (a write of the operation in the claim's organization)
+    /// before its change: whether it did (then [`Self::committed`] once `tx` commits);
+    /// `IN_PROGRESS` when another request holds it. A write after one that committed
+    /// the claim claims nothing; one after a write that rolled back claims again.
     pub async fn claim_in(
         &self,
         tenancy: &tenancy::TenancyService,
         tx: &TenantTx,
-    ) -> Result<(), ApiError> {
+    ) -> Result<bool, ApiError> {
         if tx.org_id() != self.org || self.recorded.load(Ordering::Acquire) {
-            return Ok(());
+            return Ok(false);
         }
         if tenancy
             .claim_idempotency_key(tx, self.principal, &self.key, &self.fingerprint)
             .await?
         {
-            // Holds once `tx` commits; a rollback takes the claim with the change.
-            self.recorded.store(true, Ordering::Release);
-            Ok(())
+            Ok(true)
         } else {
             self.lost.store(true, Ordering::Release);
             Err(IN_PROGRESS)
         }
+    }
+
+    /// The transaction that claimed the key committed.
+    pub fn committed(&self) {
+        self.recorded.store(true, Ordering::Release);
     }
 
     /// Whether a write unit claimed the key (and so it committed if the unit did).
@@ -144,6 +243,7 @@ pub async fn look_up(
 ) -> Result<Earlier, ApiError> {
     let principal = principal_id(caller);
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
+    let mut pause = LOOK_AGAIN;
     loop {
         let (tx, _) = app.tenancy.enter(caller, org, kernel::TxMode::Read).await?;
         let earlier = app.tenancy.idempotent_request(&tx, principal, &key).await?;
@@ -162,15 +262,21 @@ pub async fn look_up(
                 response: Some(answer),
                 ..
             }) => return Ok(Earlier::Replay(Box::new(replayed(&answer)?))),
+            Some(earlier) if app.clock.now() - earlier.created_at > ANSWER_LOST_AFTER => {
+                return Err(ANSWER_LOST);
+            }
             Some(_) if tokio::time::Instant::now() >= deadline => return Err(IN_PROGRESS),
-            Some(_) => tokio::time::sleep(LOOK_EVERY).await,
+            Some(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
         }
     }
 }
 
-/// After the mutation ran: keeps its answer for retries (if it claimed the key, or made
-/// no write unit of the organization and succeeded: then claimed now), or, if another
-/// request held the key, answers with that request's answer.
+/// After the mutation ran: keeps its answer for retries if it claimed the key (its
+/// change committed), or, if another request held the key, answers with that request's
+/// answer.
 pub async fn settle(
     app: &crate::startup::AppState,
     caller: &tenancy::Caller,
@@ -194,31 +300,23 @@ pub async fn settle(
             }
         };
     }
-    if !claim.recorded() && !response.errors.is_empty() {
+    if !claim.recorded() {
         return response;
     }
     let kept = async {
-        let (tx, _) = app
-            .tenancy
-            .enter(caller, claim.org, kernel::TxMode::Write)
+        // The system's transaction: the caller may have left the organization (or
+        // revoked their own key) in this very mutation.
+        let tx = app.tenancy.system_tx(claim.org).await?;
+        let answer = serde_json::to_string(&response).unwrap_or_default();
+        app.tenancy
+            .store_idempotent_response(&tx, claim.principal, &claim.key, &answer)
             .await?;
-        let claimed = claim.recorded()
-            || app
-                .tenancy
-                .claim_idempotency_key(&tx, claim.principal, &claim.key, &claim.fingerprint)
-                .await?;
-        if claimed {
-            let answer = serde_json::to_string(&response).unwrap_or_default();
-            app.tenancy
-                .store_idempotent_response(&tx, claim.principal, &claim.key, &answer)
-                .await?;
-        }
         tx.commit().await?;
         Ok::<_, tenancy::Error>(())
     };
     if let Err(error) = kept.await {
-        // The change stands; a retry finds the claim without an answer and is told
-        // `IN_PROGRESS` until the claim expires.
+        // The change stands; a retry finds the claim without an answer: `IN_PROGRESS`
+        // for a while, then `ANSWER_LOST`.
         tracing::warn!(error = ?error, "the answer of an idempotent request could not be kept");
     }
     response

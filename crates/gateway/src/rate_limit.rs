@@ -1,6 +1,7 @@
-//! Request rates: how many requests a minute each API key and each person may send,
-//! set by the organization's plan (`requests_per_minute_per_api_key`,
-//! `requests_per_minute_per_user`) or the server's defaults. The generic cell rate
+//! Request rates: how many requests a minute each API key may send, set by its
+//! organization's plan (`requests_per_minute_per_api_key`) or the server's default, and
+//! each person (the server's `RATE_LIMIT_USER_PER_MINUTE`: a person acts across
+//! organizations). The generic cell rate
 //! algorithm (GCRA): a burst of the whole minute's allowance, then one request per
 //! 1/rate of a minute. A caller over its rate gets `RATE_LIMITED` with
 //! `extensions.retryAfterSeconds` (HTTP 429, `Retry-After`) before anything runs.
@@ -78,11 +79,61 @@ local burst = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 if tat < now then tat = now end
 local allowed_at = tat - interval * (burst - 1)
-if now < allowed_at then return allowed_at - now end
+if now < allowed_at then return math.max(1, math.ceil(allowed_at - now)) end
 local next_tat = tat + interval
 redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil(next_tat - now) + 1000)
 return 0
 ";
+
+/// How soon a failed Redis is tried again (the process's counters meanwhile).
+const RECONNECT_EVERY: Duration = Duration::from_secs(10);
+
+/// Redis, connected when needed: after a failure the process's own counters serve for
+/// [`RECONNECT_EVERY`] (logged once), then Redis is tried again.
+struct SharedCounters {
+    client: redis::Client,
+    connection: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    failed_at: Mutex<Option<std::time::Instant>>,
+}
+
+impl SharedCounters {
+    /// A connection, unless Redis failed within the last [`RECONNECT_EVERY`].
+    async fn connection(&self) -> Option<redis::aio::ConnectionManager> {
+        let failed_recently = self
+            .failed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < RECONNECT_EVERY);
+        if failed_recently {
+            return None;
+        }
+        let mut connection = self.connection.lock().await;
+        if connection.is_none() {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(Duration::from_millis(500)));
+            match redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await
+            {
+                Ok(manager) => *connection = Some(manager),
+                Err(error) => {
+                    drop(connection);
+                    self.failed(&error);
+                    return None;
+                }
+            }
+        }
+        connection.clone()
+    }
+
+    /// Counts on this process for a while, and says so once.
+    fn failed(&self, error: &redis::RedisError) {
+        let mut failed_at = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        if failed_at.is_none_or(|at| at.elapsed() >= RECONNECT_EVERY) {
+            tracing::warn!(%error, "Redis failed: rate limits are counted in this process for a while");
+        }
+        *failed_at = Some(std::time::Instant::now());
+    }
+}
 
 /// The rate limits of the process.
 pub struct RateLimits {
@@ -90,7 +141,7 @@ pub struct RateLimits {
     clock: SharedClock,
     local: Mutex<HashMap<NonZeroU32, Arc<Limiter>>>,
     checks: std::sync::atomic::AtomicU64,
-    redis: Option<redis::aio::ConnectionManager>,
+    redis: Option<SharedCounters>,
     script: redis::Script,
     plans: quick_cache::sync::Cache<OrgId, (Rates, chrono::DateTime<chrono::Utc>)>,
 }
@@ -118,12 +169,15 @@ impl RateLimits {
         }
     }
 
-    /// Limits counted in Redis at `url` (shared by every instance using it).
-    pub async fn shared(defaults: Rates, clock: SharedClock, url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let manager = redis::aio::ConnectionManager::new(client).await?;
+    /// Limits counted in Redis at `url` (shared by every instance using it). Connected
+    /// when first needed, and again after it failed (at most every [`RECONNECT_EVERY`]).
+    pub fn shared(defaults: Rates, clock: SharedClock, url: &str) -> anyhow::Result<Self> {
         Ok(Self {
-            redis: Some(manager),
+            redis: Some(SharedCounters {
+                client: redis::Client::open(url)?,
+                connection: tokio::sync::Mutex::new(None),
+                failed_at: Mutex::new(None),
+            }),
             ..Self::local(defaults, clock)
         })
     }
@@ -147,12 +201,12 @@ impl RateLimits {
             .map(|(rates, _)| rates)
     }
 
-    /// Keeps `org`'s plan rates (`per_api_key`, `per_user` as the plan sets them),
-    /// filled in with the defaults. What they are now.
-    pub fn keep_plan_rates(&self, org: OrgId, plan: (Option<u32>, Option<u32>)) -> Rates {
+    /// Keeps the API key rate `org`'s plan sets, filled in with the default. What the
+    /// organization's rates are now.
+    pub fn keep_plan_rates(&self, org: OrgId, per_api_key: Option<u32>) -> Rates {
         let rates = Rates {
-            per_api_key: plan.0.map_or(self.defaults.per_api_key, NonZeroU32::new),
-            per_user: plan.1.map_or(self.defaults.per_user, NonZeroU32::new),
+            per_api_key: per_api_key.map_or(self.defaults.per_api_key, NonZeroU32::new),
+            per_user: self.defaults.per_user,
         };
         self.plans.insert(org, (rates, self.clock.now()));
         rates
@@ -161,12 +215,12 @@ impl RateLimits {
     /// Counts a request of `subject` against `per_minute`: `Err` with how long to wait
     /// when it is over.
     pub async fn check(&self, subject: Subject, per_minute: NonZeroU32) -> Result<(), Duration> {
-        if let Some(redis) = &self.redis {
-            match self.check_shared(redis.clone(), subject, per_minute).await {
+        if let Some(shared) = &self.redis
+            && let Some(connection) = shared.connection().await
+        {
+            match self.check_shared(connection, subject, per_minute).await {
                 Ok(outcome) => return outcome,
-                Err(error) => {
-                    tracing::warn!(%error, "rate limits fall back to this process's counters");
-                }
+                Err(error) => shared.failed(&error),
             }
         }
         self.check_local(subject, per_minute)
@@ -216,7 +270,7 @@ impl RateLimits {
         Ok(if wait_ms <= 0.0 {
             Ok(())
         } else {
-            Err(Duration::from_secs_f64(wait_ms / 1000.0))
+            Err(Duration::try_from_secs_f64(wait_ms / 1000.0).unwrap_or(Duration::from_secs(60)))
         })
     }
 }
@@ -261,14 +315,15 @@ mod tests {
         let limits = RateLimits::local(defaults, Arc::new(kernel::SystemClock));
         let org = OrgId::from_uuid(uuid::Uuid::now_v7());
         assert_eq!(limits.plan_rates(org), None);
-        let kept = limits.keep_plan_rates(org, (Some(5), None));
+        let kept = limits.keep_plan_rates(org, Some(5));
         assert_eq!(kept.per_api_key, NonZeroU32::new(5));
         assert_eq!(kept.per_user, NonZeroU32::new(200));
         assert_eq!(limits.plan_rates(org), Some(kept));
-        // A plan's 0 is no limit at all.
         assert_eq!(
-            limits.keep_plan_rates(org, (Some(0), None)).per_api_key,
-            None
+            limits.keep_plan_rates(org, None).per_api_key,
+            NonZeroU32::new(100)
         );
+        // A plan's 0 is no limit at all.
+        assert_eq!(limits.keep_plan_rates(org, Some(0)).per_api_key, None);
     }
 }

@@ -201,7 +201,7 @@ impl Application {
                 cors_allowed_origins: config.cors_allowed_origins.clone(),
                 introspection: config.introspection(),
                 trusted_documents_only: config.trusted_documents_only.clone(),
-                rate_limits: Arc::new(rate_limits(config, state.clock.clone()).await),
+                rate_limits: Arc::new(rate_limits(config, state.clock.clone())),
             },
         );
         let listener = TcpListener::bind(config.bind_addr)
@@ -282,9 +282,9 @@ async fn shutdown_signal() {
     }
 }
 
-/// The rate limits `config` sets: shared through Redis with `REDIS_URL`, else this
-/// process's own (also when Redis cannot be reached at start: logged).
-async fn rate_limits(config: &Config, clock: SharedClock) -> crate::rate_limit::RateLimits {
+/// The rate limits `config` sets: shared through Redis with `REDIS_URL` (connected when
+/// first needed), else this process's own.
+fn rate_limits(config: &Config, clock: SharedClock) -> crate::rate_limit::RateLimits {
     use crate::rate_limit::{RateLimits, Rates};
     let defaults = Rates {
         per_api_key: std::num::NonZeroU32::new(config.rate_limit_api_key_per_minute),
@@ -292,10 +292,10 @@ async fn rate_limits(config: &Config, clock: SharedClock) -> crate::rate_limit::
     };
     match &config.redis_url {
         None => RateLimits::local(defaults, clock),
-        Some(url) => match RateLimits::shared(defaults, clock.clone(), url).await {
+        Some(url) => match RateLimits::shared(defaults, clock.clone(), url) {
             Ok(shared) => shared,
             Err(error) => {
-                tracing::error!(%error, "Redis unreachable: rate limits are counted per instance");
+                tracing::error!(%error, "REDIS_URL is not a Redis URL: rate limits are counted per instance");
                 RateLimits::local(defaults, clock)
             }
         },

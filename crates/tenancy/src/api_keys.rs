@@ -60,16 +60,20 @@ impl TenancyService {
         // A key made by a key lives no longer than its maker: an expiring key cannot
         // mint a permanent one.
         let mut expires_at = expires_at;
-        if let Principal::ApiKey { key, .. } = permit.principal()
-            && let Some(maker_expiry) = find(tx, key).await?.expires_at
-        {
-            if expires_at.is_some_and(|asked| asked > maker_expiry) {
-                return Err(Error::invalid(
-                    "expiresAt",
-                    "a key made by a key cannot outlive it",
-                ));
+        let mut trusted_documents_only = trusted_documents_only;
+        if let Principal::ApiKey { key, .. } = permit.principal() {
+            let maker = find(tx, key).await?;
+            // A key restricted to trusted documents makes restricted keys only.
+            trusted_documents_only |= maker.trusted_documents_only;
+            if let Some(maker_expiry) = maker.expires_at {
+                if expires_at.is_some_and(|asked| asked > maker_expiry) {
+                    return Err(Error::invalid(
+                        "expiresAt",
+                        "a key made by a key cannot outlive it",
+                    ));
+                }
+                expires_at = Some(expires_at.unwrap_or(maker_expiry));
             }
-            expires_at = Some(expires_at.unwrap_or(maker_expiry));
         }
         if let Some(expiry) = expires_at
             && (expiry <= now || expiry > now + chrono::Duration::days(MAX_KEY_LIFETIME_DAYS))

@@ -51,8 +51,8 @@ impl quick_cache::Weighter<(Scope, DocumentHash), Arc<Trusted>> for TrustedWeigh
 #[derive(Clone)]
 struct TextWeight;
 
-impl quick_cache::Weighter<(Scope, DocumentHash), Arc<str>> for TextWeight {
-    fn weight(&self, _: &(Scope, DocumentHash), text: &Arc<str>) -> u64 {
+impl quick_cache::Weighter<(Option<uuid::Uuid>, DocumentHash), Arc<str>> for TextWeight {
+    fn weight(&self, _: &(Option<uuid::Uuid>, DocumentHash), text: &Arc<str>) -> u64 {
         text.len() as u64 + 64
     }
 }
@@ -60,7 +60,7 @@ impl quick_cache::Weighter<(Scope, DocumentHash), Arc<str>> for TextWeight {
 /// The process's documents known by id (shared by every request).
 pub struct PersistedDocuments {
     trusted: quick_cache::sync::Cache<(Scope, DocumentHash), Arc<Trusted>, TrustedWeight>,
-    automatic: quick_cache::sync::Cache<(Scope, DocumentHash), Arc<str>, TextWeight>,
+    automatic: quick_cache::sync::Cache<(Option<uuid::Uuid>, DocumentHash), Arc<str>, TextWeight>,
     key_policies: quick_cache::sync::Cache<ApiKeyId, bool>,
 }
 
@@ -113,13 +113,14 @@ impl PersistedDocuments {
         self.trusted.remove(&(scope, hash));
     }
 
-    /// The text an APQ client registered for `hash` in `scope`.
-    pub fn automatic(&self, scope: Scope, hash: DocumentHash) -> Option<Arc<str>> {
-        self.automatic.get(&(scope, hash))
+    /// The text an APQ client registered for `hash`, as the caller `principal` (a
+    /// person's or a key's id; `None`: anonymous callers).
+    pub fn automatic(&self, principal: Option<uuid::Uuid>, hash: DocumentHash) -> Option<Arc<str>> {
+        self.automatic.get(&(principal, hash))
     }
 
     /// Registers an APQ text (its hash checked by the caller).
-    pub fn keep_automatic(&self, scope: Scope, hash: DocumentHash, text: &str) {
+    pub fn keep_automatic(&self, scope: Option<uuid::Uuid>, hash: DocumentHash, text: &str) {
         if self.automatic.get(&(scope, hash)).is_none() {
             self.automatic.insert((scope, hash), Arc::from(text));
         }

@@ -55,8 +55,6 @@ pub struct PlanLimitValues {
     pub documents_per_project: Option<i64>,
     /// Requests a minute each API key may send (null: the server's default).
     pub requests_per_minute_per_api_key: Option<i64>,
-    /// Requests a minute each person may send (null: the server's default).
-    pub requests_per_minute_per_user: Option<i64>,
 }
 
 /// A metered quota per billing period.
@@ -243,11 +241,6 @@ impl From<&PlanVersion> for Plan {
                     .entitlements
                     .limits
                     .requests_per_minute_per_api_key
-                    .map(i64::from),
-                requests_per_minute_per_user: def
-                    .entitlements
-                    .limits
-                    .requests_per_minute_per_user
                     .map(i64::from),
             },
             quotas: def
