@@ -44,6 +44,19 @@ async fn a_key_authenticates_with_its_own_role_until_revoked() {
     let keys = app
         .gql("{ viewer { activeOrganization { apiKeys { edges { node { id lastUsedAt } } } } } }");
     assert_eq!(keys.bearer(&viewer_key).send().await.code(), "FORBIDDEN");
+    // Nor may it count them.
+    let count = app.gql("{ viewer { activeOrganization { apiKeys(first: 1) { totalCount } } } }");
+    assert_eq!(count.bearer(&viewer_key).send().await.code(), "FORBIDDEN");
+    let counted = app
+        .gql("{ viewer { activeOrganization { apiKeys(first: 1) { totalCount } } } }")
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await;
+    assert_eq!(
+        counted.data()["viewer"]["activeOrganization"]["apiKeys"]["totalCount"],
+        1
+    );
 
     let listed = app
         .gql("{ viewer { activeOrganization { apiKeys { edges { node { id name role lastUsedAt revokedAt } } } } } }")

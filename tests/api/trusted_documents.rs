@@ -219,7 +219,7 @@ async fn a_restricted_key_runs_its_organizations_trusted_documents_by_id_and_not
 
     // The organization's list, and its revocation: the document stops running.
     let list = app
-        .gql("{ viewer { activeOrganization { trustedDocuments(first: 10) { edges { node { documentId name body revokedAt } } } } } }")
+        .gql("{ viewer { activeOrganization { trustedDocuments(first: 10) { totalCount edges { node { documentId name body revokedAt } } } } } }")
         .as_user(&alice)
         .in_org(&acme)
         .send()
@@ -229,6 +229,10 @@ async fn a_restricted_key_runs_its_organizations_trusted_documents_by_id_and_not
         .unwrap()
         .clone();
     assert_eq!(edges.len(), 3);
+    assert_eq!(
+        list.data()["viewer"]["activeOrganization"]["trustedDocuments"]["totalCount"],
+        3
+    );
     assert_eq!(edges[0]["node"]["body"], READ_ORG);
     let revoke = "mutation($d: String!) { revokeTrustedDocument(input: {documentId: $d}) { trustedDocument { name revokedAt } } }";
     let revoked = app
@@ -311,7 +315,7 @@ async fn another_organizations_documents_are_not_found_by_its_keys_or_people() {
     }
     // Evil cannot see or revoke Acme's document.
     let list = app
-        .gql("{ viewer { activeOrganization { trustedDocuments { edges { node { name } } } } } }")
+        .gql("{ viewer { activeOrganization { trustedDocuments { totalCount edges { node { name } } } } } }")
         .as_user(&mallory)
         .in_org(&evil)
         .send()
@@ -319,6 +323,10 @@ async fn another_organizations_documents_are_not_found_by_its_keys_or_people() {
     assert_eq!(
         list.data()["viewer"]["activeOrganization"]["trustedDocuments"]["edges"],
         json!([])
+    );
+    assert_eq!(
+        list.data()["viewer"]["activeOrganization"]["trustedDocuments"]["totalCount"],
+        0
     );
     let revoke = app
         .gql("mutation($d: String!) { revokeTrustedDocument(input: {documentId: $d}) { trustedDocument { name } } }")

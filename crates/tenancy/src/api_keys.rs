@@ -14,7 +14,7 @@ use authz::{Action, Permit, ResourceType, Subject};
 use kernel::page::keyset;
 use kernel::{ApiKeyId, Page, PageRequest, Principal, TenantTx};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 /// The longest a key may be issued for with an expiry (about ten years).
 const MAX_KEY_LIFETIME_DAYS: i64 = 3_660;
@@ -163,6 +163,13 @@ impl TenancyService {
             .all(tx.conn())
             .await?;
         Page::from_overfetch(rows, page).try_map(api_key_from_row)
+    }
+
+    /// How many keys the organization has, revoked ones included (every page of
+    /// [`Self::api_keys`]).
+    pub async fn count_api_keys(&self, tx: &TenantTx, permit: &Permit) -> Result<u64> {
+        permit.ensure(tx, ResourceType::ApiKey, Action::Read, None)?;
+        Ok(tx.select::<api_key::Entity>().count(tx.conn()).await?)
     }
 
     /// A key of this organization.

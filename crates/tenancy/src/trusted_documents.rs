@@ -363,6 +363,17 @@ impl TenancyService {
         Page::from_overfetch(rows, page).try_map(from_row)
     }
 
+    /// How many live trusted documents the organization has (every page of
+    /// [`Self::trusted_documents`]).
+    pub async fn count_trusted_documents(&self, tx: &TenantTx, permit: &Permit) -> Result<u64> {
+        permit.ensure(tx, ResourceType::ApiKey, Action::Read, None)?;
+        Ok(tx
+            .select::<trusted_document::Entity>()
+            .filter(trusted_document::Column::RevokedAt.is_null())
+            .count(tx.conn())
+            .await?)
+    }
+
     /// Revokes a live trusted document: it stops running at once on this instance, and
     /// on others when their cache lets it go (see the GraphQL layer).
     #[tracing::instrument(

@@ -4,7 +4,7 @@ use super::{ApiKey, Invitation, Membership, Role, TrustedDocument};
 use crate::context::ContextExt;
 use crate::context::{Where, read};
 use crate::error::{GqlResult, ResultExt};
-use crate::graphql::connection::{connection, page_request};
+use crate::graphql::connection::{connection, connection_with, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
@@ -192,7 +192,7 @@ impl Organization {
         before: Option<String>,
         first: Option<i32>,
         last: Option<i32>,
-    ) -> GqlResult<Connection<String, ApiKey>> {
+    ) -> GqlResult<Connection<String, ApiKey, KeyList>> {
         let page = page_request(after, before, first, last).gql()?;
         let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
         let permit = ctx
@@ -209,7 +209,15 @@ impl Organization {
             .api_keys(&tx, &permit, &page)
             .await
             .gql()?;
-        Ok(connection(keys, |k| k.id.as_uuid(), ApiKey))
+        Ok(connection_with(
+            keys,
+            |k| k.id.as_uuid(),
+            ApiKey,
+            KeyList {
+                org: self.0.id,
+                of: Listed::ApiKeys,
+            },
+        ))
     }
 
     /// The organization's live trusted documents, oldest first (who may see its API
@@ -221,7 +229,7 @@ impl Organization {
         before: Option<String>,
         first: Option<i32>,
         last: Option<i32>,
-    ) -> GqlResult<Connection<String, TrustedDocument>> {
+    ) -> GqlResult<Connection<String, TrustedDocument, KeyList>> {
         let page = page_request(after, before, first, last).gql()?;
         read(ctx, Where::Org(self.0.id), async |unit| {
             let on_keys = Resource::of_type(ResourceType::ApiKey);
@@ -231,7 +239,49 @@ impl Organization {
                 .tenancy
                 .trusted_documents(unit.tx, &permit, &page)
                 .await?;
-            Ok(connection(documents, |d| d.id, TrustedDocument))
+            Ok(connection_with(
+                documents,
+                |d| d.id,
+                TrustedDocument,
+                KeyList {
+                    org: self.0.id,
+                    of: Listed::TrustedDocuments,
+                },
+            ))
+        })
+        .await
+    }
+}
+
+/// The organization's API keys or trusted documents as a whole.
+pub struct KeyList {
+    org: kernel::OrgId,
+    of: Listed,
+}
+
+/// Which of an organization's integration lists.
+#[derive(Clone, Copy)]
+enum Listed {
+    ApiKeys,
+    TrustedDocuments,
+}
+
+#[Object]
+impl KeyList {
+    /// How many the list holds across all its pages. Counted only when asked for: one
+    /// statement, in the operation's unit.
+    async fn total_count(&self, ctx: &Context<'_>) -> GqlResult<i64> {
+        read(ctx, Where::Org(self.org), async |unit| {
+            let on_keys = Resource::of_type(ResourceType::ApiKey);
+            let permit = unit.permit(on_keys, Action::Read).await?;
+            let tenancy = &unit.state.tenancy;
+            let count = match self.of {
+                Listed::ApiKeys => tenancy.count_api_keys(unit.tx, &permit).await?,
+                Listed::TrustedDocuments => {
+                    tenancy.count_trusted_documents(unit.tx, &permit).await?
+                }
+            };
+            Ok(i64::try_from(count).unwrap_or(i64::MAX))
         })
         .await
     }
