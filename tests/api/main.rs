@@ -23,6 +23,7 @@ mod idempotency;
 mod invitations;
 mod isolation;
 mod list_property;
+mod logs;
 mod members;
 mod offboarding;
 mod organizations;

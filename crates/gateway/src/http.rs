@@ -184,8 +184,12 @@ async fn run_to_completion(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         request.headers_mut().insert("x-request-id", value);
     }
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    // The path only: a query string may carry variables (personal data).
+    let path = request.uri().path().to_owned();
     let mut task = tokio::spawn(next.run(request).in_current_span());
-    match tokio::time::timeout(deadline, &mut task).await {
+    let response = match tokio::time::timeout(deadline, &mut task).await {
         Ok(Ok(response)) => response,
         Ok(Err(failure)) => {
             tracing::error!(request_id = %request_id, error = %failure, "request task failed");
@@ -213,7 +217,29 @@ async fn run_to_completion(
                 ),
             )
         }
-    }
+    };
+    // One line per request, with ids and codes only (never names, emails, addresses,
+    // variables or documents).
+    let outcome = response.extensions().get::<GraphqlOutcome>();
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        operations = outcome.map_or("", |o| o.operations.as_str()),
+        outcome = outcome.map_or("", |o| o.codes.as_str()),
+        "request"
+    );
+    response
+}
+
+/// What a GraphQL answer was, for the request's log line: the operations' names
+/// (`-` for an unnamed one) and each one's outcome (`OK` or its first error's code).
+#[derive(Clone, Debug, Default)]
+struct GraphqlOutcome {
+    operations: String,
+    codes: String,
 }
 
 /// Stripe's webhook: verified by signature and timestamp, deduplicated by event id, and
@@ -644,7 +670,7 @@ async fn execute(
     peer: SocketAddr,
     headers: HeaderMap,
     request_id: String,
-    operations: Operations,
+    mut operations: Operations,
 ) -> axum::response::Response {
     let span = tracing::info_span!(
         "http.graphql",
@@ -770,6 +796,27 @@ async fn execute(
                 }
             })
         };
+        // The operations' names for the log: as sent, or as the document names its one
+        // operation (a document sent by id alone is not read yet: `-`).
+        let names = operations
+            .items
+            .iter_mut()
+            .map(|item| match item {
+                Ok(submitted) if matches!(submitted.form, Form::ById(_)) => "-".to_owned(),
+                Ok(submitted) => {
+                    let request = &mut submitted.request;
+                    let named = match request.operation_name.clone() {
+                        Some(given) => Some(given),
+                        None => request.parsed_query().ok().and_then(|document| {
+                            document.operations.iter().next()?.0.map(|n| n.to_string())
+                        }),
+                    };
+                    loggable_name(named.as_deref()).to_owned()
+                }
+                Err(_) => "-".to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         let mut responses = Vec::with_capacity(operations.items.len());
         for item in operations.items {
             responses.push(match item {
@@ -782,10 +829,31 @@ async fn execute(
         } else {
             BatchResponse::Single(responses.into_iter().next().unwrap_or_default())
         };
-        respond(&request_id, StatusCode::OK, response)
+        let mut http = respond(&request_id, StatusCode::OK, response);
+        if let Some(outcome) = http.extensions_mut().get_mut::<GraphqlOutcome>() {
+            outcome.operations = names;
+        }
+        http
     }
     .instrument(span)
     .await
+}
+
+/// An operation's name as the log may show it: a GraphQL name, or `?` (the field is
+/// the client's to fill, and could hold anything, personal data included).
+fn loggable_name(name: Option<&str>) -> &str {
+    match name {
+        None => "-",
+        Some(name)
+            if !name.is_empty()
+                && name.len() <= 64
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            name
+        }
+        Some(_) => "?",
+    }
 }
 
 /// Whether the operation's document asks the schema about itself (`__schema`, `__type`:
@@ -1521,6 +1589,26 @@ fn respond(
     if request_error {
         http.extensions_mut().insert(RequestError);
     }
+    let codes = responses
+        .iter()
+        .map(|r| {
+            r.errors
+                .first()
+                .and_then(|e| e.extensions.as_ref()?.get("code").cloned())
+                .map_or_else(
+                    || "OK".to_owned(),
+                    |code| match code {
+                        async_graphql::Value::String(code) => code,
+                        other => other.to_string(),
+                    },
+                )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    http.extensions_mut().insert(GraphqlOutcome {
+        operations: String::new(),
+        codes,
+    });
     if let Ok(value) = HeaderValue::from_str(request_id) {
         http.headers_mut().insert("x-request-id", value);
     }

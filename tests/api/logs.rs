@@ -1,0 +1,105 @@
+//! The log (issue 16, first part): one line per request with its id, method, path,
+//! status, duration, operations and outcome codes, and no personal data in any line the
+//! server writes (searched for the test's own people's emails and names).
+
+use crate::helpers::TestApp;
+use serde_json::json;
+use std::sync::{Mutex, OnceLock};
+
+/// Everything logged in this test process from the moment the capture starts.
+static CAPTURED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        CAPTURED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Logs as the server does by default (`RUST_LOG`'s default, JSON lines), into memory.
+fn capture() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        gateway::telemetry::init(
+            "info,sqlx=warn,sea_orm=warn,async_graphql=warn",
+            gateway::config::LogFormat::Json,
+            || Capture,
+        );
+    });
+}
+
+fn captured() -> String {
+    String::from_utf8_lossy(&CAPTURED.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+#[tokio::test]
+async fn each_request_is_one_line_of_ids_and_codes_and_no_line_names_a_person() {
+    capture();
+    let app = TestApp::spawn().await;
+    let (email, name) = ("zoe.personal@example.com", "zoe.personal");
+    let zoe = app.user(email).await;
+    let org = app.org(&zoe, "Personal Org").await;
+    // A success, a refusal, a failed log-in naming her, and variables and an operation
+    // name carrying her address.
+    app.gql("query Mine { viewer { user { email name } } }")
+        .as_user(&zoe)
+        .header("X-Request-Id", "log-test-ok")
+        .send()
+        .await
+        .data();
+    let refused = app
+        .gql("{ projects { totalCount } }")
+        .header("X-Request-Id", "log-test-refused")
+        .org_header(&org.id)
+        .send()
+        .await;
+    assert_eq!(refused.code(), "UNAUTHENTICATED");
+    app.log_in(email, "not her password").await;
+    app.gql_body(json!({
+        "query": "mutation Invite($e: String!) { inviteMember(input: {email: $e, role: VIEWER}) { token } }",
+        "operationName": email,
+        "variables": {"e": email},
+    }))
+    .as_user(&zoe)
+    .in_org(&org)
+    .header("X-Request-Id", "log-test-named")
+    .send()
+    .await;
+
+    let log = captured();
+    let line = |request_id: &str| {
+        log.lines()
+            .filter(|line| line.contains(request_id))
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|line| line["message"] == "request")
+            .unwrap_or_else(|| panic!("no request line for {request_id}"))
+    };
+    let ok = line("log-test-ok");
+    assert_eq!(ok["method"], "POST");
+    assert_eq!(ok["path"], "/graphql");
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["operations"], "Mine");
+    assert_eq!(ok["outcome"], "OK");
+    assert!(ok["duration_ms"].is_u64());
+    assert_eq!(line("log-test-refused")["outcome"], "UNAUTHENTICATED");
+    // An operation name that is not a GraphQL name is not written down.
+    assert_eq!(line("log-test-named")["operations"], "?");
+    for personal in [email, name, "Personal Org"] {
+        assert!(
+            !log.contains(personal),
+            "the log names {personal}: {}",
+            log.lines()
+                .find(|l| l.contains(personal))
+                .unwrap_or_default()
+        );
+    }
+}
