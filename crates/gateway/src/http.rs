@@ -1021,10 +1021,7 @@ async fn prepare(
     };
     // Texts an APQ client registered are the caller's own (a token's signature is
     // checked, so its id is the caller's); an anonymous caller's are everyone's.
-    let apq_scope = context.caller().ok().map(|caller| match caller.claimed() {
-        Principal::User(user) => user.as_uuid(),
-        Principal::ApiKey { key, .. } => key.as_uuid(),
-    });
+    let apq_scope = context.caller().ok().map(|caller| caller.claimed().id());
     let mut request = resolve(state, request, form, (apq_scope, trusted_only), lookup).await?;
     only_queries_over_get(&mut request, method)?;
     let introspects = asks_for_introspection(&mut request);

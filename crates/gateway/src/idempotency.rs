@@ -241,7 +241,7 @@ pub async fn look_up(
     key: String,
     fingerprint: String,
 ) -> Result<Earlier, ApiError> {
-    let principal = principal_id(caller);
+    let principal = caller.claimed().id();
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     let mut pause = LOOK_AGAIN;
     loop {
@@ -320,14 +320,6 @@ pub async fn settle(
         tracing::warn!(error = ?error, "the answer of an idempotent request could not be kept");
     }
     response
-}
-
-/// The id a claim is kept under: the person's or the key's.
-fn principal_id(caller: &tenancy::Caller) -> uuid::Uuid {
-    match caller.claimed() {
-        kernel::Principal::User(user) => user.as_uuid(),
-        kernel::Principal::ApiKey { key, .. } => key.as_uuid(),
-    }
 }
 
 /// A kept answer, marked as a replay.

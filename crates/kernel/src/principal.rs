@@ -27,6 +27,15 @@ impl Principal {
         }
     }
 
+    /// The person's or the key's id, untyped: for columns that record who did something
+    /// (`created_by`) or whose something is (a key of theirs).
+    pub fn id(&self) -> uuid::Uuid {
+        match self {
+            Self::User(id) => id.as_uuid(),
+            Self::ApiKey { key, .. } => key.as_uuid(),
+        }
+    }
+
     /// The acting user, if a person is acting.
     pub fn user_id(&self) -> Option<UserId> {
         match self {

@@ -85,10 +85,7 @@ impl TenancyService {
         }
         self.ensure_may_confer(tx, permit, role).await?;
         let name = validate_name("name", name)?;
-        let created_by = match permit.principal() {
-            Principal::User(user) => user.as_uuid(),
-            Principal::ApiKey { key, .. } => key.as_uuid(),
-        };
+        let created_by = permit.principal().id();
         let id = ApiKeyId::generate();
         let secret = crypto::random_secret();
         let row = api_key::Entity::insert(api_key::ActiveModel {
@@ -212,10 +209,7 @@ impl TenancyService {
         gone: bool,
         reason: &'static str,
     ) -> Result<()> {
-        let creator_id = match creator {
-            Principal::User(user) => user.as_uuid(),
-            Principal::ApiKey { key, .. } => key.as_uuid(),
-        };
+        let creator_id = creator.id();
         let mut revoked = Vec::new();
         for key in live_keys_made_by(tx, &[creator_id]).await? {
             let beyond = gone

@@ -98,7 +98,7 @@ impl TenancyService {
             .col_expr(organization::Column::DeletionRequestedAt, Expr::value(now))
             .col_expr(
                 organization::Column::DeletionRequestedBy,
-                Expr::value(principal_id(actor.principal)),
+                Expr::value(actor.principal.id()),
             )
             .col_expr(
                 organization::Column::DeletionScheduledAt,
@@ -589,13 +589,6 @@ async fn owned_organization(tx: &TenantTx, actor: &Actor) -> Result<organization
         .ok_or(Error::NotFound {
             entity: "organization",
         })
-}
-
-fn principal_id(principal: Principal) -> uuid::Uuid {
-    match principal {
-        Principal::User(user) => user.as_uuid(),
-        Principal::ApiKey { key, .. } => key.as_uuid(),
-    }
 }
 
 /// `table=rows,table=rows` → pairs.

@@ -14,7 +14,7 @@ use audit::NewEvent;
 use authz::{Action, Permit, ResourceType};
 use chrono::{DateTime, Utc};
 use kernel::page::keyset;
-use kernel::{ApiKeyId, OrgId, Page, PageRequest, Principal, TenantTx};
+use kernel::{ApiKeyId, OrgId, Page, PageRequest, TenantTx};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -295,10 +295,7 @@ impl TenancyService {
                 max: MAX_TRUSTED_DOCUMENTS,
             });
         }
-        let created_by = match permit.principal() {
-            Principal::User(user) => user.as_uuid(),
-            Principal::ApiKey { key, .. } => key.as_uuid(),
-        };
+        let created_by = permit.principal().id();
         let now = self.clock.now();
         let mut documents = live.into_iter().map(from_row).collect::<Result<Vec<_>>>()?;
         for operation in &fresh {
