@@ -395,6 +395,17 @@ async fn only_admins_register_and_a_bad_manifest_is_refused_with_where() {
             "{expected}: {answer}"
         );
     }
+    // A manifest is parsed once per request: the same one under two aliases (each up to
+    // 1 MiB of documents to parse) is refused before anything is parsed.
+    let twice = app
+        .gql("mutation($m: JSON!) { a: registerTrustedDocuments(input: {manifest: $m}) { registeredCount } \
+              b: registerTrustedDocuments(input: {manifest: $m}) { registeredCount } }")
+        .vars(json!({ "m": manifest(&[("ReadOrg", "query", READ_ORG)]) }))
+        .as_user(&alice)
+        .in_org(&acme)
+        .send()
+        .await;
+    assert_eq!(twice.code(), "QUERY_TOO_COMPLEX");
     // Nothing was registered by any of them.
     let list = app
         .gql("{ viewer { activeOrganization { trustedDocuments { edges { node { name } } } } } }")

@@ -23,7 +23,7 @@ mod strings;
 
 pub use cost::CostModel;
 pub use parsed::ParsedDocuments;
-pub use persisted::{PersistedDocuments, Scope, Trusted};
+pub use persisted::{PersistedDocuments, Trusted};
 pub use strings::{BadString, MAX_STRING_CHARS, check_strings};
 
 use async_graphql::{ServerError, Variables};
@@ -55,6 +55,8 @@ const WEIGHTS: &[(&str, &str, u64)] = &[
     ("Query", "verifyAuditChain", 4_000),
     ("Mutation", "purgeAuditEvents", 1_000),
     ("Mutation", "importCatalog", 1_000),
+    // Parses up to 250 documents (1 MiB): one per document, as variables repeat freely.
+    ("Mutation", "registerTrustedDocuments", 5_000),
     // Up to 200,000 characters each: a hundred of them is 20 MB of answer.
     ("Document", "body", 100),
     ("DocumentVersion", "body", 100),
