@@ -272,6 +272,8 @@ fn test_config(database_url: &str) -> Config {
         rate_limit_api_key_per_minute: 0,
         rate_limit_user_per_minute: 0,
         redis_url: None,
+        metrics_token: None,
+        metrics_bind_addr: None,
         sign_ups_per_address_per_hour: 20,
         dpa_notice_days: 30,
         org_deletion_grace_days: 30,

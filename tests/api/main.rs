@@ -25,6 +25,7 @@ mod isolation;
 mod list_property;
 mod logs;
 mod members;
+mod metrics;
 mod offboarding;
 mod organizations;
 mod permissions;

@@ -78,7 +78,12 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RunReport> {
 /// Runs the billing run every `every`, forever (the server's background task).
 pub async fn every(state: AppState, every: Duration) {
     crate::schedule::repeat(every, || async {
-        match run_once(&state).await {
+        let started = std::time::Instant::now();
+        let ran = run_once(&state).await;
+        if let Ok(report) = &ran {
+            state.metrics.billing_run(started.elapsed(), report.failed);
+        }
+        match ran {
             Ok(report) if report.advanced > 0 || report.failed > 0 => {
                 tracing::info!(?report, "billing run");
             }

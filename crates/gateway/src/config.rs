@@ -204,6 +204,24 @@ pub struct Config {
     /// it each instance counts on its own.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// A bearer token that opens `GET /metrics` on the API's own port (at least 32
+    /// characters). Without it, and without `METRICS_BIND_ADDR`, there is no metrics
+    /// endpoint.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, value_parser = parse_metrics_token)]
+    pub metrics_token: Option<SecretString>,
+
+    /// An address of its own for `GET /metrics` (no token asked: bind it where only the
+    /// monitoring network reaches, e.g. `10.0.0.5:9100`).
+    #[arg(long, env = "METRICS_BIND_ADDR")]
+    pub metrics_bind_addr: Option<SocketAddr>,
+}
+
+fn parse_metrics_token(text: &str) -> Result<SecretString, String> {
+    if text.len() < 32 {
+        return Err("METRICS_TOKEN must be at least 32 characters".into());
+    }
+    Ok(SecretString::from(text.to_owned()))
 }
 
 /// Callers who may be restricted to trusted documents by setting.

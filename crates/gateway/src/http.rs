@@ -1,6 +1,6 @@
 //! HTTP: `POST /graphql` (single or batched), `GET /graphql` (queries only), GraphiQL at
 //! `/`, `/healthz` and `/readyz`, `GET /audit/export`, `POST /usage/events` (batch usage
-//! ingestion) and `POST /webhooks/stripe`. Authentication and the active organization are
+//! ingestion), `POST /webhooks/stripe` and, when configured, `GET /metrics`. Authentication and the active organization are
 //! resolved here, once per request, into a `RequestContext`.
 
 use crate::config::{Introspection, TrustedDocumentsOnly};
@@ -71,6 +71,8 @@ pub struct Surface {
     pub trusted_documents_only: Vec<TrustedDocumentsOnly>,
     /// Requests a minute per API key and per person.
     pub rate_limits: Arc<RateLimits>,
+    /// The bearer token that opens `/metrics` on this router; none: no such route.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 impl Default for Surface {
@@ -81,6 +83,7 @@ impl Default for Surface {
             introspection: Introspection::All,
             trusted_documents_only: Vec::new(),
             rate_limits: Arc::new(RateLimits::unlimited()),
+            metrics_token: None,
         }
     }
 }
@@ -88,8 +91,20 @@ impl Default for Surface {
 /// The router: [`routes`], each request run to completion or its deadline, and answered
 /// to browsers of the allowed origins.
 pub fn router(app: AppState, schema: AppSchema, surface: &Surface) -> Router {
-    let router = routes(app, schema, surface).layer(axum::middleware::from_fn_with_state(
-        surface.request_timeout,
+    let completion = Completion {
+        deadline: surface.request_timeout,
+        metrics: app.metrics.clone(),
+    };
+    let mut router = routes(app.clone(), schema, surface);
+    if let Some(token) = &surface.metrics_token {
+        router = router.merge(
+            Router::new()
+                .route("/metrics", get(metrics_with_token))
+                .with_state((app, token.clone())),
+        );
+    }
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        completion,
         run_to_completion,
     ));
     match cors(&surface.cors_allowed_origins) {
@@ -174,8 +189,58 @@ pub fn routes(app: AppState, schema: AppSchema, surface: &Surface) -> Router {
 /// completely (with its audit event) or rolls back completely, never stopped half-way
 /// between two statements. At the deadline the task is aborted, which rolls its
 /// transaction back and returns its connection, and the client gets `TIMEOUT`.
+/// `/metrics` by itself, for an address of its own (`METRICS_BIND_ADDR`): no token.
+pub fn metrics_only(app: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+async fn metrics(State(app): State<AppState>) -> axum::response::Response {
+    let text = app
+        .metrics
+        .render(app.db.pool_connections(), app.authz.cache_usage());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// `/metrics` on the API's port: for the bearer of the metrics token only.
+async fn metrics_with_token(
+    State((app, token)): State<(AppState, secrecy::SecretString)>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    use secrecy::ExposeSecret;
+    use sha2::{Digest, Sha256};
+    // Digests are compared, not the texts: how long the comparison takes tells nothing
+    // about how much of the token a guess got right.
+    let given = Sha256::digest(bearer(&headers).unwrap_or_default().as_bytes());
+    let expected = Sha256::digest(token.expose_secret().as_bytes());
+    if given != expected {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "the metrics token is missing or wrong",
+        )
+            .into_response();
+    }
+    metrics(State(app)).await
+}
+
+/// What [`run_to_completion`] needs: the deadline, and where it counts requests.
+#[derive(Clone)]
+struct Completion {
+    deadline: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
 async fn run_to_completion(
-    State(deadline): State<Duration>,
+    State(Completion { deadline, metrics }): State<Completion>,
     mut request: axum::extract::Request,
     next: Next,
 ) -> axum::response::Response {
@@ -188,7 +253,15 @@ async fn run_to_completion(
     let method = request.method().clone();
     // The path only: a query string may carry variables (personal data).
     let path = request.uri().path().to_owned();
-    let mut task = tokio::spawn(next.run(request).in_current_span());
+    // The route's template (a bounded set), never the concrete path, labels the metric.
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut task = tokio::spawn(
+        kernel::count_statements(statements.clone(), next.run(request)).in_current_span(),
+    );
     let response = match tokio::time::timeout(deadline, &mut task).await {
         Ok(Ok(response)) => response,
         Ok(Err(failure)) => {
@@ -221,12 +294,21 @@ async fn run_to_completion(
     // One line per request, with ids and codes only (never names, emails, addresses,
     // variables or documents).
     let outcome = response.extensions().get::<GraphqlOutcome>();
+    let took = started.elapsed();
+    metrics.response(route, response.status().as_u16());
+    if let Some(outcome) = outcome {
+        metrics.graphql_request(
+            &outcome.pairs(),
+            took,
+            statements.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
     tracing::info!(
         request_id = %request_id,
         method = %method,
         path = %path,
         status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_millis() as u64,
+        duration_ms = took.as_millis() as u64,
         operations = outcome.map_or("", |o| o.operations.as_str()),
         outcome = outcome.map_or("", |o| o.codes.as_str()),
         "request"
@@ -240,6 +322,19 @@ async fn run_to_completion(
 struct GraphqlOutcome {
     operations: String,
     codes: String,
+}
+
+impl GraphqlOutcome {
+    /// Each operation's name and outcome (`-` for a name not known: a request refused
+    /// before its operations were read).
+    fn pairs(&self) -> Vec<(String, String)> {
+        let mut names = self.operations.split(',').filter(|n| !n.is_empty());
+        self.codes
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(|code| (names.next().unwrap_or("-").to_owned(), code.to_owned()))
+            .collect()
+    }
 }
 
 /// Stripe's webhook: verified by signature and timestamp, deduplicated by event id, and

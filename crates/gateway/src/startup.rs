@@ -87,6 +87,8 @@ pub struct Services {
     pub export_dir: std::path::PathBuf,
     /// Documents known by id (trusted documents and APQ), kept per process.
     pub persisted: Arc<crate::graphql::admission::PersistedDocuments>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The database.
     pub db: Db,
 }
@@ -140,6 +142,7 @@ impl Services {
             usage_grace: chrono::Duration::days(3),
             export_dir: std::env::temp_dir().join("platform-exports"),
             persisted: Arc::default(),
+            metrics: Arc::default(),
             db,
         })
     }
@@ -154,6 +157,8 @@ pub struct Application {
     router: axum::Router,
     limits: crate::server::HttpLimits,
     port: u16,
+    /// `/metrics` alone, on an address of its own (`METRICS_BIND_ADDR`).
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Application {
@@ -202,8 +207,17 @@ impl Application {
                 introspection: config.introspection(),
                 trusted_documents_only: config.trusted_documents_only.clone(),
                 rate_limits: Arc::new(rate_limits(config, state.clock.clone())),
+                metrics_token: config.metrics_token.clone(),
             },
         );
+        let metrics_listener = match config.metrics_bind_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr} (METRICS_BIND_ADDR)"))?,
+            ),
+            None => None,
+        };
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
@@ -215,6 +229,7 @@ impl Application {
             retention_run_every: (config.audit_retention_interval_secs > 0)
                 .then(|| std::time::Duration::from_secs(config.audit_retention_interval_secs)),
             listener,
+            metrics_listener,
             router,
             limits: config.http_limits(),
             port,
@@ -236,6 +251,14 @@ impl Application {
         self.port
     }
 
+    /// The port `/metrics` is served on by itself, if `METRICS_BIND_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
     /// Serves until Ctrl-C or SIGTERM, finishing requests in flight.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(
@@ -248,7 +271,14 @@ impl Application {
         let retention = self
             .retention_run_every
             .map(|every| tokio::spawn(crate::retention_run::every(self.state.clone(), every)));
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = http::metrics_only(self.state.clone());
+            tokio::spawn(async move { axum::serve(listener, router).await })
+        });
         crate::server::serve(self.listener, self.router, self.limits, shutdown_signal()).await?;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         for job in [billing, retention].into_iter().flatten() {
             job.abort();
         }

@@ -214,6 +214,20 @@ impl Db {
         self.statements.load(Ordering::Relaxed)
     }
 
+    /// The pool's connections: how many are open and how many of them are idle.
+    pub fn pool_connections(&self) -> (u32, usize) {
+        match self.backend {
+            Backend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            Backend::Sqlite => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        }
+    }
+
     /// The engine behind this handle.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -42,6 +42,8 @@ pub fn config(database_url: &str) -> Config {
         rate_limit_api_key_per_minute: 0,
         rate_limit_user_per_minute: 0,
         redis_url: None,
+        metrics_token: None,
+        metrics_bind_addr: None,
         // The benchmarks sign up hundreds of organizations' owners from one address.
         sign_ups_per_address_per_hour: u64::MAX,
         dpa_notice_days: 30,
