@@ -81,6 +81,15 @@ async fn metrics_move_with_traffic_behind_their_token_and_name_no_one() {
         .send()
         .await;
 
+    for _ in 0..2 {
+        app.gql("{ projects { totalCount } }")
+            .as_user(&zoe)
+            .in_org(&org)
+            .send()
+            .await
+            .data();
+    }
+
     let (text, after) = scrape(&app, &url, Some(TOKEN)).await;
     assert_eq!(
         value(&after, "graphql_operations_total", &mine),
@@ -115,7 +124,16 @@ async fn metrics_move_with_traffic_behind_their_token_and_name_no_one() {
     let pool = value(&after, "db_pool_connections", &[("state", "idle")])
         + value(&after, "db_pool_connections", &[("state", "in_use")]);
     assert!(pool >= 1.0, "{text}");
-    assert!(text.contains("authz_enforcers_cached"), "{text}");
+    assert!(
+        value(&after, "authz_enforcers_cached", &[]) >= 1.0,
+        "{text}"
+    );
+    // Two reads in her organization: the second finds its enforcer kept and current.
+    assert!(
+        value(&after, "authz_enforcer_lookups", &[("result", "hit")])
+            > value(&before, "authz_enforcer_lookups", &[("result", "hit")]),
+        "{text}"
+    );
     for personal in [email, "metrics.person", "Metrics Org"] {
         assert!(!text.contains(personal), "the scrape names {personal}");
     }

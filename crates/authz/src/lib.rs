@@ -23,7 +23,7 @@ pub use model::{
     Rule, Subject,
 };
 pub use permit::Permit;
-pub use service::{Authorizer, remember_policy_version};
+pub use service::{Authorizer, CacheUsage, remember_policy_version};
 
 /// Entry points for `benches/authz.rs` only: compile an organization's policy from rows
 /// and decide without a database.

@@ -45,6 +45,21 @@ pub struct Authorizer {
     model: Arc<DefaultModel>,
     audit: AuditLog,
     cache: Arc<Cache<OrgId, Arc<OrgEnforcer>, EnforcerWeight>>,
+    /// Lookups that found the organization's enforcer current, and those that built it.
+    lookups: Arc<[std::sync::atomic::AtomicU64; 2]>,
+}
+
+/// What the enforcer cache holds and how often it answered (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheUsage {
+    /// Organizations whose enforcer is kept.
+    pub entries: usize,
+    /// Their total estimated weight (the cache's bound is on it).
+    pub weight: u64,
+    /// Lookups answered by a kept, current enforcer.
+    pub hits: u64,
+    /// Lookups that built one (none kept, or its policy version had moved).
+    pub misses: u64,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -64,6 +79,7 @@ impl Authorizer {
             model: Arc::new(model),
             audit,
             cache: Arc::new(cache),
+            lookups: Arc::default(),
         })
     }
 
@@ -153,11 +169,14 @@ impl Authorizer {
                 version
             }
         };
+        use std::sync::atomic::Ordering::Relaxed;
         if let Some(cached) = self.cache.get(&org)
             && cached.version == version
         {
+            self.lookups[0].fetch_add(1, Relaxed);
             return Ok(cached);
         }
+        self.lookups[1].fetch_add(1, Relaxed);
         let snapshot = load_snapshot(tx).await?;
         let built = Arc::new(OrgEnforcer::build(&self.model, org, version, snapshot).await?);
         self.cache.insert(org, built.clone());
@@ -174,9 +193,15 @@ impl Authorizer {
         self.cache.remove(&org);
     }
 
-    /// Number of organizations whose enforcer is cached, and their total weight.
-    pub fn cache_usage(&self) -> (usize, u64) {
-        (self.cache.len(), self.cache.weight())
+    /// What the enforcer cache holds, and its hits and misses since start.
+    pub fn cache_usage(&self) -> CacheUsage {
+        use std::sync::atomic::Ordering::Relaxed;
+        CacheUsage {
+            entries: self.cache.len(),
+            weight: self.cache.weight(),
+            hits: self.lookups[0].load(Relaxed),
+            misses: self.lookups[1].load(Relaxed),
+        }
     }
 
     // ----- changes -------------------------------------------------------------------

@@ -33,6 +33,12 @@ struct ResponseLabels {
     status: u16,
 }
 
+/// A lookup's series by result (`hit`, `miss`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
 /// A gauge's series by state (`in_use`, `idle`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
@@ -50,6 +56,7 @@ pub struct Metrics {
     pool: Family<StateLabels, Gauge>,
     enforcers_cached: Gauge,
     enforcer_cache_bytes: Gauge,
+    enforcer_lookups: Family<ResultLabels, Gauge>,
     billing_run_seconds: Histogram,
     billing_run_failures: Counter,
     names: Mutex<HashSet<String>>,
@@ -119,6 +126,13 @@ impl Metrics {
             "Estimated weight of the kept enforcers (the cache's bound is on this)",
             enforcer_cache_bytes.clone(),
         );
+        // A gauge holding the authorizer's own running count (read at each scrape).
+        let enforcer_lookups = Family::<ResultLabels, Gauge>::default();
+        registry.register(
+            "authz_enforcer_lookups",
+            "Permission checks' enforcer lookups since start: hit (kept and current) or miss (built)",
+            enforcer_lookups.clone(),
+        );
         let billing_run_seconds = Histogram::new([0.01, 0.1, 1.0, 10.0, 60.0, 600.0]);
         registry.register(
             "billing_run_duration_seconds",
@@ -140,6 +154,7 @@ impl Metrics {
             pool,
             enforcers_cached,
             enforcer_cache_bytes,
+            enforcer_lookups,
             billing_run_seconds,
             billing_run_failures,
             names: Mutex::new(HashSet::new()),
@@ -197,7 +212,7 @@ impl Metrics {
     }
 
     /// The scrape: gauges read now, then everything in Prometheus' text format.
-    pub fn render(&self, pool: (u32, usize), enforcers: (usize, u64)) -> String {
+    pub fn render(&self, pool: (u32, usize), enforcers: authz::CacheUsage) -> String {
         let (open, idle) = pool;
         let idle = i64::try_from(idle).unwrap_or(i64::MAX);
         self.pool
@@ -206,10 +221,16 @@ impl Metrics {
         self.pool
             .get_or_create(&StateLabels { state: "in_use" })
             .set((i64::from(open) - idle).max(0));
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         self.enforcers_cached
-            .set(i64::try_from(enforcers.0).unwrap_or(i64::MAX));
-        self.enforcer_cache_bytes
-            .set(i64::try_from(enforcers.1).unwrap_or(i64::MAX));
+            .set(i64::try_from(enforcers.entries).unwrap_or(i64::MAX));
+        self.enforcer_cache_bytes.set(gauge(enforcers.weight));
+        self.enforcer_lookups
+            .get_or_create(&ResultLabels { result: "hit" })
+            .set(gauge(enforcers.hits));
+        self.enforcer_lookups
+            .get_or_create(&ResultLabels { result: "miss" })
+            .set(gauge(enforcers.misses));
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -231,7 +252,15 @@ mod tests {
                 1,
             );
         }
-        let text = metrics.render((1, 1), (0, 0));
+        let text = metrics.render(
+            (1, 1),
+            authz::CacheUsage {
+                entries: 0,
+                weight: 0,
+                hits: 0,
+                misses: 0,
+            },
+        );
         let series = text
             .lines()
             .filter(|l| l.starts_with("graphql_operations_total{"))
