@@ -208,7 +208,7 @@ pub struct Config {
     /// A bearer token that opens `GET /metrics` on the API's own port (at least 32
     /// characters). Without it, and without `METRICS_BIND_ADDR`, there is no metrics
     /// endpoint.
-    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, value_parser = parse_metrics_token)]
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<SecretString>,
 
     /// An address of its own for `GET /metrics` (no token asked: bind it where only the
@@ -217,11 +217,17 @@ pub struct Config {
     pub metrics_bind_addr: Option<SocketAddr>,
 }
 
-fn parse_metrics_token(text: &str) -> Result<SecretString, String> {
-    if text.len() < 32 {
-        return Err("METRICS_TOKEN must be at least 32 characters".into());
+impl Config {
+    /// The metrics token, if set, once it is long enough. Checked here rather than by the
+    /// argument parser, whose error would repeat the value (a secret) on the terminal.
+    pub fn metrics_token(&self) -> anyhow::Result<Option<SecretString>> {
+        match &self.metrics_token {
+            Some(token) if token.expose_secret().len() < 32 => {
+                anyhow::bail!("METRICS_TOKEN must be at least 32 characters")
+            }
+            token => Ok(token.clone()),
+        }
     }
-    Ok(SecretString::from(text.to_owned()))
 }
 
 /// Callers who may be restricted to trusted documents by setting.
@@ -419,6 +425,27 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::parse_origin;
+
+    #[test]
+    fn a_short_metrics_token_is_refused_without_repeating_it() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Settings {
+            #[command(flatten)]
+            config: super::Config,
+        }
+        let with = |token: &str| {
+            Settings::try_parse_from(["platform", "--metrics-token", token])
+                .map(|s| s.config)
+                .map_err(|e| e.to_string())
+        };
+        let short = with("short-metrics-secret").expect("parsed");
+        let refused = short.metrics_token().expect_err("too short").to_string();
+        assert!(refused.contains("at least 32"), "{refused}");
+        assert!(!refused.contains("short-metrics-secret"), "{refused}");
+        let long = with("a-metrics-token-long-enough-0123456789").expect("parsed");
+        assert!(long.metrics_token().expect("accepted").is_some());
+    }
 
     #[test]
     fn an_origin_is_scheme_host_and_port_and_nothing_else() {

@@ -207,7 +207,7 @@ impl Application {
                 introspection: config.introspection(),
                 trusted_documents_only: config.trusted_documents_only.clone(),
                 rate_limits: Arc::new(rate_limits(config, state.clock.clone())),
-                metrics_token: config.metrics_token.clone(),
+                metrics_token: config.metrics_token()?,
             },
         );
         let metrics_listener = match config.metrics_bind_addr {
