@@ -566,3 +566,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Command};
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn settings_are_accepted_before_and_after_the_subcommand() {
+        Cli::command().debug_assert();
+        for args in [
+            ["platform", "--bind-addr", "127.0.0.1:9999", "serve"],
+            ["platform", "serve", "--bind-addr", "127.0.0.1:9999"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parsed");
+            assert!(matches!(cli.command, Command::Serve));
+            assert_eq!(cli.config.bind_addr.to_string(), "127.0.0.1:9999");
+        }
+    }
+}

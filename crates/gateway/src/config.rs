@@ -15,6 +15,7 @@ pub struct Config {
     /// as the application role `platform_app`, which Row-Level Security applies to).
     #[arg(
         long,
+        global = true,
         env = "DATABASE_URL",
         hide_env_values = true,
         default_value = "sqlite://platform.db"
@@ -22,161 +23,228 @@ pub struct Config {
     pub database_url: String,
 
     /// Database URL for `migrate` (the owner role); defaults to `DATABASE_URL`.
-    #[arg(long, env = "MIGRATE_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "MIGRATE_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub migrate_database_url: Option<String>,
 
     /// Address the HTTP server listens on; port 0 picks a free one.
-    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "BIND_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub bind_addr: SocketAddr,
 
     /// Secret that signs access tokens (at least 32 characters). Required in production;
     /// in development it is generated once and kept in `token_secret_file`.
-    #[arg(long, env = "TOKEN_SECRET", hide_env_values = true)]
+    #[arg(long, global = true, env = "TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<SecretString>,
 
     /// Where the development signing secret is kept.
-    #[arg(long, env = "TOKEN_SECRET_FILE", default_value = ".platform-secret")]
+    #[arg(
+        long,
+        global = true,
+        env = "TOKEN_SECRET_FILE",
+        default_value = ".platform-secret"
+    )]
     pub token_secret_file: PathBuf,
 
     /// `development` or `production` (which refuses to start without `TOKEN_SECRET`).
-    #[arg(long, env = "PLATFORM_ENV", value_enum, default_value_t = Environment::Development)]
+    #[arg(long, global = true, env = "PLATFORM_ENV", value_enum, default_value_t = Environment::Development)]
     pub environment: Environment,
 
     /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 
     /// Which log lines to keep (tracing `EnvFilter` syntax).
     #[arg(
         long,
+        global = true,
         env = "RUST_LOG",
         default_value = "info,sqlx=warn,sea_orm=warn,async_graphql=warn"
     )]
     pub log_filter: String,
 
     /// Database connections in the pool.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
     pub database_max_connections: u32,
 
     /// Projects an organization may have until billing decides (0: unlimited).
-    #[arg(long, env = "PLAN_MAX_PROJECTS", default_value_t = 100)]
+    #[arg(long, global = true, env = "PLAN_MAX_PROJECTS", default_value_t = 100)]
     pub plan_max_projects: u64,
 
     /// Documents a project may have until billing decides (0: unlimited).
-    #[arg(long, env = "PLAN_MAX_DOCUMENTS_PER_PROJECT", default_value_t = 1_000)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAN_MAX_DOCUMENTS_PER_PROJECT",
+        default_value_t = 1_000
+    )]
     pub plan_max_documents_per_project: u64,
 
     /// Members plus pending invitations an organization may have until billing decides
     /// (0: unlimited).
-    #[arg(long, env = "PLAN_MAX_SEATS", default_value_t = 50)]
+    #[arg(long, global = true, env = "PLAN_MAX_SEATS", default_value_t = 50)]
     pub plan_max_seats: u64,
 
     /// Seconds between billing runs in the server (trials ending, renewals, invoices);
     /// 0: none (run `platform billing run` from a scheduler instead).
-    #[arg(long, env = "BILLING_RUN_INTERVAL_SECS", default_value_t = 60)]
+    #[arg(
+        long,
+        global = true,
+        env = "BILLING_RUN_INTERVAL_SECS",
+        default_value_t = 60
+    )]
     pub billing_run_interval_secs: u64,
 
     /// Seconds between audit retention runs in the server (purging, in organizations that
     /// set a retention, the events older than it); 0: none (run `platform audit
     /// purge-expired` from a scheduler instead).
-    #[arg(long, env = "AUDIT_RETENTION_INTERVAL_SECS", default_value_t = 3_600)]
+    #[arg(
+        long,
+        global = true,
+        env = "AUDIT_RETENTION_INTERVAL_SECS",
+        default_value_t = 3_600
+    )]
     pub audit_retention_interval_secs: u64,
 
     /// How invoices are collected: `manual` (bank transfer; staff mark them paid) or
     /// `stripe` (charged automatically, dunned on failure).
-    #[arg(long, env = "PAYMENT_PROVIDER", default_value = "manual")]
+    #[arg(
+        long,
+        global = true,
+        env = "PAYMENT_PROVIDER",
+        default_value = "manual"
+    )]
     pub payment_provider: PaymentProviderKind,
 
     /// Stripe's API address (a local mock in tests).
     #[arg(
         long,
+        global = true,
         env = "STRIPE_API_BASE",
         default_value = "https://api.stripe.com"
     )]
     pub stripe_api_base: String,
 
     /// Stripe secret key (`sk_…`).
-    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
     pub stripe_secret_key: Option<String>,
 
     /// Stripe webhook endpoint secret (`whsec_…`); webhooks are refused without it.
-    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     pub stripe_webhook_secret: Option<String>,
 
     /// Days after each failed charge before the next attempt; after the last, the
     /// subscription is suspended.
-    #[arg(long, env = "DUNNING_RETRY_DAYS", default_value = "3,5,7")]
+    #[arg(
+        long,
+        global = true,
+        env = "DUNNING_RETRY_DAYS",
+        default_value = "3,5,7"
+    )]
     pub dunning_retry_days: String,
 
     /// Days after a period ends during which its usage may still be reported (billed on
     /// the next invoice as an adjustment); later reports are refused.
-    #[arg(long, env = "USAGE_GRACE_DAYS", default_value_t = 3)]
+    #[arg(long, global = true, env = "USAGE_GRACE_DAYS", default_value_t = 3)]
     pub usage_grace_days: u32,
 
     /// HTTP connections served at once; further clients wait for a free one.
-    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1_024)]
+    #[arg(
+        long,
+        global = true,
+        env = "HTTP_MAX_CONNECTIONS",
+        default_value_t = 1_024
+    )]
     pub http_max_connections: usize,
 
     /// Seconds a client has to send a request's headers (from connecting, or from the end
     /// of the previous response on a kept-alive connection); then it is disconnected.
-    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value = "10", value_parser = parse_seconds)]
+    #[arg(long, global = true, env = "HTTP_HEADER_TIMEOUT_SECS", default_value = "10", value_parser = parse_seconds)]
     pub http_header_timeout: std::time::Duration,
 
     /// Seconds a client has to send a request's body.
-    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECS", default_value = "10", value_parser = parse_seconds)]
+    #[arg(long, global = true, env = "HTTP_BODY_TIMEOUT_SECS", default_value = "10", value_parser = parse_seconds)]
     pub http_body_timeout: std::time::Duration,
 
     /// Seconds the requests in flight get to finish after SIGTERM or Ctrl-C.
-    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value = "10", value_parser = parse_seconds)]
+    #[arg(long, global = true, env = "SHUTDOWN_GRACE_SECS", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_grace: std::time::Duration,
 
     /// Accounts one client address may create per hour (`signUp`; then `RATE_LIMITED`).
-    #[arg(long, env = "SIGN_UPS_PER_ADDRESS_PER_HOUR", default_value_t = 20)]
+    #[arg(
+        long,
+        global = true,
+        env = "SIGN_UPS_PER_ADDRESS_PER_HOUR",
+        default_value_t = 20
+    )]
     pub sign_ups_per_address_per_hour: u64,
 
     /// Days after a new data processing agreement is published during which an earlier
     /// acceptance still lets an organization create API keys and change plan (0 to 365).
-    #[arg(long, env = "DPA_NOTICE_DAYS", default_value_t = 30,
+    #[arg(long, global = true, env = "DPA_NOTICE_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u16).range(0..=365))]
     pub dpa_notice_days: u16,
 
     /// Days an organization whose deletion an owner asked for stays (readable by its
     /// owners, and cancellable) before it is purged (0 to 365).
-    #[arg(long, env = "ORG_DELETION_GRACE_DAYS", default_value_t = 30,
+    #[arg(long, global = true, env = "ORG_DELETION_GRACE_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u16).range(0..=365))]
     pub org_deletion_grace_days: u16,
 
     /// Years a deleted organization's finalized invoices and credit notes are kept (the
     /// legal retention of commercial and tax law; 1 to 30).
-    #[arg(long, env = "INVOICE_RETENTION_YEARS", default_value_t = 10,
+    #[arg(long, global = true, env = "INVOICE_RETENTION_YEARS", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=30))]
     pub invoice_retention_years: u32,
 
     /// Where prepared data exports are kept until they expire (created if missing; on
     /// several instances, a directory they share).
-    #[arg(long, env = "DATA_EXPORT_DIR", default_value = "exports")]
+    #[arg(
+        long,
+        global = true,
+        env = "DATA_EXPORT_DIR",
+        default_value = "exports"
+    )]
     pub data_export_dir: std::path::PathBuf,
 
     /// Hours a prepared data export may be downloaded before it is deleted (1 to 720).
-    #[arg(long, env = "DATA_EXPORT_TTL_HOURS", default_value_t = 24,
+    #[arg(long, global = true, env = "DATA_EXPORT_TTL_HOURS", default_value_t = 24,
           value_parser = clap::value_parser!(u16).range(1..=720))]
     pub data_export_ttl_hours: u16,
 
     /// Seconds (decimals allowed) a request may run before it is stopped, its transaction
     /// rolled back and `TIMEOUT` answered. A request whose client went away still runs to
     /// its end, within this deadline.
-    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    #[arg(long, global = true, env = "REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
     pub request_timeout: std::time::Duration,
 
     /// Origins whose pages may call the API from a browser (CORS), comma-separated, each
     /// `scheme://host[:port]` (`https://app.example.com`); none: no cross-origin calls.
-    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    #[arg(long, global = true, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_allowed_origins: Vec<String>,
 
     /// Who may introspect the schema: `all`, `signed-in` (a person or an API key) or
     /// `off`. Default: `all` in development (GraphiQL before logging in), `signed-in`
     /// in production.
-    #[arg(long, env = "INTROSPECTION", value_enum)]
+    #[arg(long, global = true, env = "INTROSPECTION", value_enum)]
     pub introspection: Option<Introspection>,
 
     /// Callers besides restricted API keys who may run trusted documents only (by
@@ -184,6 +252,7 @@ pub struct Config {
     /// anonymous callers may send document text; each API key is restricted or not).
     #[arg(
         long,
+        global = true,
         env = "TRUSTED_DOCUMENTS_ONLY",
         value_enum,
         value_delimiter = ','
@@ -192,28 +261,38 @@ pub struct Config {
 
     /// Requests a minute each API key may send, unless its organization's plan sets
     /// another rate (0: unlimited).
-    #[arg(long, env = "RATE_LIMIT_API_KEY_PER_MINUTE", default_value_t = 600)]
+    #[arg(
+        long,
+        global = true,
+        env = "RATE_LIMIT_API_KEY_PER_MINUTE",
+        default_value_t = 600
+    )]
     pub rate_limit_api_key_per_minute: u32,
 
     /// Requests a minute each person may send, unless the organization's plan sets
     /// another rate (0: unlimited).
-    #[arg(long, env = "RATE_LIMIT_USER_PER_MINUTE", default_value_t = 1200)]
+    #[arg(
+        long,
+        global = true,
+        env = "RATE_LIMIT_USER_PER_MINUTE",
+        default_value_t = 1200
+    )]
     pub rate_limit_user_per_minute: u32,
 
     /// Redis (`redis://host:6379`): rate limit counters shared by every instance. Without
     /// it each instance counts on its own.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// A bearer token that opens `GET /metrics` on the API's own port (at least 32
     /// characters). Without it, and without `METRICS_BIND_ADDR`, there is no metrics
     /// endpoint.
-    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<SecretString>,
 
     /// An address of its own for `GET /metrics` (no token asked: bind it where only the
     /// monitoring network reaches, e.g. `10.0.0.5:9100`).
-    #[arg(long, env = "METRICS_BIND_ADDR")]
+    #[arg(long, global = true, env = "METRICS_BIND_ADDR")]
     pub metrics_bind_addr: Option<SocketAddr>,
 }
 
