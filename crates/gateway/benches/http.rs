@@ -456,7 +456,7 @@ async fn unchain_audit_appends(owner: &sea_orm::DatabaseConnection) {
     println!("audit appends UNCHAINED (BENCH_AUDIT_DESIGN=unchained): no lock, no head read");
     owner
         .execute_unprepared(
-            r#"CREATE SEQUENCE bench_audit_seq START 1000000;
+            &r#"CREATE SEQUENCE bench_audit_seq START 1000000;
 GRANT USAGE ON SEQUENCE bench_audit_seq TO platform_app;
 CREATE OR REPLACE FUNCTION audit_append(
     p_org uuid, p_id uuid, p_occurred_at text, p_actor_type text, p_actor_id text,
@@ -468,25 +468,64 @@ DECLARE
     v_seq bigint := nextval('bench_audit_seq');
     v_hash text;
 BEGIN
-    v_hash := encode(sha256(convert_to(
-        '[' || to_json(p_org::text)::text || ',' || v_seq::text
-        || ',' || to_json(p_id::text)::text || ',' || to_json(p_occurred_at)::text
-        || ',' || to_json(p_actor_type)::text || ',' || coalesce(to_json(p_actor_id)::text, 'null')
-        || ',' || to_json(p_action)::text || ',' || to_json(p_target_type)::text
-        || ',' || coalesce(to_json(p_target_id)::text, 'null') || ',' || to_json(p_diff)::text
-        || ']', 'UTF8')), 'hex');
-    INSERT INTO audit_events (organization_id, seq, id, occurred_at, actor_type, actor_id,
-        impersonator_id, action, target_type, target_id, outcome, diff, request_id,
-        operation, client, prev_hash, hash)
-    VALUES (p_org, v_seq, p_id, p_occurred_at, p_actor_type, p_actor_id,
-        p_impersonator_id, p_action, p_target_type, p_target_id, p_outcome, p_diff,
-        p_request_id, p_operation, p_client, v_seq::text, v_hash);
+{CHAIN_AND_INSERT}
     RETURN QUERY SELECT v_seq, v_hash;
 END
-$$;"#,
+$$;"#
+                .replace("{CHAIN_AND_INSERT}", &chain_and_insert("p_", "v_seq::text")),
         )
         .await
         .expect("unchained audit_append");
+}
+
+/// PL/pgSQL that hashes an event as `audit_append` (migration m0007) does, into `v_hash`,
+/// and inserts it at `v_seq` after `prev`: the event's values are `{event}id`,
+/// `{event}occurred_at`, … (`p_` for the function's arguments, `r.` for an inbox row).
+fn chain_and_insert(event: &str, prev: &str) -> String {
+    let value = |column: &str| format!("{event}{column}");
+    let json = |column: &str| format!("to_json({})::text", value(column));
+    let nullable = |column: &str| format!("coalesce({}, 'null')", json(column));
+    let hashed = [
+        "to_json(p_org::text)::text".to_owned(),
+        "v_seq::text".to_owned(),
+        format!("to_json({}::text)::text", value("id")),
+        json("occurred_at"),
+        json("actor_type"),
+        nullable("actor_id"),
+        nullable("impersonator_id"),
+        json("action"),
+        json("target_type"),
+        nullable("target_id"),
+        json("outcome"),
+        json("diff"),
+        nullable("request_id"),
+        nullable("operation"),
+        nullable("client"),
+        format!("to_json({prev})::text"),
+    ]
+    .join(" || ',' || ");
+    let columns = [
+        "id",
+        "occurred_at",
+        "actor_type",
+        "actor_id",
+        "impersonator_id",
+        "action",
+        "target_type",
+        "target_id",
+        "outcome",
+        "diff",
+        "request_id",
+        "operation",
+        "client",
+    ];
+    let values = columns.map(value).join(", ");
+    format!(
+        "v_hash := encode(sha256(convert_to('[' || {hashed} || ']', 'UTF8')), 'hex');\n\
+         INSERT INTO audit_events (organization_id, seq, {columns}, prev_hash, hash)\n\
+         VALUES (p_org, v_seq, {values}, {prev}, v_hash);",
+        columns = columns.join(", "),
+    )
 }
 
 /// The experiment of sealing the audit chain after commit (`BENCH_AUDIT_DESIGN=sealed`,
@@ -499,7 +538,7 @@ async fn seal_audit_appends_after_commit(owner: &sea_orm::DatabaseConnection) {
     println!("audit appends SEALED AFTER COMMIT (BENCH_AUDIT_DESIGN=sealed): inbox + sealer");
     owner
         .execute_unprepared(
-            r#"CREATE TABLE bench_audit_inbox (
+            &r#"CREATE TABLE bench_audit_inbox (
     organization_id uuid NOT NULL, id uuid NOT NULL, occurred_at text NOT NULL,
     actor_type text NOT NULL, actor_id text, impersonator_id text, action text NOT NULL,
     target_type text NOT NULL, target_id text, outcome text NOT NULL, diff text NOT NULL,
@@ -536,30 +575,15 @@ BEGIN
     END IF;
     FOR r IN SELECT * FROM bench_audit_inbox WHERE organization_id = p_org ORDER BY id LOOP
         v_seq := v_seq + 1;
-        v_hash := encode(sha256(convert_to(
-            '[' || to_json(p_org::text)::text || ',' || v_seq::text
-            || ',' || to_json(r.id::text)::text || ',' || to_json(r.occurred_at)::text
-            || ',' || to_json(r.actor_type)::text || ',' || coalesce(to_json(r.actor_id)::text, 'null')
-            || ',' || coalesce(to_json(r.impersonator_id)::text, 'null')
-            || ',' || to_json(r.action)::text || ',' || to_json(r.target_type)::text
-            || ',' || coalesce(to_json(r.target_id)::text, 'null') || ',' || to_json(r.outcome)::text
-            || ',' || to_json(r.diff)::text || ',' || coalesce(to_json(r.request_id)::text, 'null')
-            || ',' || coalesce(to_json(r.operation)::text, 'null')
-            || ',' || coalesce(to_json(r.client)::text, 'null') || ',' || to_json(v_prev)::text
-            || ']', 'UTF8')), 'hex');
-        INSERT INTO audit_events (organization_id, seq, id, occurred_at, actor_type, actor_id,
-            impersonator_id, action, target_type, target_id, outcome, diff, request_id,
-            operation, client, prev_hash, hash)
-        VALUES (p_org, v_seq, r.id, r.occurred_at, r.actor_type, r.actor_id,
-            r.impersonator_id, r.action, r.target_type, r.target_id, r.outcome, r.diff,
-            r.request_id, r.operation, r.client, v_prev, v_hash);
+{CHAIN_AND_INSERT}
         v_prev := v_hash;
         v_ids := v_ids || r.id;
     END LOOP;
     DELETE FROM bench_audit_inbox WHERE organization_id = p_org AND id = ANY(v_ids);
     RETURN cardinality(v_ids);
 END
-$$;"#,
+$$;"#
+                .replace("{CHAIN_AND_INSERT}", &chain_and_insert("r.", "v_prev")),
         )
         .await
         .expect("sealed audit_append");
@@ -587,10 +611,13 @@ async fn sealer(owner_url: String) {
         };
         for row in rows {
             let org: String = row.try_get_by_index(0).expect("org");
-            owner
+            if let Err(e) = owner
                 .execute_unprepared(&format!("SELECT bench_audit_seal('{org}')"))
                 .await
-                .ok();
+            {
+                println!("sealer stopped: {e}");
+                return;
+            }
         }
     }
 }
