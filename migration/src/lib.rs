@@ -38,8 +38,10 @@ mod m0029_invoice_retention_end;
 mod m0030_enter_with_session;
 mod m0031_trusted_documents;
 mod m0032_idempotency_keys;
+mod m0033_audit_sealing;
 mod tenant_table;
 
+pub use m0033_audit_sealing::chained_audit_append;
 pub use tenant_table::APP_ROLE;
 
 /// The ordered list of migrations.
@@ -81,6 +83,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0030_enter_with_session::Migration),
             Box::new(m0031_trusted_documents::Migration),
             Box::new(m0032_idempotency_keys::Migration),
+            Box::new(m0033_audit_sealing::Migration),
         ]
     }
 }

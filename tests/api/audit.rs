@@ -10,6 +10,35 @@ use std::collections::BTreeSet;
 
 const EVENTS: &str = "query($f: AuditEventFilter) { auditEvents(filter: $f, first: 100) { edges { node { seq action actorType actorId outcome targetId requestId operation ip userAgent changes { field before after } } } } }";
 const VERIFY: &str = "{ verifyAuditChain { valid checked broken { seq reason } } }";
+const UNSEALED: &str = "{ verifyAuditChain { valid checked unsealed oldestUnsealedAt } }";
+
+/// `verifyAuditChain` with the count of events not chained yet.
+async fn unsealed(app: &TestApp, user: &TestUser, org: &TestOrg) -> Value {
+    app.gql(UNSEALED)
+        .as_user(user)
+        .in_org(org)
+        .send()
+        .await
+        .data()["verifyAuditChain"]
+        .clone()
+}
+
+/// Waits (at most 10 s) until none of the organization's events waits to be chained;
+/// the last report.
+async fn all_sealed(app: &TestApp, user: &TestUser, org: &TestOrg) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let report = unsealed(app, user, org).await;
+        if report["unsealed"] == 0 {
+            return report;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events still unsealed: {report}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
 
 async fn events(app: &TestApp, user: &TestUser, org: &TestOrg, filter: Value) -> Vec<Value> {
     let response = app
@@ -841,6 +870,8 @@ async fn sixty_four_concurrent_mutations_leave_a_gap_free_chain() {
     for response in &responses {
         response.data();
     }
+    // Appends that found the chain busy are chained just after their commit.
+    all_sealed(&app, &owner, &org).await;
     let report = verify(&app, &owner, &org).await;
     assert_eq!(report["valid"], true, "{report}");
     let created = events(&app, &owner, &org, json!({ "action": "api_key.created" })).await;
@@ -1415,4 +1446,194 @@ async fn an_audit_event_is_a_node_naming_its_actor_and_target_by_global_id() {
         assert!(answer.body["data"]["node"].is_null(), "{}", answer.body);
         assert!(!answer.body.to_string().contains("project.created"));
     }
+}
+
+/// A busy organization's writes do not wait for each other's commits (PostgreSQL): while
+/// another transaction holds the organization's chain lock, mutations still commit at
+/// once; their events wait unchained (verification counts them, readers do not list
+/// them yet) and are chained after commit, in order and gap-free, once the lock is free.
+/// On SQLite every event is chained in place.
+#[tokio::test]
+async fn events_that_find_the_chain_busy_are_chained_after_their_commit() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let other = app.org(&owner, "Globex").await;
+    let create =
+        "mutation($n: String!) { createApiKey(input: {name: $n, role: VIEWER}) { apiKey { id } } }";
+    let created = |n: usize| {
+        app.gql(create)
+            .vars(json!({ "n": format!("busy-{n}") }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+    };
+    let before = events(&app, &owner, &org, json!({})).await.len();
+    let holder = if on_postgres() {
+        use sea_orm::TransactionTrait;
+        let tx = app.owner_db().await.begin().await.unwrap();
+        tx.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock(hashtextextended('audit:{}', 0))",
+            org.org_id()
+        ))
+        .await
+        .unwrap();
+        Some(tx)
+    } else {
+        None
+    };
+    for n in 0..5 {
+        // Under the previous design these waited for the holder's commit.
+        tokio::time::timeout(std::time::Duration::from_secs(10), created(n))
+            .await
+            .expect("a mutation waited for another transaction's commit")
+            .data();
+    }
+    let waiting = unsealed(&app, &owner, &org).await;
+    assert_eq!(waiting["valid"], true, "{waiting}");
+    let listed = events(&app, &owner, &org, json!({"action": "api_key.created"})).await;
+    if let Some(holder) = holder {
+        assert!(waiting["unsealed"].as_i64().unwrap() >= 5, "{waiting}");
+        assert!(waiting["oldestUnsealedAt"].is_string(), "{waiting}");
+        assert!(
+            listed.is_empty(),
+            "unchained events were listed: {listed:?}"
+        );
+        // The other organization's chain is not held up.
+        let elsewhere = unsealed(&app, &owner, &other).await;
+        assert_eq!(elsewhere["unsealed"], 0, "{elsewhere}");
+        holder.commit().await.unwrap();
+    } else {
+        assert_eq!(waiting["unsealed"], 0, "{waiting}");
+        assert_eq!(waiting["oldestUnsealedAt"], Value::Null, "{waiting}");
+        assert_eq!(listed.len(), 5);
+    }
+    let sealed = all_sealed(&app, &owner, &org).await;
+    assert_eq!(sealed["valid"], true, "{sealed}");
+    assert_eq!(verify(&app, &owner, &org).await["valid"], true);
+    let all = events(&app, &owner, &org, json!({})).await;
+    assert!(all.len() >= before + 5);
+    let keys: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["action"] == "api_key.created")
+        .collect();
+    assert_eq!(keys.len(), 5);
+    // Chained in the order they were recorded, one after the other.
+    let seqs: Vec<i64> = keys.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let mut sorted = seqs.clone();
+    sorted.sort();
+    assert_eq!(
+        seqs, sorted,
+        "listed in id order, chained in the same order"
+    );
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5);
+}
+
+/// Events an instance left waiting when it stopped (written here straight into the
+/// inbox, as its committed transactions would have) are chained by the organization's
+/// next write, before that write's own event, or by any instance's sweep.
+#[tokio::test]
+async fn events_left_waiting_are_sealed_by_the_next_write_or_the_sweep() {
+    if !on_postgres() {
+        // SQLite never leaves an event unchained: its appends hold the database lock.
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let db = app.owner_db().await;
+    let leave = |action: &'static str| {
+        let db = db.clone();
+        let org = org.org_id();
+        async move {
+            exec(
+                &db,
+                &format!(
+                    "INSERT INTO audit_inbox (organization_id, id, occurred_at, actor_type, action, target_type, outcome, diff)
+                     VALUES ('{org}', '{}', '2026-01-01T00:00:00.000000Z', 'system', '{action}', 'test', 'success', '[]')",
+                    uuid::Uuid::now_v7()
+                ),
+            )
+            .await;
+        }
+    };
+    // The next write chains what waits first.
+    leave("test.left_before_a_write").await;
+    app.gql("mutation { createApiKey(input: {name: \"next\", role: VIEWER}) { apiKey { id } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let all = events(&app, &owner, &org, json!({})).await;
+    let seq_of = |action: &str| {
+        all.iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("{action} not chained: {all:?}"))["seq"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(
+        seq_of("test.left_before_a_write") + 1,
+        seq_of("api_key.created")
+    );
+    // Without a write, the sweep finds it.
+    leave("test.left_behind").await;
+    leave("test.left_behind_too").await;
+    let swept = app.state.tenancy.seal_every_audit_inbox().await.unwrap();
+    assert_eq!(
+        swept,
+        tenancy::SealSweep {
+            organizations: 1,
+            events: 2
+        }
+    );
+    let report = all_sealed(&app, &owner, &org).await;
+    assert_eq!(report["valid"], true, "{report}");
+    let all = events(&app, &owner, &org, json!({})).await;
+    assert!(all.iter().any(|e| e["action"] == "test.left_behind_too"));
+    assert_eq!(verify(&app, &owner, &org).await["valid"], true);
+    // Nothing is left for a second sweep.
+    assert_eq!(
+        app.state.tenancy.seal_every_audit_inbox().await.unwrap(),
+        tenancy::SealSweep::default()
+    );
+}
+
+/// The application role may add to an inbox and read its own organization's, but never
+/// change or remove an event waiting there, and cannot seal another organization's.
+#[tokio::test]
+async fn the_application_cannot_remove_waiting_events_or_seal_another_organization() {
+    if !on_postgres() {
+        return; // PostgreSQL's grants and functions
+    }
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let other = app.org(&owner, "Globex").await;
+    let db = app.app_db().await;
+    use sea_orm::TransactionTrait;
+    let tx = db.begin().await.unwrap();
+    tx.execute_unprepared(&format!(
+        "SELECT set_config('app.org_id', '{}', true)",
+        org.org_id()
+    ))
+    .await
+    .unwrap();
+    for sql in [
+        "UPDATE audit_inbox SET action = 'x'".to_owned(),
+        "DELETE FROM audit_inbox".to_owned(),
+        format!("SELECT audit_seal('{}', 10)", other.org_id()),
+    ] {
+        let refused = tx
+            .execute_unprepared("SAVEPOINT s")
+            .await
+            .and(tx.execute_unprepared(&sql).await);
+        assert!(refused.is_err(), "{sql} was allowed");
+        tx.execute_unprepared("ROLLBACK TO SAVEPOINT s")
+            .await
+            .unwrap();
+    }
+    tx.rollback().await.unwrap();
 }

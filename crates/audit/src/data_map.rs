@@ -6,16 +6,13 @@ use kernel::data_map::{
     Category as C, Column, LegalBasis as B, Purpose as P, Retention as R, Subject as S, Table,
 };
 
-/// Every table of this crate.
-pub const DATA_MAP: &[Table] = &[
-    Table {
-        name: "audit_events",
-        owner: "audit",
-        holds: "the hash-chained audit trail; personal values in it are encrypted per person",
-        subjects: &[S::Users, S::Members, S::Visitors],
-        columns: &[
+/// An event's columns, in the chain and in the inbox alike; `$chain` are the chain's own
+/// (its sequence and links).
+macro_rules! event_columns {
+    ($($chain:expr),*) => {
+        &[
             Column::plain("organization_id"),
-            Column::plain("seq"),
+            $($chain,)*
             Column::plain("id"),
             Column::plain("occurred_at"),
             Column::plain("actor_type"),
@@ -59,9 +56,29 @@ pub const DATA_MAP: &[Table] = &[
                 B::LegitimateInterest,
                 R::AuditRetention,
             ),
+        ]
+    };
+}
+
+/// Every table of this crate.
+pub const DATA_MAP: &[Table] = &[
+    Table {
+        name: "audit_events",
+        owner: "audit",
+        holds: "the hash-chained audit trail; personal values in it are encrypted per person",
+        subjects: &[S::Users, S::Members, S::Visitors],
+        columns: event_columns!(
+            Column::plain("seq"),
             Column::plain("prev_hash"),
-            Column::plain("hash"),
-        ],
+            Column::plain("hash")
+        ),
+    },
+    Table {
+        name: "audit_inbox",
+        owner: "audit",
+        holds: "audit events recorded but not chained yet (a busy organization's, for milliseconds); personal values encrypted per person",
+        subjects: &[S::Users, S::Members, S::Visitors],
+        columns: event_columns!(),
     },
     Table {
         name: "audit_purges",

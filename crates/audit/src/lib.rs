@@ -11,6 +11,7 @@ pub mod error;
 pub mod model;
 mod pii;
 mod retention;
+mod sealing;
 mod service;
 
 pub use chain::GENESIS;
@@ -21,6 +22,7 @@ pub use model::{
 };
 pub use pii::ERASED;
 pub use retention::{PURGED, PurgeReport};
+pub use sealing::{SEAL_BATCH, UnsealedTail};
 pub use service::AuditLog;
 
 /// Entry points for benchmarks and tests only: fill a chain fast enough to measure (and

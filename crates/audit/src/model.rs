@@ -199,12 +199,14 @@ pub struct BrokenLink {
 }
 
 /// The result of recomputing an organization's chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
     /// Events checked.
     pub checked: u64,
     /// The first broken link, if any.
     pub broken: Option<BrokenLink>,
+    /// Events recorded but not chained yet (not checked: they have no link yet).
+    pub unsealed: crate::UnsealedTail,
 }
 
 /// Where verification computes the hashes.

@@ -30,6 +30,8 @@ const PARALLEL_VERIFY_MIN: i64 = 20_000;
 pub struct AuditLog {
     clock: SharedClock,
     backend: Backend,
+    /// Organizations with events waiting to be chained (shared by every clone).
+    seals: std::sync::Arc<crate::sealing::SealQueue>,
     /// Only in benchmark builds (feature `bench-unrecorded`, never in the server or the
     /// tests): whether `record` writes, so a benchmark can time the same mutation with and
     /// without its event.
@@ -46,11 +48,16 @@ impl AuditLog {
         self.backend
     }
 
+    pub(crate) fn seal_queue(&self) -> &crate::sealing::SealQueue {
+        &self.seals
+    }
+
     /// A trail whose event times come from `clock`.
     pub fn new(clock: SharedClock, backend: Backend) -> Self {
         Self {
             clock,
             backend,
+            seals: std::sync::Arc::default(),
             #[cfg(feature = "bench-unrecorded")]
             recording: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
@@ -63,11 +70,13 @@ impl AuditLog {
             .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Appends `event` to the organization's chain in the caller's transaction: the
-    /// event commits or rolls back with the change it describes. Appends of one
-    /// organization are serialized (on PostgreSQL an advisory lock taken by
-    /// `audit_append`, which reads the head, hashes and inserts in one round trip; SQLite
-    /// writers hold the database lock); other organizations do not wait.
+    /// Records `event` in the caller's transaction: the event commits or rolls back with
+    /// the change it describes. On PostgreSQL `audit_append` (migration m0033) chains it
+    /// in place, in one round trip, when it gets the organization's chain lock; when
+    /// another transaction of the organization holds the lock, the event waits in the
+    /// organization's inbox instead and is chained after this transaction commits (see
+    /// [`crate::sealing`]), so one busy organization's writes do not queue behind each
+    /// other's commits. SQLite writers hold the database lock and always chain in place.
     #[tracing::instrument(name = "audit.record", skip_all, fields(action = %event.action), err(level = "warn"))]
     pub async fn record(&self, tx: &TenantTx, event: NewEvent) -> Result<()> {
         #[cfg(feature = "bench-unrecorded")]
@@ -111,7 +120,7 @@ impl AuditLog {
             None => ("system", None),
         };
         if self.backend == Backend::Postgres {
-            // Lock, head read, hash and insert in one round trip (migration m0007).
+            // Lock, head read, hash and insert in one round trip (migration m0033).
             let args: [sea_orm::Value; 14] = [
                 org.as_uuid().into(),
                 Uuid::now_v7().into(),
@@ -128,13 +137,22 @@ impl AuditLog {
                 meta.operation.into(),
                 client.into(),
             ];
-            tx.conn()
-                .execute_raw(Statement::from_sql_and_values(
+            let appended = tx
+                .conn()
+                .query_one_raw(Statement::from_sql_and_values(
                     sea_orm::DbBackend::Postgres,
-                    "SELECT appended_seq, appended_hash FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    "SELECT appended_seq FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                     args,
                 ))
                 .await?;
+            let chained = match appended {
+                Some(row) => row.try_get_by_index::<Option<i64>>(0)?.is_some(),
+                None => false,
+            };
+            if !chained {
+                let seals = self.seals.clone();
+                tx.after_commit(move || seals.push(org));
+            }
             return Ok(());
         }
         // SQLite: the writer holds the database lock, so reading the head and inserting
@@ -320,10 +338,12 @@ impl AuditLog {
     /// [`verify`](Self::verify) with the hashing done where `hashing` says.
     #[tracing::instrument(name = "audit.verify", skip_all, fields(org.id = %tx.org_id(), ?hashing), err)]
     pub async fn verify_with(&self, tx: &TenantTx, hashing: Hashing) -> Result<VerifyReport> {
-        match self.chain_start(tx).await? {
-            Ok(previous) => self.verify_range(tx, hashing, previous, None).await,
-            Err(broken) => Ok(broken),
-        }
+        let mut report = match self.chain_start(tx).await? {
+            Ok(previous) => self.verify_range(tx, hashing, previous, None).await?,
+            Err(broken) => broken,
+        };
+        report.unsealed = self.unsealed(tx).await?;
+        Ok(report)
     }
 
     /// [`verify_with`](Self::verify_with) split into consecutive ranges of `seq`, one per
@@ -342,7 +362,10 @@ impl AuditLog {
         hashing: Hashing,
     ) -> Result<VerifyReport> {
         match self.verify_ranges(main, others, hashing).await? {
-            Some(report) => Ok(report),
+            Some(mut report) => {
+                report.unsealed = self.unsealed(main).await?;
+                Ok(report)
+            }
             None => self.verify_with(main, hashing).await,
         }
     }
@@ -398,13 +421,14 @@ impl AuditLog {
                 Some(VerifyReport {
                     checked: ok,
                     broken: None,
+                    ..
                 }) => checked += ok,
                 _ => return Ok(None),
             }
         }
         Ok(Some(VerifyReport {
             checked,
-            broken: None,
+            ..VerifyReport::default()
         }))
     }
 
@@ -457,6 +481,7 @@ impl AuditLog {
                                 "events before seq {first_seq} are missing and no recorded purge anchors the chain there"
                             ),
                         }),
+                        ..VerifyReport::default()
                     }));
                 }
             }
@@ -491,13 +516,17 @@ impl AuditLog {
                     .map_err(|e| crate::Error::Worker(e.to_string()))?;
                 checked += ok;
                 if broken.is_some() {
-                    return Ok(VerifyReport { checked, broken });
+                    return Ok(VerifyReport {
+                        checked,
+                        broken,
+                        ..VerifyReport::default()
+                    });
                 }
             }
             let Some((last_seq, last_hash)) = batch.last().map(|l| (l.seq, l.hash.clone())) else {
                 return Ok(VerifyReport {
                     checked,
-                    broken: None,
+                    ..VerifyReport::default()
                 });
             };
             let before = previous.replace((last_seq, last_hash));
@@ -569,6 +598,7 @@ impl AuditLog {
         Ok(VerifyReport {
             checked: u64::try_from(checked).unwrap_or(0),
             broken,
+            ..VerifyReport::default()
         })
     }
 

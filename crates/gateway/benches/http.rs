@@ -18,10 +18,10 @@
 //!
 //! `cargo bench -p gateway --bench http` (`make bench`); needs `pgbench` and
 //! `BENCH_DATABASE_URL` (default in the Makefile: the local server).
-//! `BENCH_HTTP_ONLY=<part of a name>` runs some workloads only. `BENCH_AUDIT_DESIGN`
-//! measures the audit chain's alternatives in the benchmark's own database (issue 19):
-//! `unchained` (no chain at all: the upper bound) and `sealed` (events into an inbox,
-//! chained after commit by a sealer); unset: the design the server ships.
+//! `BENCH_HTTP_ONLY=<part of a name>` runs some workloads only.
+//! `BENCH_AUDIT_DESIGN=chained` puts back, in the benchmark's own database, the audit
+//! append of before migration m0033 (every append waits for the organization's chain
+//! lock), to compare the hot organization with the design the server ships.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
 
@@ -133,14 +133,15 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
     let ids = raw_ids(&owner).await;
     use sea_orm::ConnectionTrait;
     owner.execute_unprepared("ANALYZE").await.expect("analyze");
-    let design = std::env::var("BENCH_AUDIT_DESIGN").unwrap_or_default();
-    match design.as_str() {
-        "unchained" => unchain_audit_appends(&owner).await,
-        "sealed" => {
-            seal_audit_appends_after_commit(&owner).await;
-            tokio::spawn(sealer(owner_url.to_owned()));
-        }
-        _ => {}
+    if std::env::var("BENCH_AUDIT_DESIGN").is_ok_and(|d| d == "chained") {
+        // The design before migration m0033, in the benchmark's own database only.
+        println!(
+            "audit appends CHAINED IN PLACE, waiting for the lock (BENCH_AUDIT_DESIGN=chained)"
+        );
+        owner
+            .execute_unprepared(&migration::chained_audit_append())
+            .await
+            .expect("chained audit_append");
     }
     owner.close().await.ok();
 
@@ -443,183 +444,6 @@ async fn hot_organization(
         "updateProject in one organization (8 projects)",
         hot / wide
     );
-}
-
-/// The experiment's upper bound for sealing the audit chain after commit
-/// (`BENCH_AUDIT_DESIGN=unchained`, issue 19): `audit_append` replaced, in the benchmark's
-/// own database, by an insert that takes no lock and reads no head (its `seq` from a
-/// sequence, no link), as the business transaction would run under that design. The
-/// event is still hashed, so only the chain's serialization is missing; a sealer's own
-/// work would come on top. Never a server's setting: the benchmark's database only.
-async fn unchain_audit_appends(owner: &sea_orm::DatabaseConnection) {
-    use sea_orm::ConnectionTrait;
-    println!("audit appends UNCHAINED (BENCH_AUDIT_DESIGN=unchained): no lock, no head read");
-    owner
-        .execute_unprepared(
-            &r#"CREATE SEQUENCE bench_audit_seq START 1000000;
-GRANT USAGE ON SEQUENCE bench_audit_seq TO platform_app;
-CREATE OR REPLACE FUNCTION audit_append(
-    p_org uuid, p_id uuid, p_occurred_at text, p_actor_type text, p_actor_id text,
-    p_impersonator_id text, p_action text, p_target_type text, p_target_id text,
-    p_outcome text, p_diff text, p_request_id text, p_operation text, p_client text
-) RETURNS TABLE (appended_seq bigint, appended_hash text)
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
-DECLARE
-    v_seq bigint := nextval('bench_audit_seq');
-    v_hash text;
-BEGIN
-{CHAIN_AND_INSERT}
-    RETURN QUERY SELECT v_seq, v_hash;
-END
-$$;"#
-                .replace("{CHAIN_AND_INSERT}", &chain_and_insert("p_", "v_seq::text")),
-        )
-        .await
-        .expect("unchained audit_append");
-}
-
-/// PL/pgSQL that hashes an event as `audit_append` (migration m0007) does, into `v_hash`,
-/// and inserts it at `v_seq` after `prev`: the event's values are `{event}id`,
-/// `{event}occurred_at`, … (`p_` for the function's arguments, `r.` for an inbox row).
-fn chain_and_insert(event: &str, prev: &str) -> String {
-    let value = |column: &str| format!("{event}{column}");
-    let json = |column: &str| format!("to_json({})::text", value(column));
-    let nullable = |column: &str| format!("coalesce({}, 'null')", json(column));
-    let hashed = [
-        "to_json(p_org::text)::text".to_owned(),
-        "v_seq::text".to_owned(),
-        format!("to_json({}::text)::text", value("id")),
-        json("occurred_at"),
-        json("actor_type"),
-        nullable("actor_id"),
-        nullable("impersonator_id"),
-        json("action"),
-        json("target_type"),
-        nullable("target_id"),
-        json("outcome"),
-        json("diff"),
-        nullable("request_id"),
-        nullable("operation"),
-        nullable("client"),
-        format!("to_json({prev})::text"),
-    ]
-    .join(" || ',' || ");
-    let columns = [
-        "id",
-        "occurred_at",
-        "actor_type",
-        "actor_id",
-        "impersonator_id",
-        "action",
-        "target_type",
-        "target_id",
-        "outcome",
-        "diff",
-        "request_id",
-        "operation",
-        "client",
-    ];
-    let values = columns.map(value).join(", ");
-    format!(
-        "v_hash := encode(sha256(convert_to('[' || {hashed} || ']', 'UTF8')), 'hex');\n\
-         INSERT INTO audit_events (organization_id, seq, {columns}, prev_hash, hash)\n\
-         VALUES (p_org, v_seq, {values}, {prev}, v_hash);",
-        columns = columns.join(", "),
-    )
-}
-
-/// The experiment of sealing the audit chain after commit (`BENCH_AUDIT_DESIGN=sealed`,
-/// issue 19), in the benchmark's own database: `audit_append` inserts the event into an
-/// inbox (no lock, no head read); [`sealer`] moves each organization's inbox onto its
-/// chain in batches, one transaction per organization and pass, under the same lock
-/// and with the same hash as today's append.
-async fn seal_audit_appends_after_commit(owner: &sea_orm::DatabaseConnection) {
-    use sea_orm::ConnectionTrait;
-    println!("audit appends SEALED AFTER COMMIT (BENCH_AUDIT_DESIGN=sealed): inbox + sealer");
-    owner
-        .execute_unprepared(
-            &r#"CREATE TABLE bench_audit_inbox (
-    organization_id uuid NOT NULL, id uuid NOT NULL, occurred_at text NOT NULL,
-    actor_type text NOT NULL, actor_id text, impersonator_id text, action text NOT NULL,
-    target_type text NOT NULL, target_id text, outcome text NOT NULL, diff text NOT NULL,
-    request_id text, operation text, client text, PRIMARY KEY (organization_id, id));
-GRANT INSERT ON bench_audit_inbox TO platform_app;
-CREATE OR REPLACE FUNCTION audit_append(
-    p_org uuid, p_id uuid, p_occurred_at text, p_actor_type text, p_actor_id text,
-    p_impersonator_id text, p_action text, p_target_type text, p_target_id text,
-    p_outcome text, p_diff text, p_request_id text, p_operation text, p_client text
-) RETURNS TABLE (appended_seq bigint, appended_hash text)
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
-BEGIN
-    INSERT INTO bench_audit_inbox VALUES (p_org, p_id, p_occurred_at, p_actor_type,
-        p_actor_id, p_impersonator_id, p_action, p_target_type, p_target_id, p_outcome,
-        p_diff, p_request_id, p_operation, p_client);
-    RETURN QUERY SELECT 0::bigint, ''::text;
-END
-$$;
-CREATE FUNCTION bench_audit_seal(p_org uuid) RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    v_seq bigint;
-    v_prev text;
-    v_hash text;
-    v_ids uuid[] := '{}';
-    r bench_audit_inbox;
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('audit:' || p_org::text, 0));
-    SELECT e.seq, e.hash INTO v_seq, v_prev FROM audit_events e
-     WHERE e.organization_id = p_org ORDER BY e.seq DESC LIMIT 1;
-    IF NOT FOUND THEN
-        v_seq := 0;
-        v_prev := '0000000000000000000000000000000000000000000000000000000000000000';
-    END IF;
-    FOR r IN SELECT * FROM bench_audit_inbox WHERE organization_id = p_org ORDER BY id LOOP
-        v_seq := v_seq + 1;
-{CHAIN_AND_INSERT}
-        v_prev := v_hash;
-        v_ids := v_ids || r.id;
-    END LOOP;
-    DELETE FROM bench_audit_inbox WHERE organization_id = p_org AND id = ANY(v_ids);
-    RETURN cardinality(v_ids);
-END
-$$;"#
-                .replace("{CHAIN_AND_INSERT}", &chain_and_insert("r.", "v_prev")),
-        )
-        .await
-        .expect("sealed audit_append");
-}
-
-/// The experiment's sealer: every 2 ms, each organization with events in the inbox has
-/// them sealed in one transaction of its own (as an in-process sealer woken by commits
-/// would; it shares the machine with the server, so its cost counts).
-async fn sealer(owner_url: String) {
-    use sea_orm::{ConnectionTrait, Statement};
-    let owner = sea_orm::Database::connect(&owner_url)
-        .await
-        .expect("sealer");
-    let backend = owner.get_database_backend();
-    loop {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let Ok(rows) = owner
-            .query_all_raw(Statement::from_string(
-                backend,
-                "SELECT DISTINCT organization_id::text FROM bench_audit_inbox",
-            ))
-            .await
-        else {
-            return; // the benchmark's database is gone
-        };
-        for row in rows {
-            let org: String = row.try_get_by_index(0).expect("org");
-            if let Err(e) = owner
-                .execute_unprepared(&format!("SELECT bench_audit_seal('{org}')"))
-                .await
-            {
-                println!("sealer stopped: {e}");
-                return;
-            }
-        }
-    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

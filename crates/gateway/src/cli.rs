@@ -317,8 +317,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     audit::Hashing::InDatabase
                 };
                 let report = state.tenancy.verify_audit_chain(org, hashing).await?;
+                let unsealed = match report.unsealed {
+                    audit::UnsealedTail { events: 0, .. } => String::new(),
+                    audit::UnsealedTail { events, oldest } => format!(
+                        "; {events} recorded but not chained yet, the oldest at {}",
+                        oldest.map_or_else(|| "?".to_owned(), |t| t.to_rfc3339())
+                    ),
+                };
                 match report.broken {
-                    None => println!("{org}: ok ({} events)", report.checked),
+                    None => println!("{org}: ok ({} events{unsealed})", report.checked),
                     Some(link) => {
                         broken += 1;
                         println!(

@@ -271,6 +271,12 @@ impl Application {
         let retention = self
             .retention_run_every
             .map(|every| tokio::spawn(crate::retention_run::every(self.state.clone(), every)));
+        let sealer = tokio::spawn(
+            self.state
+                .tenancy
+                .clone()
+                .run_audit_sealer(AUDIT_SEAL_SWEEP_EVERY),
+        );
         let metrics = self.metrics_listener.map(|listener| {
             let router = http::metrics_only(self.state.clone());
             tokio::spawn(async move { axum::serve(listener, router).await })
@@ -279,12 +285,19 @@ impl Application {
         if let Some(metrics) = metrics {
             metrics.abort();
         }
+        // Events still waiting in an inbox are sealed by the organization's next write
+        // or by the next sweep of any instance (each sweeps when it starts).
+        sealer.abort();
         for job in [billing, retention].into_iter().flatten() {
             job.abort();
         }
         Ok(())
     }
 }
+
+/// How often each server looks for audit inboxes nobody sealed (an instance that
+/// stopped between a commit and its sealing); see `audit::sealing`.
+const AUDIT_SEAL_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The schema with the application's services attached.
 pub fn build_schema(state: AppState) -> AppSchema {

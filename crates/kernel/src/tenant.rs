@@ -78,6 +78,19 @@ pub struct TenantTx {
     /// Facts read once in this transaction (one value per type), e.g. the policy
     /// version: later reads in it reuse them instead of asking the database again.
     memo: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
+    /// What to do once the transaction has committed (never after a rollback).
+    after_commit: AfterCommit,
+}
+
+/// Work that waits for a commit: see [`TenantTx::after_commit`].
+#[derive(Default)]
+struct AfterCommit(std::sync::Mutex<Vec<Box<dyn FnOnce() + Send + Sync>>>);
+
+impl std::fmt::Debug for AfterCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let waiting = self.0.lock().map_or(0, |w| w.len());
+        write!(f, "AfterCommit({waiting})")
+    }
 }
 
 impl TenantTx {
@@ -121,6 +134,7 @@ impl TenantTx {
             _turn: None,
             _open: open,
             memo: std::sync::Mutex::default(),
+            after_commit: AfterCommit::default(),
         })
     }
 
@@ -143,6 +157,18 @@ impl TenantTx {
         let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
         memo.retain(|held| !held.is::<T>());
         memo.push(Box::new(value));
+    }
+
+    /// Runs `then` once this transaction has committed, and not at all if it rolls back
+    /// or is dropped: for telling others about a change only when it exists (e.g. the
+    /// audit sealer about an event waiting to be chained). `then` must be quick; it runs
+    /// on the committing task.
+    pub fn after_commit(&self, then: impl FnOnce() + Send + Sync + 'static) {
+        self.after_commit
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(then));
     }
 
     /// The organization this transaction is bound to.
@@ -183,11 +209,21 @@ impl TenantTx {
             txn,
             _writer,
             _turn,
+            after_commit,
             ..
         } = self;
         let committed = txn.commit().await;
         drop(_writer);
         drop(_turn);
+        if committed.is_ok() {
+            for then in after_commit
+                .0
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+            {
+                then();
+            }
+        }
         committed
     }
 

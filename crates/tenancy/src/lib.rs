@@ -4,6 +4,7 @@
 //! tenant boundary in code.
 
 mod api_keys;
+mod audit_sealer;
 mod audit_trail;
 mod auth;
 mod caller;
@@ -28,6 +29,7 @@ mod tokens;
 mod trusted_documents;
 
 pub use api_keys::NewApiKey;
+pub use audit_sealer::SealSweep;
 pub use audit_trail::{CONCURRENT_VERIFICATIONS, VerificationSlot};
 pub use caller::Caller;
 pub use error::{Error, Result};

@@ -136,6 +136,11 @@ pub struct AuditVerification {
     pub checked: i64,
     /// The first broken link.
     pub broken: Option<BrokenLink>,
+    /// Events recorded and committed but not chained yet, so not checked (a busy
+    /// organization's events are chained just after their commit, within moments).
+    pub unsealed: i64,
+    /// When the oldest of the unchained events happened.
+    pub oldest_unsealed_at: Option<DateTime<Utc>>,
 }
 
 impl From<audit::VerifyReport> for AuditVerification {
@@ -147,6 +152,8 @@ impl From<audit::VerifyReport> for AuditVerification {
                 seq: b.seq,
                 reason: b.reason,
             }),
+            unsealed: i64::try_from(r.unsealed.events).unwrap_or(i64::MAX),
+            oldest_unsealed_at: r.unsealed.oldest,
         }
     }
 }
