@@ -39,6 +39,7 @@ mod m0030_enter_with_session;
 mod m0031_trusted_documents;
 mod m0032_idempotency_keys;
 mod m0033_audit_sealing;
+mod m0034_jobs;
 mod tenant_table;
 
 pub use m0033_audit_sealing::chained_audit_append;
@@ -84,6 +85,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0031_trusted_documents::Migration),
             Box::new(m0032_idempotency_keys::Migration),
             Box::new(m0033_audit_sealing::Migration),
+            Box::new(m0034_jobs::Migration),
         ]
     }
 }

@@ -13,7 +13,7 @@ const CHANGE_PLAN: &str = "mutation($p: String!, $z: String) { changePlan(input:
     timeZone: $z}) { effective subscription { status plan { code } scheduledPlan { code } \
     trialEndsAt currentPeriodEnd } prorations { description amount { amount currency minorUnits } } } }";
 
-fn at(text: &str) -> DateTime<Utc> {
+pub(crate) fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
         .with_timezone(&Utc)
@@ -29,7 +29,7 @@ async fn subscription(app: &TestApp, user: &TestUser, org: &TestOrg) -> Value {
         .clone()
 }
 
-async fn change_plan(
+pub(crate) async fn change_plan(
     app: &TestApp,
     user: &TestUser,
     org: &TestOrg,

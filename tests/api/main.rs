@@ -22,6 +22,7 @@ mod http_limits;
 mod idempotency;
 mod invitations;
 mod isolation;
+mod jobs;
 mod list_property;
 mod logs;
 mod members;

@@ -1,7 +1,8 @@
 //! The billing run: moves every organization's subscription to now (ends trials, renews
 //! periods, applies scheduled downgrades, ends cancelled subscriptions) and cuts the
 //! invoices of the period boundaries crossed, one organization per transaction. The
-//! server runs it on a timer; `platform billing run` runs it once.
+//! server's timer enqueues one job per organization and interval (the instances' workers
+//! share them); `platform billing run` runs every organization once, in the command.
 
 use crate::startup::AppState;
 use kernel::OrgId;
@@ -49,19 +50,23 @@ pub async fn collect(state: &AppState, org: OrgId) -> anyhow::Result<usize> {
     Ok(answered)
 }
 
-/// One run over every organization.
+/// Moves one organization's subscription to now and charges what is due: whether it
+/// moved, and the charges answered. Safe to run twice (a second run finds nothing due),
+/// as a job must be.
+pub async fn run_organization(state: &AppState, org: OrgId) -> anyhow::Result<(bool, usize)> {
+    let tx = state.tenancy.system_tx(org).await?;
+    let moved = state.subscriptions.advance_if_due(&tx).await?;
+    tx.commit().await?;
+    let charged = collect(state, org).await?;
+    Ok((moved, charged))
+}
+
+/// One run over every organization, here and now (`platform billing run`, tests).
 pub async fn run_once(state: &AppState) -> anyhow::Result<RunReport> {
     let mut report = RunReport::default();
     for org in state.tenancy.all_organization_ids().await? {
         report.organizations += 1;
-        let step = async {
-            let tx = state.tenancy.system_tx(org).await?;
-            let moved = state.subscriptions.advance_if_due(&tx).await?;
-            tx.commit().await?;
-            let charged = collect(state, org).await?;
-            anyhow::Ok((moved, charged))
-        };
-        match step.await {
+        match run_organization(state, org).await {
             Ok((moved, charged)) => {
                 report.advanced += usize::from(moved);
                 report.charged += charged;
@@ -75,20 +80,42 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RunReport> {
     Ok(report)
 }
 
-/// Runs the billing run every `every`, forever (the server's background task).
+/// Enqueues the billing of every organization for the run of `slot` (the interval the
+/// server's timer is in): one job per organization and slot, however many instances
+/// enqueue it, so instances share the organizations and each is billed once a slot.
+/// How many jobs were new.
+pub async fn schedule(state: &AppState, slot: i64) -> anyhow::Result<usize> {
+    let mut enqueued = 0;
+    for org in state.tenancy.all_organization_ids().await? {
+        let job = jobs::NewJob::new(
+            crate::job_kinds::BILLING_ORGANIZATION,
+            serde_json::json!({ "organization_id": org.as_uuid() }),
+        )
+        .unique(format!("{org}:{slot}"));
+        if state.jobs.enqueue(state.db.conn(), job).await? {
+            enqueued += 1;
+        }
+    }
+    if enqueued > 0 {
+        state.jobs.wake();
+    }
+    Ok(enqueued)
+}
+
+/// The slot of `now` for runs every `every`: the same number on every instance.
+pub fn slot(now: chrono::DateTime<chrono::Utc>, every: Duration) -> i64 {
+    now.timestamp()
+        .div_euclid(i64::try_from(every.as_secs().max(1)).unwrap_or(i64::MAX))
+}
+
+/// Every `every`, enqueues the billing of every organization (the server's background
+/// task); the job worker runs them.
 pub async fn every(state: AppState, every: Duration) {
     crate::schedule::repeat(every, || async {
-        let started = std::time::Instant::now();
-        let ran = run_once(&state).await;
-        if let Ok(report) = &ran {
-            state.metrics.billing_run(started.elapsed(), report.failed);
-        }
-        match ran {
-            Ok(report) if report.advanced > 0 || report.failed > 0 => {
-                tracing::info!(?report, "billing run");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = ?e, "billing run failed"),
+        match schedule(&state, slot(state.clock.now(), every)).await {
+            Ok(0) => {}
+            Ok(enqueued) => tracing::info!(enqueued, "billing run scheduled"),
+            Err(e) => tracing::error!(error = ?e, "scheduling the billing run failed"),
         }
     })
     .await;

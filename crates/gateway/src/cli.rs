@@ -55,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: PersistedQueriesCommand,
     },
+    /// The durable job queue: what waits, runs, and died.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Data protection: the record of processing activities.
     Privacy {
         #[command(subcommand)]
@@ -66,6 +71,35 @@ enum Command {
         #[arg(long, default_value = "schema.graphql")]
         out: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Counts per kind and state, then the newest jobs (at most 500), of one state or
+    /// kind if given.
+    List {
+        /// pending, running, done, dead or cancelled.
+        #[arg(long, value_parser = parse_job_state)]
+        state: Option<jobs::JobState>,
+        /// A kind, e.g. `billing.organization`.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Puts a dead or cancelled job back in the queue, due now, attempts reset.
+    Retry {
+        /// The job (UUID).
+        id: uuid::Uuid,
+    },
+    /// Cancels a pending or dead job.
+    Cancel {
+        /// The job (UUID).
+        id: uuid::Uuid,
+    },
+}
+
+fn parse_job_state(name: &str) -> Result<jobs::JobState, String> {
+    jobs::JobState::parse(name)
+        .ok_or_else(|| "one of pending, running, done, dead, cancelled".to_owned())
 }
 
 #[derive(Debug, Subcommand)]
@@ -470,6 +504,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "{added} trusted documents added, {} known already",
                 operations.len() - added
             );
+            Ok(())
+        }
+        Command::Jobs { command } => {
+            let state = services(&config, true).await?;
+            match command {
+                JobsCommand::List {
+                    state: wanted,
+                    kind,
+                } => {
+                    for count in state.jobs.counts().await? {
+                        println!("{} {}: {}", count.kind, count.state, count.count);
+                    }
+                    for job in state.jobs.list(wanted, kind.as_deref()).await? {
+                        println!(
+                            "{} {} {} attempts {}/{} run_at {}{}",
+                            job.id,
+                            job.kind,
+                            job.state,
+                            job.attempts,
+                            job.max_attempts,
+                            job.run_at.to_rfc3339(),
+                            job.last_error
+                                .map(|e| format!(" last error: {e}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+                JobsCommand::Retry { id } => {
+                    let job = state.jobs.retry(id).await?;
+                    println!("{}: {} again", job.id, job.state);
+                }
+                JobsCommand::Cancel { id } => {
+                    let job = state.jobs.cancel(id).await?;
+                    println!("{}: {}", job.id, job.state);
+                }
+            }
             Ok(())
         }
         Command::Privacy {

@@ -197,6 +197,10 @@ pub fn metrics_only(app: AppState) -> Router {
 }
 
 async fn metrics(State(app): State<AppState>) -> axum::response::Response {
+    match app.jobs.counts().await {
+        Ok(counts) => app.metrics.jobs(&counts, app.clock.now()),
+        Err(error) => tracing::warn!(%error, "reading the job queue for /metrics failed"),
+    }
     let text = app
         .metrics
         .render(app.db.pool_connections(), app.authz.cache_usage());

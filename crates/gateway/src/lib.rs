@@ -11,6 +11,7 @@ pub mod export;
 pub mod graphql;
 pub mod http;
 pub mod idempotency;
+pub mod job_kinds;
 pub mod metrics;
 pub mod privacy;
 pub mod rate_limit;

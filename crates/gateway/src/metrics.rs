@@ -59,7 +59,16 @@ pub struct Metrics {
     enforcer_lookups: Family<ResultLabels, Gauge>,
     billing_run_seconds: Histogram,
     billing_run_failures: Counter,
+    jobs: Family<JobLabels, Gauge>,
+    jobs_oldest: Family<JobLabels, Gauge>,
     names: Mutex<HashSet<String>>,
+}
+
+/// A job gauge's series (kinds are the server's own, a handful).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    kind: String,
+    state: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -136,17 +145,31 @@ impl Metrics {
         let billing_run_seconds = Histogram::new([0.01, 0.1, 1.0, 10.0, 60.0, 600.0]);
         registry.register(
             "billing_run_duration_seconds",
-            "Time one billing run over every organization took",
+            "Time billing one organization took (one billing job)",
             billing_run_seconds.clone(),
         );
         let billing_run_failures = Counter::default();
         registry.register(
             "billing_run_organization_failures",
-            "Organizations a billing run could not bill (retried by the next run)",
+            "Billing jobs that failed (each is retried with backoff)",
             billing_run_failures.clone(),
+        );
+        let jobs = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "jobs",
+            "Jobs in the durable queue that still matter, by kind and state (pending, running, dead)",
+            jobs.clone(),
+        );
+        let jobs_oldest = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "jobs_oldest_age_seconds",
+            "How long the oldest job of a kind and state has been due (0 when none is yet)",
+            jobs_oldest.clone(),
         );
         Self {
             registry,
+            jobs,
+            jobs_oldest,
             operations,
             operation_seconds,
             responses,
@@ -209,6 +232,25 @@ impl Metrics {
             return name.to_owned();
         }
         "other".to_owned()
+    }
+
+    /// The queue's counts as read now (`now` for the ages); groups that emptied vanish.
+    pub fn jobs(&self, counts: &[jobs::JobCount], now: chrono::DateTime<chrono::Utc>) {
+        self.jobs.clear();
+        self.jobs_oldest.clear();
+        for count in counts {
+            let labels = JobLabels {
+                kind: count.kind.clone(),
+                state: count.state.as_str(),
+            };
+            self.jobs
+                .get_or_create(&labels)
+                .set(i64::try_from(count.count).unwrap_or(i64::MAX));
+            let age = count
+                .oldest
+                .map_or(0, |oldest| (now - oldest).num_seconds().max(0));
+            self.jobs_oldest.get_or_create(&labels).set(age);
+        }
     }
 
     /// The scrape: gauges read now, then everything in Prometheus' text format.

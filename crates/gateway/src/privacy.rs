@@ -15,6 +15,7 @@ pub fn data_map() -> Vec<&'static Table> {
         audit::data_map::DATA_MAP,
         core_domain::data_map::DATA_MAP,
         billing::data_map::DATA_MAP,
+        jobs::data_map::DATA_MAP,
     ]
     .into_iter()
     .flatten()

@@ -38,7 +38,12 @@ pub struct RetentionReport {
     pub retained_invoices: u64,
     /// Idempotency keys (and the answers they kept) past their 24 hours.
     pub expired_idempotency_keys: u64,
+    /// Jobs done or cancelled more than [`FINISHED_JOBS_KEPT`] ago.
+    pub finished_jobs: u64,
 }
+
+/// How long done and cancelled jobs stay visible to operators.
+pub const FINISHED_JOBS_KEPT: chrono::Duration = chrono::Duration::days(7);
 
 impl RetentionReport {
     /// Whether the run removed or failed anything (worth a log line).
@@ -54,6 +59,7 @@ impl RetentionReport {
             || self.old_usage_events > 0
             || self.retained_invoices > 0
             || self.expired_idempotency_keys > 0
+            || self.finished_jobs > 0
     }
 }
 
@@ -102,6 +108,17 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
             ("expired_exports", report.expired_exports),
         ])
         .await?;
+    match state
+        .jobs
+        .delete_finished_before(state.clock.now() - FINISHED_JOBS_KEPT)
+        .await
+    {
+        Ok(deleted) => report.finished_jobs = deleted,
+        Err(e) => {
+            report.failed += 1;
+            tracing::error!(error = ?e, "deleting finished jobs failed");
+        }
+    }
     for org in state.tenancy.all_organization_ids().await? {
         report.organizations += 1;
         match state.tenancy.purge_expired_audit(org).await {

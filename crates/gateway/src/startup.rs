@@ -89,6 +89,8 @@ pub struct Services {
     pub persisted: Arc<crate::graphql::admission::PersistedDocuments>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The durable job queue (this process's worker name in it).
+    pub jobs: jobs::Jobs,
     /// The database.
     pub db: Db,
 }
@@ -126,7 +128,9 @@ impl Services {
             audit.clone(),
         )
         .with_plan_limits(limits.clone());
+        let jobs = jobs::Jobs::new(db.clone(), clock_for_state.clone());
         Ok(Self {
+            jobs,
             tenancy,
             authz,
             audit,
@@ -271,6 +275,7 @@ impl Application {
         let retention = self
             .retention_run_every
             .map(|every| tokio::spawn(crate::retention_run::every(self.state.clone(), every)));
+        let worker = tokio::spawn(crate::job_kinds::worker(self.state.clone()).run());
         let sealer = tokio::spawn(
             self.state
                 .tenancy
@@ -288,6 +293,8 @@ impl Application {
         // Events still waiting in an inbox are sealed by the organization's next write
         // or by the next sweep of any instance (each sweeps when it starts).
         sealer.abort();
+        // A job cut short here is claimed again once its lease runs out.
+        worker.abort();
         for job in [billing, retention].into_iter().flatten() {
             job.abort();
         }
