@@ -57,6 +57,19 @@ async fn metrics_move_with_traffic_behind_their_token_and_name_no_one() {
     }
     let mine = [("operation", "Mine"), ("outcome", "OK")];
     let (_, before) = scrape(&app, &url, Some(TOKEN)).await;
+    // The job queue, read at the scrape: a pending job due a minute ago.
+    let due = [("kind", "test.waiting"), ("state", "pending")];
+    assert_eq!(value(&before, "jobs", &due), 0.0);
+    let mut job = jobs::NewJob::new("test.waiting", json!({}));
+    job.run_at = Some(kernel::Clock::now(&app.clock) - chrono::Duration::seconds(60));
+    app.state
+        .jobs
+        .enqueue(app.state.db.conn(), job)
+        .await
+        .unwrap();
+    let (_, queued) = scrape(&app, &url, Some(TOKEN)).await;
+    assert_eq!(value(&queued, "jobs", &due), 1.0);
+    assert!(value(&queued, "jobs_oldest_age_seconds", &due) >= 60.0);
     assert_eq!(value(&before, "graphql_operations_total", &mine), 0.0);
 
     let email = "metrics.person@example.com";
