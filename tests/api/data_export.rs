@@ -134,6 +134,24 @@ async fn a_person_exports_what_is_held_about_them_and_nothing_of_anyone_else() {
     let ready = finished(&app, &alice, id).await;
     assert_eq!(ready["status"], "READY", "{ready}");
     let url = ready["downloadUrl"].as_str().unwrap();
+    // Prepared by a job enqueued with the request (run again if its worker died).
+    let prepared = app
+        .state
+        .jobs
+        .list(None, Some(tenancy::PREPARE_EXPORT))
+        .await
+        .unwrap();
+    assert_eq!(prepared.len(), 1);
+    assert_eq!(prepared[0].state, jobs::JobState::Done);
+    assert_eq!(
+        prepared[0].unique_key.as_deref(),
+        Some(
+            crate::helpers::global_id_uuid(id, "DataExport")
+                .unwrap()
+                .to_string()
+                .as_str()
+        )
+    );
 
     // Someone else, or nobody, cannot have it.
     let theirs = download(&app, Some(&owner.token), url).await;

@@ -67,11 +67,6 @@ pub fn archive_path(state: &AppState, id: uuid::Uuid) -> PathBuf {
     state.export_dir.join(format!("{id}.zip"))
 }
 
-/// Prepares `export` in the background.
-pub fn spawn(state: AppState, export: DataExport) {
-    tokio::spawn(async move { prepare(&state, &export).await });
-}
-
 /// Prepares `export` and records how it ended (a failure is logged by id and recorded
 /// without detail; asking again is allowed). An export that is gone meanwhile takes its
 /// archive with it.

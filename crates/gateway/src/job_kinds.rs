@@ -8,11 +8,32 @@ use std::time::Instant;
 /// Bills one organization (`{"organization_id": uuid}`): `billing_run::run_organization`.
 pub const BILLING_ORGANIZATION: &str = "billing.organization";
 
+/// Prepares a data export (`{"export_id": uuid}`), enqueued with its request; an export
+/// no longer pending (prepared by an earlier attempt, or gone) is left alone.
+pub use tenancy::PREPARE_EXPORT;
+
 /// The worker of this server: every kind above with its handler.
 pub fn worker(state: AppState) -> jobs::Worker {
-    jobs::Worker::new(state.jobs.clone(), jobs::WorkerSettings::default()).handle(
-        BILLING_ORGANIZATION,
-        move |job| {
+    let exports = state.clone();
+    jobs::Worker::new(state.jobs.clone(), jobs::WorkerSettings::default())
+        .handle(PREPARE_EXPORT, move |job| {
+            let state = exports.clone();
+            Box::pin(async move {
+                let id = job.payload["export_id"]
+                    .as_str()
+                    .and_then(|id| uuid::Uuid::parse_str(id).ok())
+                    .ok_or_else(|| format!("job {} names no export", job.id))?;
+                match state.tenancy.data_export(id).await {
+                    Ok(Some(export)) if export.status == tenancy::ExportStatus::Pending => {
+                        crate::data_export::prepare(&state, &export).await;
+                        Ok(())
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(format!("reading export {id}: {e}")),
+                }
+            })
+        })
+        .handle(BILLING_ORGANIZATION, move |job| {
             let state = state.clone();
             Box::pin(async move {
                 let org = organization_of(&job)?;
@@ -23,8 +44,7 @@ pub fn worker(state: AppState) -> jobs::Worker {
                     .billing_run(started.elapsed(), usize::from(billed.is_err()));
                 billed.map(|_| ()).map_err(|e| format!("{e:#}"))
             })
-        },
-    )
+        })
 }
 
 /// The organization a job's payload names.

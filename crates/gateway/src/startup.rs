@@ -119,6 +119,7 @@ impl Services {
         let projects = ProjectService::new(audit.clone(), clock.clone(), limits.clone());
         let documents = DocumentService::new(audit.clone(), clock.clone(), limits.clone());
         let usage = billing::UsageService::new(audit.clone(), clock.clone());
+        let jobs = jobs::Jobs::new(db.clone(), clock_for_state.clone());
         let tenancy = TenancyService::new(
             db.clone(),
             clock,
@@ -127,8 +128,8 @@ impl Services {
             authz.clone(),
             audit.clone(),
         )
-        .with_plan_limits(limits.clone());
-        let jobs = jobs::Jobs::new(db.clone(), clock_for_state.clone());
+        .with_plan_limits(limits.clone())
+        .with_jobs(jobs.clone());
         Ok(Self {
             jobs,
             tenancy,
@@ -269,19 +270,25 @@ impl Application {
             port = self.port,
             "serving GraphQL at /graphql, GraphiQL at /"
         );
-        let billing = self
-            .billing_run_every
-            .map(|every| tokio::spawn(crate::billing_run::every(self.state.clone(), every)));
-        let retention = self
-            .retention_run_every
-            .map(|every| tokio::spawn(crate::retention_run::every(self.state.clone(), every)));
+        let billing = self.billing_run_every.map(|every| {
+            tokio::spawn(kernel::in_background(crate::billing_run::every(
+                self.state.clone(),
+                every,
+            )))
+        });
+        let retention = self.retention_run_every.map(|every| {
+            tokio::spawn(kernel::in_background(crate::retention_run::every(
+                self.state.clone(),
+                every,
+            )))
+        });
         let worker = tokio::spawn(crate::job_kinds::worker(self.state.clone()).run());
-        let sealer = tokio::spawn(
+        let sealer = tokio::spawn(kernel::in_background(
             self.state
                 .tenancy
                 .clone()
                 .run_audit_sealer(AUDIT_SEAL_SWEEP_EVERY),
-        );
+        ));
         let metrics = self.metrics_listener.map(|listener| {
             let router = http::metrics_only(self.state.clone());
             tokio::spawn(async move { axum::serve(listener, router).await })

@@ -488,16 +488,11 @@ fn placeholders(first: usize, count: usize) -> String {
 
 /// `sql` with PostgreSQL's `$n` placeholders, for `backend` (SQLite numbers them `?n`).
 fn statement(backend: Backend, sql: &str, values: Vec<Value>) -> Statement {
-    match backend {
-        Backend::Postgres => {
-            Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)
-        }
-        Backend::Sqlite => Statement::from_sql_and_values(
-            sea_orm::DbBackend::Sqlite,
-            sql.replace('$', "?"),
-            values,
-        ),
-    }
+    let backend = match backend {
+        Backend::Postgres => sea_orm::DbBackend::Postgres,
+        Backend::Sqlite => sea_orm::DbBackend::Sqlite,
+    };
+    Statement::from_sql_and_values(backend, kernel::numbered(backend, sql), values)
 }
 
 fn job_from_row(row: &QueryResult) -> Result<Job> {

@@ -79,8 +79,13 @@ impl Worker {
         self.handlers.keys().copied().collect()
     }
 
-    /// Claims and runs due jobs until its task is aborted.
+    /// Claims and runs due jobs until its task is aborted (as background work: see
+    /// `kernel::in_background`).
     pub async fn run(self) {
+        kernel::in_background(self.run_loop()).await;
+    }
+
+    async fn run_loop(self) {
         loop {
             let claimed = self.claim_and_start().await;
             if claimed == 0 {
@@ -115,10 +120,10 @@ impl Worker {
                 return count; // never closed
             };
             let worker = self.clone();
-            tokio::spawn(async move {
+            tokio::spawn(kernel::in_background(async move {
                 worker.run_one(job).await;
                 drop(slot);
-            });
+            }));
         }
         count
     }
@@ -155,7 +160,7 @@ impl Worker {
             let every = (lease / 3)
                 .to_std()
                 .unwrap_or(std::time::Duration::from_secs(1));
-            tokio::spawn(async move {
+            tokio::spawn(kernel::in_background(async move {
                 loop {
                     tokio::time::sleep(every).await;
                     match jobs.heartbeat(id, lease).await {
@@ -169,10 +174,10 @@ impl Worker {
                         }
                     }
                 }
-            })
+            }))
         };
         let started = std::time::Instant::now();
-        let outcome = match tokio::spawn(handler(job.clone())).await {
+        let outcome = match tokio::spawn(kernel::in_background(handler(job.clone()))).await {
             Ok(outcome) => outcome,
             Err(panicked) => Err(format!("the handler panicked: {panicked}")),
         };

@@ -14,7 +14,7 @@ pub mod request;
 pub mod tenant;
 
 pub use clock::{Clock, FakeClock, SharedClock, SystemClock};
-pub use db::{Backend, Db, TxMode, count_statements, db_error_code, numbered};
+pub use db::{Backend, Db, TxMode, count_statements, db_error_code, in_background, numbered};
 pub use error::ErrorCode;
 pub use id::{ApiKeyId, InvitationId, MembershipId, OrgId, SessionId, UserId};
 pub use limits::{ConfiguredLimits, FeatureFuture, Limit, LimitFuture, PlanLimits, SharedLimits};

@@ -78,6 +78,9 @@ pub enum Error {
     /// Recording the change in the audit trail failed.
     #[error(transparent)]
     Audit(#[from] audit::Error),
+    /// Enqueueing the work a change causes failed.
+    #[error(transparent)]
+    Jobs(#[from] jobs::Error),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -99,6 +102,7 @@ impl Error {
             Self::Conflict(_) | Self::LastOwner | Self::PendingDeletion => ErrorCode::Conflict,
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
+            Self::Jobs(e) => e.code(),
             Self::Hashing(_) => ErrorCode::Internal,
             Self::Db(e) => kernel::db_error_code(e),
         }

@@ -123,6 +123,9 @@ impl TryFrom<data_export::Model> for DataExport {
     }
 }
 
+/// The job kind that prepares a data export (`{"export_id": uuid}`).
+pub const PREPARE_EXPORT: &str = "data_export.prepare";
+
 impl TenancyService {
     /// The calling person asks for an export of everything held about them; recorded in
     /// the platform chain. One at a time: another pending one is a conflict.
@@ -203,6 +206,14 @@ impl TenancyService {
                     .change("scope", None::<String>, Some(scope.as_str())),
             )
             .await?;
+        if let Some(jobs) = &self.jobs {
+            // Prepared by a worker once this commits; again if that worker dies.
+            let job = jobs::NewJob::new(PREPARE_EXPORT, serde_json::json!({ "export_id": row.id }))
+                .unique(row.id.to_string());
+            jobs.enqueue(tx.conn(), job).await?;
+            let jobs = jobs.clone();
+            tx.after_commit(move || jobs.wake());
+        }
         row.try_into()
     }
 
@@ -265,6 +276,15 @@ impl TenancyService {
             .all(self.db.conn())
             .await?;
         Page::from_overfetch(rows, page).try_map(DataExport::try_from)
+    }
+
+    /// The export `id`, whoever asked for it (its preparing job).
+    pub async fn data_export(&self, id: Uuid) -> Result<Option<DataExport>> {
+        data_export::Entity::find_by_id(id)
+            .one(self.db.conn())
+            .await?
+            .map(TryInto::try_into)
+            .transpose()
     }
 
     /// The export `id` if `user` asked for it; anyone else's is `NOT_FOUND`, like one

@@ -33,7 +33,7 @@ pub use audit_sealer::SealSweep;
 pub use audit_trail::{CONCURRENT_VERIFICATIONS, VerificationSlot};
 pub use caller::Caller;
 pub use error::{Error, Result};
-pub use exports::{DataExport, ExportScope, ExportStatus};
+pub use exports::{DataExport, ExportScope, ExportStatus, PREPARE_EXPORT};
 pub use idempotency::{IDEMPOTENCY_WINDOW, IdempotentRequest, MAX_IDEMPOTENCY_KEY_CHARS};
 pub use model::{
     Actor, ApiKey, Invitation, InvitationStatus, IssuedApiKey, IssuedInvitation, Membership,

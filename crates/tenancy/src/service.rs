@@ -89,6 +89,9 @@ pub struct TenancyService {
     /// Keys the pseudonyms stored instead of plaintext (the erasure ledger's email hashes,
     /// throttling counters' scopes); derived from the token secret.
     pub(crate) pseudonym_key: std::sync::Arc<[u8; 32]>,
+    /// Where work a change causes is enqueued (data exports' preparation); without it
+    /// (the command line) nothing is enqueued.
+    pub(crate) jobs: Option<jobs::Jobs>,
 }
 
 impl TenancyService {
@@ -111,7 +114,14 @@ impl TenancyService {
             limits: std::sync::Arc::new(kernel::ConfiguredLimits::default()),
             verifications: std::sync::Arc::default(),
             pseudonym_key: std::sync::Arc::new(crate::erasure::pseudonym_key(token_secret)),
+            jobs: None,
         }
+    }
+
+    /// The same service enqueueing the work its changes cause on `jobs`.
+    pub fn with_jobs(mut self, jobs: jobs::Jobs) -> Self {
+        self.jobs = Some(jobs);
+        self
     }
 
     /// The same service with other lifetimes and limits.

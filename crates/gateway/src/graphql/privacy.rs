@@ -276,8 +276,7 @@ impl PrivacyMutation {
                 .await?
             }
         };
-        // Prepared once the request is committed (the row exists for the preparer).
-        crate::data_export::spawn(ctx.state().clone(), export.clone());
+        // Prepared by a job worker: the job was enqueued with the request.
         Ok(RequestDataExportPayload {
             data_export: DataExport(export),
         })
