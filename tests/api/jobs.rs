@@ -191,7 +191,7 @@ async fn a_failing_job_backs_off_then_dies_with_its_last_error_and_an_operator_r
     // Finished jobs go after a while; the rest stay.
     assert_eq!(
         queue
-            .delete_finished_before(app.clock.now() + Duration::seconds(1))
+            .delete_finished_before(app.clock.now() + Duration::seconds(1), None)
             .await
             .unwrap(),
         1
@@ -348,5 +348,20 @@ async fn two_instances_share_the_billing_of_two_hundred_organizations_and_bill_e
             .await
             .unwrap(),
         0
+    );
+    // Done billing jobs are kept for ten intervals, then go; other kinds stay.
+    app.state
+        .jobs
+        .enqueue(app.state.db.conn(), NewJob::new(KIND, json!({})))
+        .await
+        .unwrap();
+    let forget = || gateway::billing_run::forget_old_jobs(&app.state, every);
+    assert_eq!(forget().await.unwrap(), 0);
+    app.clock
+        .advance(Duration::hours(10) + Duration::seconds(1));
+    assert_eq!(forget().await.unwrap(), (ORGANIZATIONS + 1) as u64);
+    assert_eq!(
+        app.state.jobs.list(None, Some(KIND)).await.unwrap().len(),
+        1
     );
 }

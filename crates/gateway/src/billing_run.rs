@@ -102,10 +102,28 @@ pub async fn schedule(state: &AppState, slot: i64) -> anyhow::Result<usize> {
     Ok(enqueued)
 }
 
+/// Done billing jobs are kept for this many intervals (an operator sees the last few
+/// runs; one row per organization and interval would otherwise pile up for the
+/// retention run's week).
+const BILLING_JOBS_KEPT_INTERVALS: u32 = 10;
+
 /// The slot of `now` for runs every `every`: the same number on every instance.
 pub fn slot(now: chrono::DateTime<chrono::Utc>, every: Duration) -> i64 {
     now.timestamp()
         .div_euclid(i64::try_from(every.as_secs().max(1)).unwrap_or(i64::MAX))
+}
+
+/// Deletes the done billing jobs older than [`BILLING_JOBS_KEPT_INTERVALS`] intervals of
+/// `every`; how many.
+pub async fn forget_old_jobs(state: &AppState, every: Duration) -> anyhow::Result<u64> {
+    let kept = chrono::Duration::from_std(every.saturating_mul(BILLING_JOBS_KEPT_INTERVALS))?;
+    let Some(before) = state.clock.now().checked_sub_signed(kept) else {
+        return Ok(0);
+    };
+    Ok(state
+        .jobs
+        .delete_finished_before(before, Some(crate::job_kinds::BILLING_ORGANIZATION))
+        .await?)
 }
 
 /// Every `every`, enqueues the billing of every organization (the server's background
@@ -116,6 +134,9 @@ pub async fn every(state: AppState, every: Duration) {
             Ok(0) => {}
             Ok(enqueued) => tracing::info!(enqueued, "billing run scheduled"),
             Err(e) => tracing::error!(error = ?e, "scheduling the billing run failed"),
+        }
+        if let Err(e) = forget_old_jobs(&state, every).await {
+            tracing::warn!(error = %e, "deleting done billing jobs failed");
         }
     })
     .await;

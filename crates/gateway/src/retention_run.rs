@@ -110,7 +110,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
         .await?;
     match state
         .jobs
-        .delete_finished_before(state.clock.now() - FINISHED_JOBS_KEPT)
+        .delete_finished_before(state.clock.now() - FINISHED_JOBS_KEPT, None)
         .await
     {
         Ok(deleted) => report.finished_jobs = deleted,

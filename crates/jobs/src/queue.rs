@@ -463,15 +463,21 @@ impl Jobs {
             .collect()
     }
 
-    /// Deletes done and cancelled jobs last touched before `before` (the retention run);
-    /// how many.
-    pub async fn delete_finished_before(&self, before: DateTime<Utc>) -> Result<u64> {
+    /// Deletes done and cancelled jobs (of `kind` only, if given) last touched before
+    /// `before`: the retention run for all kinds, and frequent kinds after their own
+    /// shorter time; how many.
+    pub async fn delete_finished_before(
+        &self,
+        before: DateTime<Utc>,
+        kind: Option<&str>,
+    ) -> Result<u64> {
         let done = self
             .db
             .conn()
             .execute_raw(self.statement(
-                "DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND updated_at < $1",
-                vec![before.into()],
+                "DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND updated_at < $1 \
+                 AND ($2 IS NULL OR kind = $2)",
+                vec![before.into(), kind.map(str::to_owned).into()],
             ))
             .await?;
         Ok(done.rows_affected())
