@@ -365,3 +365,46 @@ async fn two_instances_share_the_billing_of_two_hundred_organizations_and_bill_e
         1
     );
 }
+
+/// The retention run of an interval is one job, whichever instances schedule it, run by
+/// one of their workers.
+#[tokio::test]
+async fn the_retention_run_of_an_interval_runs_once_whichever_instances_schedule_it() {
+    let app = TestApp::spawn().await;
+    let twin = app.spawn_twin().await;
+    let slot = gateway::billing_run::slot(
+        kernel::Clock::now(&app.clock),
+        std::time::Duration::from_secs(3_600),
+    );
+    let (a, b) = tokio::join!(
+        gateway::retention_run::schedule(&app.state, slot),
+        gateway::retention_run::schedule(&twin.state, slot)
+    );
+    assert_eq!(
+        u8::from(a.unwrap()) + u8::from(b.unwrap()),
+        1,
+        "one job for the interval"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let runs = app
+            .state
+            .jobs
+            .list(None, Some(gateway::job_kinds::RETENTION_RUN))
+            .await
+            .unwrap();
+        assert_eq!(runs.len(), 1);
+        if runs[0].state == JobState::Done {
+            assert_eq!(runs[0].attempts, 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{runs:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The next interval is a new run.
+    assert!(
+        gateway::retention_run::schedule(&twin.state, slot + 1)
+            .await
+            .unwrap()
+    );
+}

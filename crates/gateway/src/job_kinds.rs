@@ -12,10 +12,19 @@ pub const BILLING_ORGANIZATION: &str = "billing.organization";
 /// no longer pending (prepared by an earlier attempt, or gone) is left alone.
 pub use tenancy::PREPARE_EXPORT;
 
+/// The retention run over every organization (`{}`, one per interval):
+/// `retention_run::run_once`.
+pub const RETENTION_RUN: &str = "retention.run";
+
 /// The worker of this server: every kind above with its handler.
 pub fn worker(state: AppState) -> jobs::Worker {
     let exports = state.clone();
+    let retention = state.clone();
     jobs::Worker::new(state.jobs.clone(), jobs::WorkerSettings::default())
+        .handle(RETENTION_RUN, move |_job| {
+            let state = retention.clone();
+            Box::pin(async move { crate::retention_run::run_as_job(&state).await })
+        })
         .handle(PREPARE_EXPORT, move |job| {
             let state = exports.clone();
             Box::pin(async move {

@@ -187,15 +187,43 @@ async fn purge_old_usage(state: &AppState, org: kernel::OrgId) -> anyhow::Result
     Ok(purged)
 }
 
-/// Runs the retention run every `every`, forever (the server's background task).
+/// The retention run as a job (see [`schedule`]): a failure is retried with backoff.
+pub async fn run_as_job(state: &AppState) -> Result<(), String> {
+    match run_once(state).await {
+        Ok(report) if report.eventful() => {
+            tracing::info!(?report, "retention run");
+            if report.failed > 0 {
+                return Err(format!(
+                    "{} organizations or steps failed; see the log",
+                    report.failed
+                ));
+            }
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+/// Enqueues the retention run of interval `slot` (see `billing_run::slot`): one job
+/// however many instances enqueue it, so one instance runs it. Whether it was new.
+pub async fn schedule(state: &AppState, slot: i64) -> anyhow::Result<bool> {
+    let job = jobs::NewJob::new(crate::job_kinds::RETENTION_RUN, serde_json::json!({}))
+        .unique(slot.to_string());
+    let new = state.jobs.enqueue(state.db.conn(), job).await?;
+    if new {
+        state.jobs.wake();
+    }
+    Ok(new)
+}
+
+/// Every `every`, enqueues the retention run (the server's background task); the job
+/// worker of one instance runs it.
 pub async fn every(state: AppState, every: Duration) {
     crate::schedule::repeat(every, || async {
-        match run_once(&state).await {
-            Ok(report) if report.eventful() => {
-                tracing::info!(?report, "audit retention run");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = ?e, "audit retention run failed"),
+        let slot = crate::billing_run::slot(state.clock.now(), every);
+        if let Err(e) = schedule(&state, slot).await {
+            tracing::error!(error = ?e, "scheduling the retention run failed");
         }
     })
     .await;
