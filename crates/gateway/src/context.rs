@@ -393,3 +393,52 @@ pub async fn read<T>(
     };
     Ok(query(unit).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+
+    /// The schema's mutation fields.
+    fn mutations() -> Vec<String> {
+        let sdl = crate::graphql::sdl();
+        let document = async_graphql::parser::parse_schema(&sdl).expect("the SDL parses");
+        document
+            .definitions
+            .iter()
+            .filter_map(|definition| match definition {
+                TypeSystemDefinition::Type(t) if t.node.name.node == "Mutation" => {
+                    match &t.node.kind {
+                        TypeKind::Object(object) => Some(
+                            object
+                                .fields
+                                .iter()
+                                .map(|f| f.node.name.node.to_string())
+                                .collect::<Vec<_>>(),
+                        ),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// The allow-lists name mutations by their field names: a misspelt or renamed one
+    /// would silently refuse that mutation to a suspended organization or one pending
+    /// deletion. Every name must be a mutation of the schema.
+    #[test]
+    fn every_mutation_the_allow_lists_name_is_in_the_schema() {
+        let mutations = mutations();
+        assert!(mutations.len() > 20, "{mutations:?}");
+        for name in super::ALLOWED_WHEN_SUSPENDED
+            .iter()
+            .chain(super::ALLOWED_WHEN_PENDING_DELETION)
+        {
+            assert!(
+                mutations.iter().any(|m| m == name),
+                "{name} is not a mutation"
+            );
+        }
+    }
+}
