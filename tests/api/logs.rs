@@ -75,6 +75,23 @@ async fn each_request_is_one_line_of_ids_and_codes_and_no_line_names_a_person() 
     .send()
     .await;
 
+    // One in the caller's trace, one with a malformed trace (a new trace is started).
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    for (request_id, traceparent) in [
+        ("log-test-traced", format!("00-{trace}-00f067aa0ba902b7-01")),
+        (
+            "log-test-untraced",
+            format!("00-{trace}-0000000000000000-01"),
+        ),
+    ] {
+        app.gql("{ __typename }")
+            .header("X-Request-Id", request_id)
+            .header("traceparent", &traceparent)
+            .send()
+            .await
+            .data();
+    }
+
     let log = captured();
     let line = |request_id: &str| {
         log.lines()
@@ -91,6 +108,13 @@ async fn each_request_is_one_line_of_ids_and_codes_and_no_line_names_a_person() 
     assert_eq!(ok["outcome"], "OK");
     assert!(ok["duration_ms"].is_u64());
     assert_eq!(line("log-test-refused")["outcome"], "UNAUTHENTICATED");
+    assert_eq!(line("log-test-traced")["trace_id"], trace);
+    let fresh = line("log-test-untraced")["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(fresh.len() == 32 && fresh != trace, "{fresh}");
+    assert_eq!(ok["trace_id"].as_str().map(str::len), Some(32));
     // An operation name that is not a GraphQL name is not written down.
     assert_eq!(line("log-test-named")["operations"], "?");
     for personal in [email, name, "Personal Org"] {

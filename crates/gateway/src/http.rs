@@ -136,6 +136,8 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::ACCEPT,
                 HeaderName::from_static("x-organization-id"),
                 HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("traceparent"),
+                HeaderName::from_static("tracestate"),
                 HeaderName::from_static("idempotency-key"),
             ])
             .expose_headers([
@@ -253,6 +255,7 @@ async fn run_to_completion(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         request.headers_mut().insert("x-request-id", value);
     }
+    let trace = crate::trace_context::trace_of(request.headers());
     let started = std::time::Instant::now();
     let method = request.method().clone();
     // The path only: a query string may carry variables (personal data).
@@ -309,6 +312,7 @@ async fn run_to_completion(
     }
     tracing::info!(
         request_id = %request_id,
+        trace_id = %trace,
         method = %method,
         path = %path,
         status = response.status().as_u16(),

@@ -21,6 +21,7 @@ pub mod seed;
 pub mod server;
 pub mod startup;
 pub mod telemetry;
+pub mod trace_context;
 pub mod unit;
 pub mod wire;
 
