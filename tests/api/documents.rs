@@ -896,3 +896,80 @@ async fn histories_are_read_a_page_at_a_time() {
     assert_eq!(by_title["Long"], (vec![30, 29], true));
     assert_eq!(by_title["Short"], (vec![2, 1], false));
 }
+
+/// Stored values that do not parse (a hand edit, a bad migration) are never replaced by
+/// a default: a review decision that is neither `approved` nor `changes_requested` used
+/// to read as "changes requested". The read fails with `INTERNAL` instead, and the rest
+/// of the organization's documents still read.
+#[tokio::test]
+async fn corrupt_stored_values_are_internal_errors_not_defaults() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    let reviewer = app.user("reviewer@example.com").await;
+    app.add_member(&owner, &org, &reviewer, "MEMBER").await;
+    let handbook = project(&app, &owner, &org, 1).await;
+    grant(&app, &owner, &org, &handbook, &reviewer, "reviewer").await;
+    let id = document(&app, &owner, &org, &handbook, "Policy").await;
+    let other = document(&app, &owner, &org, &handbook, "Other").await;
+    step(&app, &owner, &org, "submitDocument", &id, None)
+        .await
+        .data();
+    let asked = step(
+        &app,
+        &reviewer,
+        &org,
+        "requestDocumentChanges",
+        &id,
+        Some("why"),
+    )
+    .await;
+    assert_eq!(
+        asked.data()["requestDocumentChanges"]["document"]["reviews"]["nodes"][0]["decision"],
+        "CHANGES_REQUESTED"
+    );
+    let read = |document: String| {
+        let app = &app;
+        let owner = &owner;
+        let org = &org;
+        async move {
+            app.gql(&format!(
+                "query($d: [ID!]!) {{ nodes(ids: $d) {{ ... on Document {{ {DOC_FIELDS} }} }} }}"
+            ))
+            .vars(json!({ "d": [document] }))
+            .as_user(owner)
+            .in_org(org)
+            .send()
+            .await
+        }
+    };
+    let (db, backend) = app.whole_database().await;
+    use sea_orm::ConnectionTrait;
+    for (sql, what) in [
+        (
+            "UPDATE document_reviews SET decision = 'maybe'",
+            "a review decision",
+        ),
+        (
+            "UPDATE documents SET status = 'limbo' WHERE title = 'Policy'",
+            "a status",
+        ),
+    ] {
+        db.execute_raw(sea_orm::Statement::from_string(backend, sql))
+            .await
+            .unwrap();
+        let corrupt = read(id.clone()).await;
+        assert_eq!(corrupt.code(), "INTERNAL", "{what}: {:?}", corrupt.body);
+        if what == "a review decision" {
+            db.execute_raw(sea_orm::Statement::from_string(
+                backend,
+                "UPDATE document_reviews SET decision = 'changes_requested'",
+            ))
+            .await
+            .unwrap();
+        }
+    }
+    // The other document still reads.
+    let fine = read(other).await;
+    assert_eq!(fine.data()["nodes"][0]["title"], "Other");
+}

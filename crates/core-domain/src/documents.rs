@@ -41,11 +41,22 @@ pub struct DocumentService {
     usage: billing::UsageService,
 }
 
+/// A stored counter (a version, a review round) as the model's `u32`.
+fn counter(column: &'static str, stored: i32) -> Result<u32> {
+    u32::try_from(stored).map_err(|_| corrupt(column, stored))
+}
+
+/// The error for a stored value that does not parse, logged once here (by column and
+/// value: statuses, counters and ids, never personal data).
+fn corrupt(column: &'static str, value: impl std::fmt::Display) -> Error {
+    let value = value.to_string();
+    tracing::error!(column, value = %value, "corrupt stored value");
+    Error::Corrupt { column, value }
+}
+
 fn from_row(row: document::Model) -> Result<Document> {
-    let status = DocumentStatus::parse(&row.status).ok_or_else(|| Error::Invalid {
-        field: "status",
-        reason: format!("unknown stored status `{}`", row.status),
-    })?;
+    let status = DocumentStatus::parse(&row.status)
+        .ok_or_else(|| corrupt("documents.status", &row.status))?;
     Ok(Document {
         id: row.id,
         org_id: OrgId::from_uuid(row.organization_id),
@@ -54,40 +65,46 @@ fn from_row(row: document::Model) -> Result<Document> {
         body: row.body,
         status,
         author_id: UserId::from_uuid(row.author_id),
-        version: u32::try_from(row.version).unwrap_or_default(),
-        review_round: u32::try_from(row.review_round).unwrap_or_default(),
+        version: counter("documents.version", row.version)?,
+        review_round: counter("documents.review_round", row.review_round)?,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
 }
 
-pub(crate) fn version_from_row(row: document_version::Model) -> DocumentVersion {
-    DocumentVersion {
+pub(crate) fn version_from_row(row: document_version::Model) -> Result<DocumentVersion> {
+    let changed_fields = serde_json::from_str(&row.changed_fields).map_err(|_| {
+        corrupt(
+            "document_versions.changed_fields",
+            format!(
+                "not a JSON list (version {} of {})",
+                row.version, row.document_id
+            ),
+        )
+    })?;
+    Ok(DocumentVersion {
         document_id: row.document_id,
-        version: u32::try_from(row.version).unwrap_or_default(),
+        version: counter("document_versions.version", row.version)?,
         title: row.title,
         body: row.body,
         edited_by: UserId::from_uuid(row.edited_by),
         edited_at: row.edited_at,
-        changed_fields: serde_json::from_str(&row.changed_fields).unwrap_or_default(),
-    }
+        changed_fields,
+    })
 }
 
-pub(crate) fn review_from_row(row: document_review::Model) -> Review {
-    Review {
+pub(crate) fn review_from_row(row: document_review::Model) -> Result<Review> {
+    Ok(Review {
         id: row.id,
         document_id: row.document_id,
-        review_round: u32::try_from(row.review_round).unwrap_or_default(),
-        version: u32::try_from(row.version).unwrap_or_default(),
+        review_round: counter("document_reviews.review_round", row.review_round)?,
+        version: counter("document_reviews.version", row.version)?,
         reviewer_id: UserId::from_uuid(row.reviewer_id),
-        decision: if row.decision == ReviewDecision::Approved.as_str() {
-            ReviewDecision::Approved
-        } else {
-            ReviewDecision::ChangesRequested
-        },
+        decision: ReviewDecision::parse(&row.decision)
+            .ok_or_else(|| corrupt("document_reviews.decision", &row.decision))?,
         comment: row.comment,
         created_at: row.created_at,
-    }
+    })
 }
 
 /// The person behind a permit: documents are written and reviewed by people.

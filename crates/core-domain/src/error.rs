@@ -57,6 +57,15 @@ pub enum Error {
     /// Recording the usage failed.
     #[error(transparent)]
     Usage(#[from] billing::Error),
+    /// A stored value does not parse (a bug, a hand edit or a bad migration): never
+    /// replaced by a default, answered as an internal error.
+    #[error("corrupt stored {column}: {value}")]
+    Corrupt {
+        /// `table.column`.
+        column: &'static str,
+        /// The value as stored (ids, statuses and counters only).
+        value: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -76,6 +85,7 @@ impl Error {
                 ErrorCode::Conflict
             }
             Self::SelfApproval => ErrorCode::Forbidden,
+            Self::Corrupt { .. } => ErrorCode::Internal,
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
             Self::Usage(e) => e.code(),

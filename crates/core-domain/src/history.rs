@@ -142,7 +142,10 @@ impl DocumentService {
         let rows = document_version::Model::find_by_statement(statement)
             .all(tx.conn())
             .await?;
-        let versions = rows.into_iter().map(version_from_row).collect();
+        let versions = rows
+            .into_iter()
+            .map(version_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok(pages(
             documents,
             versions,
@@ -164,7 +167,10 @@ impl DocumentService {
         let rows = document_review::Model::find_by_statement(statement)
             .all(tx.conn())
             .await?;
-        let reviews = rows.into_iter().map(review_from_row).collect();
+        let reviews = rows
+            .into_iter()
+            .map(review_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok(pages(documents, reviews, |r: &Review| r.document_id, page))
     }
 
@@ -193,11 +199,11 @@ impl DocumentService {
         );
         let statement =
             Statement::from_sql_and_values(backend, kernel::numbered(backend, &sql), values);
-        Ok(document_review::Model::find_by_statement(statement)
+        document_review::Model::find_by_statement(statement)
             .all(tx.conn())
             .await?
             .into_iter()
             .map(review_from_row)
-            .collect())
+            .collect()
     }
 }

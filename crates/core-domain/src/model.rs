@@ -214,12 +214,20 @@ pub enum ReviewDecision {
 }
 
 impl ReviewDecision {
+    /// Every decision.
+    pub const ALL: [Self; 2] = [Self::Approved, Self::ChangesRequested];
+
     /// The stored name.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Approved => "approved",
             Self::ChangesRequested => "changes_requested",
         }
+    }
+
+    /// The decision stored as `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == name)
     }
 }
 
