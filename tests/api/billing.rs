@@ -1151,3 +1151,44 @@ async fn two_billing_runs_charging_the_same_attempt_count_one_failure() {
         .count();
     assert_eq!(failures, 1);
 }
+
+/// A stored subscription value that does not parse is an internal error, never a
+/// default: a tax rate that is not a number used to read as 0 % (and would have been
+/// invoiced so); a status or time zone that is not one used to be `BAD_USER_INPUT`.
+#[tokio::test]
+async fn corrupt_stored_subscription_values_are_internal_errors_not_defaults() {
+    let app = TestApp::spawn().await;
+    gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
+        .await
+        .unwrap();
+    let owner = app.user("owner@example.com").await;
+    let org = app.org(&owner, "Acme").await;
+    change_plan(&app, &owner, &org, "metered", Some("UTC"))
+        .await
+        .data();
+    assert_eq!(subscription(&app, &owner, &org).await["status"], "ACTIVE");
+    let (db, backend) = app.whole_database().await;
+    use sea_orm::ConnectionTrait;
+    for (column, value, good) in [
+        ("tax_rate", "lots", "0"),
+        ("status", "limbo", "active"),
+        ("time_zone", "Mars/Olympus", "UTC"),
+    ] {
+        let set = |value: &str| {
+            sea_orm::Statement::from_string(
+                backend,
+                format!("UPDATE subscriptions SET {column} = '{value}'"),
+            )
+        };
+        db.execute_raw(set(value)).await.unwrap();
+        let read = app
+            .gql(SUBSCRIPTION)
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+            .await;
+        assert_eq!(read.code(), "INTERNAL", "{column}: {:?}", read.body);
+        db.execute_raw(set(good)).await.unwrap();
+    }
+    assert_eq!(subscription(&app, &owner, &org).await["status"], "ACTIVE");
+}

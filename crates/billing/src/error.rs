@@ -94,9 +94,25 @@ pub enum Error {
     /// Recording the change failed.
     #[error(transparent)]
     Audit(#[from] audit::Error),
+    /// A stored value does not parse (a bug, a hand edit or a bad migration): never
+    /// replaced by a default, answered as an internal error.
+    #[error("corrupt stored {column}: {value}")]
+    Corrupt {
+        /// `table.column`.
+        column: &'static str,
+        /// The value as stored (codes, statuses, rates: never personal data).
+        value: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
+}
+
+/// The error for a stored value that does not parse, logged once where it is made.
+pub(crate) fn corrupt(column: &'static str, value: impl std::fmt::Display) -> Error {
+    let value = value.to_string();
+    tracing::error!(column, value = %value, "corrupt stored value");
+    Error::Corrupt { column, value }
 }
 
 impl Error {
@@ -120,7 +136,7 @@ impl Error {
             Self::Audit(e) => e.code(),
             Self::Overflow => ErrorCode::BadUserInput,
             Self::PaymentRequired => ErrorCode::PaymentRequired,
-            Self::Provider(_) => ErrorCode::Internal,
+            Self::Provider(_) | Self::Corrupt { .. } => ErrorCode::Internal,
             Self::Db(e) => kernel::db_error_code(e),
         }
     }

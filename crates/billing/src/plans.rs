@@ -257,7 +257,10 @@ impl Catalog {
             .await?
             .into_iter()
             .map(|row| {
-                let code = plans.get(&row.plan_id).cloned().unwrap_or_default();
+                let code = plans
+                    .get(&row.plan_id)
+                    .cloned()
+                    .ok_or_else(|| crate::error::corrupt("plan_versions.plan_id", row.plan_id))?;
                 to_version(row, code)
             })
             .collect::<Result<Vec<_>>>()?;

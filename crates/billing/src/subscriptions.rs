@@ -64,6 +64,8 @@ impl Status {
         }
     }
 
+    /// The status stored as `text` (only ever read from the database: anything else is
+    /// corrupt data).
     fn parse(text: &str) -> Result<Self> {
         Ok(match text {
             "trialing" => Self::Trialing,
@@ -71,12 +73,7 @@ impl Status {
             "past_due" => Self::PastDue,
             "suspended" => Self::Suspended,
             "canceled" => Self::Canceled,
-            other => {
-                return Err(Error::Invalid {
-                    field: "subscriptions.status",
-                    reason: format!("unknown status {other}"),
-                });
-            }
+            other => return Err(crate::error::corrupt("subscriptions.status", other)),
         })
     }
 }
@@ -187,6 +184,11 @@ pub fn period_at(
     ))
 }
 
+/// A subscription's stored time zone (anything but an IANA name is corrupt data).
+fn stored_zone(name: &str) -> Result<Tz> {
+    Tz::from_str(name).map_err(|_| crate::error::corrupt("subscriptions.time_zone", name))
+}
+
 fn zone(name: &str) -> Result<Tz> {
     Tz::from_str(name).map_err(|_| Error::Invalid {
         field: "timeZone",
@@ -219,7 +221,7 @@ pub fn roll_boundaries(
     row: &mut subscription::Model,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Step>, Vec<Boundary>)> {
-    let tz = zone(&row.time_zone)?;
+    let tz = stored_zone(&row.time_zone)?;
     let mut steps = Vec::new();
     let mut boundaries = Vec::new();
     // Bounded: a subscription untouched for years rolls one period per month.
@@ -404,7 +406,7 @@ impl Subscriptions {
             id: row.id,
             plan,
             status: Status::parse(&row.status)?,
-            time_zone: zone(&row.time_zone)?,
+            time_zone: stored_zone(&row.time_zone)?,
             billing_anchor: row.billing_anchor,
             trial_ends_at: row.trial_ends_at,
             current_period_start: row.current_period_start,
@@ -412,7 +414,8 @@ impl Subscriptions {
             scheduled_plan,
             cancel_at_period_end: row.cancel_at_period_end,
             canceled_at: row.canceled_at,
-            tax_rate: Decimal::from_str(&row.tax_rate).unwrap_or_default(),
+            tax_rate: Decimal::from_str(&row.tax_rate)
+                .map_err(|_| crate::error::corrupt("subscriptions.tax_rate", &row.tax_rate))?,
         })
     }
 
@@ -502,7 +505,7 @@ impl Subscriptions {
                     .await?,
             );
             // Usage of the period before, reported after its invoice was cut.
-            let tz = zone(&row.time_zone)?;
+            let tz = stored_zone(&row.time_zone)?;
             let before = period_at(
                 tz,
                 row.billing_anchor.min(local_date(tz, boundary.ended.0)),
@@ -579,7 +582,7 @@ impl Subscriptions {
                 Some(id) => self.catalog.version(tx.conn(), id).await?,
                 None => plan.clone(),
             };
-            let tz = zone(&row.time_zone)?;
+            let tz = stored_zone(&row.time_zone)?;
             let anchor = if row.status == Status::Trialing.as_str() {
                 local_date(tz, row.current_period_end)
             } else {
@@ -734,7 +737,7 @@ impl Subscriptions {
         // An upgrade (or any change in a trial, which costs nothing yet): now.
         let mut prorations = Vec::new();
         if !trialing {
-            let tz = zone(&row.time_zone)?;
+            let tz = stored_zone(&row.time_zone)?;
             let (period, _, _) = period_at(tz, row.billing_anchor, row.current_period_start)?;
             let today = local_date(tz, now);
             let lines = proration_lines(
