@@ -281,7 +281,7 @@ async fn two_instances_share_the_billing_of_two_hundred_organizations_and_bill_e
     // The period ends; both instances' timers fire for the same interval.
     app.clock.set(at("2027-02-10T00:00:01Z"));
     let every = std::time::Duration::from_secs(3_600);
-    let slot = gateway::billing_run::slot(app.clock.now(), every);
+    let slot = gateway::schedule::slot(app.clock.now(), every);
     let (a, b) = tokio::join!(
         gateway::billing_run::schedule(&app.state, slot),
         gateway::billing_run::schedule(&twin.state, slot)
@@ -372,7 +372,7 @@ async fn two_instances_share_the_billing_of_two_hundred_organizations_and_bill_e
 async fn the_retention_run_of_an_interval_runs_once_whichever_instances_schedule_it() {
     let app = TestApp::spawn().await;
     let twin = app.spawn_twin().await;
-    let slot = gateway::billing_run::slot(
+    let slot = gateway::schedule::slot(
         kernel::Clock::now(&app.clock),
         std::time::Duration::from_secs(3_600),
     );

@@ -133,17 +133,13 @@ impl AuditLog {
 
     /// The organization's events that are recorded but not chained yet.
     pub async fn unsealed(&self, tx: &TenantTx) -> Result<UnsealedTail> {
-        let (backend, placeholder) = match self.backend() {
-            Backend::Postgres => (sea_orm::DbBackend::Postgres, "$1"),
-            Backend::Sqlite => (sea_orm::DbBackend::Sqlite, "?"),
-        };
+        let backend = tx.conn().get_database_backend();
+        let sql = "SELECT count(*), min(occurred_at) FROM audit_inbox WHERE organization_id = $1";
         let row = tx
             .conn()
             .query_one_raw(Statement::from_sql_and_values(
                 backend,
-                format!(
-                    "SELECT count(*), min(occurred_at) FROM audit_inbox WHERE organization_id = {placeholder}"
-                ),
+                kernel::numbered(backend, sql),
                 [tx.org_id().as_uuid().into()],
             ))
             .await?;

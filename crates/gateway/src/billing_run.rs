@@ -82,7 +82,8 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RunReport> {
 
 /// Enqueues the billing of every organization for the run of `slot` (the interval the
 /// server's timer is in): one job per organization and slot, however many instances
-/// enqueue it, so instances share the organizations and each is billed once a slot.
+/// enqueue it, so instances share the organizations and each is billed once a slot
+/// (`schedule::slot`).
 /// How many jobs were new.
 pub async fn schedule(state: &AppState, slot: i64) -> anyhow::Result<usize> {
     let mut enqueued = 0;
@@ -107,12 +108,6 @@ pub async fn schedule(state: &AppState, slot: i64) -> anyhow::Result<usize> {
 /// retention run's week).
 const BILLING_JOBS_KEPT_INTERVALS: u32 = 10;
 
-/// The slot of `now` for runs every `every`: the same number on every instance.
-pub fn slot(now: chrono::DateTime<chrono::Utc>, every: Duration) -> i64 {
-    now.timestamp()
-        .div_euclid(i64::try_from(every.as_secs().max(1)).unwrap_or(i64::MAX))
-}
-
 /// Deletes the done billing jobs older than [`BILLING_JOBS_KEPT_INTERVALS`] intervals of
 /// `every`; how many.
 pub async fn forget_old_jobs(state: &AppState, every: Duration) -> anyhow::Result<u64> {
@@ -130,7 +125,7 @@ pub async fn forget_old_jobs(state: &AppState, every: Duration) -> anyhow::Resul
 /// task); the job worker runs them.
 pub async fn every(state: AppState, every: Duration) {
     crate::schedule::repeat(every, || async {
-        match schedule(&state, slot(state.clock.now(), every)).await {
+        match schedule(&state, crate::schedule::slot(state.clock.now(), every)).await {
             Ok(0) => {}
             Ok(enqueued) => tracing::info!(enqueued, "billing run scheduled"),
             Err(e) => tracing::error!(error = ?e, "scheduling the billing run failed"),

@@ -28,10 +28,7 @@ pub fn worker(state: AppState) -> jobs::Worker {
         .handle(PREPARE_EXPORT, move |job| {
             let state = exports.clone();
             Box::pin(async move {
-                let id = job.payload["export_id"]
-                    .as_str()
-                    .and_then(|id| uuid::Uuid::parse_str(id).ok())
-                    .ok_or_else(|| format!("job {} names no export", job.id))?;
+                let id = id_in(&job, "export_id")?;
                 match state.tenancy.data_export(id).await {
                     Ok(Some(export)) if export.status == tenancy::ExportStatus::Pending => {
                         crate::data_export::prepare(&state, &export).await;
@@ -45,7 +42,7 @@ pub fn worker(state: AppState) -> jobs::Worker {
         .handle(BILLING_ORGANIZATION, move |job| {
             let state = state.clone();
             Box::pin(async move {
-                let org = organization_of(&job)?;
+                let org = OrgId::from_uuid(id_in(&job, "organization_id")?);
                 let started = Instant::now();
                 let billed = crate::billing_run::run_organization(&state, org).await;
                 state
@@ -56,11 +53,10 @@ pub fn worker(state: AppState) -> jobs::Worker {
         })
 }
 
-/// The organization a job's payload names.
-fn organization_of(job: &jobs::Job) -> Result<OrgId, String> {
-    job.payload["organization_id"]
+/// The id a job's payload holds under `field`.
+fn id_in(job: &jobs::Job, field: &str) -> Result<uuid::Uuid, String> {
+    job.payload[field]
         .as_str()
         .and_then(|id| uuid::Uuid::parse_str(id).ok())
-        .map(OrgId::from_uuid)
-        .ok_or_else(|| format!("job {} names no organization", job.id))
+        .ok_or_else(|| format!("job {} has no {field}", job.id))
 }

@@ -205,7 +205,7 @@ pub async fn run_as_job(state: &AppState) -> Result<(), String> {
     }
 }
 
-/// Enqueues the retention run of interval `slot` (see `billing_run::slot`): one job
+/// Enqueues the retention run of interval `slot` (see `schedule::slot`): one job
 /// however many instances enqueue it, so one instance runs it. Whether it was new.
 pub async fn schedule(state: &AppState, slot: i64) -> anyhow::Result<bool> {
     let job = jobs::NewJob::new(crate::job_kinds::RETENTION_RUN, serde_json::json!({}))
@@ -221,7 +221,7 @@ pub async fn schedule(state: &AppState, slot: i64) -> anyhow::Result<bool> {
 /// worker of one instance runs it.
 pub async fn every(state: AppState, every: Duration) {
     crate::schedule::repeat(every, || async {
-        let slot = crate::billing_run::slot(state.clock.now(), every);
+        let slot = crate::schedule::slot(state.clock.now(), every);
         if let Err(e) = schedule(&state, slot).await {
             tracing::error!(error = ?e, "scheduling the retention run failed");
         }

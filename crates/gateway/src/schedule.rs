@@ -17,3 +17,9 @@ where
         job().await;
     }
 }
+
+/// The slot of `now` for runs every `every`: the same number on every instance.
+pub fn slot(now: chrono::DateTime<chrono::Utc>, every: Duration) -> i64 {
+    now.timestamp()
+        .div_euclid(i64::try_from(every.as_secs().max(1)).unwrap_or(i64::MAX))
+}

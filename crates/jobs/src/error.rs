@@ -19,7 +19,7 @@ pub enum Error {
         /// What was asked.
         action: &'static str,
         /// The states that allow it.
-        allowed: &'static str,
+        allowed: String,
     },
     /// A stored row does not parse (a bug or a hand edit).
     #[error("corrupt job row: {0}")]

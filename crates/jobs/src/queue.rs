@@ -384,42 +384,46 @@ impl Jobs {
 
     /// Puts a dead or cancelled job back in the queue, due now, with its attempts reset.
     pub async fn retry(&self, id: Uuid) -> Result<Job> {
-        self.move_job(id, "retry", &[JobState::Dead, JobState::Cancelled], |now| {
-            (
-                "state = 'pending', attempts = 0, run_at = $1, updated_at = $1",
-                now,
-            )
-        })
+        let assignments = "state = 'pending', attempts = 0, run_at = $1, updated_at = $1";
+        self.move_job(
+            id,
+            "retry",
+            [JobState::Dead, JobState::Cancelled],
+            assignments,
+        )
         .await
     }
 
     /// Cancels a pending or dead job (a running one finishes its attempt first).
     pub async fn cancel(&self, id: Uuid) -> Result<Job> {
-        self.move_job(id, "cancel", &[JobState::Pending, JobState::Dead], |now| {
-            ("state = 'cancelled', updated_at = $1", now)
-        })
+        let assignments = "state = 'cancelled', updated_at = $1";
+        self.move_job(
+            id,
+            "cancel",
+            [JobState::Pending, JobState::Dead],
+            assignments,
+        )
         .await
     }
 
+    /// Applies `assignments` (`$1` is now) to job `id` if it is in one of the states
+    /// `from`; the job as it is afterwards.
     async fn move_job(
         &self,
         id: Uuid,
         action: &'static str,
-        from: &[JobState],
-        set: impl FnOnce(DateTime<Utc>) -> (&'static str, DateTime<Utc>),
+        from: [JobState; 2],
+        assignments: &str,
     ) -> Result<Job> {
-        let (assignments, now) = set(self.clock.now());
-        let allowed = from
-            .iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let done = self
             .db
             .conn()
             .execute_raw(self.statement(
-                &format!("UPDATE jobs SET {assignments} WHERE id = $2 AND state IN ({allowed})"),
-                vec![now.into(), id.into()],
+                &format!(
+                    "UPDATE jobs SET {assignments} WHERE id = $2 AND state IN ('{}', '{}')",
+                    from[0], from[1]
+                ),
+                vec![self.clock.now().into(), id.into()],
             ))
             .await?;
         let job = self.get(id).await?;
@@ -428,11 +432,7 @@ impl Jobs {
                 id,
                 state: job.state.to_string(),
                 action,
-                allowed: if from.contains(&JobState::Pending) {
-                    "pending or dead"
-                } else {
-                    "dead or cancelled"
-                },
+                allowed: format!("{} or {}", from[0], from[1]),
             });
         }
         Ok(job)

@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 /// What a handler returns: done, or the failure's text (kept on the job; ids and codes
 /// only, never personal data).
@@ -148,13 +149,18 @@ impl Worker {
         }
     }
 
-    /// One attempt of `job`: its handler in a task of its own (a panic is a failure),
-    /// the lease renewed meanwhile, then done or failed.
+    /// One attempt of `job`, in a span naming it (the handler's own lines included).
     async fn run_one(&self, job: Job) {
+        let span = tracing::info_span!("job", job.id = %job.id, job.kind = %job.kind, job.attempt = job.attempts);
+        self.attempt(job).instrument(span).await;
+    }
+
+    /// Its handler in a task of its own (a panic is a failure), the lease renewed
+    /// meanwhile, then done or failed.
+    async fn attempt(&self, job: Job) {
         let Some(handler) = self.handlers.get(job.kind.as_str()).cloned() else {
             return; // only claimed kinds it handles
         };
-        let span = tracing::info_span!("job", job.id = %job.id, job.kind = %job.kind, job.attempt = job.attempts);
         let heartbeat = {
             let (jobs, id, lease) = (self.jobs.clone(), job.id, self.settings.lease);
             let every = (lease / 3)
@@ -177,12 +183,12 @@ impl Worker {
             }))
         };
         let started = std::time::Instant::now();
-        let outcome = match tokio::spawn(kernel::in_background(handler(job.clone()))).await {
+        let handling = kernel::in_background(handler(job.clone())).in_current_span();
+        let outcome = match tokio::spawn(handling).await {
             Ok(outcome) => outcome,
             Err(panicked) => Err(format!("the handler panicked: {panicked}")),
         };
         heartbeat.abort();
-        let _entered = span.enter();
         let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match outcome {
             Ok(()) => match self.jobs.complete(&job).await {
