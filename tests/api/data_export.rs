@@ -135,12 +135,23 @@ async fn a_person_exports_what_is_held_about_them_and_nothing_of_anyone_else() {
     assert_eq!(ready["status"], "READY", "{ready}");
     let url = ready["downloadUrl"].as_str().unwrap();
     // Prepared by a job enqueued with the request (run again if its worker died).
-    let prepared = app
-        .state
-        .jobs
-        .list(None, Some(tenancy::PREPARE_EXPORT))
-        .await
-        .unwrap();
+    // The worker marks its job done just after the export turns READY: wait for it.
+    let mut prepared = Vec::new();
+    for _ in 0..200 {
+        prepared = app
+            .state
+            .jobs
+            .list(None, Some(tenancy::PREPARE_EXPORT))
+            .await
+            .unwrap();
+        if prepared
+            .iter()
+            .all(|job| job.state != jobs::JobState::Running)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     assert_eq!(prepared.len(), 1);
     assert_eq!(prepared[0].state, jobs::JobState::Done);
     assert_eq!(
