@@ -40,6 +40,7 @@ mod m0031_trusted_documents;
 mod m0032_idempotency_keys;
 mod m0033_audit_sealing;
 mod m0034_jobs;
+mod m0035_webhooks;
 mod tenant_table;
 
 pub use m0033_audit_sealing::chained_audit_append;
@@ -86,6 +87,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0032_idempotency_keys::Migration),
             Box::new(m0033_audit_sealing::Migration),
             Box::new(m0034_jobs::Migration),
+            Box::new(m0035_webhooks::Migration),
         ]
     }
 }

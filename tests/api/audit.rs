@@ -186,7 +186,74 @@ const MUTATION_EVENTS: &[(&str, &str)] = &[
     ("cancelSubscription", "subscription.cancel_scheduled"),
     ("payInvoice", "payment.requested"),
     ("importCatalog", "plan.published"),
+    ("createWebhookEndpoint", "webhook_endpoint.created"),
+    ("updateWebhookEndpoint", "webhook_endpoint.updated"),
+    (
+        "rotateWebhookEndpointSecret",
+        "webhook_endpoint.secret_rotated",
+    ),
+    ("redeliverWebhook", "webhook_delivery.redelivered"),
+    ("deleteWebhookEndpoint", "webhook_endpoint.deleted"),
 ];
+
+/// Runs every webhook mutation once (the endpoint's one delivery goes nowhere: the test
+/// network resolves no public name).
+async fn webhook_steps(
+    app: &TestApp,
+    owner: &crate::helpers::TestUser,
+    org: &crate::helpers::TestOrg,
+) {
+    let created = app
+        .gql("mutation { createWebhookEndpoint(input: {url: \"https://hooks.example.com/in\", eventTypes: [\"project.created\"]}) { webhookEndpoint { id } } }")
+        .as_user(owner)
+        .in_org(org)
+        .send()
+        .await;
+    let endpoint = created.data()["createWebhookEndpoint"]["webhookEndpoint"]["id"].clone();
+    for mutation in [
+        "mutation($e: ID!) { updateWebhookEndpoint(input: {webhookEndpointId: $e, description: \"ERP\"}) { webhookEndpoint { id } } }",
+        "mutation($e: ID!) { rotateWebhookEndpointSecret(input: {webhookEndpointId: $e}) { secret } }",
+    ] {
+        app.gql(mutation)
+            .vars(json!({ "e": endpoint }))
+            .as_user(owner)
+            .in_org(org)
+            .send()
+            .await
+            .data();
+    }
+    app.gql("mutation { createProject(input: {name: \"Hooked\"}) { project { id } } }")
+        .as_user(owner)
+        .in_org(org)
+        .send()
+        .await
+        .data();
+    gateway::webhook_dispatch::run_once(&app.state)
+        .await
+        .unwrap();
+    let log = app
+        .gql("query($o: ID!) { node(id: $o) { ... on Organization { webhookDeliveries(first: 1) { nodes { id } } } } }")
+        .vars(json!({ "o": org.id }))
+        .as_user(owner)
+        .in_org(org)
+        .send()
+        .await;
+    let delivery = log.data()["node"]["webhookDeliveries"]["nodes"][0]["id"].clone();
+    app.gql("mutation($d: ID!) { redeliverWebhook(input: {deliveryId: $d}) { delivery { id } } }")
+        .vars(json!({ "d": delivery }))
+        .as_user(owner)
+        .in_org(org)
+        .send()
+        .await
+        .data();
+    app.gql("mutation($e: ID!) { deleteWebhookEndpoint(input: {webhookEndpointId: $e}) { webhookEndpoint { id } } }")
+        .vars(json!({ "e": endpoint }))
+        .as_user(owner)
+        .in_org(org)
+        .send()
+        .await
+        .data();
+}
 
 #[tokio::test]
 async fn every_mutation_in_the_schema_records_its_event() {
@@ -328,6 +395,7 @@ async fn every_mutation_in_the_schema_records_its_event() {
         .as_str()
         .unwrap()
         .to_owned();
+    webhook_steps(&app, &owner, &org).await;
     app.gql("mutation($p: ID!) { updateProject(input: {projectId: $p, name: \"Apollo 2\"}) { project { id } } }")
         .vars(json!({ "p": project }))
         .as_user(&owner)

@@ -274,6 +274,7 @@ fn test_config(database_url: &str) -> Config {
         redis_url: None,
         metrics_token: None,
         metrics_bind_addr: None,
+        webhook_insecure_hosts: vec!["127.0.0.1".into()],
         sign_ups_per_address_per_hour: 20,
         dpa_notice_days: 30,
         org_deletion_grace_days: 30,

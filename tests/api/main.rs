@@ -39,3 +39,4 @@ mod surface;
 mod trusted_documents;
 mod unit_of_work;
 mod usage;
+mod webhooks;

@@ -20,6 +20,9 @@ pub enum Error {
     /// A verification worker panicked or was cancelled.
     #[error("verification worker: {0}")]
     Worker(String),
+    /// A stored event does not parse (a bug or a hand edit).
+    #[error("corrupt audit event: {0}")]
+    Corrupt(String),
     /// Serializing an event failed.
     #[error("serializing an event: {0}")]
     Serialize(#[from] serde_json::Error),
@@ -36,7 +39,9 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid { .. } => ErrorCode::BadUserInput,
-            Self::Crypto(_) | Self::Worker(_) | Self::Serialize(_) => ErrorCode::Internal,
+            Self::Crypto(_) | Self::Worker(_) | Self::Corrupt(_) | Self::Serialize(_) => {
+                ErrorCode::Internal
+            }
             Self::Db(e) => kernel::db_error_code(e),
         }
     }

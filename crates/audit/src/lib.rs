@@ -8,6 +8,7 @@ mod chain;
 pub mod data_map;
 mod entity;
 pub mod error;
+mod feed;
 pub mod model;
 mod pii;
 mod retention;
@@ -16,6 +17,7 @@ mod service;
 
 pub use chain::GENESIS;
 pub use error::{Error, Result};
+pub use feed::FeedEvent;
 pub use model::{
     AuditEvent, BrokenLink, Change, EventFilter, Hashing, NewEvent, Outcome, ReadChange,
     VerifyReport,

@@ -5,7 +5,7 @@
 //! | role | permits |
 //! |---|---|
 //! | `owner` | everything |
-//! | `admin` | read and update the organization; everything on members, invitations, API keys, roles, grants, projects and documents; read and export the audit trail |
+//! | `admin` | read and update the organization; everything on members, invitations, API keys, webhooks, roles, grants, projects and documents; read and export the audit trail |
 //! | `member` | read the organization and its members; read and create projects and documents |
 //! | `billing_admin` | read the organization and its members; everything on billing |
 //! | `auditor` | read the organization and its members; read and export the audit trail |
@@ -26,6 +26,7 @@ use crate::model::{Action, ResourceType};
 use Action::{Create, Delete, Export, Read, Review, Submit, Update};
 use ResourceType::{
     ApiKey, Audit, Billing, Document, Grant, Invitation, Member, Organization, Project, Role,
+    Webhook,
 };
 
 /// A built-in role or relation: its name, description and allowed (type, actions).
@@ -54,12 +55,13 @@ pub const ROLES: &[Template] = &[
     },
     Template {
         name: "admin",
-        description: "Manages people, keys, roles, grants and all records; reads the audit trail.",
+        description: "Manages people, keys, webhooks, roles, grants and all records; reads the audit trail.",
         allows: &[
             (Some(Organization), &[Read, Update]),
             (Some(Member), ALL_ACTIONS),
             (Some(Invitation), ALL_ACTIONS),
             (Some(ApiKey), ALL_ACTIONS),
+            (Some(Webhook), ALL_ACTIONS),
             (Some(Role), ALL_ACTIONS),
             (Some(Grant), ALL_ACTIONS),
             (Some(Project), ALL_ACTIONS),

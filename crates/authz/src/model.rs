@@ -64,6 +64,8 @@ named_enum!(
         Project => "project",
         /// Documents (children of projects).
         Document => "document",
+        /// Outbound webhook endpoints and their deliveries.
+        Webhook => "webhook",
     }
 );
 

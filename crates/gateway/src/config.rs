@@ -294,9 +294,33 @@ pub struct Config {
     /// monitoring network reaches, e.g. `10.0.0.5:9100`).
     #[arg(long, global = true, env = "METRICS_BIND_ADDR")]
     pub metrics_bind_addr: Option<SocketAddr>,
+
+    /// Hosts webhook deliveries may reach over plain http and at non-public addresses,
+    /// comma-separated (development only, e.g. `127.0.0.1,localhost`). Empty: https to
+    /// public addresses only.
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOK_INSECURE_HOSTS",
+        value_delimiter = ','
+    )]
+    pub webhook_insecure_hosts: Vec<String>,
 }
 
 impl Config {
+    /// Where webhook deliveries may go.
+    pub fn webhook_egress(&self) -> webhooks::egress::EgressPolicy {
+        webhooks::egress::EgressPolicy {
+            insecure_hosts: self
+                .webhook_insecure_hosts
+                .iter()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            ..webhooks::egress::EgressPolicy::default()
+        }
+    }
+
     /// The metrics token, if set, once it is long enough. Checked here rather than by the
     /// argument parser, whose error would repeat the value (a secret) on the terminal.
     pub fn metrics_token(&self) -> anyhow::Result<Option<SecretString>> {

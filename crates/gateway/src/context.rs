@@ -154,6 +154,7 @@ pub const ALLOWED_WHEN_SUSPENDED: &[&str] = &[
     "removeMember",
     "leaveOrganization",
     "revokeApiKey",
+    "deleteWebhookEndpoint",
     "revokeInvitation",
     "revokeAccess",
     "deleteRole",

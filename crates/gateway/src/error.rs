@@ -18,6 +18,8 @@ pub enum ApiError {
     Domain(core_domain::Error),
     /// From billing.
     Billing(billing::Error),
+    /// From outbound webhooks.
+    Webhooks(webhooks::Error),
     /// The organization's plan does not include a feature the operation needs.
     PlanFeature(&'static str),
     /// The operation needs a logged-in caller.
@@ -65,6 +67,7 @@ impl ApiError {
             Self::Audit(e) => e.code(),
             Self::Domain(e) => e.code(),
             Self::Billing(e) => e.code(),
+            Self::Webhooks(e) => e.code(),
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::WrongPrincipal(_) | Self::PlanFeature(_) => ErrorCode::Forbidden,
             Self::NoActiveOrganization | Self::BadInput { .. } => ErrorCode::BadUserInput,
@@ -80,6 +83,7 @@ impl ApiError {
             Self::Audit(e) => e.to_string(),
             Self::Domain(e) => e.to_string(),
             Self::Billing(e) => e.to_string(),
+            Self::Webhooks(e) => e.to_string(),
             Self::Unauthenticated => {
                 "authentication required: send Authorization: Bearer <token>".into()
             }
@@ -118,6 +122,12 @@ impl From<core_domain::Error> for ApiError {
 impl From<billing::Error> for ApiError {
     fn from(e: billing::Error) -> Self {
         Self::Billing(e)
+    }
+}
+
+impl From<webhooks::Error> for ApiError {
+    fn from(e: webhooks::Error) -> Self {
+        Self::Webhooks(e)
     }
 }
 
@@ -189,7 +199,8 @@ impl From<ApiError> for async_graphql::Error {
                     ext.set("reason", "ESCALATION");
                 }
                 ApiError::Authz(authz::Error::TooMany { what, max })
-                | ApiError::Tenancy(tenancy::Error::TooMany { what, max }) => {
+                | ApiError::Tenancy(tenancy::Error::TooMany { what, max })
+                | ApiError::Webhooks(webhooks::Error::TooMany { what, max }) => {
                     ext.set("limit", *what);
                     ext.set("max", *max);
                 }
@@ -213,6 +224,7 @@ impl From<ApiError> for async_graphql::Error {
                 | ApiError::Tenancy(tenancy::Error::Authz(authz::Error::Invalid {
                     field, ..
                 }))
+                | ApiError::Webhooks(webhooks::Error::Invalid { field, .. })
                 | ApiError::BadInput { field, .. } => ext.set("field", *field),
                 _ => {}
             }

@@ -41,6 +41,7 @@ pub const IDEMPOTENT_MUTATIONS: &[&str] = &[
     "createProject",
     "createRole",
     "deleteRole",
+    "deleteWebhookEndpoint",
     "denyPermission",
     "grantAccess",
     "leaveOrganization",
@@ -48,6 +49,7 @@ pub const IDEMPOTENT_MUTATIONS: &[&str] = &[
     "publishDocument",
     "purgeAuditEvents",
     "recordUsage",
+    "redeliverWebhook",
     "registerTrustedDocuments",
     "removeDenyRule",
     "removeMember",
@@ -63,6 +65,7 @@ pub const IDEMPOTENT_MUTATIONS: &[&str] = &[
     "updateDocument",
     "updateProject",
     "updateRole",
+    "updateWebhookEndpoint",
 ];
 
 /// The mutations refused with an Idempotency-Key, and why.
@@ -70,6 +73,14 @@ pub const NOT_IDEMPOTENT_MUTATIONS: &[(&str, &str)] = &[
     (
         "createApiKey",
         "its answer holds a secret shown once, never kept",
+    ),
+    (
+        "createWebhookEndpoint",
+        "its answer holds the signing secret, shown once",
+    ),
+    (
+        "rotateWebhookEndpointSecret",
+        "its answer holds the signing secret, shown once",
     ),
     (
         "inviteMember",

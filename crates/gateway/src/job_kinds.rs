@@ -16,9 +16,14 @@ pub use tenancy::PREPARE_EXPORT;
 /// `retention_run::run_once`.
 pub const RETENTION_RUN: &str = "retention.run";
 
+/// One attempt of a webhook delivery (`{"organization_id", "delivery_id", "attempt"}`):
+/// prepared and recorded in short transactions of their own, sent with none open.
+pub use webhooks::DELIVER as WEBHOOK_DELIVER;
+
 /// The worker of this server: every kind above with its handler.
 pub fn worker(state: AppState) -> jobs::Worker {
     let exports = state.clone();
+    let deliveries = state.clone();
     let retention = state.clone();
     jobs::Worker::new(state.jobs.clone(), jobs::WorkerSettings::default())
         .handle(RETENTION_RUN, move |_job| {
@@ -39,6 +44,10 @@ pub fn worker(state: AppState) -> jobs::Worker {
                 }
             })
         })
+        .handle(WEBHOOK_DELIVER, move |job| {
+            let state = deliveries.clone();
+            Box::pin(async move { deliver_webhook(&state, &job).await })
+        })
         .handle(BILLING_ORGANIZATION, move |job| {
             let state = state.clone();
             Box::pin(async move {
@@ -51,6 +60,54 @@ pub fn worker(state: AppState) -> jobs::Worker {
                 billed.map(|_| ()).map_err(|e| format!("{e:#}"))
             })
         })
+}
+
+async fn deliver_webhook(state: &AppState, job: &jobs::Job) -> Result<(), String> {
+    let org = OrgId::from_uuid(id_in(job, "organization_id")?);
+    let delivery = id_in(job, "delivery_id")?;
+    let attempt = job.payload["attempt"]
+        .as_i64()
+        .and_then(|a| i32::try_from(a).ok())
+        .ok_or_else(|| format!("job {} has no attempt", job.id))?;
+    let failed = |what: &str, e: &dyn std::fmt::Display| format!("{what} delivery {delivery}: {e}");
+    let tx = state
+        .tenancy
+        .system_tx(org)
+        .await
+        .map_err(|e| failed("opening", &e))?;
+    let prepared = state
+        .webhooks
+        .prepare(&tx, delivery, attempt)
+        .await
+        .map_err(|e| failed("preparing", &e))?;
+    tx.commit().await.map_err(|e| failed("preparing", &e))?;
+    let Some(prepared) = prepared else {
+        return Ok(());
+    };
+    let response = state.webhooks.send(&prepared).await;
+    let tx = state
+        .tenancy
+        .system_tx(org)
+        .await
+        .map_err(|e| failed("opening", &e))?;
+    let recorded = state
+        .webhooks
+        .record(&tx, &prepared, &response)
+        .await
+        .map_err(|e| failed("recording", &e))?;
+    tx.commit().await.map_err(|e| failed("recording", &e))?;
+    if let Some(attempt) = recorded {
+        state.metrics.webhook_delivery(attempt.status.as_str());
+        tracing::info!(
+            org.id = %org,
+            delivery.id = %delivery,
+            attempt = prepared.attempt,
+            status = response.status,
+            outcome = attempt.status.as_str(),
+            "webhook delivery attempt"
+        );
+    }
+    Ok(())
 }
 
 /// The id a job's payload holds under `field`.

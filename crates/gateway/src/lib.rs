@@ -23,6 +23,7 @@ pub mod startup;
 pub mod telemetry;
 pub mod trace_context;
 pub mod unit;
+pub mod webhook_dispatch;
 pub mod wire;
 
 pub use config::Config;

@@ -39,6 +39,12 @@ struct ResultLabels {
     result: &'static str,
 }
 
+/// Webhook delivery attempts by what they left the delivery as.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 /// A gauge's series by state (`in_use`, `idle`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
@@ -59,6 +65,7 @@ pub struct Metrics {
     enforcer_lookups: Family<ResultLabels, Gauge>,
     billing_run_seconds: Histogram,
     billing_run_failures: Counter,
+    webhook_attempts: Family<OutcomeLabels, Counter>,
     jobs: Family<JobLabels, Gauge>,
     jobs_oldest: Family<JobLabels, Gauge>,
     names: Mutex<HashSet<String>>,
@@ -154,6 +161,12 @@ impl Metrics {
             "Billing jobs that failed (each is retried with backoff)",
             billing_run_failures.clone(),
         );
+        let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_delivery_attempts",
+            "Webhook delivery attempts, by what they left the delivery as (succeeded, pending: to be retried, failed)",
+            webhook_attempts.clone(),
+        );
         let jobs = Family::<JobLabels, Gauge>::default();
         registry.register(
             "jobs",
@@ -180,6 +193,7 @@ impl Metrics {
             enforcer_lookups,
             billing_run_seconds,
             billing_run_failures,
+            webhook_attempts,
             names: Mutex::new(HashSet::new()),
         }
     }
@@ -216,6 +230,13 @@ impl Metrics {
     pub fn billing_run(&self, took: Duration, failed: usize) {
         self.billing_run_seconds.observe(took.as_secs_f64());
         self.billing_run_failures.inc_by(failed as u64);
+    }
+
+    /// Counts one webhook delivery attempt by the delivery's status after it.
+    pub fn webhook_delivery(&self, outcome: &'static str) {
+        self.webhook_attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// `name` if this process already reports it or still has room for it, else `other`.

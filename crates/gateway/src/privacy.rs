@@ -16,6 +16,7 @@ pub fn data_map() -> Vec<&'static Table> {
         core_domain::data_map::DATA_MAP,
         billing::data_map::DATA_MAP,
         jobs::data_map::DATA_MAP,
+        webhooks::data_map::DATA_MAP,
     ]
     .into_iter()
     .flatten()

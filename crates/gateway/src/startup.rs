@@ -91,6 +91,8 @@ pub struct Services {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The durable job queue (this process's worker name in it).
     pub jobs: jobs::Jobs,
+    /// Outbound webhooks.
+    pub webhooks: webhooks::Webhooks,
     /// The database.
     pub db: Db,
 }
@@ -130,7 +132,14 @@ impl Services {
         )
         .with_plan_limits(limits.clone())
         .with_jobs(jobs.clone());
+        let webhooks = webhooks::Webhooks::new(
+            audit.clone(),
+            jobs.clone(),
+            clock_for_state.clone(),
+            webhooks::egress::EgressPolicy::default(),
+        );
         Ok(Self {
+            webhooks,
             jobs,
             tenancy,
             authz,
@@ -195,8 +204,15 @@ impl Application {
             invoice_retention_years: config.invoice_retention_years,
             ..TenancySettings::default()
         });
+        let webhooks = webhooks::Webhooks::new(
+            services.audit.clone(),
+            services.jobs.clone(),
+            services.clock.clone(),
+            config.webhook_egress(),
+        );
         let state = AppState::from(Services {
             tenancy,
+            webhooks,
             stripe_webhook_secret: config.stripe_webhook_secret.clone(),
             usage_grace: chrono::Duration::days(i64::from(config.usage_grace_days)),
             export_dir: config.data_export_dir.clone(),
@@ -283,6 +299,10 @@ impl Application {
             )))
         });
         let worker = tokio::spawn(crate::job_kinds::worker(self.state.clone()).run());
+        let webhooks = tokio::spawn(kernel::in_background(crate::webhook_dispatch::every(
+            self.state.clone(),
+            WEBHOOK_DISPATCH_EVERY,
+        )));
         let sealer = tokio::spawn(kernel::in_background(
             self.state
                 .tenancy
@@ -300,6 +320,9 @@ impl Application {
         // Events still waiting in an inbox are sealed by the organization's next write
         // or by the next sweep of any instance (each sweeps when it starts).
         sealer.abort();
+        // Events not yet fanned out are after their organization's cursor: the next
+        // dispatch of any instance takes them.
+        webhooks.abort();
         // A job cut short here is claimed again once its lease runs out.
         worker.abort();
         for job in [billing, retention].into_iter().flatten() {
@@ -312,6 +335,9 @@ impl Application {
 /// How often each server looks for audit inboxes nobody sealed (an instance that
 /// stopped between a commit and its sealing); see `audit::sealing`.
 const AUDIT_SEAL_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often each server fans new events out to webhook endpoints.
+const WEBHOOK_DISPATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The schema with the application's services attached.
 pub fn build_schema(state: AppState) -> AppSchema {

@@ -21,7 +21,7 @@ use sea_orm::{
 
 /// The tables an organization's rows are purged from, children before parents (the
 /// order foreign keys need). A test checks that every table with an `organization_id`
-/// column is here, and migrations m0026, m0031, m0032 and m0033 list the same tables for PostgreSQL.
+/// column is here, and migrations m0026, m0031, m0032, m0033 and m0035 list the same tables for PostgreSQL.
 pub const PURGED_TABLES: &[&str] = &[
     "document_reviews",
     "document_versions",
@@ -43,6 +43,10 @@ pub const PURGED_TABLES: &[&str] = &[
     "invoice_lines",
     "invoices",
     "subscriptions",
+    "webhook_deliveries",
+    "webhook_messages",
+    "webhook_endpoints",
+    "webhook_cursors",
     "audit_inbox",
     "audit_events",
     "audit_purges",
@@ -656,9 +660,9 @@ mod tests {
 
     #[test]
     fn every_purged_table_is_in_the_postgres_function() {
-        // Migration m0033 (m0026's list, grown) names the same tables; a table missing
+        // Migration m0035 (m0026's list, grown) names the same tables; a table missing
         // there fails the purge on PostgreSQL only.
-        let migration = include_str!("../../../migration/src/m0033_audit_sealing.rs");
+        let migration = include_str!("../../../migration/src/m0035_webhooks.rs");
         for table in PURGED_TABLES {
             assert!(migration.contains(&format!("'{table}'")), "{table}");
         }

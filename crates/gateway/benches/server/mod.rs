@@ -44,6 +44,7 @@ pub fn config(database_url: &str) -> Config {
         redis_url: None,
         metrics_token: None,
         metrics_bind_addr: None,
+        webhook_insecure_hosts: Vec::new(),
         // The benchmarks sign up hundreds of organizations' owners from one address.
         sign_ups_per_address_per_hour: u64::MAX,
         dpa_notice_days: 30,

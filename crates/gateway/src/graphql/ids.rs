@@ -35,10 +35,14 @@ pub enum NodeKind {
     DataExport,
     /// `AuditEvent`
     AuditEvent,
+    /// `WebhookEndpoint` (not a node: listed on its organization)
+    WebhookEndpoint,
+    /// `WebhookDelivery` (not a node: listed on its organization)
+    WebhookDelivery,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 11] = [
+    const ALL: [NodeKind; 13] = [
         Self::User,
         Self::Organization,
         Self::Membership,
@@ -50,6 +54,8 @@ impl NodeKind {
         Self::DenyRule,
         Self::DataExport,
         Self::AuditEvent,
+        Self::WebhookEndpoint,
+        Self::WebhookDelivery,
     ];
 
     fn name(self) -> &'static str {
@@ -65,6 +71,8 @@ impl NodeKind {
             Self::DenyRule => "DenyRule",
             Self::DataExport => "DataExport",
             Self::AuditEvent => "AuditEvent",
+            Self::WebhookEndpoint => "WebhookEndpoint",
+            Self::WebhookDelivery => "WebhookDelivery",
         }
     }
 }

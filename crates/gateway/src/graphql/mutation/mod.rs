@@ -11,6 +11,7 @@ mod organization;
 mod project;
 mod trusted_document;
 mod usage;
+mod webhook;
 
 /// The root mutation type.
 #[derive(async_graphql::MergedObject, Default)]
@@ -26,5 +27,6 @@ pub struct Mutation(
     billing::BillingMutation,
     usage::UsageMutation,
     trusted_document::TrustedDocumentMutation,
+    webhook::WebhookMutation,
     crate::graphql::privacy::PrivacyMutation,
 );

@@ -8,6 +8,7 @@ mod node;
 mod projects;
 mod usage;
 mod viewer;
+mod webhooks;
 
 /// The root query type.
 #[derive(async_graphql::MergedObject, Default)]
@@ -20,5 +21,6 @@ pub struct Query(
     projects::ProjectsQuery,
     documents::DocumentsQuery,
     usage::UsageQuery,
+    webhooks::WebhooksQuery,
     crate::graphql::privacy::PrivacyQuery,
 );

@@ -113,7 +113,9 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         | NodeKind::Document
         | NodeKind::DenyRule
         | NodeKind::DataExport
-        | NodeKind::AuditEvent => {
+        | NodeKind::AuditEvent
+        | NodeKind::WebhookEndpoint
+        | NodeKind::WebhookDelivery => {
             return Ok(None);
         }
     };
@@ -143,7 +145,9 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         | NodeKind::Document
         | NodeKind::DenyRule
         | NodeKind::DataExport
-        | NodeKind::AuditEvent => {
+        | NodeKind::AuditEvent
+        | NodeKind::WebhookEndpoint
+        | NodeKind::WebhookDelivery => {
             return Ok(None);
         }
     };

@@ -52,6 +52,8 @@ mirror_enum!(
         Project,
         /// Documents.
         Document,
+        /// Outbound webhook endpoints and their deliveries.
+        Webhook,
     }
 );
 

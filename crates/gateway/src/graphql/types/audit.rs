@@ -69,7 +69,7 @@ impl AuditEvent {
 }
 
 /// The global id of a record an event names by type and UUID, where the type has one.
-fn global_id_of(org: OrgId, typ: &str, id: Option<&str>) -> Option<ID> {
+pub(crate) fn global_id_of(org: OrgId, typ: &str, id: Option<&str>) -> Option<ID> {
     let id = uuid::Uuid::try_parse(id?).ok()?;
     let kind = match typ {
         "user" => return Some(GlobalId::global(NodeKind::User, id)),

@@ -13,6 +13,7 @@ pub mod project;
 pub mod role;
 pub mod trusted_document;
 pub mod user;
+pub mod webhook;
 
 pub use api_key::ApiKey;
 pub use document::Document;

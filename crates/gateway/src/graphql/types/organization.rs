@@ -1,8 +1,10 @@
 //! An organization and its people.
 
+use super::webhook::{WebhookDelivery, WebhookEndpoint};
 use super::{ApiKey, Invitation, Membership, Role, TrustedDocument};
 use crate::context::ContextExt;
 use crate::context::{Where, read};
+use crate::error::ApiError;
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::connection::{connection, connection_with, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
@@ -247,6 +249,80 @@ impl Organization {
                     org: self.0.id,
                     of: Listed::TrustedDocuments,
                 },
+            ))
+        })
+        .await
+    }
+
+    /// The webhook endpoints, oldest first (owners and admins).
+    async fn webhook_endpoints(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, WebhookEndpoint>> {
+        let page = page_request(after, before, first, last).gql()?;
+        let org = self.0.id;
+        read(ctx, Where::Org(org), async |unit| {
+            let on = Resource::of_type(ResourceType::Webhook);
+            let permit = unit.permit(on, Action::Read).await?;
+            let endpoints = unit
+                .state
+                .webhooks
+                .endpoints(unit.tx, &permit, &page)
+                .await?;
+            Ok(connection(
+                endpoints,
+                |e| e.id,
+                |endpoint| WebhookEndpoint { org, endpoint },
+            ))
+        })
+        .await
+    }
+
+    /// The webhook delivery log, newest first: of one endpoint, or of all (owners and
+    /// admins).
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        endpoint_id: Option<ID>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> GqlResult<Connection<String, WebhookDelivery>> {
+        let page = page_request(after, before, first, last).gql()?;
+        let org = self.0.id;
+        let endpoint = match &endpoint_id {
+            Some(id) => {
+                let id = GlobalId::expect("endpointId", id, NodeKind::WebhookEndpoint).gql()?;
+                if id.org != Some(org) {
+                    return Err(ApiError::Webhooks(webhooks::Error::NotFound {
+                        entity: "webhook endpoint",
+                    })
+                    .into());
+                }
+                Some(id.id)
+            }
+            None => None,
+        };
+        read(ctx, Where::Org(org), async |unit| {
+            let on = match endpoint {
+                Some(id) => Resource::record(ResourceType::Webhook, id),
+                None => Resource::of_type(ResourceType::Webhook),
+            };
+            let permit = unit.permit(on, Action::Read).await?;
+            let deliveries = unit
+                .state
+                .webhooks
+                .deliveries(unit.tx, &permit, endpoint, &page)
+                .await?;
+            Ok(connection(
+                deliveries,
+                |d| d.id,
+                |delivery| WebhookDelivery { org, delivery },
             ))
         })
         .await
