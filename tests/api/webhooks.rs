@@ -283,6 +283,46 @@ async fn every_event_is_delivered_signed_and_retried_and_seen_once_by_id() {
     app.clock.advance(chrono::Duration::hours(12));
     settle(&app).await;
     assert_eq!(receiver.requests(), 7);
+
+    // The log is kept for 30 days, then the retention run deletes it.
+    app.clock.advance(chrono::Duration::days(31));
+    let report = gateway::retention_run::run_once(&app.state).await.unwrap();
+    assert_eq!(report.old_webhook_deliveries, 5);
+    let owner = app.relog(&owner).await;
+    assert_eq!(deliveries(&app, &owner, &acme).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let acme = app.org(&owner, "Acme").await;
+    let elsewhere_server = receiver_at(&Receiver::new(0)).await;
+    let redirecting = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/hook", elsewhere_server.uri())),
+        )
+        .mount(&redirecting)
+        .await;
+    create_endpoint(
+        &app,
+        &owner,
+        &acme,
+        &format!("{}/in", redirecting.uri()),
+        &["project.created"],
+    )
+    .await;
+    project(&app, &owner, &acme, "Apollo").await;
+    settle(&app).await;
+    assert_eq!(elsewhere_server.received_requests().await.unwrap().len(), 0);
+    assert_eq!(redirecting.received_requests().await.unwrap().len(), 1);
+    let log = deliveries(&app, &owner, &acme).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["responseStatus"], 307);
+    assert_eq!(log[0]["status"], "PENDING");
+    assert_eq!(log[0]["attempts"], 1);
 }
 
 #[tokio::test]

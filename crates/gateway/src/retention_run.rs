@@ -40,6 +40,8 @@ pub struct RetentionReport {
     pub expired_idempotency_keys: u64,
     /// Jobs done or cancelled more than [`FINISHED_JOBS_KEPT`] ago.
     pub finished_jobs: u64,
+    /// Webhook deliveries over more than `webhooks::DELIVERY_LOG_KEPT` ago.
+    pub old_webhook_deliveries: u64,
 }
 
 /// How long done and cancelled jobs stay visible to operators.
@@ -60,6 +62,7 @@ impl RetentionReport {
             || self.retained_invoices > 0
             || self.expired_idempotency_keys > 0
             || self.finished_jobs > 0
+            || self.old_webhook_deliveries > 0
     }
 }
 
@@ -119,6 +122,15 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
             tracing::error!(error = ?e, "deleting finished jobs failed");
         }
     }
+    for org in webhooks::Webhooks::followed_organizations(&state.db).await? {
+        match forget_old_deliveries(state, org).await {
+            Ok(deleted) => report.old_webhook_deliveries += deleted,
+            Err(e) => {
+                report.failed += 1;
+                tracing::error!(org.id = %org, error = ?e, "webhook log retention failed for an organization");
+            }
+        }
+    }
     for org in state.tenancy.all_organization_ids().await? {
         report.organizations += 1;
         match state.tenancy.purge_expired_audit(org).await {
@@ -158,6 +170,16 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
         }
     }
     Ok(report)
+}
+
+async fn forget_old_deliveries(state: &AppState, org: kernel::OrgId) -> anyhow::Result<u64> {
+    let tx = state.tenancy.system_tx(org).await?;
+    let deleted = state
+        .webhooks
+        .forget_before(&tx, state.clock.now() - webhooks::DELIVERY_LOG_KEPT)
+        .await?;
+    tx.commit().await?;
+    Ok(deleted)
 }
 
 /// Without a live subscription nothing is invoiced; usage then counts towards quotas

@@ -40,6 +40,12 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
 async fn fan_out(state: &AppState, org: OrgId) -> anyhow::Result<usize> {
     let organization = GlobalId::global(NodeKind::Organization, org.as_uuid());
     let render = move |event: &audit::FeedEvent| data_of(org, event);
+    let look = state.tenancy.system_read_tx(org).await?;
+    let behind = state.webhooks.behind(&look).await?;
+    look.commit().await?;
+    if !behind {
+        return Ok(0);
+    }
     let mut made = 0;
     loop {
         let tx = state.tenancy.system_tx(org).await?;

@@ -32,4 +32,4 @@ pub use error::{Error, Result};
 pub use model::{
     Attempt, Delivery, DeliveryStatus, Endpoint, EndpointChange, NewEndpoint, Prepared,
 };
-pub use service::{DELIVER, DISABLE_AFTER, RETRY_SCHEDULE, Webhooks};
+pub use service::{DELIVER, DELIVERY_LOG_KEPT, DISABLE_AFTER, FanOut, RETRY_SCHEDULE, Webhooks};

@@ -38,6 +38,9 @@ pub const RETRY_SCHEDULE: [Duration; 7] = [
     Duration::hours(10),
 ];
 
+/// How long the delivery log (and the messages it sent) is kept.
+pub const DELIVERY_LOG_KEPT: Duration = Duration::days(30);
+
 /// An endpoint whose every delivery has failed for this long is disabled.
 pub const DISABLE_AFTER: Duration = Duration::days(5);
 
@@ -476,6 +479,48 @@ impl Webhooks {
         rows.iter()
             .map(|row| Ok(OrgId::from_uuid(row.try_get_by_index::<Uuid>(0)?)))
             .collect()
+    }
+
+    /// Whether the organization's trail has events past its cursor (read-only: the
+    /// dispatcher asks before it opens a writing transaction).
+    pub async fn behind(&self, tx: &TenantTx) -> Result<bool> {
+        let cursor = tx
+            .conn()
+            .query_one_raw(statement(
+                tx,
+                "SELECT last_seq FROM webhook_cursors WHERE organization_id = $1",
+                vec![tx.org_id().as_uuid().into()],
+            ))
+            .await?;
+        let Some(cursor) = cursor else {
+            return Ok(false);
+        };
+        let last_seq: i64 = cursor.try_get_by_index(0)?;
+        Ok(self.audit.head_seq(tx).await? > last_seq)
+    }
+
+    /// Deletes the delivery log older than `before` (deliveries no longer pending, and
+    /// messages none of whose deliveries is left). How many deliveries went.
+    pub async fn forget_before(&self, tx: &TenantTx, before: DateTime<Utc>) -> Result<u64> {
+        let org = tx.org_id().as_uuid();
+        let deleted = webhook_delivery::Entity::delete_many()
+            .filter(webhook_delivery::Column::OrganizationId.eq(org))
+            .filter(webhook_delivery::Column::Status.ne(DeliveryStatus::Pending.as_str()))
+            .filter(webhook_delivery::Column::UpdatedAt.lt(before))
+            .exec(tx.conn())
+            .await?
+            .rows_affected;
+        tx.conn()
+            .execute_raw(statement(
+                tx,
+                "DELETE FROM webhook_messages WHERE organization_id = $1 AND created_at < $2 \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+                   WHERE d.organization_id = webhook_messages.organization_id \
+                     AND d.message_id = webhook_messages.id)",
+                vec![org.into(), before.into()],
+            ))
+            .await?;
+        Ok(deleted)
     }
 
     /// Turns the organization's next events of the catalog into messages and deliveries
