@@ -571,3 +571,35 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_an_event_says_so() {
         )
     );
 }
+
+#[tokio::test]
+async fn concurrent_creations_stop_at_the_limit() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let acme = app.org(&owner, "Acme").await;
+    let attempts = (0..26).map(|i| {
+        app.gql(CREATE_ENDPOINT)
+            .vars(json!({ "i": {
+                "url": format!("https://hooks.example.com/{i}"),
+                "eventTypes": ["project.created"],
+            } }))
+            .as_user(&owner)
+            .in_org(&acme)
+            .send()
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let made = answers
+        .iter()
+        .filter(|a| a.body["errors"].is_null())
+        .count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|a| !a.body["errors"].is_null())
+        .map(|a| a.code())
+        .collect();
+    assert_eq!(made, 20);
+    assert!(
+        refused.iter().all(|c| *c == "LIMIT_EXCEEDED"),
+        "{refused:?}"
+    );
+}

@@ -120,6 +120,9 @@ impl Webhooks {
         let url = self.checked_url(new.url)?;
         let event_types = checked_event_types(new.event_types)?;
         let description = checked_description(new.description)?;
+        // Concurrent creations in one organization count one after the other.
+        tx.lock(&format!("webhook_endpoints:{}", tx.org_id()))
+            .await?;
         let held = tx
             .select::<webhook_endpoint::Entity>()
             .count(tx.conn())
