@@ -1,7 +1,8 @@
 //! Outbound webhooks (crate `webhooks`).
 //!
 //! - `webhook_endpoints`: an organization's receivers (URL, the event types it wants, its
-//!   signing secret, whether it is enabled and since when it has been failing). Tenant
+//!   signing secret and, for a day after a rotation, the previous one, whether it is
+//!   enabled and since when it has been failing). Tenant
 //!   table under Row-Level Security.
 //! - `webhook_messages`: one row per event sent out, its id the audit event's (so the
 //!   `webhook-id` a receiver deduplicates by is stable across retries and redeliveries)
@@ -49,6 +50,8 @@ impl MigrationTrait for Migration {
                     .col(text("description"))
                     .col(text("event_types"))
                     .col(text("secret"))
+                    .col(text_null("previous_secret"))
+                    .col(timestamp_with_time_zone_null("previous_secret_until"))
                     .col(boolean("enabled"))
                     .col(text_null("disabled_reason"))
                     .col(timestamp_with_time_zone_null("failing_since"))

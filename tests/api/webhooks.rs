@@ -603,3 +603,55 @@ async fn concurrent_creations_stop_at_the_limit() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn after_a_rotation_the_old_secret_signs_too_for_a_day() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let acme = app.org(&owner, "Acme").await;
+    let receiver = Receiver::new(0);
+    let server = receiver_at(&receiver).await;
+    let created = create_endpoint(
+        &app,
+        &owner,
+        &acme,
+        &format!("{}/hook", server.uri()),
+        &["project.created"],
+    )
+    .await;
+    receiver.set_secret(created["secret"].as_str().unwrap());
+    let rotated = app
+        .gql("mutation($e: ID!) { rotateWebhookEndpointSecret(input: {webhookEndpointId: $e}) { secret webhookEndpoint { previousSecretSignsUntil } } }")
+        .vars(json!({ "e": created["webhookEndpoint"]["id"] }))
+        .as_user(&owner)
+        .in_org(&acme)
+        .send()
+        .await;
+    let rotated = rotated.data()["rotateWebhookEndpointSecret"].clone();
+    assert!(rotated["webhookEndpoint"]["previousSecretSignsUntil"].is_string());
+
+    // The receiver still knows only the old secret: accepted.
+    project(&app, &owner, &acme, "Apollo").await;
+    settle(&app).await;
+    assert_eq!(receiver.accepted().len(), 1);
+    let signatures = server.received_requests().await.unwrap()[0]
+        .headers
+        .get("webhook-signature")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .count();
+    assert_eq!(signatures, 2);
+
+    // A day later the old secret no longer signs: refused until the receiver switches.
+    app.clock.advance(chrono::Duration::hours(25));
+    let owner = app.relog(&owner).await;
+    project(&app, &owner, &acme, "Gemini").await;
+    settle(&app).await;
+    assert_eq!(*receiver.bad_signatures.lock().unwrap(), 1);
+    receiver.set_secret(rotated["secret"].as_str().unwrap());
+    app.clock.advance(chrono::Duration::seconds(10));
+    settle(&app).await;
+    assert_eq!(receiver.accepted().len(), 2);
+}

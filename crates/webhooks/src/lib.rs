@@ -32,4 +32,7 @@ pub use error::{Error, Result};
 pub use model::{
     Attempt, Delivery, DeliveryStatus, Endpoint, EndpointChange, NewEndpoint, Prepared,
 };
-pub use service::{DELIVER, DELIVERY_LOG_KEPT, DISABLE_AFTER, FanOut, RETRY_SCHEDULE, Webhooks};
+pub use service::{
+    DELIVER, DELIVERY_LOG_KEPT, DISABLE_AFTER, FanOut, PREVIOUS_SECRET_SIGNS, RETRY_SCHEDULE,
+    Webhooks,
+};

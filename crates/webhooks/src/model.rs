@@ -20,6 +20,8 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
     /// Since when every delivery has failed, if they have.
     pub failing_since: Option<DateTime<Utc>>,
+    /// Until when the secret before the last rotation still signs too.
+    pub previous_secret_until: Option<DateTime<Utc>>,
     /// When made.
     pub created_at: DateTime<Utc>,
     /// When last changed.
@@ -122,8 +124,8 @@ pub struct Prepared {
     pub attempt: i32,
     /// Where to.
     pub url: String,
-    /// The HMAC key.
-    pub key: Vec<u8>,
+    /// The HMAC keys: the current secret's, then the previous one's while it still signs.
+    pub keys: Vec<Vec<u8>>,
     /// `webhook-id`.
     pub message_id: Uuid,
     /// The body.

@@ -38,6 +38,9 @@ pub const RETRY_SCHEDULE: [Duration; 7] = [
     Duration::hours(10),
 ];
 
+/// How long the secret before a rotation still signs deliveries (beside the new one).
+pub const PREVIOUS_SECRET_SIGNS: Duration = Duration::hours(24);
+
 /// How long the delivery log (and the messages it sent) is kept.
 pub const DELIVERY_LOG_KEPT: Duration = Duration::days(30);
 
@@ -142,6 +145,8 @@ impl Webhooks {
             description: Set(description),
             event_types: Set(Json::from(event_types).to_string()),
             secret: Set(secret.clone()),
+            previous_secret: Set(None),
+            previous_secret_until: Set(None),
             enabled: Set(true),
             disabled_reason: Set(None),
             failing_since: Set(None),
@@ -271,7 +276,9 @@ impl Webhooks {
         Ok(endpoint)
     }
 
-    /// Gives an endpoint a new secret (the old one stops signing at once); returns it.
+    /// Gives an endpoint a new secret; returns it. For [`PREVIOUS_SECRET_SIGNS`] after,
+    /// deliveries carry a signature with the previous secret too, so a receiver can
+    /// switch without losing a message.
     #[tracing::instrument(name = "webhooks.rotate_secret", skip_all, err(level = "debug"))]
     pub async fn rotate_secret(
         &self,
@@ -282,9 +289,13 @@ impl Webhooks {
         permit.ensure(tx, ResourceType::Webhook, Action::Update, Some(id))?;
         let row = find_endpoint(tx, id).await?;
         let secret = signing::new_secret();
+        let now = self.clock.now();
+        let previous = row.secret.clone();
         let mut update = row.into_active_model();
         update.secret = Set(secret.clone());
-        update.updated_at = Set(self.clock.now());
+        update.previous_secret = Set(Some(previous));
+        update.previous_secret_until = Set(Some(now + PREVIOUS_SECRET_SIGNS));
+        update.updated_at = Set(now);
         let row = update.update(tx.conn()).await?;
         self.audit
             .record(
@@ -663,14 +674,20 @@ impl Webhooks {
             .one(tx.conn())
             .await?
             .ok_or_else(|| Error::Corrupt(format!("delivery {id} without its message")))?;
-        let key = signing::key_of(&endpoint.secret)
-            .ok_or_else(|| Error::Corrupt(format!("endpoint {}: secret", endpoint.id)))?;
+        let corrupt = || Error::Corrupt(format!("endpoint {}: secret", endpoint.id));
+        let mut keys = vec![signing::key_of(&endpoint.secret).ok_or_else(corrupt)?];
+        if let (Some(previous), Some(until)) =
+            (&endpoint.previous_secret, endpoint.previous_secret_until)
+            && until > self.clock.now()
+        {
+            keys.push(signing::key_of(previous).ok_or_else(corrupt)?);
+        }
         Ok(Some(Prepared {
             delivery_id: id,
             endpoint_id: endpoint.id,
             attempt,
             url: endpoint.url,
-            key,
+            keys,
             message_id: message.id,
             payload: message.payload,
         }))
@@ -681,7 +698,13 @@ impl Webhooks {
         let id = prepared.message_id.to_string();
         let timestamp = self.clock.now().timestamp();
         let body = prepared.payload.as_bytes().to_vec();
-        let signature = signing::signature(&prepared.key, &id, timestamp, &body);
+        // Several signatures are separated by spaces (the specification's form).
+        let signature = prepared
+            .keys
+            .iter()
+            .map(|key| signing::signature(key, &id, timestamp, &body))
+            .collect::<Vec<_>>()
+            .join(" ");
         let headers = [
             ("webhook-id", id),
             ("webhook-timestamp", timestamp.to_string()),
@@ -915,6 +938,7 @@ fn endpoint_from_row(row: webhook_endpoint::Model) -> Result<Endpoint> {
         enabled: row.enabled,
         disabled_reason: row.disabled_reason,
         failing_since: row.failing_since,
+        previous_secret_until: row.previous_secret_until,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })

@@ -14,6 +14,9 @@ pub struct Model {
     /// A JSON array of event type names.
     pub event_types: String,
     pub secret: String,
+    /// The secret before the last rotation, still signing until `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTimeUtc>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     pub failing_since: Option<DateTimeUtc>,

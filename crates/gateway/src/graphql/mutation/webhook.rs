@@ -174,7 +174,8 @@ impl WebhookMutation {
         .await
     }
 
-    /// Gives an endpoint a new signing secret; the old one stops at once.
+    /// Gives an endpoint a new signing secret. For 24 hours deliveries are signed with
+    /// the old one too (two signatures in `webhook-signature`), then with the new only.
     async fn rotate_webhook_endpoint_secret(
         &self,
         ctx: &Context<'_>,

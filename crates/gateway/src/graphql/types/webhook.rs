@@ -52,6 +52,12 @@ impl WebhookEndpoint {
         self.endpoint.failing_since
     }
 
+    /// Until when deliveries are also signed with the secret before the last rotation
+    /// (null: only the current one signs).
+    async fn previous_secret_signs_until(&self) -> Option<DateTime<Utc>> {
+        self.endpoint.previous_secret_until
+    }
+
     /// When made.
     async fn created_at(&self) -> DateTime<Utc> {
         self.endpoint.created_at
