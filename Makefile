@@ -29,16 +29,20 @@ test-postgres:
 		echo "== TEST_DATABASE_URL is not set: PostgreSQL tests not run (.ci/run sets it)"; \
 	fi
 
-## Formatting, clippy with warnings as errors, and domain crates free of web types.
+## Formatting, clippy with warnings as errors, and domain crates free of web types (for
+## webhooks its own dependencies only: its HTTP client brings tower along).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p gateway --features bench-unrecorded --benches -- -D warnings
-	@for crate in kernel authz audit tenancy core-domain billing; do \
+	@for crate in kernel authz audit tenancy core-domain billing jobs; do \
 		if $(CARGO) tree -p $$crate -e normal --prefix none | grep -Eq '^(axum|async-graphql|tower|clap|anyhow) '; then \
 			echo "$$crate depends on a web or CLI crate"; exit 1; \
 		fi; \
 	done
+	@if $(CARGO) tree -p webhooks -e normal --depth 1 --prefix none | grep -Eq '^(axum|async-graphql|tower|tower-http|clap|anyhow) '; then \
+		echo "webhooks depends on a web or CLI crate"; exit 1; \
+	fi
 
 fmt:
 	$(CARGO) fmt --all
