@@ -92,7 +92,56 @@ async fn each_request_is_one_line_of_ids_and_codes_and_no_line_names_a_person() 
             .data();
     }
 
+    // A webhook endpoint whose URL and description name her, answered by a receiver
+    // that echoes her address: the delivery's log line carries ids and codes only.
+    let receiver = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(500).set_body_string(email))
+        .mount(&receiver)
+        .await;
+    app.gql(
+        "mutation($i: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret } }",
+    )
+    .vars(json!({ "i": {
+            "url": format!("{}/in?who={email}", receiver.uri()),
+            "eventTypes": ["project.created"],
+            "description": name,
+        } }))
+    .as_user(&zoe)
+    .in_org(&org)
+    .send()
+    .await
+    .data();
+    app.gql("mutation { createProject(input: {name: \"Hooked\"}) { project { id } } }")
+        .as_user(&zoe)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    gateway::webhook_dispatch::run_once(&app.state)
+        .await
+        .unwrap();
+    // The server's own worker may be the one that sends it.
+    for _ in 0..200 {
+        gateway::job_kinds::worker(app.state.clone())
+            .run_until_idle()
+            .await;
+        if !receiver.received_requests().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(receiver.received_requests().await.unwrap().len(), 1);
+    // Its attempt is logged once recorded, just after the answer.
+    for _ in 0..200 {
+        if captured().contains("webhook delivery attempt") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+
     let log = captured();
+    assert!(log.contains("webhook delivery attempt"));
     let line = |request_id: &str| {
         log.lines()
             .filter(|line| line.contains(request_id))
