@@ -138,7 +138,7 @@ async fn project(app: &TestApp, user: &TestUser, org: &TestOrg, name: &str) -> S
 
 /// Fans events out and runs every delivery that is due, until nothing due is left.
 async fn settle(app: &TestApp) {
-    let worker = gateway::job_kinds::worker(app.state.clone());
+    let worker = gateway::job_kinds::webhook_worker(app.state.clone());
     for _ in 0..400 {
         gateway::webhook_dispatch::run_once(&app.state)
             .await
@@ -654,4 +654,47 @@ async fn after_a_rotation_the_old_secret_signs_too_for_a_day() {
     app.clock.advance(chrono::Duration::seconds(10));
     settle(&app).await;
     assert_eq!(receiver.accepted().len(), 2);
+}
+
+#[tokio::test]
+async fn a_delivery_whose_job_died_is_closed_as_failed_a_day_later() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let acme = app.org(&owner, "Acme").await;
+    create_endpoint(
+        &app,
+        &owner,
+        &acme,
+        "https://hooks.example.com/in",
+        &["project.created"],
+    )
+    .await;
+    project(&app, &owner, &acme, "Apollo").await;
+    // The first attempt fails (the name does not resolve here); the job of the second
+    // then dies before any worker runs it (as after a long database outage).
+    settle(&app).await;
+    let waiting: Vec<_> = app
+        .state
+        .jobs
+        .list(
+            Some(jobs::JobState::Pending),
+            Some(gateway::job_kinds::WEBHOOK_DELIVER),
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiting.len(), 1);
+    app.state.jobs.cancel(waiting[0].id).await.unwrap();
+    app.clock.advance(chrono::Duration::hours(23));
+    gateway::retention_run::run_once(&app.state).await.unwrap();
+    let owner = app.relog(&owner).await;
+    assert_eq!(
+        deliveries(&app, &owner, &acme).await[0]["status"],
+        "PENDING"
+    );
+    app.clock.advance(chrono::Duration::hours(2));
+    gateway::retention_run::run_once(&app.state).await.unwrap();
+    let owner = app.relog(&owner).await;
+    let log = deliveries(&app, &owner, &acme).await;
+    assert_eq!(log[0]["status"], "FAILED");
+    assert_eq!(log[0]["error"], "its attempt could not be run");
 }

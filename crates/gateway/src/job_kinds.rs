@@ -20,10 +20,10 @@ pub const RETENTION_RUN: &str = "retention.run";
 /// prepared and recorded in short transactions of their own, sent with none open.
 pub use webhooks::DELIVER as WEBHOOK_DELIVER;
 
-/// The worker of this server: every kind above with its handler.
+/// The worker of this server: every kind above with its handler, except webhook
+/// deliveries, which have a worker of their own ([`webhook_worker`]).
 pub fn worker(state: AppState) -> jobs::Worker {
     let exports = state.clone();
-    let deliveries = state.clone();
     let retention = state.clone();
     jobs::Worker::new(state.jobs.clone(), jobs::WorkerSettings::default())
         .handle(RETENTION_RUN, move |_job| {
@@ -44,10 +44,6 @@ pub fn worker(state: AppState) -> jobs::Worker {
                 }
             })
         })
-        .handle(WEBHOOK_DELIVER, move |job| {
-            let state = deliveries.clone();
-            Box::pin(async move { deliver_webhook(&state, &job).await })
-        })
         .handle(BILLING_ORGANIZATION, move |job| {
             let state = state.clone();
             Box::pin(async move {
@@ -60,6 +56,20 @@ pub fn worker(state: AppState) -> jobs::Worker {
                 billed.map(|_| ()).map_err(|e| format!("{e:#}"))
             })
         })
+}
+
+/// The worker of webhook deliveries. Its own, so slow receivers (an attempt may take up
+/// to 10 s to resolve and 10 s to answer) hold its slots, never the billing run's or an
+/// export's.
+pub fn webhook_worker(state: AppState) -> jobs::Worker {
+    let settings = jobs::WorkerSettings {
+        concurrency: 4,
+        ..jobs::WorkerSettings::default()
+    };
+    jobs::Worker::new(state.jobs.clone(), settings).handle(WEBHOOK_DELIVER, move |job| {
+        let state = state.clone();
+        Box::pin(async move { deliver_webhook(&state, &job).await })
+    })
 }
 
 async fn deliver_webhook(state: &AppState, job: &jobs::Job) -> Result<(), String> {

@@ -299,6 +299,8 @@ impl Application {
             )))
         });
         let worker = tokio::spawn(crate::job_kinds::worker(self.state.clone()).run());
+        let webhook_worker =
+            tokio::spawn(crate::job_kinds::webhook_worker(self.state.clone()).run());
         let webhooks = tokio::spawn(kernel::in_background(crate::webhook_dispatch::every(
             self.state.clone(),
             WEBHOOK_DISPATCH_EVERY,
@@ -325,6 +327,7 @@ impl Application {
         webhooks.abort();
         // A job cut short here is claimed again once its lease runs out.
         worker.abort();
+        webhook_worker.abort();
         for job in [billing, retention].into_iter().flatten() {
             job.abort();
         }

@@ -13,11 +13,11 @@
 //! - **Deliveries** are signed per the Standard Webhooks specification ([`signing`]),
 //!   sent over guarded egress ([`egress`]: https only, public addresses only, no
 //!   redirects, 10 s, bounded response), retried on [`RETRY_SCHEDULE`] with jitter; an
-//!   endpoint failing for [`DISABLE_AFTER`] is disabled and an event says so.
-//! - At least once: a receiver deduplicates by `webhook-id`. Order: each endpoint gets
-//!   an organization's messages in the order of its chain on first attempt, but a retry
-//!   does not hold back later messages; a receiver that needs order compares `createdAt`
-//!   (and the ids, UUIDv7, which sort by time).
+//!   endpoint failing for [`DISABLE_AFTER`] (through a delivery's last attempt) is
+//!   disabled and an event says so.
+//! - At least once: a receiver deduplicates by `webhook-id`. No order is guaranteed
+//!   (deliveries run concurrently and retries do not hold back later ones); a receiver
+//!   that needs order compares `createdAt` (and the ids, UUIDv7, which sort by time).
 
 pub mod catalog;
 pub mod data_map;

@@ -41,6 +41,9 @@ pub const RETRY_SCHEDULE: [Duration; 7] = [
 /// How long the secret before a rotation still signs deliveries (beside the new one).
 pub const PREVIOUS_SECRET_SIGNS: Duration = Duration::hours(24);
 
+/// How long past its due time a pending delivery may wait before it counts as lost.
+const STUCK_AFTER: Duration = Duration::days(1);
+
 /// How long the delivery log (and the messages it sent) is kept.
 pub const DELIVERY_LOG_KEPT: Duration = Duration::days(30);
 
@@ -180,11 +183,6 @@ impl Webhooks {
                     "event_types",
                     None::<Vec<String>>,
                     Some(endpoint.event_types.clone()),
-                )
-                .change(
-                    "description",
-                    None::<String>,
-                    Some(endpoint.description.clone()),
                 ),
             )
             .await?;
@@ -209,6 +207,8 @@ impl Webhooks {
             let url = self.checked_url(&url)?;
             event = event.change("url", Some(redacted(&before.url)), Some(redacted(&url)));
             update.url = Set(url);
+            // A new receiver starts without the old one's failures.
+            update.failing_since = Set(None);
         }
         if let Some(types) = change.event_types {
             let types = checked_event_types(&types)?;
@@ -221,11 +221,9 @@ impl Webhooks {
         }
         if let Some(description) = change.description {
             let description = checked_description(&description)?;
-            event = event.change(
-                "description",
-                Some(before.description.clone()),
-                Some(description.clone()),
-            );
+            // Free text an admin wrote (it may name people): the trail says it changed,
+            // not what it says.
+            event = event.change("description_changed", None::<bool>, Some(true));
             update.description = Set(description);
         }
         if let Some(enabled) = change.enabled {
@@ -461,9 +459,10 @@ impl Webhooks {
         )
         .unique(format!("{delivery}:{attempt}"));
         job.run_at = Some(at);
-        // The attempt's own failures are the delivery's: the job is only retried when
-        // its worker died.
-        job.max_attempts = 3;
+        // The attempt's own failures (the receiver's) are the delivery's and never fail
+        // the job; the job is retried (default attempts, about ten minutes of backoff)
+        // when its worker died or the database failed. A delivery whose job died anyway
+        // is closed as failed by `forget_before` (the retention run).
         self.jobs.enqueue(tx.conn(), job).await?;
         let jobs = self.jobs.clone();
         tx.after_commit(move || jobs.wake());
@@ -515,8 +514,26 @@ impl Webhooks {
 
     /// Deletes the delivery log older than `before` (deliveries no longer pending, and
     /// messages none of whose deliveries is left). How many deliveries went.
+    /// A delivery still pending this long after its attempt was due has lost its job
+    /// (it died: the database was away longer than the job's retries): it is closed.
     pub async fn forget_before(&self, tx: &TenantTx, before: DateTime<Utc>) -> Result<u64> {
         let org = tx.org_id().as_uuid();
+        let now = self.clock.now();
+        tx.conn()
+            .execute_raw(statement(
+                tx,
+                "UPDATE webhook_deliveries SET status = $1, next_attempt_at = NULL, \
+                 last_error = 'its attempt could not be run', updated_at = $2 \
+                 WHERE organization_id = $3 AND status = $4 AND next_attempt_at < $5",
+                vec![
+                    DeliveryStatus::Failed.as_str().into(),
+                    now.into(),
+                    org.into(),
+                    DeliveryStatus::Pending.as_str().into(),
+                    (now - STUCK_AFTER).into(),
+                ],
+            ))
+            .await?;
         let deleted = webhook_delivery::Entity::delete_many()
             .filter(webhook_delivery::Column::OrganizationId.eq(org))
             .filter(webhook_delivery::Column::Status.ne(DeliveryStatus::Pending.as_str()))
@@ -755,12 +772,18 @@ impl Webhooks {
             }
             (DeliveryStatus::Succeeded, None)
         } else {
+            let wait = usize::try_from(prepared.attempt - 1)
+                .ok()
+                .and_then(|i| RETRY_SCHEDULE.get(i));
             if let Some(endpoint) = endpoint {
                 let since = endpoint.failing_since.unwrap_or(now);
                 let enabled = endpoint.enabled;
                 let mut update = endpoint.into_active_model();
                 update.failing_since = Set(Some(since));
-                if enabled && now - since >= DISABLE_AFTER {
+                // Disabled only when a delivery has used all its attempts and the streak
+                // is five days old: days without events do not count against a receiver
+                // that may have been fixed meanwhile (its next delivery still retries).
+                if enabled && wait.is_none() && now - since >= DISABLE_AFTER {
                     update.enabled = Set(false);
                     update.disabled_reason = Set(Some("FAILING".into()));
                     update.updated_at = Set(now);
@@ -786,9 +809,6 @@ impl Webhooks {
                         .await?;
                 }
             }
-            let wait = usize::try_from(prepared.attempt - 1)
-                .ok()
-                .and_then(|i| RETRY_SCHEDULE.get(i));
             match wait {
                 Some(wait) if !endpoint_disabled => {
                     (DeliveryStatus::Pending, Some(now + jittered(*wait)))
@@ -856,15 +876,11 @@ fn storable(text: &str) -> String {
         .collect()
 }
 
-/// A URL as the audit trail keeps it: without its query (which may carry a token).
+/// A URL as the audit trail keeps it: its origin only (a path or query may carry a
+/// token, and the trail outlives the endpoint and is read by auditors).
 fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut url) => {
-            if url.query().is_some() {
-                url.set_query(Some("…"));
-            }
-            url.to_string()
-        }
+        Ok(url) => url.origin().ascii_serialization(),
         Err(_) => "[unparsable]".into(),
     }
 }
@@ -1025,14 +1041,14 @@ mod tests {
     }
 
     #[test]
-    fn the_audit_trail_keeps_urls_without_their_query() {
+    fn the_audit_trail_keeps_urls_origin_only() {
         assert_eq!(
-            redacted("https://hooks.example.com/in?token=secret"),
-            "https://hooks.example.com/in?%E2%80%A6"
+            redacted("https://hooks.example.com/catch/123/abc?token=secret"),
+            "https://hooks.example.com"
         );
         assert_eq!(
-            redacted("https://hooks.example.com/in"),
-            "https://hooks.example.com/in"
+            redacted("https://hooks.example.com:8443/in"),
+            "https://hooks.example.com:8443"
         );
     }
 }
