@@ -136,6 +136,12 @@ async fn project(app: &TestApp, user: &TestUser, org: &TestOrg, name: &str) -> S
         .to_owned()
 }
 
+async fn webhooks_followed(app: &TestApp) -> Vec<kernel::OrgId> {
+    gateway::webhook_dispatch::followed(&app.state)
+        .await
+        .unwrap()
+}
+
 /// Fans events out and runs every delivery that is due, until nothing due is left.
 async fn settle(app: &TestApp) {
     let worker = gateway::job_kinds::webhook_worker(app.state.clone());
@@ -394,6 +400,7 @@ async fn endpoints_are_for_admins_of_their_own_organization_and_inputs_are_check
         .to_owned();
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
+    assert!(webhooks_followed(&app).await.contains(&acme.org_id()));
 
     // Another organization's owner: not found, whichever way they ask.
     for mutation in [
@@ -471,6 +478,9 @@ async fn endpoints_are_for_admins_of_their_own_organization_and_inputs_are_check
         deleted.data()["deleteWebhookEndpoint"]["webhookEndpoint"]["id"],
         endpoint
     );
+    // Its last endpoint gone, the organization's events are no longer followed.
+    let followed = webhooks_followed(&app).await;
+    assert!(!followed.contains(&acme.org_id()), "{followed:?}");
     let catalog = app
         .gql("{ webhookEventTypes { name description } }")
         .send()

@@ -22,6 +22,11 @@ pub async fn every(state: AppState, every: std::time::Duration) {
     }
 }
 
+/// The organizations whose events are followed (those with an endpoint).
+pub async fn followed(state: &AppState) -> anyhow::Result<Vec<OrgId>> {
+    Ok(webhooks::Webhooks::followed_organizations(&state.db).await?)
+}
+
 /// Fans out every followed organization's new events; returns the deliveries made. An
 /// organization that fails is logged and left for the next pass.
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {

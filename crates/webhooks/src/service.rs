@@ -241,6 +241,7 @@ impl Webhooks {
     }
 
     /// Deletes an endpoint and its delivery log; its pending deliveries are not made.
+    /// With the last endpoint the organization's events stop being followed.
     #[tracing::instrument(name = "webhooks.delete_endpoint", skip_all, err(level = "debug"))]
     pub async fn delete_endpoint(
         &self,
@@ -261,6 +262,24 @@ impl Webhooks {
             .filter(webhook_endpoint::Column::Id.eq(id))
             .exec(tx.conn())
             .await?;
+        // The last one gone: the organization is no longer followed (its messages, which
+        // no delivery names any more, go with the cursor). Creations take the same turn.
+        tx.lock(&format!("webhook_endpoints:{}", tx.org_id()))
+            .await?;
+        let left = tx
+            .select::<webhook_endpoint::Entity>()
+            .count(tx.conn())
+            .await?;
+        if left == 0 {
+            for sql in [
+                "DELETE FROM webhook_messages WHERE organization_id = $1",
+                "DELETE FROM webhook_cursors WHERE organization_id = $1",
+            ] {
+                tx.conn()
+                    .execute_raw(statement(tx, sql, vec![tx.org_id().as_uuid().into()]))
+                    .await?;
+            }
+        }
         self.audit
             .record(
                 tx,
