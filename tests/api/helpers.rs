@@ -398,6 +398,20 @@ impl TestApp {
         tx.commit().await.expect("commit");
     }
 
+    /// Creates a project named `name` in `org` as `user`; its global id.
+    pub async fn project(&self, user: &TestUser, org: &TestOrg, name: &str) -> String {
+        self.gql("mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }")
+            .vars(json!({ "n": name }))
+            .as_user(user)
+            .in_org(org)
+            .send()
+            .await
+            .data()["createProject"]["project"]["id"]
+            .as_str()
+            .expect("project id")
+            .to_owned()
+    }
+
     /// Logs `user` in again (after the clock moved past their access token's expiry).
     pub async fn relog(&self, user: &TestUser) -> TestUser {
         let response = self.log_in(&user.email, PASSWORD).await;

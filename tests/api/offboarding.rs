@@ -34,19 +34,6 @@ async fn cancel(app: &TestApp, user: &TestUser, org: &TestOrg) -> crate::helpers
         .await
 }
 
-async fn create_project(app: &TestApp, user: &TestUser, org: &TestOrg, name: &str) -> String {
-    app.gql("mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }")
-        .vars(json!({ "n": name }))
-        .as_user(user)
-        .in_org(org)
-        .send()
-        .await
-        .data()["createProject"]["project"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// An organization with a row in (nearly) every table: members, an invitation, a key,
 /// a custom role, a grant, a deny rule, a project with a reviewed document, usage, a
 /// paid subscription with a finalized invoice, an accepted agreement, audit retention.
@@ -60,7 +47,7 @@ async fn populated(app: &TestApp, owner: &TestUser, name: &str) -> (TestOrg, Tes
         .await
         .data();
     app.api_key(owner, &org, "VIEWER").await;
-    let project = create_project(app, owner, &org, "Handbook").await;
+    let project = app.project(owner, &org, "Handbook").await;
     let document = app
         .gql("mutation($p: ID!) { createDocument(input: {projectId: $p, title: \"Intro\", body: \"Text\"}) { document { id } } }")
         .vars(json!({ "p": project }))
@@ -329,7 +316,7 @@ async fn a_deleted_organization_is_frozen_then_purged_leaving_only_its_invoices(
         subscription.data()["subscription"]["cancelAtPeriodEnd"],
         true
     );
-    create_project(&app, &globex_owner, &globex, "Still here").await;
+    app.project(&globex_owner, &globex, "Still here").await;
 
     // Not due yet: the run purges nothing.
     assert_eq!(app.retention_run().await.purged_organizations_deleted, 0);
@@ -455,7 +442,7 @@ async fn a_cancelled_deletion_gives_the_organization_back_and_a_purge_without_in
     let org = app.org(&owner, "Acme").await;
     let member = app.user("member@example.com").await;
     app.add_member(&owner, &org, &member, "MEMBER").await;
-    create_project(&app, &owner, &org, "Kept").await;
+    app.project(&owner, &org, "Kept").await;
 
     let dan = app.user("dan@example.com").await;
     let invited = app.invite(&owner, &org, "dan@example.com", "OWNER").await;
@@ -479,7 +466,7 @@ async fn a_cancelled_deletion_gives_the_organization_back_and_a_purge_without_in
     assert_eq!(back["deletionScheduledAt"], Value::Null);
     // Members are back in and it changes again; a grace of 0 purged nothing meanwhile.
     assert_eq!(app.retention_run().await.purged_organizations_deleted, 0);
-    create_project(&app, &member, &org, "Again").await;
+    app.project(&member, &org, "Again").await;
 
     // With no invoice to keep, the purge deletes the organization's row too.
     request(&app, &owner, &org, "acme").await.data();
@@ -508,7 +495,7 @@ async fn a_purge_that_fails_midway_shows_what_is_left_and_a_rerun_finishes_it() 
     let app = TestApp::spawn_with(|config| config.org_deletion_grace_days = 0).await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
-    create_project(&app, &owner, &org, "Handbook").await;
+    app.project(&owner, &org, "Handbook").await;
     app.api_key(&owner, &org, "VIEWER").await;
     request(&app, &owner, &org, "acme").await.data();
     app.clock.advance(chrono::Duration::seconds(1));

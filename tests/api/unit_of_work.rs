@@ -2,7 +2,7 @@
 //! operation that reads an organization shares one transaction of it, however many
 //! fields, rows and loaders, and however many requests run at once.
 
-use crate::helpers::{TestApp, TestOrg, TestUser};
+use crate::helpers::TestApp;
 use serde_json::json;
 
 /// Tenant transactions begun while `send` runs, and its answer.
@@ -15,20 +15,6 @@ async fn transactions<F: std::future::Future<Output = crate::helpers::GqlRespons
     (app.server_db.tenant_transactions_begun() - before, response)
 }
 
-async fn project(app: &TestApp, user: &TestUser, org: &TestOrg, name: &str) -> String {
-    let created = app
-        .gql("mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }")
-        .vars(json!({ "n": name }))
-        .as_user(user)
-        .in_org(org)
-        .send()
-        .await;
-    created.data()["createProject"]["project"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn an_operation_reads_an_organization_in_one_transaction() {
     let app = TestApp::spawn().await;
@@ -36,8 +22,8 @@ async fn an_operation_reads_an_organization_in_one_transaction() {
     let org = app.org(&owner, "Acme").await;
     let member = app.user("member@example.com").await;
     app.add_member(&owner, &org, &member, "MEMBER").await;
-    let first = project(&app, &owner, &org, "One").await;
-    project(&app, &owner, &org, "Two").await;
+    let first = app.project(&owner, &org, "One").await;
+    app.project(&owner, &org, "Two").await;
 
     // Root fields, nested lists, loaders, node lookups and permission checks of one
     // organization: one transaction.
@@ -103,7 +89,7 @@ async fn an_operation_reads_an_organization_in_one_transaction() {
     // Two organizations in one operation: each read in a transaction of its own, one at
     // a time; the other organization's rows never appear in this one's.
     let other = app.org(&owner, "Globex").await;
-    project(&app, &owner, &other, "Theirs").await;
+    app.project(&owner, &other, "Theirs").await;
     let (count, response) = transactions(
         &app,
         app.gql("{ viewer { organizations { nodes { name viewerRole members { nodes { user { email } } } } } } }")
@@ -141,7 +127,7 @@ async fn an_update_reads_its_record_once() {
     let app = TestApp::spawn().await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
-    let id = project(&app, &owner, &org, "One").await;
+    let id = app.project(&owner, &org, "One").await;
     let update = "mutation($id: ID!, $n: String!) { updateProject(input: {projectId: $id, name: $n}) { project { name } } }";
     // Once to warm the policy cache.
     app.gql(update)
@@ -179,8 +165,8 @@ async fn records_of_two_organizations_in_one_lookup_take_turns() {
     let owner = app.user("owner@example.com").await;
     let acme = app.org(&owner, "Acme").await;
     let globex = app.org(&owner, "Globex").await;
-    let a = project(&app, &owner, &acme, "A").await;
-    let b = project(&app, &owner, &globex, "B").await;
+    let a = app.project(&owner, &acme, "A").await;
+    let b = app.project(&owner, &globex, "B").await;
     let ids = json!([a, b, a, b, b, a]);
     let (count, response) = transactions(
         &app,
@@ -214,9 +200,9 @@ async fn a_creation_reads_the_subscription_once() {
     let app = TestApp::spawn().await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
-    project(&app, &owner, &org, "Warm").await;
+    app.project(&owner, &org, "Warm").await;
     let before = app.server_db.statements_executed();
-    project(&app, &owner, &org, "Counted").await;
+    app.project(&owner, &org, "Counted").await;
     let statements = app.server_db.statements_executed() - before;
     // 9 on both engines; 10 when the plan-limit check read the subscription again.
     let most = if crate::helpers::on_postgres() { 8 } else { 9 };

@@ -123,19 +123,6 @@ async fn create_endpoint(
         .clone()
 }
 
-async fn project(app: &TestApp, user: &TestUser, org: &TestOrg, name: &str) -> String {
-    app.gql("mutation($n: String!) { createProject(input: {name: $n}) { project { id } } }")
-        .vars(json!({ "n": name }))
-        .as_user(user)
-        .in_org(org)
-        .send()
-        .await
-        .data()["createProject"]["project"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn webhooks_followed(app: &TestApp) -> Vec<kernel::OrgId> {
     gateway::webhook_dispatch::followed(&app.state)
         .await
@@ -203,7 +190,7 @@ async fn every_event_is_delivered_signed_and_retried_and_seen_once_by_id() {
 
     let mut projects = Vec::new();
     for name in ["Apollo", "Gemini", "Mercury"] {
-        projects.push(project(&app, &owner, &acme, name).await);
+        projects.push(app.project(&owner, &acme, name).await);
     }
     app.gql("mutation($p: ID!) { updateProject(input: {projectId: $p, name: \"Apollo 2\"}) { project { id } } }")
         .vars(json!({ "p": projects[0] }))
@@ -320,7 +307,7 @@ async fn a_redirect_is_not_followed() {
         &["project.created"],
     )
     .await;
-    project(&app, &owner, &acme, "Apollo").await;
+    app.project(&owner, &acme, "Apollo").await;
     settle(&app).await;
     assert_eq!(elsewhere_server.received_requests().await.unwrap().len(), 0);
     assert_eq!(redirecting.received_requests().await.unwrap().len(), 1);
@@ -534,7 +521,7 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_an_event_says_so() {
     for day in 0..7 {
         // Access tokens last minutes; the clock moves days.
         owner = app.relog(&owner).await;
-        project(&app, &owner, &acme, &format!("Day {day}")).await;
+        app.project(&owner, &acme, &format!("Day {day}")).await;
         for _ in 0..4 {
             settle(&app).await;
             app.clock.advance(chrono::Duration::hours(6));
@@ -567,7 +554,7 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_an_event_says_so() {
     assert_eq!(message["data"]["object"]["type"], "webhook_endpoint");
     // A disabled endpoint gets nothing more.
     let before = down.requests();
-    project(&app, &owner, &acme, "After").await;
+    app.project(&owner, &acme, "After").await;
     settle(&app).await;
     app.clock.advance(chrono::Duration::hours(1));
     settle(&app).await;
@@ -641,7 +628,7 @@ async fn after_a_rotation_the_old_secret_signs_too_for_a_day() {
     assert!(rotated["webhookEndpoint"]["previousSecretSignsUntil"].is_string());
 
     // The receiver still knows only the old secret: accepted.
-    project(&app, &owner, &acme, "Apollo").await;
+    app.project(&owner, &acme, "Apollo").await;
     settle(&app).await;
     assert_eq!(receiver.accepted().len(), 1);
     let signatures = server.received_requests().await.unwrap()[0]
@@ -657,7 +644,7 @@ async fn after_a_rotation_the_old_secret_signs_too_for_a_day() {
     // A day later the old secret no longer signs: refused until the receiver switches.
     app.clock.advance(chrono::Duration::hours(25));
     let owner = app.relog(&owner).await;
-    project(&app, &owner, &acme, "Gemini").await;
+    app.project(&owner, &acme, "Gemini").await;
     settle(&app).await;
     assert_eq!(*receiver.bad_signatures.lock().unwrap(), 1);
     receiver.set_secret(rotated["secret"].as_str().unwrap());
@@ -679,7 +666,7 @@ async fn a_delivery_whose_job_died_is_closed_as_failed_a_day_later() {
         &["project.created"],
     )
     .await;
-    project(&app, &owner, &acme, "Apollo").await;
+    app.project(&owner, &acme, "Apollo").await;
     // The first attempt fails (the name does not resolve here); the job of the second
     // then dies before any worker runs it (as after a long database outage).
     settle(&app).await;

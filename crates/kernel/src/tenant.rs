@@ -181,6 +181,14 @@ impl TenantTx {
         &self.txn
     }
 
+    /// A raw statement for this transaction's engine, written with PostgreSQL's `$n`
+    /// placeholders (numbered for SQLite). Raw SQL on a tenant table names
+    /// `organization_id` itself: only [`TenantTx::select`] adds it.
+    pub fn statement(&self, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+        let backend = self.txn.get_database_backend();
+        Statement::from_sql_and_values(backend, crate::numbered(backend, sql), values)
+    }
+
     /// `SELECT … FROM E WHERE organization_id = <this organization>`: where every
     /// repository query on a tenant table starts.
     pub fn select<E: TenantScoped>(&self) -> Select<E> {

@@ -17,7 +17,7 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QuerySelect, Statement, Value,
+    QueryFilter, QuerySelect, Statement,
 };
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
@@ -162,8 +162,7 @@ impl Webhooks {
         // an endpoint only receives events from its own creation on).
         let head = self.audit.head_seq(tx).await?;
         tx.conn()
-            .execute_raw(statement(
-                tx,
+            .execute_raw(tx.statement(
                 "INSERT INTO webhook_cursors (organization_id, last_seq, updated_at) \
                  VALUES ($1, $2, $3) ON CONFLICT (organization_id) DO NOTHING",
                 vec![tx.org_id().as_uuid().into(), head.into(), now.into()],
@@ -276,7 +275,7 @@ impl Webhooks {
                 "DELETE FROM webhook_cursors WHERE organization_id = $1",
             ] {
                 tx.conn()
-                    .execute_raw(statement(tx, sql, vec![tx.org_id().as_uuid().into()]))
+                    .execute_raw(tx.statement(sql, vec![tx.org_id().as_uuid().into()]))
                     .await?;
             }
         }
@@ -494,16 +493,13 @@ impl Webhooks {
     /// their ids only, across tenants (on PostgreSQL through a definer function, since
     /// the cursors are tenant rows).
     pub async fn followed_organizations(db: &Db) -> Result<Vec<OrgId>> {
-        let (backend, sql) = match db.backend() {
-            Backend::Postgres => (
-                sea_orm::DbBackend::Postgres,
-                "SELECT * FROM webhook_followed_organizations()",
-            ),
-            Backend::Sqlite => (
-                sea_orm::DbBackend::Sqlite,
-                "SELECT organization_id FROM webhook_cursors ORDER BY organization_id",
-            ),
+        let sql = match db.backend() {
+            Backend::Postgres => "SELECT * FROM webhook_followed_organizations()",
+            Backend::Sqlite => {
+                "SELECT organization_id FROM webhook_cursors ORDER BY organization_id"
+            }
         };
+        let backend = db.conn().get_database_backend();
         let rows = db
             .conn()
             .query_all_raw(Statement::from_string(backend, sql))
@@ -518,8 +514,7 @@ impl Webhooks {
     pub async fn behind(&self, tx: &TenantTx) -> Result<bool> {
         let cursor = tx
             .conn()
-            .query_one_raw(statement(
-                tx,
+            .query_one_raw(tx.statement(
                 "SELECT last_seq FROM webhook_cursors WHERE organization_id = $1",
                 vec![tx.org_id().as_uuid().into()],
             ))
@@ -539,8 +534,7 @@ impl Webhooks {
         let org = tx.org_id().as_uuid();
         let now = self.clock.now();
         tx.conn()
-            .execute_raw(statement(
-                tx,
+            .execute_raw(tx.statement(
                 "UPDATE webhook_deliveries SET status = $1, next_attempt_at = NULL, \
                  last_error = 'its attempt could not be run', updated_at = $2 \
                  WHERE organization_id = $3 AND status = $4 AND next_attempt_at < $5",
@@ -561,8 +555,7 @@ impl Webhooks {
             .await?
             .rows_affected;
         tx.conn()
-            .execute_raw(statement(
-                tx,
+            .execute_raw(tx.statement(
                 "DELETE FROM webhook_messages WHERE organization_id = $1 AND created_at < $2 \
                  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
                    WHERE d.organization_id = webhook_messages.organization_id \
@@ -590,8 +583,7 @@ impl Webhooks {
         };
         let cursor = tx
             .conn()
-            .query_one_raw(statement(
-                tx,
+            .query_one_raw(tx.statement(
                 &format!("SELECT last_seq FROM webhook_cursors WHERE organization_id = $1{lock}"),
                 vec![tx.org_id().as_uuid().into()],
             ))
@@ -656,8 +648,7 @@ impl Webhooks {
             }
         }
         tx.conn()
-            .execute_raw(statement(
-                tx,
+            .execute_raw(tx.statement(
                 "UPDATE webhook_cursors SET last_seq = $1, updated_at = $2 \
                  WHERE organization_id = $3",
                 vec![
@@ -1021,11 +1012,6 @@ fn delivery_from_row(row: webhook_delivery::Model, types: &[(Uuid, String)]) -> 
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
-}
-
-fn statement(tx: &TenantTx, sql: &str, values: Vec<Value>) -> Statement {
-    let backend = tx.conn().get_database_backend();
-    Statement::from_sql_and_values(backend, kernel::numbered(backend, sql), values)
 }
 
 #[cfg(test)]
