@@ -265,6 +265,18 @@ async fn every_event_is_delivered_signed_and_retried_and_seen_once_by_id() {
         .send()
         .await;
     let again = &again.data()["redeliverWebhook"]["delivery"];
+    // Another organization's owner cannot redeliver it, nor read Acme's log.
+    let mallory = app.user("mallory@example.com").await;
+    let evil = app.org(&mallory, "Evil").await;
+    let theirs = app
+        .gql("mutation($d: ID!) { redeliverWebhook(input: {deliveryId: $d}) { delivery { id } } }")
+        .vars(json!({ "d": log[0]["id"] }))
+        .as_user(&mallory)
+        .in_org(&evil)
+        .send()
+        .await;
+    assert_eq!(theirs.code(), "NOT_FOUND");
+    assert_eq!(deliveries(&app, &mallory, &evil).await, Vec::<Value>::new());
     assert_eq!(again["status"], "PENDING");
     assert_eq!(again["messageId"], log[0]["messageId"]);
     settle(&app).await;
