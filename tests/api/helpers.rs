@@ -163,7 +163,7 @@ impl TestApp {
     /// `configure` (plan limits, say).
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         if std::env::var("TEST_LOG").is_ok() {
-            gateway::telemetry::init("info,sqlx=warn", LogFormat::Pretty, std::io::stdout);
+            gateway::telemetry::init("info,sqlx=warn", LogFormat::Pretty, std::io::stdout, None);
         }
         let (db, database_url) = if on_postgres() {
             migrated_template().await;
@@ -273,6 +273,7 @@ fn test_config(database_url: &str) -> Config {
         rate_limit_user_per_minute: 0,
         redis_url: None,
         metrics_token: None,
+        otel_exporter_otlp_endpoint: None,
         metrics_bind_addr: None,
         webhook_insecure_hosts: vec!["127.0.0.1".into()],
         sign_ups_per_address_per_hour: 20,

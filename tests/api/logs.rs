@@ -3,43 +3,8 @@
 //! server writes (searched for the test's own people's emails and names).
 
 use crate::helpers::TestApp;
+use crate::observed::{log as captured, start as capture};
 use serde_json::json;
-use std::sync::{Mutex, OnceLock};
-
-/// Everything logged in this test process from the moment the capture starts.
-static CAPTURED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl std::io::Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        CAPTURED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Logs as the server does by default (`RUST_LOG`'s default, JSON lines), into memory.
-fn capture() {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        gateway::telemetry::init(
-            "info,sqlx=warn,sea_orm=warn,async_graphql=warn",
-            gateway::config::LogFormat::Json,
-            || Capture,
-        );
-    });
-}
-
-fn captured() -> String {
-    String::from_utf8_lossy(&CAPTURED.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-}
 
 #[tokio::test]
 async fn each_request_is_one_line_of_ids_and_codes_and_no_line_names_a_person() {

@@ -262,16 +262,33 @@ enum AuditCommand {
 /// Entry point of the binary.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Before the runtime: the exporter's HTTP client may not start inside one.
+    let traces = cli
+        .config
+        .otel_exporter_otlp_endpoint
+        .as_deref()
+        .filter(|endpoint| !endpoint.is_empty())
+        .map(telemetry::otlp_provider)
+        .transpose()?;
     telemetry::init(
         &cli.config.log_filter,
         cli.config.log_format,
         std::io::stdout,
+        traces.as_ref(),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(cli))
+    let outcome = runtime.block_on(run(cli));
+    drop(runtime);
+    if let Some(traces) = traces {
+        // The last batch of spans; a collector that is gone costs the exporter's timeout.
+        if let Err(error) = traces.shutdown() {
+            tracing::warn!(error = %error, "the last spans could not be exported");
+        }
+    }
+    outcome
 }
 
 /// The services, for an operator command; on SQLite, `migrate` first applies pending

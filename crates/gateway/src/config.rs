@@ -290,6 +290,14 @@ pub struct Config {
     #[arg(long, global = true, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<SecretString>,
 
+    /// An OpenTelemetry collector (OTLP over HTTP/protobuf, e.g. `http://127.0.0.1:4318`):
+    /// the request, authorization and SQL spans go there, `/v1/traces` appended (as the
+    /// OpenTelemetry specification reads this variable; `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+    /// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_SERVICE_NAME` are honoured too). Unset: no
+    /// spans are exported and none of that machinery runs.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+
     /// An address of its own for `GET /metrics` (no token asked: bind it where only the
     /// monitoring network reaches, e.g. `10.0.0.5:9100`).
     #[arg(long, global = true, env = "METRICS_BIND_ADDR")]

@@ -255,7 +255,6 @@ async fn run_to_completion(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         request.headers_mut().insert("x-request-id", value);
     }
-    let trace = crate::trace_context::trace_of(request.headers());
     let started = std::time::Instant::now();
     let method = request.method().clone();
     // The path only: a query string may carry variables (personal data).
@@ -265,9 +264,19 @@ async fn run_to_completion(
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    // The request's span: ids, the method and the route's template, never the path.
+    let span = tracing::info_span!(
+        "http.request",
+        otel.kind = "server",
+        request_id = %request_id,
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let trace = crate::trace_context::join(&span, request.headers());
     let statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut task = tokio::spawn(
-        kernel::count_statements(statements.clone(), next.run(request)).in_current_span(),
+        kernel::count_statements(statements.clone(), next.run(request)).instrument(span.clone()),
     );
     let response = match tokio::time::timeout(deadline, &mut task).await {
         Ok(Ok(response)) => response,
@@ -298,6 +307,8 @@ async fn run_to_completion(
             )
         }
     };
+    span.record("http.response.status_code", response.status().as_u16());
+    drop(span);
     // One line per request, with ids and codes only (never names, emails, addresses,
     // variables or documents).
     let outcome = response.extensions().get::<GraphqlOutcome>();

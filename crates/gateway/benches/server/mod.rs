@@ -43,6 +43,7 @@ pub fn config(database_url: &str) -> Config {
         rate_limit_user_per_minute: 0,
         redis_url: None,
         metrics_token: None,
+        otel_exporter_otlp_endpoint: None,
         metrics_bind_addr: None,
         webhook_insecure_hosts: Vec::new(),
         // The benchmarks sign up hundreds of organizations' owners from one address.
