@@ -228,7 +228,7 @@ async fn webhook_steps(
         .send()
         .await
         .data();
-    gateway::webhook_dispatch::run_once(&app.state)
+    gateway::background::webhook_dispatch::run_once(&app.state)
         .await
         .unwrap();
     let log = app

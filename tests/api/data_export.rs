@@ -228,7 +228,7 @@ async fn a_person_exports_what_is_held_about_them_and_nothing_of_anyone_else() {
         .send()
         .await
         .data();
-    let archive = gateway::data_export::archive_path(&app.state, uuid_of(id));
+    let archive = gateway::background::data_export::archive_path(&app.state, uuid_of(id));
     assert!(archive.exists());
     let report = app.retention_run().await;
     assert_eq!(report.expired_exports, 1, "{report:?}");
@@ -322,7 +322,7 @@ async fn an_owner_exports_every_row_of_the_organization_until_it_expires() {
     assert_eq!(body["errors"][0]["extensions"]["reason"], "EXPIRED");
     let report = app.retention_run().await;
     assert_eq!(report.expired_exports, 1, "{report:?}");
-    let archive = gateway::data_export::archive_path(&app.state, uuid_of(&id));
+    let archive = gateway::background::data_export::archive_path(&app.state, uuid_of(&id));
     assert!(!archive.exists());
     let list = app.gql(LIST).as_user(&owner).send().await;
     assert_eq!(list.data()["dataExports"]["nodes"], json!([]));

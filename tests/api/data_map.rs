@@ -147,7 +147,8 @@ async fn usage_events_are_deleted_once_settled_and_kept_for_their_retention() {
     };
     record(&free, &alice, "f1").await.data();
     record(&paid, &alice, "p1").await.data();
-    let usage = |report: &gateway::retention_run::RetentionReport| report.old_usage_events;
+    let usage =
+        |report: &gateway::background::retention_run::RetentionReport| report.old_usage_events;
 
     // Two months on: the free organization's month and 90 days are not over, the paid
     // one's first period is settled but its 90 days are not.

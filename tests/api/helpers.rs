@@ -370,15 +370,15 @@ impl TestApp {
     }
 
     /// One billing run, as the server's timer or `platform billing run` does it.
-    pub async fn billing_run(&self) -> gateway::billing_run::RunReport {
-        gateway::billing_run::run_once(&self.state)
+    pub async fn billing_run(&self) -> gateway::background::billing_run::RunReport {
+        gateway::background::billing_run::run_once(&self.state)
             .await
             .expect("billing run")
     }
 
     /// One audit retention run over every organization, as the server's timer runs it.
-    pub async fn retention_run(&self) -> gateway::retention_run::RetentionReport {
-        gateway::retention_run::run_once(&self.state)
+    pub async fn retention_run(&self) -> gateway::background::retention_run::RetentionReport {
+        gateway::background::retention_run::run_once(&self.state)
             .await
             .expect("retention run")
     }

@@ -103,7 +103,9 @@ async fn a_retry_gets_the_first_answer_and_changes_nothing() {
     // The retention run deletes expired keys; one audit event per project created.
     app.clock.advance(chrono::Duration::hours(25));
     let alice = app.relog(&alice).await;
-    let report = gateway::retention_run::run_once(&app.state).await.unwrap();
+    let report = gateway::background::retention_run::run_once(&app.state)
+        .await
+        .unwrap();
     assert!(report.expired_idempotency_keys >= 3, "{report:?}");
     let events = app
         .gql("{ auditEvents(first: 100, filter: {action: \"project.created\"}) { edges { node { id } } } }")

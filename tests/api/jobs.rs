@@ -281,10 +281,10 @@ async fn two_instances_share_the_billing_of_two_hundred_organizations_and_bill_e
     // The period ends; both instances' timers fire for the same interval.
     app.clock.set(at("2027-02-10T00:00:01Z"));
     let every = std::time::Duration::from_secs(3_600);
-    let slot = gateway::schedule::slot(app.clock.now(), every);
+    let slot = gateway::background::schedule::slot(app.clock.now(), every);
     let (a, b) = tokio::join!(
-        gateway::billing_run::schedule(&app.state, slot),
-        gateway::billing_run::schedule(&twin.state, slot)
+        gateway::background::billing_run::schedule(&app.state, slot),
+        gateway::background::billing_run::schedule(&twin.state, slot)
     );
     // Every organization and the platform's own account, once.
     assert_eq!(a.unwrap() + b.unwrap(), ORGANIZATIONS + 1);
@@ -297,7 +297,7 @@ async fn two_instances_share_the_billing_of_two_hundred_organizations_and_bill_e
             .jobs
             .list(
                 Some(JobState::Done),
-                Some(gateway::job_kinds::BILLING_ORGANIZATION),
+                Some(gateway::background::job_kinds::BILLING_ORGANIZATION),
             )
             .await
             .unwrap();
@@ -344,7 +344,7 @@ async fn two_instances_share_the_billing_of_two_hundred_organizations_and_bill_e
     }
     // The same interval scheduled again adds nothing.
     assert_eq!(
-        gateway::billing_run::schedule(&twin.state, slot)
+        gateway::background::billing_run::schedule(&twin.state, slot)
             .await
             .unwrap(),
         0
@@ -355,7 +355,7 @@ async fn two_instances_share_the_billing_of_two_hundred_organizations_and_bill_e
         .enqueue(app.state.db.conn(), NewJob::new(KIND, json!({})))
         .await
         .unwrap();
-    let forget = || gateway::billing_run::forget_old_jobs(&app.state, every);
+    let forget = || gateway::background::billing_run::forget_old_jobs(&app.state, every);
     assert_eq!(forget().await.unwrap(), 0);
     app.clock
         .advance(Duration::hours(10) + Duration::seconds(1));
@@ -372,13 +372,13 @@ async fn two_instances_share_the_billing_of_two_hundred_organizations_and_bill_e
 async fn the_retention_run_of_an_interval_runs_once_whichever_instances_schedule_it() {
     let app = TestApp::spawn().await;
     let twin = app.spawn_twin().await;
-    let slot = gateway::schedule::slot(
+    let slot = gateway::background::schedule::slot(
         kernel::Clock::now(&app.clock),
         std::time::Duration::from_secs(3_600),
     );
     let (a, b) = tokio::join!(
-        gateway::retention_run::schedule(&app.state, slot),
-        gateway::retention_run::schedule(&twin.state, slot)
+        gateway::background::retention_run::schedule(&app.state, slot),
+        gateway::background::retention_run::schedule(&twin.state, slot)
     );
     assert_eq!(
         u8::from(a.unwrap()) + u8::from(b.unwrap()),
@@ -390,7 +390,7 @@ async fn the_retention_run_of_an_interval_runs_once_whichever_instances_schedule
         let runs = app
             .state
             .jobs
-            .list(None, Some(gateway::job_kinds::RETENTION_RUN))
+            .list(None, Some(gateway::background::job_kinds::RETENTION_RUN))
             .await
             .unwrap();
         assert_eq!(runs.len(), 1);
@@ -403,7 +403,7 @@ async fn the_retention_run_of_an_interval_runs_once_whichever_instances_schedule
     }
     // The next interval is a new run.
     assert!(
-        gateway::retention_run::schedule(&twin.state, slot + 1)
+        gateway::background::retention_run::schedule(&twin.state, slot + 1)
             .await
             .unwrap()
     );

@@ -83,12 +83,12 @@ async fn each_request_is_one_line_of_ids_and_codes_and_no_line_names_a_person() 
         .send()
         .await
         .data();
-    gateway::webhook_dispatch::run_once(&app.state)
+    gateway::background::webhook_dispatch::run_once(&app.state)
         .await
         .unwrap();
     // The server's own worker may be the one that sends it.
     for _ in 0..200 {
-        gateway::job_kinds::webhook_worker(app.state.clone())
+        gateway::background::job_kinds::webhook_worker(app.state.clone())
             .run_until_idle()
             .await;
         if !receiver.received_requests().await.unwrap().is_empty() {

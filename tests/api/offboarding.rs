@@ -295,7 +295,7 @@ async fn a_deleted_organization_is_frozen_then_purged_leaving_only_its_invoices(
         .unwrap()
         .to_owned();
     let export = crate::helpers::global_id_uuid(&export, "DataExport").unwrap();
-    let archive = gateway::data_export::archive_path(&app.state, export);
+    let archive = gateway::background::data_export::archive_path(&app.state, export);
     for _ in 0..200 {
         if archive.exists() {
             break;
@@ -471,7 +471,7 @@ async fn a_cancelled_deletion_gives_the_organization_back_and_a_purge_without_in
     // With no invoice to keep, the purge deletes the organization's row too.
     request(&app, &owner, &org, "acme").await.data();
     app.clock.advance(chrono::Duration::seconds(1));
-    let purged = gateway::retention_run::purge_due_organizations(&app.state)
+    let purged = gateway::background::retention_run::purge_due_organizations(&app.state)
         .await
         .unwrap();
     assert_eq!(purged.len(), 1);

@@ -124,16 +124,16 @@ async fn create_endpoint(
 }
 
 async fn webhooks_followed(app: &TestApp) -> Vec<kernel::OrgId> {
-    gateway::webhook_dispatch::followed(&app.state)
+    gateway::background::webhook_dispatch::followed(&app.state)
         .await
         .unwrap()
 }
 
 /// Fans events out and runs every delivery that is due, until nothing due is left.
 async fn settle(app: &TestApp) {
-    let worker = gateway::job_kinds::webhook_worker(app.state.clone());
+    let worker = gateway::background::job_kinds::webhook_worker(app.state.clone());
     for _ in 0..400 {
-        gateway::webhook_dispatch::run_once(&app.state)
+        gateway::background::webhook_dispatch::run_once(&app.state)
             .await
             .unwrap();
         worker.run_until_idle().await;
@@ -141,7 +141,7 @@ async fn settle(app: &TestApp) {
         let busy = app
             .state
             .jobs
-            .list(None, Some(gateway::job_kinds::WEBHOOK_DELIVER))
+            .list(None, Some(gateway::background::job_kinds::WEBHOOK_DELIVER))
             .await
             .unwrap()
             .into_iter()
@@ -291,7 +291,9 @@ async fn every_event_is_delivered_signed_and_retried_and_seen_once_by_id() {
 
     // The log is kept for 30 days, then the retention run deletes it.
     app.clock.advance(chrono::Duration::days(31));
-    let report = gateway::retention_run::run_once(&app.state).await.unwrap();
+    let report = gateway::background::retention_run::run_once(&app.state)
+        .await
+        .unwrap();
     assert_eq!(report.old_webhook_deliveries, 5);
     let owner = app.relog(&owner).await;
     assert_eq!(deliveries(&app, &owner, &acme).await, Vec::<Value>::new());
@@ -687,21 +689,25 @@ async fn a_delivery_whose_job_died_is_closed_as_failed_a_day_later() {
         .jobs
         .list(
             Some(jobs::JobState::Pending),
-            Some(gateway::job_kinds::WEBHOOK_DELIVER),
+            Some(gateway::background::job_kinds::WEBHOOK_DELIVER),
         )
         .await
         .unwrap();
     assert_eq!(waiting.len(), 1);
     app.state.jobs.cancel(waiting[0].id).await.unwrap();
     app.clock.advance(chrono::Duration::hours(23));
-    gateway::retention_run::run_once(&app.state).await.unwrap();
+    gateway::background::retention_run::run_once(&app.state)
+        .await
+        .unwrap();
     let owner = app.relog(&owner).await;
     assert_eq!(
         deliveries(&app, &owner, &acme).await[0]["status"],
         "PENDING"
     );
     app.clock.advance(chrono::Duration::hours(2));
-    gateway::retention_run::run_once(&app.state).await.unwrap();
+    gateway::background::retention_run::run_once(&app.state)
+        .await
+        .unwrap();
     let owner = app.relog(&owner).await;
     let log = deliveries(&app, &owner, &acme).await;
     assert_eq!(log[0]["status"], "FAILED");

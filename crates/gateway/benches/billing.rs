@@ -252,7 +252,9 @@ async fn billing_run(label: &str, owner_url: &str, app_url: &str) {
         .await
         .expect("state");
         let started = Instant::now();
-        let report = gateway::billing_run::run_once(&state).await.expect("run");
+        let report = gateway::background::billing_run::run_once(&state)
+            .await
+            .expect("run");
         let took = started.elapsed();
         let (invoices, digest, total) = dump(&url).await;
         println!(

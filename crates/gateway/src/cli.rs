@@ -395,7 +395,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: AuditCommand::PurgeExpired,
         } => {
             let state = services(&config, true).await?;
-            let report = crate::retention_run::run_once(&state).await?;
+            let report = crate::background::retention_run::run_once(&state).await?;
             println!(
                 "{} organizations, {} events purged in {}, {} failed",
                 report.organizations,
@@ -426,7 +426,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = services(&config, true).await?;
             match command {
                 BillingCommand::Run => {
-                    let report = crate::billing_run::run_once(&state).await?;
+                    let report = crate::background::billing_run::run_once(&state).await?;
                     println!(
                         "{} organizations, {} advanced, {} failed",
                         report.organizations, report.advanced, report.failed
@@ -627,7 +627,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: PrivacyCommand::PurgeDue,
         } => {
             let state = services(&config, true).await?;
-            let purged = crate::retention_run::purge_due_organizations(&state).await?;
+            let purged = crate::background::retention_run::purge_due_organizations(&state).await?;
             for report in &purged {
                 let rows: u64 = report.rows.iter().map(|(_, rows)| rows).sum();
                 println!(

@@ -413,7 +413,10 @@ pub async fn data_export(app: AppState, context: RequestContext, id: &str) -> Re
             "NOT_READY",
         );
     }
-    let file = match tokio::fs::File::open(crate::data_export::archive_path(&app, export.id)).await
+    let file = match tokio::fs::File::open(crate::background::data_export::archive_path(
+        &app, export.id,
+    ))
+    .await
     {
         Ok(file) => file,
         Err(e) => {

@@ -1,29 +1,24 @@
 //! The gateway: the GraphQL schema over the domain services, the axum HTTP server, and
 //! the `platform` command-line tool that serves, migrates, seeds and exports the schema.
 
-pub mod billing_run;
+pub mod background;
 pub mod cli;
 pub mod config;
 pub mod context;
-pub mod data_export;
 pub mod error;
 pub mod export;
 pub mod graphql;
 pub mod http;
 pub mod idempotency;
-pub mod job_kinds;
 pub mod metrics;
 pub mod privacy;
 pub mod rate_limit;
-pub mod retention_run;
-pub mod schedule;
 pub mod seed;
 pub mod server;
 pub mod startup;
 pub mod telemetry;
 pub mod trace_context;
 pub mod unit;
-pub mod webhook_dispatch;
 pub mod wire;
 
 pub use config::Config;

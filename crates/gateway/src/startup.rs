@@ -287,24 +287,21 @@ impl Application {
             "serving GraphQL at /graphql, GraphiQL at /"
         );
         let billing = self.billing_run_every.map(|every| {
-            tokio::spawn(kernel::in_background(crate::billing_run::every(
-                self.state.clone(),
-                every,
-            )))
+            tokio::spawn(kernel::in_background(
+                crate::background::billing_run::every(self.state.clone(), every),
+            ))
         });
         let retention = self.retention_run_every.map(|every| {
-            tokio::spawn(kernel::in_background(crate::retention_run::every(
-                self.state.clone(),
-                every,
-            )))
+            tokio::spawn(kernel::in_background(
+                crate::background::retention_run::every(self.state.clone(), every),
+            ))
         });
-        let worker = tokio::spawn(crate::job_kinds::worker(self.state.clone()).run());
+        let worker = tokio::spawn(crate::background::job_kinds::worker(self.state.clone()).run());
         let webhook_worker =
-            tokio::spawn(crate::job_kinds::webhook_worker(self.state.clone()).run());
-        let webhooks = tokio::spawn(kernel::in_background(crate::webhook_dispatch::every(
-            self.state.clone(),
-            WEBHOOK_DISPATCH_EVERY,
-        )));
+            tokio::spawn(crate::background::job_kinds::webhook_worker(self.state.clone()).run());
+        let webhooks = tokio::spawn(kernel::in_background(
+            crate::background::webhook_dispatch::every(self.state.clone(), WEBHOOK_DISPATCH_EVERY),
+        ));
         let sealer = tokio::spawn(kernel::in_background(
             self.state
                 .tenancy

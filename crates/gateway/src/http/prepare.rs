@@ -455,10 +455,7 @@ fn introspection_refused() -> ServerError {
 }
 
 /// Refuses a mutation over GET (a document sent by id is known only once found).
-fn only_queries_over_get(
-    request: &mut Request,
-    method: Method,
-) -> Result<(), ServerError> {
+fn only_queries_over_get(request: &mut Request, method: Method) -> Result<(), ServerError> {
     if method == Method::Get && is_mutation(request) {
         return Err(request_error(
             ErrorCode::BadRequest,

@@ -150,12 +150,14 @@ impl BillingMutation {
         })
         .await?;
         let state = ctx.state();
-        crate::billing_run::collect(state, org).await.map_err(|e| {
-            tracing::error!(error = ?e, "collecting an invoice failed");
-            async_graphql::Error::from(ApiError::Billing(billing::Error::Provider(
-                "the payment could not be attempted".into(),
-            )))
-        })?;
+        crate::background::billing_run::collect(state, org)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = ?e, "collecting an invoice failed");
+                async_graphql::Error::from(ApiError::Billing(billing::Error::Provider(
+                    "the payment could not be attempted".into(),
+                )))
+            })?;
         read(ctx, Where::Active, async |unit| {
             let permit = unit.permit(on_billing(), Action::Read).await?;
             let subscriptions = &unit.state.subscriptions;

@@ -94,7 +94,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<RetentionReport> {
         ended_sessions: tenancy.purge_ended_sessions().await?,
         old_sign_up_counters: tenancy.purge_old_sign_up_counters().await?,
         purged_organizations_deleted: purge_due_organizations(state).await?.len(),
-        expired_exports: crate::data_export::purge_expired(state).await?,
+        expired_exports: crate::background::data_export::purge_expired(state).await?,
         retained_invoices: tenancy
             .purge_retained_invoices()
             .await?
@@ -230,8 +230,11 @@ pub async fn run_as_job(state: &AppState) -> Result<(), String> {
 /// Enqueues the retention run of interval `slot` (see `schedule::slot`): one job
 /// however many instances enqueue it, so one instance runs it. Whether it was new.
 pub async fn schedule(state: &AppState, slot: i64) -> anyhow::Result<bool> {
-    let job = jobs::NewJob::new(crate::job_kinds::RETENTION_RUN, serde_json::json!({}))
-        .unique(slot.to_string());
+    let job = jobs::NewJob::new(
+        crate::background::job_kinds::RETENTION_RUN,
+        serde_json::json!({}),
+    )
+    .unique(slot.to_string());
     let new = state.jobs.enqueue(state.db.conn(), job).await?;
     if new {
         state.jobs.wake();
@@ -242,8 +245,8 @@ pub async fn schedule(state: &AppState, slot: i64) -> anyhow::Result<bool> {
 /// Every `every`, enqueues the retention run (the server's background task); the job
 /// worker of one instance runs it.
 pub async fn every(state: AppState, every: Duration) {
-    crate::schedule::repeat(every, || async {
-        let slot = crate::schedule::slot(state.clock.now(), every);
+    crate::background::schedule::repeat(every, || async {
+        let slot = crate::background::schedule::slot(state.clock.now(), every);
         if let Err(e) = schedule(&state, slot).await {
             tracing::error!(error = ?e, "scheduling the retention run failed");
         }

@@ -28,7 +28,7 @@ pub fn worker(state: AppState) -> jobs::Worker {
     jobs::Worker::new(state.jobs.clone(), jobs::WorkerSettings::default())
         .handle(RETENTION_RUN, move |_job| {
             let state = retention.clone();
-            Box::pin(async move { crate::retention_run::run_as_job(&state).await })
+            Box::pin(async move { crate::background::retention_run::run_as_job(&state).await })
         })
         .handle(PREPARE_EXPORT, move |job| {
             let state = exports.clone();
@@ -36,7 +36,7 @@ pub fn worker(state: AppState) -> jobs::Worker {
                 let id = id_in(&job, "export_id")?;
                 match state.tenancy.data_export(id).await {
                     Ok(Some(export)) if export.status == tenancy::ExportStatus::Pending => {
-                        crate::data_export::prepare(&state, &export).await;
+                        crate::background::data_export::prepare(&state, &export).await;
                         Ok(())
                     }
                     Ok(_) => Ok(()),
@@ -49,7 +49,7 @@ pub fn worker(state: AppState) -> jobs::Worker {
             Box::pin(async move {
                 let org = OrgId::from_uuid(id_in(&job, "organization_id")?);
                 let started = Instant::now();
-                let billed = crate::billing_run::run_organization(&state, org).await;
+                let billed = crate::background::billing_run::run_organization(&state, org).await;
                 state
                     .metrics
                     .billing_run(started.elapsed(), usize::from(billed.is_err()));

@@ -89,7 +89,7 @@ pub async fn schedule(state: &AppState, slot: i64) -> anyhow::Result<usize> {
     let mut enqueued = 0;
     for org in state.tenancy.all_organization_ids().await? {
         let job = jobs::NewJob::new(
-            crate::job_kinds::BILLING_ORGANIZATION,
+            crate::background::job_kinds::BILLING_ORGANIZATION,
             serde_json::json!({ "organization_id": org.as_uuid() }),
         )
         .unique(format!("{org}:{slot}"));
@@ -117,15 +117,23 @@ pub async fn forget_old_jobs(state: &AppState, every: Duration) -> anyhow::Resul
     };
     Ok(state
         .jobs
-        .delete_finished_before(before, Some(crate::job_kinds::BILLING_ORGANIZATION))
+        .delete_finished_before(
+            before,
+            Some(crate::background::job_kinds::BILLING_ORGANIZATION),
+        )
         .await?)
 }
 
 /// Every `every`, enqueues the billing of every organization (the server's background
 /// task); the job worker runs them.
 pub async fn every(state: AppState, every: Duration) {
-    crate::schedule::repeat(every, || async {
-        match schedule(&state, crate::schedule::slot(state.clock.now(), every)).await {
+    crate::background::schedule::repeat(every, || async {
+        match schedule(
+            &state,
+            crate::background::schedule::slot(state.clock.now(), every),
+        )
+        .await
+        {
             Ok(0) => {}
             Ok(enqueued) => tracing::info!(enqueued, "billing run scheduled"),
             Err(e) => tracing::error!(error = ?e, "scheduling the billing run failed"),
