@@ -1,0 +1,205 @@
+//! Collecting: charges due, recorded outcomes, retries on the dunning schedule, and the
+//! subscription moved to past due, suspended and back to active.
+
+use super::{Status, Subscriptions};
+use crate::entity::invoice;
+use crate::error::{Error, Result};
+use crate::payments::{ChargeOutcome, ChargeRequest, invoice_amount};
+use audit::NewEvent;
+use authz::{Action, Permit, ResourceType};
+use kernel::TenantTx;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+use uuid::Uuid;
+
+impl Subscriptions {
+    /// Invoices due for a charge now (finalized, unpaid, their next attempt due).
+    pub async fn due_charges(&self, tx: &TenantTx) -> Result<Vec<ChargeRequest>> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let due = tx
+            .select::<invoice::Entity>()
+            .filter(invoice::Column::Status.is_in(["finalized", "uncollectible"]))
+            .filter(invoice::Column::NextPaymentAttemptAt.lte(self.clock.now()))
+            .all(tx.conn())
+            .await?;
+        due.into_iter()
+            .map(|i| {
+                Ok(ChargeRequest {
+                    organization_id: i.organization_id,
+                    invoice_id: i.id,
+                    invoice_number: i.number.clone().unwrap_or_default(),
+                    amount: invoice_amount(i.total_minor, &i.currency)?,
+                    idempotency_key: format!("{}-{}", i.id, i.payment_attempts + 1),
+                    attempt: i.payment_attempts + 1,
+                })
+            })
+            .collect()
+    }
+
+    /// Asks for an attempt on an unpaid invoice now (a billing admin after updating the
+    /// payment method). Owners and billing admins.
+    pub async fn request_payment(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<()> {
+        permit.ensure(tx, ResourceType::Billing, Action::Update, None)?;
+        let row = self.invoices.find(tx, id).await?;
+        if !matches!(row.status.as_str(), "finalized" | "uncollectible") {
+            return Err(Error::InvoiceState(row.status));
+        }
+        let mut active = row.into_active_model();
+        active.next_payment_attempt_at = Set(Some(self.clock.now()));
+        active.updated_at = Set(self.clock.now());
+        active.update(tx.conn()).await?;
+        self.audit
+            .record(tx, NewEvent::new("payment.requested", "invoice", Some(id)))
+            .await?;
+        Ok(())
+    }
+
+    /// Marks an invoice paid by bank transfer (staff).
+    pub async fn mark_paid(&self, tx: &TenantTx, id: Uuid) -> Result<()> {
+        self.record_charge(
+            tx,
+            id,
+            &ChargeOutcome::Paid("manual".into()),
+            "manual",
+            None,
+        )
+        .await
+    }
+
+    /// Records what the provider answered for invoice `id`, re-reading it first: an
+    /// invoice paid or voided meanwhile is left alone, and so is a failure of an
+    /// `attempt` already recorded (two billing runs that charged the same attempt: the
+    /// provider charged once, under one idempotency key). Success pays it and returns a
+    /// past-due or suspended subscription to active (once nothing else is overdue);
+    /// failure schedules the next retry or, after the last, suspends.
+    pub async fn record_charge(
+        &self,
+        tx: &TenantTx,
+        id: Uuid,
+        outcome: &ChargeOutcome,
+        provider: &str,
+        attempt: Option<i32>,
+    ) -> Result<()> {
+        use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+        let row = self.invoices.find(tx, id).await?;
+        if !matches!(row.status.as_str(), "finalized" | "uncollectible") {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        match outcome {
+            ChargeOutcome::Pending => Ok(()),
+            ChargeOutcome::Paid(reference) => {
+                self.invoices.settle(tx, row, provider).await?;
+                self.audit
+                    .record(
+                        tx,
+                        NewEvent::new("payment.succeeded", "invoice", Some(id))
+                            .change("provider", None::<String>, Some(provider.to_owned()))
+                            .change("reference", None::<String>, Some(reference.clone())),
+                    )
+                    .await?;
+                let overdue = tx
+                    .select::<invoice::Entity>()
+                    .filter(invoice::Column::Status.is_in(["finalized", "uncollectible"]))
+                    .filter(invoice::Column::PaymentAttempts.gt(0))
+                    .count(tx.conn())
+                    .await?;
+                if overdue == 0 {
+                    self.set_status(
+                        tx,
+                        &[Status::PastDue, Status::Suspended],
+                        Status::Active,
+                        "subscription.reactivated",
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            ChargeOutcome::Failed(_) if attempt.is_some_and(|n| row.payment_attempts >= n) => {
+                Ok(())
+            }
+            ChargeOutcome::Failed(reason) => {
+                let failures = u32::try_from(row.payment_attempts + 1).unwrap_or(u32::MAX);
+                let next = self.collection.schedule.next_retry(failures);
+                let mut active = row.into_active_model();
+                active.payment_attempts = Set(i32::try_from(failures).unwrap_or(i32::MAX));
+                active.next_payment_attempt_at = Set(next.map(|wait| now + wait));
+                if next.is_none() {
+                    // No retry left: given up on, though a payment is still taken.
+                    active.status = Set("uncollectible".into());
+                }
+                active.updated_at = Set(now);
+                active.update(tx.conn()).await?;
+                self.audit
+                    .record(
+                        tx,
+                        NewEvent::new("payment.failed", "invoice", Some(id))
+                            .change("attempt", None::<u32>, Some(failures))
+                            .change("reason", None::<String>, Some(reason.clone()))
+                            .change(
+                                "next_attempt_at",
+                                None::<String>,
+                                next.map(|wait| (now + wait).to_rfc3339()),
+                            ),
+                    )
+                    .await?;
+                self.set_status(
+                    tx,
+                    &[Status::Active],
+                    Status::PastDue,
+                    "subscription.past_due",
+                )
+                .await?;
+                if next.is_none() {
+                    self.set_status(
+                        tx,
+                        &[Status::Active, Status::PastDue],
+                        Status::Suspended,
+                        "subscription.suspended",
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves the subscription from one of `from` to `to`, audited; otherwise nothing.
+    pub(super) async fn set_status(
+        &self,
+        tx: &TenantTx,
+        from: &[Status],
+        to: Status,
+        action: &'static str,
+    ) -> Result<()> {
+        let Some(mut row) = self.advance(tx).await? else {
+            return Ok(());
+        };
+        let status = Status::parse(&row.status)?;
+        if !from.contains(&status) {
+            return Ok(());
+        }
+        row.status = to.as_str().to_owned();
+        row.updated_at = self.clock.now();
+        self.save(tx, &row).await?;
+        self.audit
+            .record(
+                tx,
+                NewEvent::new(action, "subscription", Some(row.id)).change(
+                    "status",
+                    Some(status.as_str().to_owned()),
+                    Some(to.as_str().to_owned()),
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the organization's writes are refused for non-payment (its subscription is
+    /// suspended).
+    pub async fn payment_required(&self, tx: &TenantTx) -> Result<bool> {
+        Ok(self
+            .effective(tx)
+            .await?
+            .is_some_and(|s| s.status == Status::Suspended))
+    }
+}
