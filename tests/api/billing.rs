@@ -3,6 +3,7 @@
 
 use crate::helpers::{TestApp, TestOrg, TestUser};
 use chrono::{DateTime, Utc};
+use kernel::ClientError as _;
 use serde_json::{Value, json};
 
 const SUBSCRIPTION: &str = "{ subscription { status plan { code version } scheduledPlan { code } \

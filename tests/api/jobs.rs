@@ -6,6 +6,7 @@
 use crate::helpers::TestApp;
 use chrono::Duration;
 use jobs::{JobState, Jobs, NewJob, Worker, WorkerSettings};
+use kernel::ClientError as _;
 use kernel::Clock as _;
 use sea_orm::TransactionTrait;
 use serde_json::json;

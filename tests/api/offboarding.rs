@@ -4,6 +4,7 @@
 //! finalized invoices kept for their legal period; a purge that stopped midway resumes.
 
 use crate::helpers::{TestApp, TestOrg, TestUser, on_postgres};
+use kernel::ClientError as _;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! Errors of the audit crate.
 
-use kernel::ErrorCode;
+use kernel::{ClientError, Details, ErrorCode};
 use sea_orm::DbErr;
 
 /// What can go wrong recording or reading the trail.
@@ -34,9 +34,8 @@ pub enum Error {
 /// Results of audit services.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    /// The code clients see.
-    pub fn code(&self) -> ErrorCode {
+impl ClientError for Error {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid { .. } => ErrorCode::BadUserInput,
             Self::Crypto(_) | Self::Worker(_) | Self::Corrupt(_) | Self::Serialize(_) => {
@@ -44,5 +43,9 @@ impl Error {
             }
             Self::Db(e) => kernel::db_error_code(e),
         }
+    }
+
+    fn details(&self) -> Details {
+        Details::none()
     }
 }

@@ -1,6 +1,6 @@
 //! Errors of the authz crate.
 
-use kernel::ErrorCode;
+use kernel::{ClientError, Details, ErrorCode};
 use sea_orm::DbErr;
 
 /// What can go wrong deciding or changing permissions.
@@ -38,13 +38,8 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
     /// The organization already has as many of something as the platform allows.
-    #[error("an organization has at most {max} {what}")]
-    TooMany {
-        /// The stable name of the cap (`custom_roles`).
-        what: &'static str,
-        /// The cap.
-        max: u64,
-    },
+    #[error(transparent)]
+    TooMany(#[from] kernel::TooMany),
     /// The policy engine failed.
     #[error("policy engine: {0}")]
     Engine(String),
@@ -60,20 +55,6 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The code clients see.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Self::Denied { .. } | Self::Escalation(_) => ErrorCode::Forbidden,
-            Self::Invalid { .. } => ErrorCode::BadUserInput,
-            Self::NotFound { .. } => ErrorCode::NotFound,
-            Self::Conflict(_) => ErrorCode::Conflict,
-            Self::TooMany { .. } => ErrorCode::LimitExceeded,
-            Self::Audit(e) => e.code(),
-            Self::PermitMismatch | Self::Engine(_) => ErrorCode::Internal,
-            Self::Db(e) => kernel::db_error_code(e),
-        }
-    }
-
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field,
@@ -85,5 +66,29 @@ impl Error {
 impl From<casbin::Error> for Error {
     fn from(e: casbin::Error) -> Self {
         Self::Engine(e.to_string())
+    }
+}
+
+impl ClientError for Error {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Denied { .. } | Self::Escalation(_) => ErrorCode::Forbidden,
+            Self::Invalid { .. } => ErrorCode::BadUserInput,
+            Self::NotFound { .. } => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::TooMany(capped) => capped.code(),
+            Self::Audit(e) => e.code(),
+            Self::PermitMismatch | Self::Engine(_) => ErrorCode::Internal,
+            Self::Db(e) => kernel::db_error_code(e),
+        }
+    }
+
+    fn details(&self) -> Details {
+        match self {
+            Self::Escalation(_) => Details::reason("ESCALATION"),
+            Self::Invalid { field, .. } => Details::field(field),
+            Self::TooMany(capped) => capped.details(),
+            _ => Details::none(),
+        }
     }
 }

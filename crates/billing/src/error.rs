@@ -1,5 +1,7 @@
 //! Errors of billing.
 
+use kernel::{ClientError, Details};
+
 /// What can go wrong computing money or recording usage.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -69,15 +71,8 @@ pub enum Error {
     #[error("the subscription is already cancelled at the end of its period")]
     AlreadyCanceled,
     /// What the organization has exceeds what a plan allows.
-    #[error("{usage} {} exceed the plan's limit of {max}", limit.as_str())]
-    LimitExceeded {
-        /// The limit.
-        limit: kernel::Limit,
-        /// What the plan allows.
-        max: u64,
-        /// What the organization has.
-        usage: u64,
-    },
+    #[error(transparent)]
+    LimitExceeded(#[from] kernel::LimitExceeded),
     /// A hard metered quota of the plan is used up for this period.
     #[error("the plan's {max} {metric} per period are used up")]
     QuotaExceeded {
@@ -115,9 +110,11 @@ pub(crate) fn corrupt(column: &'static str, value: impl std::fmt::Display) -> Er
     Error::Corrupt { column, value }
 }
 
-impl Error {
-    /// The code clients see.
-    pub fn code(&self) -> kernel::ErrorCode {
+/// Results of billing computations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl ClientError for Error {
+    fn code(&self) -> kernel::ErrorCode {
         use kernel::ErrorCode;
         match self {
             Self::CurrencyMismatch { .. }
@@ -130,7 +127,8 @@ impl Error {
             Self::AlreadyOnPlan(_) | Self::AlreadyCanceled | Self::InvoiceState(_) => {
                 ErrorCode::Conflict
             }
-            Self::LimitExceeded { .. } | Self::QuotaExceeded { .. } => ErrorCode::LimitExceeded,
+            Self::LimitExceeded(exceeded) => exceeded.code(),
+            Self::QuotaExceeded { .. } => ErrorCode::LimitExceeded,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
@@ -140,7 +138,21 @@ impl Error {
             Self::Db(e) => kernel::db_error_code(e),
         }
     }
-}
 
-/// Results of billing computations.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+    fn details(&self) -> Details {
+        match self {
+            Self::Invalid { field, .. } => Details::field(field),
+            Self::KeyConflict { metric, key } => Details::none()
+                .with("metric", metric.as_str())
+                .with("key", key.as_str()),
+            Self::LimitExceeded(exceeded) => exceeded.details(),
+            Self::QuotaExceeded { metric, max, usage } => Details::none()
+                .with("limit", metric.as_str())
+                .with("max", *max)
+                .with("usage", *usage),
+            Self::Authz(e) => e.details(),
+            Self::Audit(e) => e.details(),
+            _ => Details::none(),
+        }
+    }
+}

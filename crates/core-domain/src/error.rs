@@ -1,7 +1,7 @@
 //! Errors of the core domain.
 
 use crate::model::{DocumentStatus, Transition};
-use kernel::ErrorCode;
+use kernel::{ClientError, Details, ErrorCode};
 use sea_orm::DbErr;
 
 /// What can go wrong with projects and documents.
@@ -22,15 +22,8 @@ pub enum Error {
         reason: String,
     },
     /// The plan allows no more of this.
-    #[error("the plan allows {max} {}; {usage} in use", limit.as_str().replace('_', " "))]
-    LimitExceeded {
-        /// Which limit.
-        limit: kernel::Limit,
-        /// The limit.
-        max: u64,
-        /// Current usage.
-        usage: u64,
-    },
+    #[error(transparent)]
+    LimitExceeded(#[from] kernel::LimitExceeded),
     /// The workflow does not allow this step from the document's status.
     #[error("cannot {} a document that is {status}", transition.verb())]
     IllegalTransition {
@@ -74,13 +67,12 @@ pub enum Error {
 /// Results of core-domain services.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    /// The code clients see.
-    pub fn code(&self) -> ErrorCode {
+impl ClientError for Error {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Invalid { .. } => ErrorCode::BadUserInput,
-            Self::LimitExceeded { .. } => ErrorCode::LimitExceeded,
+            Self::LimitExceeded(exceeded) => exceeded.code(),
             Self::IllegalTransition { .. } | Self::AlreadyApproved | Self::ProjectArchived => {
                 ErrorCode::Conflict
             }
@@ -90,6 +82,22 @@ impl Error {
             Self::Audit(e) => e.code(),
             Self::Usage(e) => e.code(),
             Self::Db(e) => kernel::db_error_code(e),
+        }
+    }
+
+    fn details(&self) -> Details {
+        match self {
+            Self::Invalid { field, .. } => Details::field(field),
+            Self::LimitExceeded(exceeded) => exceeded.details(),
+            // The status as the domain names it; the gateway shows it as the API does.
+            Self::IllegalTransition { status, .. } => {
+                Details::none().with("status", status.as_str())
+            }
+            Self::SelfApproval => Details::reason("FOUR_EYES"),
+            Self::Authz(e) => e.details(),
+            Self::Audit(e) => e.details(),
+            Self::Usage(e) => e.details(),
+            _ => Details::none(),
         }
     }
 }

@@ -22,7 +22,11 @@ pub(crate) async fn ensure_below_limit(
     usage: u64,
 ) -> Result<()> {
     match limits.limit(tx, limit).await? {
-        Some(max) if usage >= max => Err(Error::LimitExceeded { limit, max, usage }),
+        Some(max) if usage >= max => Err(Error::LimitExceeded(kernel::LimitExceeded {
+            limit,
+            max,
+            usage,
+        })),
         _ => Ok(()),
     }
 }

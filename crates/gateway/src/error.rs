@@ -3,7 +3,7 @@
 //! id), and the client sees a generic message, never SQL text.
 
 use async_graphql::{ErrorExtensions, ServerError};
-use kernel::ErrorCode;
+use kernel::{ClientError as _, Detail, Details, ErrorCode};
 
 /// An error on its way to a GraphQL client.
 #[derive(Debug)]
@@ -73,6 +73,31 @@ impl ApiError {
             Self::NoActiveOrganization | Self::BadInput { .. } => ErrorCode::BadUserInput,
             Self::Db(e) => kernel::db_error_code(e),
             Self::Idempotency { .. } => ErrorCode::Conflict,
+        }
+    }
+
+    /// The extensions beside the code: each crate's own details, and the gateway's.
+    pub fn details(&self) -> Details {
+        match self {
+            // The status as the API names it (`IN_REVIEW`), not as it is stored.
+            Self::Domain(core_domain::Error::IllegalTransition { status, .. }) => Details::none()
+                .with(
+                    "status",
+                    crate::graphql::types::document::DocumentStatus::graphql_name(*status),
+                ),
+            Self::Tenancy(e) => e.details(),
+            Self::Authz(e) => e.details(),
+            Self::Audit(e) => e.details(),
+            Self::Domain(e) => e.details(),
+            Self::Billing(e) => e.details(),
+            Self::Webhooks(e) => e.details(),
+            Self::PlanFeature(feature) => Details::reason("PLAN_FEATURE").with("feature", *feature),
+            Self::Idempotency { reason, .. } => Details::reason(reason),
+            Self::BadInput { field, .. } => Details::field(field),
+            Self::Unauthenticated
+            | Self::WrongPrincipal(_)
+            | Self::NoActiveOrganization
+            | Self::Db(_) => Details::none(),
         }
     }
 
@@ -162,71 +187,11 @@ impl From<ApiError> for async_graphql::Error {
             if code == ErrorCode::ServiceUnavailable {
                 ext.set("retryAfterSeconds", RETRY_AFTER_SECS);
             }
-            match &e {
-                ApiError::Tenancy(tenancy::Error::Throttled { retry_after_secs }) => {
-                    ext.set("retryAfterSeconds", *retry_after_secs);
+            for (key, value) in e.details().iter() {
+                match value {
+                    Detail::Text(text) => ext.set(key, text.as_str()),
+                    Detail::Number(number) => ext.set(key, *number),
                 }
-                ApiError::Domain(core_domain::Error::LimitExceeded { limit, max, usage })
-                | ApiError::Tenancy(tenancy::Error::LimitExceeded { limit, max, usage })
-                | ApiError::Billing(billing::Error::LimitExceeded { limit, max, usage }) => {
-                    ext.set("limit", limit.as_str());
-                    ext.set("max", *max);
-                    ext.set("usage", *usage);
-                }
-                ApiError::Domain(core_domain::Error::IllegalTransition { status, .. }) => {
-                    ext.set(
-                        "status",
-                        crate::graphql::types::document::DocumentStatus::graphql_name(*status),
-                    );
-                }
-                ApiError::Billing(billing::Error::QuotaExceeded { metric, max, usage }) => {
-                    ext.set("limit", metric.as_str());
-                    ext.set("max", *max);
-                    ext.set("usage", *usage);
-                }
-                ApiError::Idempotency { reason, .. } => ext.set("reason", *reason),
-                ApiError::Tenancy(tenancy::Error::LastOwner) => {
-                    ext.set("reason", "LAST_OWNER");
-                }
-                ApiError::Tenancy(tenancy::Error::DpaNotAccepted) => {
-                    ext.set("reason", "DPA_NOT_ACCEPTED");
-                }
-                ApiError::Tenancy(tenancy::Error::PendingDeletion) => {
-                    ext.set("reason", "PENDING_DELETION");
-                }
-                ApiError::Authz(authz::Error::Escalation(_))
-                | ApiError::Tenancy(tenancy::Error::Authz(authz::Error::Escalation(_))) => {
-                    ext.set("reason", "ESCALATION");
-                }
-                ApiError::Authz(authz::Error::TooMany { what, max })
-                | ApiError::Tenancy(tenancy::Error::TooMany { what, max })
-                | ApiError::Webhooks(webhooks::Error::TooMany { what, max }) => {
-                    ext.set("limit", *what);
-                    ext.set("max", *max);
-                }
-                ApiError::Billing(billing::Error::KeyConflict { metric, key }) => {
-                    ext.set("metric", metric.as_str());
-                    ext.set("key", key.as_str());
-                }
-                ApiError::Billing(billing::Error::Invalid { field, .. }) => {
-                    ext.set("field", *field)
-                }
-                ApiError::Domain(core_domain::Error::SelfApproval) => {
-                    ext.set("reason", "FOUR_EYES");
-                }
-                ApiError::PlanFeature(feature) => {
-                    ext.set("reason", "PLAN_FEATURE");
-                    ext.set("feature", *feature);
-                }
-                ApiError::Domain(core_domain::Error::Invalid { field, .. })
-                | ApiError::Tenancy(tenancy::Error::Invalid { field, .. })
-                | ApiError::Authz(authz::Error::Invalid { field, .. })
-                | ApiError::Tenancy(tenancy::Error::Authz(authz::Error::Invalid {
-                    field, ..
-                }))
-                | ApiError::Webhooks(webhooks::Error::Invalid { field, .. })
-                | ApiError::BadInput { field, .. } => ext.set("field", *field),
-                _ => {}
             }
         })
     }

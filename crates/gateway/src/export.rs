@@ -11,6 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use kernel::ClientError as _;
 use kernel::{ErrorCode, PageRequest, RequestMeta, TxMode};
 use serde::Deserialize;
 use serde_json::json;

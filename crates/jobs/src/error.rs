@@ -1,6 +1,6 @@
 //! Errors of the job queue.
 
-use kernel::ErrorCode;
+use kernel::{ClientError, Details, ErrorCode};
 use sea_orm::DbErr;
 
 /// What can go wrong with the queue itself (a job's own failure is its handler's text).
@@ -32,14 +32,17 @@ pub enum Error {
 /// Results of the queue.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    /// The code clients see.
-    pub fn code(&self) -> ErrorCode {
+impl ClientError for Error {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::WrongState { .. } => ErrorCode::Conflict,
             Self::Corrupt(_) => ErrorCode::Internal,
             Self::Db(e) => kernel::db_error_code(e),
         }
+    }
+
+    fn details(&self) -> Details {
+        Details::none()
     }
 }

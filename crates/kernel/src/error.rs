@@ -83,3 +83,158 @@ impl std::fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
+
+/// A value of an error's detail: text or a count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// Text (a reason, a field name, a key).
+    Text(String),
+    /// A count or a number of seconds.
+    Number(u64),
+}
+
+impl From<&str> for Detail {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
+}
+
+impl From<String> for Detail {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl From<u64> for Detail {
+    fn from(number: u64) -> Self {
+        Self::Number(number)
+    }
+}
+
+/// What an error tells a client besides its message and code: the extensions beside
+/// `extensions.code` (`limit`, `max`, `usage`, `reason`, `field`, `retryAfterSeconds`, …),
+/// named as clients read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details(Vec<(&'static str, Detail)>);
+
+impl Details {
+    /// No details.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// These details and `key`.
+    pub fn with(mut self, key: &'static str, value: impl Into<Detail>) -> Self {
+        self.0.push((key, value.into()));
+        self
+    }
+
+    /// A `reason` alone (a stable name for why, beside the code).
+    pub fn reason(reason: &'static str) -> Self {
+        Self::none().with("reason", reason)
+    }
+
+    /// A `field` alone: the input the error is about, as the client wrote it.
+    pub fn field(field: &str) -> Self {
+        Self::none().with("field", field)
+    }
+
+    /// Each detail, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Detail)> {
+        self.0.iter().map(|(key, value)| (*key, value))
+    }
+}
+
+/// Every crate's error, as a client meets it: a stable code, and the details that go with
+/// it. The gateway turns any of them into a GraphQL error (or an HTTP answer) in one
+/// place; a crate adding a variant decides both here, next to the variant.
+pub trait ClientError: std::error::Error {
+    /// The code clients see.
+    fn code(&self) -> ErrorCode;
+
+    /// The extensions beside the code; none by default.
+    fn details(&self) -> Details {
+        Details::none()
+    }
+}
+
+/// A plan limit that would be exceeded: the one error every service that creates raises
+/// when the organization's plan allows no more (`LIMIT_EXCEEDED` with `limit`, `max` and
+/// `usage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the plan allows {max} {}; {usage} in use", limit.as_str().replace('_', " "))]
+pub struct LimitExceeded {
+    /// Which limit.
+    pub limit: crate::Limit,
+    /// What the plan allows.
+    pub max: u64,
+    /// What the organization has (or would have).
+    pub usage: u64,
+}
+
+impl ClientError for LimitExceeded {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::LimitExceeded
+    }
+
+    fn details(&self) -> Details {
+        Details::none()
+            .with("limit", self.limit.as_str())
+            .with("max", self.max)
+            .with("usage", self.usage)
+    }
+}
+
+/// A fixed cap of the platform (not of the plan) that would be exceeded: so many custom
+/// roles, webhook endpoints, trusted documents (`LIMIT_EXCEEDED` with `limit` and `max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an organization may have at most {max} {what}")]
+pub struct TooMany {
+    /// What is capped, as clients read it in `limit` (`custom_roles`, …).
+    pub what: &'static str,
+    /// The cap.
+    pub max: u64,
+}
+
+impl ClientError for TooMany {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::LimitExceeded
+    }
+
+    fn details(&self) -> Details {
+        Details::none()
+            .with("limit", self.what)
+            .with("max", self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_names_itself_its_cap_and_the_usage() {
+        let exceeded = LimitExceeded {
+            limit: crate::Limit::DocumentsPerProject,
+            max: 10,
+            usage: 10,
+        };
+        assert_eq!(
+            exceeded.to_string(),
+            "the plan allows 10 documents per project; 10 in use"
+        );
+        assert_eq!(exceeded.code(), ErrorCode::LimitExceeded);
+        let details: Vec<_> = exceeded.details().iter().map(|(k, _)| k).collect();
+        assert_eq!(details, ["limit", "max", "usage"]);
+        let capped = TooMany {
+            what: "custom roles",
+            max: 50,
+        };
+        assert_eq!(
+            capped.details(),
+            Details::none()
+                .with("limit", "custom roles")
+                .with("max", 50u64)
+        );
+    }
+}

@@ -1,21 +1,14 @@
 //! Errors of the tenancy crate, each with the stable code clients see.
 
-use kernel::ErrorCode;
+use kernel::{ClientError, Details, ErrorCode};
 use sea_orm::DbErr;
 
 /// What can go wrong in tenancy.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The plan allows no more of this.
-    #[error("the plan allows {max} {}; {usage} in use", limit.as_str())]
-    LimitExceeded {
-        /// Which limit.
-        limit: kernel::Limit,
-        /// The limit.
-        max: u64,
-        /// Current usage.
-        usage: u64,
-    },
+    #[error(transparent)]
+    LimitExceeded(#[from] kernel::LimitExceeded),
     /// Wrong email or password. Says nothing about which of the two.
     #[error("invalid email or password")]
     InvalidCredentials,
@@ -59,13 +52,8 @@ pub enum Error {
     #[error("the organization is pending deletion; an owner may cancel the deletion")]
     PendingDeletion,
     /// More of something than the platform keeps per organization.
-    #[error("an organization may have at most {max} {what}")]
-    TooMany {
-        /// What (stable, in `extensions.limit`).
-        what: &'static str,
-        /// The most.
-        max: u64,
-    },
+    #[error(transparent)]
+    TooMany(#[from] kernel::TooMany),
     /// The change would leave the organization without an owner.
     #[error("an organization must keep at least one owner")]
     LastOwner,
@@ -90,12 +78,21 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The code clients see.
-    pub fn code(&self) -> ErrorCode {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl ClientError for Error {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::InvalidCredentials | Self::InvalidToken => ErrorCode::Unauthenticated,
             Self::Throttled { .. } => ErrorCode::RateLimited,
-            Self::LimitExceeded { .. } | Self::TooMany { .. } => ErrorCode::LimitExceeded,
+            Self::LimitExceeded(exceeded) => exceeded.code(),
+            Self::TooMany(capped) => capped.code(),
             Self::NotMember | Self::Forbidden(_) | Self::DpaNotAccepted => ErrorCode::Forbidden,
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Invalid { .. } => ErrorCode::BadUserInput,
@@ -108,10 +105,22 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            field,
-            reason: reason.into(),
+    fn details(&self) -> Details {
+        match self {
+            Self::Throttled { retry_after_secs } => Details::none().with(
+                "retryAfterSeconds",
+                u64::try_from(*retry_after_secs).unwrap_or_default(),
+            ),
+            Self::LimitExceeded(exceeded) => exceeded.details(),
+            Self::TooMany(capped) => capped.details(),
+            Self::LastOwner => Details::reason("LAST_OWNER"),
+            Self::DpaNotAccepted => Details::reason("DPA_NOT_ACCEPTED"),
+            Self::PendingDeletion => Details::reason("PENDING_DELETION"),
+            Self::Invalid { field, .. } => Details::field(field),
+            Self::Authz(e) => e.details(),
+            Self::Audit(e) => e.details(),
+            Self::Jobs(e) => e.details(),
+            _ => Details::none(),
         }
     }
 }

@@ -366,11 +366,11 @@ impl TenancyService {
             .await?;
         let usage = members + pending;
         if usage >= max {
-            return Err(Error::LimitExceeded {
+            return Err(Error::LimitExceeded(kernel::LimitExceeded {
                 limit: kernel::Limit::Seats,
                 max,
                 usage,
-            });
+            }));
         }
         Ok(())
     }

@@ -290,10 +290,10 @@ impl TenancyService {
             .count(tx.conn())
             .await?;
         if count + fresh.len() as u64 > MAX_TRUSTED_DOCUMENTS {
-            return Err(Error::TooMany {
+            return Err(Error::TooMany(kernel::TooMany {
                 what: "trusted_documents",
                 max: MAX_TRUSTED_DOCUMENTS,
-            });
+            }));
         }
         let created_by = permit.principal().id();
         let now = self.clock.now();

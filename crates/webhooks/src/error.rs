@@ -1,6 +1,6 @@
 //! Errors of the webhooks crate, each with the stable code clients see.
 
-use kernel::ErrorCode;
+use kernel::{ClientError, Details, ErrorCode};
 use sea_orm::DbErr;
 
 /// What can go wrong with endpoints and deliveries.
@@ -21,13 +21,8 @@ pub enum Error {
         reason: String,
     },
     /// More endpoints than an organization may have.
-    #[error("an organization may have at most {max} {what}")]
-    TooMany {
-        /// What (stable, in `extensions.limit`).
-        what: &'static str,
-        /// The most.
-        max: u64,
-    },
+    #[error(transparent)]
+    TooMany(#[from] kernel::TooMany),
     /// A stored row does not parse (a bug or a hand edit).
     #[error("corrupt webhook row: {0}")]
     Corrupt(String),
@@ -49,12 +44,20 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The code clients see.
-    pub fn code(&self) -> ErrorCode {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl ClientError for Error {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Invalid { .. } => ErrorCode::BadUserInput,
-            Self::TooMany { .. } => ErrorCode::LimitExceeded,
+            Self::TooMany(capped) => capped.code(),
             Self::Corrupt(_) => ErrorCode::Internal,
             Self::Authz(e) => e.code(),
             Self::Audit(e) => e.code(),
@@ -63,10 +66,14 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            field,
-            reason: reason.into(),
+    fn details(&self) -> Details {
+        match self {
+            Self::Invalid { field, .. } => Details::field(field),
+            Self::TooMany(capped) => capped.details(),
+            Self::Authz(e) => e.details(),
+            Self::Audit(e) => e.details(),
+            Self::Jobs(e) => e.details(),
+            _ => Details::none(),
         }
     }
 }

@@ -234,10 +234,10 @@ impl Authorizer {
             .await?;
         let existing = tx.select::<custom_role::Entity>().count(tx.conn()).await?;
         if existing >= MAX_CUSTOM_ROLES {
-            return Err(Error::TooMany {
+            return Err(Error::TooMany(kernel::TooMany {
                 what: "custom_roles",
                 max: MAX_CUSTOM_ROLES,
-            });
+            }));
         }
         let subject = permit.subject();
         for (typ, action) in permissions {

@@ -187,7 +187,11 @@ impl Subscriptions {
                     if let Some(max) = plan_limit(&target.definition, limit) {
                         let usage = usage_of(tx, limit, now).await?;
                         if usage > max {
-                            return Err(Error::LimitExceeded { limit, max, usage });
+                            return Err(Error::LimitExceeded(kernel::LimitExceeded {
+                                limit,
+                                max,
+                                usage,
+                            }));
                         }
                     }
                 }

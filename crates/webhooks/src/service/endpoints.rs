@@ -125,10 +125,10 @@ impl Webhooks {
             .count(tx.conn())
             .await?;
         if held >= MAX_ENDPOINTS {
-            return Err(Error::TooMany {
+            return Err(Error::TooMany(kernel::TooMany {
                 what: "webhook endpoints",
                 max: MAX_ENDPOINTS,
-            });
+            }));
         }
         let now = self.clock.now();
         let secret = signing::new_secret();
