@@ -2,6 +2,9 @@
 //! finds changed, missing and reordered rows; the application cannot change or delete
 //! events; concurrent appends do not fork the chain; API keys are named as actors;
 //! erasure leaves `[erased]` and a valid chain; auditors see only their organization.
+//!
+//! Longer than 600 lines on purpose: one feature's scenarios, each test self-contained
+//! (it spins its own server and database): read them one at a time.
 
 use crate::helpers::{TestApp, TestOrg, TestUser, on_postgres};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};

@@ -1,5 +1,8 @@
 //! Billing through the API: the catalog, subscriptions moved by the clock, plan changes
 //! with proration, and entitlements the rest of the platform obeys.
+//!
+//! Longer than 600 lines on purpose: one feature's scenarios, each test self-contained
+//! (it spins its own server and database): read them one at a time.
 
 use crate::helpers::{TestApp, TestOrg, TestUser};
 use chrono::{DateTime, Utc};

@@ -41,3 +41,33 @@ fn only_tenancy_issues_tenant_openers() {
                 .contains(&needle)
     }));
 }
+
+/// Lines past which a source file says in its header why it is that long.
+const LONG_FILE_LINES: usize = 600;
+
+#[test]
+fn a_source_file_past_600_lines_says_why_in_its_header() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["crates", "tests", "migration"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let unexplained: Vec<_> = files
+        .iter()
+        .filter(|path| !path.components().any(|c| c.as_os_str() == "target"))
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines = text.lines().count();
+            let header: String = text
+                .lines()
+                .take_while(|line| line.starts_with("//!"))
+                .collect();
+            (lines > LONG_FILE_LINES && !header.contains("Longer than 600 lines"))
+                .then(|| format!("{} ({lines} lines)", path.display()))
+        })
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "split these, or say why in the header (\"Longer than 600 lines on purpose: …\"): {unexplained:?}"
+    );
+}

@@ -4,6 +4,9 @@
 //! transaction, PostgreSQL warned of no nested `BEGIN`, every project has exactly one
 //! `project.created` event and every such event its project, the chains verify, and
 //! another organization's requests on the same connections work.
+//!
+//! Longer than 600 lines on purpose: one feature's scenarios, each test self-contained
+//! (it spins its own server and database): read them one at a time.
 
 use crate::helpers::{TestApp, TestOrg, TestUser, on_postgres};
 use axum::body::Body;

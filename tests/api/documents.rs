@@ -1,6 +1,9 @@
 //! Documents: the whole approval workflow with distinct people and roles, per-record
 //! grants, another organization's member getting NOT_FOUND everywhere, plan limits, and
 //! a page of documents whose nested fields cost a fixed number of SQL statements.
+//!
+//! Longer than 600 lines on purpose: one feature's scenarios, each test self-contained
+//! (it spins its own server and database): read them one at a time.
 
 use crate::helpers::{TestApp, TestOrg, TestUser};
 use serde_json::{Value, json};

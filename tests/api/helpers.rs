@@ -3,6 +3,10 @@
 //! reached as the non-owner application role so Row-Level Security really applies), and
 //! a small GraphQL client. Every response's errors are checked to carry an
 //! `extensions.code`.
+//!
+//! Longer than 600 lines on purpose: the harness every test file uses (server, databases,
+//! client, fixtures), kept in one place so a change to how tests talk to the server is
+//! made once.
 
 use chrono::Utc;
 use gateway::config::{Environment, LogFormat};

@@ -1,6 +1,9 @@
 //! Roles and permissions through GraphQL: every built-in role's allowed and refused
 //! actions, custom roles, deny rules, escalation, explanations, field-level visibility,
 //! and a change made through one server refused by another on the next request.
+//!
+//! Longer than 600 lines on purpose: one feature's scenarios, each test self-contained
+//! (it spins its own server and database): read them one at a time.
 
 use crate::helpers::{TestApp, TestOrg, TestUser};
 use serde_json::json;

@@ -2,6 +2,9 @@
 //! events of the audit trail delivered signed (checked here with an independent HMAC),
 //! retried after failures, each message id seen by a deduplicating receiver once, and an
 //! endpoint failing for five days disabled with an event saying so.
+//!
+//! Longer than 600 lines on purpose: one feature's scenarios, each test self-contained
+//! (it spins its own server and database): read them one at a time.
 
 use crate::helpers::{TestApp, TestOrg, TestUser};
 use base64::Engine;

@@ -22,6 +22,10 @@
 //! `BENCH_AUDIT_DESIGN=chained` puts back, in the benchmark's own database, the audit
 //! append of before migration m0033 (every append waits for the organization's chain
 //! lock), to compare the hot organization with the design the server ships.
+//!
+//! Longer than 600 lines on purpose: the workloads, the load generator and the pgbench
+//! baselines share one set-up and one report; split, each part would need the others'
+//! state.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
 
