@@ -277,10 +277,7 @@ impl DocumentService {
         if find_project(tx, doc.project_id).await?.archived {
             return Err(Error::ProjectArchived);
         }
-        if matches!(
-            doc.status,
-            DocumentStatus::Published | DocumentStatus::Archived
-        ) {
+        if !Transition::Edit.allowed_from(doc.status) {
             return Err(Error::IllegalTransition {
                 status: doc.status,
                 transition: Transition::Edit,
@@ -316,10 +313,7 @@ impl DocumentService {
             event = event.change("title", Some(doc.title.clone()), Some(title.clone()));
         }
         let mut active: document::ActiveModel = row.clone().into();
-        if matches!(
-            doc.status,
-            DocumentStatus::InReview | DocumentStatus::Approved
-        ) {
+        if Transition::Edit.starts_new_round(doc.status) {
             let voided = approvals_in_round(tx, id, row.review_round).await?;
             event = event
                 .change("status", Some(doc.status.as_str()), Some("draft"))
@@ -374,11 +368,12 @@ impl DocumentService {
         let now = self.clock.now();
         let mut round = row.review_round;
         let mut approvals = None;
-        let to = match (transition, doc.status) {
-            (Transition::Submit, DocumentStatus::Draft | DocumentStatus::ChangesRequested) => {
-                DocumentStatus::InReview
-            }
-            (Transition::Approve, DocumentStatus::InReview) => {
+        if !transition.allowed_from(doc.status) {
+            return Err(illegal());
+        }
+        // The step's own work (a review recorded, counted), then the workflow decides.
+        match transition {
+            Transition::Approve => {
                 if doc.author_id == actor {
                     return Err(Error::SelfApproval);
                 }
@@ -395,31 +390,21 @@ impl DocumentService {
                 }
                 self.insert_review(tx, &row, actor, ReviewDecision::Approved, &comment)
                     .await?;
-                let count = approvals_in_round(tx, id, round).await?;
-                approvals = Some(count);
-                let required = u64::try_from(Ord::max(project.required_approvals, 1)).unwrap_or(1);
-                if count >= required {
-                    DocumentStatus::Approved
-                } else {
-                    DocumentStatus::InReview
-                }
+                approvals = Some(approvals_in_round(tx, id, round).await?);
             }
-            (Transition::RequestChanges, DocumentStatus::InReview) => {
+            Transition::RequestChanges => {
                 self.insert_review(tx, &row, actor, ReviewDecision::ChangesRequested, &comment)
                     .await?;
-                // The approvals given so far are void: the next submission is a new round.
-                round += 1;
-                DocumentStatus::ChangesRequested
             }
-            (Transition::Publish, DocumentStatus::Approved) => DocumentStatus::Published,
-            (
-                Transition::Archive,
-                DocumentStatus::Draft
-                | DocumentStatus::ChangesRequested
-                | DocumentStatus::Published,
-            ) => DocumentStatus::Archived,
-            _ => return Err(illegal()),
-        };
+            _ => {}
+        }
+        let required = u64::try_from(project.required_approvals).unwrap_or(1);
+        let to = transition
+            .next_status(doc.status, approvals.unwrap_or(0), required)
+            .ok_or_else(illegal)?;
+        if transition.starts_new_round(doc.status) {
+            round += 1;
+        }
         let mut active: document::ActiveModel = row.clone().into();
         active.status = Set(to.as_str().to_owned());
         active.review_round = Set(round);

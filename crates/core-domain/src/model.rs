@@ -145,6 +145,49 @@ impl Transition {
         }
     }
 
+    /// The workflow as one pure decision: the status this step leads to from `from`, or
+    /// `None` where the workflow does not allow it. An approval leads to `approved` once
+    /// `approvals` (this one counted) reach `required` (at least one), else the document
+    /// stays in review; an edit sends a document in review or approved back to draft.
+    pub const fn next_status(
+        self,
+        from: DocumentStatus,
+        approvals: u64,
+        required: u64,
+    ) -> Option<DocumentStatus> {
+        use DocumentStatus::{Approved, Archived, ChangesRequested, Draft, InReview, Published};
+        let required = if required == 0 { 1 } else { required };
+        match (self, from) {
+            (Self::Edit, Draft | InReview | Approved) => Some(Draft),
+            (Self::Edit, ChangesRequested) => Some(ChangesRequested),
+            (Self::Submit, Draft | ChangesRequested) => Some(InReview),
+            (Self::Approve, InReview) if approvals >= required => Some(Approved),
+            (Self::Approve, InReview) => Some(InReview),
+            (Self::RequestChanges, InReview) => Some(ChangesRequested),
+            (Self::Publish, Approved) => Some(Published),
+            (Self::Archive, Draft | ChangesRequested | Published) => Some(Archived),
+            _ => None,
+        }
+    }
+
+    /// Whether the workflow allows this step from `from`.
+    pub const fn allowed_from(self, from: DocumentStatus) -> bool {
+        self.next_status(from, 0, 1).is_some()
+    }
+
+    /// Whether this step from `from` starts a new review round: the approvals given so far
+    /// are void (changes requested, or an edit of a document in review or approved).
+    pub const fn starts_new_round(self, from: DocumentStatus) -> bool {
+        matches!(
+            (self, from),
+            (Self::RequestChanges, DocumentStatus::InReview)
+                | (
+                    Self::Edit,
+                    DocumentStatus::InReview | DocumentStatus::Approved
+                )
+        )
+    }
+
     /// The verb in messages.
     pub const fn verb(self) -> &'static str {
         match self {
@@ -285,4 +328,90 @@ pub struct DocumentFilter {
     pub text: Option<String>,
     /// The order the list is read in.
     pub order: kernel::ListOrder,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DocumentStatus::{Approved, Archived, ChangesRequested, Draft, InReview, Published};
+    use super::{DocumentStatus, Transition};
+
+    #[test]
+    fn the_workflow_allows_each_step_from_its_statuses_only() {
+        use Transition::*;
+        // step → the statuses it leaves from and where it leads (one approval of one).
+        let table: [(Transition, &[(DocumentStatus, DocumentStatus)]); 6] = [
+            (
+                Edit,
+                &[
+                    (Draft, Draft),
+                    (InReview, Draft),
+                    (Approved, Draft),
+                    (ChangesRequested, ChangesRequested),
+                ],
+            ),
+            (Submit, &[(Draft, InReview), (ChangesRequested, InReview)]),
+            (Approve, &[(InReview, Approved)]),
+            (RequestChanges, &[(InReview, ChangesRequested)]),
+            (Publish, &[(Approved, Published)]),
+            (
+                Archive,
+                &[
+                    (Draft, Archived),
+                    (ChangesRequested, Archived),
+                    (Published, Archived),
+                ],
+            ),
+        ];
+        for (step, allowed) in table {
+            for from in DocumentStatus::ALL {
+                let expected = allowed.iter().find(|(f, _)| *f == from).map(|(_, to)| *to);
+                assert_eq!(
+                    step.next_status(from, 1, 1),
+                    expected,
+                    "{step:?} from {from}"
+                );
+                assert_eq!(
+                    step.allowed_from(from),
+                    expected.is_some(),
+                    "{step:?} from {from}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_document_is_approved_once_enough_distinct_reviewers_approved() {
+        let approve =
+            |approvals, required| Transition::Approve.next_status(InReview, approvals, required);
+        assert_eq!(approve(1, 2), Some(InReview));
+        assert_eq!(approve(2, 2), Some(Approved));
+        assert_eq!(approve(3, 2), Some(Approved));
+        // A project requiring none still needs one approval.
+        assert_eq!(approve(0, 0), Some(InReview));
+        assert_eq!(approve(1, 0), Some(Approved));
+    }
+
+    #[test]
+    fn changes_requested_and_edits_under_review_start_a_new_round() {
+        for from in DocumentStatus::ALL {
+            assert_eq!(
+                Transition::RequestChanges.starts_new_round(from),
+                from == InReview,
+                "{from}"
+            );
+            assert_eq!(
+                Transition::Edit.starts_new_round(from),
+                matches!(from, InReview | Approved),
+                "{from}"
+            );
+            for step in [
+                Transition::Submit,
+                Transition::Approve,
+                Transition::Publish,
+                Transition::Archive,
+            ] {
+                assert!(!step.starts_new_round(from), "{step:?} from {from}");
+            }
+        }
+    }
 }

@@ -66,16 +66,12 @@ impl Subscriptions {
         let Some(sub) = self.effective(tx).await? else {
             return Ok(None);
         };
-        if sub.status == Status::Canceled {
-            return Ok(None);
-        }
-        let now = self.clock.now();
-        if now >= sub.current_period_start + grace || sub.status == Status::Trialing {
-            return Ok(Some(sub.current_period_start));
-        }
-        Ok(Some(
-            self.previous_period(&sub)
-                .map_or(sub.current_period_start, |(start, _)| start),
+        Ok(late_usage_from(
+            sub.status,
+            self.clock.now(),
+            sub.current_period_start,
+            grace,
+            self.previous_period(&sub).map(|(start, _)| start),
         ))
     }
 
@@ -110,5 +106,60 @@ impl Subscriptions {
         }
         self.previous_period(&sub)
             .ok_or(Error::NotFound("previous period"))
+    }
+}
+
+/// The late-usage window, decided: the oldest occurrence time usage may be reported for,
+/// given the subscription's status, now, the current period's start, the grace after a
+/// period ends, and the previous paid period's start (if there was one). `None` for a
+/// cancelled subscription (nothing is invoiced, so nothing is late); a trial has no
+/// previous period to bill late.
+pub fn late_usage_from(
+    status: Status,
+    now: DateTime<Utc>,
+    current_start: DateTime<Utc>,
+    grace: Duration,
+    previous_start: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match status {
+        Status::Canceled => None,
+        Status::Trialing => Some(current_start),
+        _ if now >= current_start + grace => Some(current_start),
+        _ => Some(previous_start.unwrap_or(current_start)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_usage_is_accepted_for_the_previous_period_during_the_grace_only() {
+        let at = |day: u32, hour: u32| {
+            chrono::TimeZone::with_ymd_and_hms(&Utc, 2027, 3, day, hour, 0, 0).unwrap()
+        };
+        let (start, previous) = (
+            at(1, 0),
+            Some(chrono::TimeZone::with_ymd_and_hms(&Utc, 2027, 2, 1, 0, 0, 0).unwrap()),
+        );
+        let grace = Duration::days(3);
+        // (status, now, previous period) → oldest reportable
+        let cases = [
+            (Status::Active, at(2, 0), previous, previous),
+            (Status::Active, at(3, 23), previous, previous),
+            (Status::Active, at(4, 0), previous, Some(start)),
+            (Status::Active, at(2, 0), None, Some(start)),
+            (Status::PastDue, at(2, 0), previous, previous),
+            (Status::Suspended, at(2, 0), previous, previous),
+            (Status::Trialing, at(2, 0), previous, Some(start)),
+            (Status::Canceled, at(2, 0), previous, None),
+        ];
+        for (status, now, previous, expected) in cases {
+            assert_eq!(
+                late_usage_from(status, now, start, grace, previous),
+                expected,
+                "{status:?} at {now}"
+            );
+        }
     }
 }
