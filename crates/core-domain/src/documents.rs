@@ -133,7 +133,7 @@ impl DocumentService {
     /// A document as a permission resource: it inherits its project's grants, and its
     /// author holds `record_owner` on it. An unknown id is `NOT_FOUND`.
     pub async fn resource(&self, tx: &TenantTx, id: Uuid) -> Result<Resource> {
-        let row = find(tx, id, false).await?;
+        let row = find(tx, id).await?;
         Ok(Resource::record(ResourceType::Document, id)
             .with_parent(ResourceType::Project, row.project_id)
             .with_owner(Subject::User(UserId::from_uuid(row.author_id))))
@@ -208,7 +208,7 @@ impl DocumentService {
     /// One document.
     pub async fn get(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<Document> {
         permit.ensure(tx, ResourceType::Document, Action::Read, Some(id))?;
-        from_row(find(tx, id, false).await?)
+        from_row(find(tx, id).await?)
     }
 
     /// One page of the documents `filter` (from `Authorizer::list_filter` for reading
@@ -272,7 +272,7 @@ impl DocumentService {
     ) -> Result<Document> {
         permit.ensure(tx, ResourceType::Document, Action::Update, Some(id))?;
         let editor = person(permit)?;
-        let row = find(tx, id, true).await?;
+        let row = find_for_update(tx, id).await?;
         let doc = from_row(row.clone())?;
         if find_project(tx, doc.project_id).await?.archived {
             return Err(Error::ProjectArchived);
@@ -355,7 +355,7 @@ impl DocumentService {
             Some("") | None => None,
             Some(c) => Some(text("comment", c, 1, MAX_COMMENT)?),
         };
-        let row = find(tx, id, true).await?;
+        let row = find_for_update(tx, id).await?;
         let doc = from_row(row.clone())?;
         let project = find_project(tx, doc.project_id).await?;
         if project.archived {
@@ -504,14 +504,23 @@ async fn insert_version(
     Ok(())
 }
 
-/// A document of the transaction's organization; `for_update` locks the row on
-/// PostgreSQL so that concurrent workflow steps on one document queue (SQLite writers
-/// already hold the database lock).
-async fn find(tx: &TenantTx, id: Uuid, for_update: bool) -> Result<document::Model> {
+/// A document of the transaction's organization.
+async fn find(tx: &TenantTx, id: Uuid) -> Result<document::Model> {
+    tx.select::<document::Entity>()
+        .filter(document::Column::Id.eq(id))
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound { entity: "document" })
+}
+
+/// A document of the transaction's organization, its row locked on PostgreSQL so that
+/// concurrent workflow steps on one document queue (SQLite writers already hold the
+/// database lock).
+async fn find_for_update(tx: &TenantTx, id: Uuid) -> Result<document::Model> {
     let mut select = tx
         .select::<document::Entity>()
         .filter(document::Column::Id.eq(id));
-    if for_update && tx.conn().get_database_backend() == DbBackend::Postgres {
+    if tx.conn().get_database_backend() == DbBackend::Postgres {
         select = select.lock_exclusive();
     }
     select

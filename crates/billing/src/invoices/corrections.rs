@@ -1,6 +1,6 @@
 //! Corrections: voiding an invoice, and credit notes against one.
 
-use super::{DraftLine, Invoices};
+use super::{DraftLine, InvoiceKind, Invoices};
 use crate::entity::invoice;
 use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
@@ -41,7 +41,10 @@ impl Invoices {
         reason: &str,
     ) -> Result<invoice::Model> {
         let original = self.find(tx, id).await?;
-        if original.kind != "invoice" || original.status == "draft" || original.status == "void" {
+        if original.kind != InvoiceKind::Invoice.as_str()
+            || original.status == "draft"
+            || original.status == "void"
+        {
             return Err(Error::InvoiceState(original.status));
         }
         let currency = Currency::parse(&original.currency)?;
@@ -74,7 +77,7 @@ impl Invoices {
             organization_id: original.organization_id,
             id: Uuid::now_v7(),
             number: None,
-            kind: "credit_note".into(),
+            kind: InvoiceKind::CreditNote.as_str().into(),
             status: "draft".into(),
             currency: original.currency.clone(),
             period_start: original.period_start,

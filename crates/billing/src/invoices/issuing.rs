@@ -1,7 +1,7 @@
 //! Issuing: the draft stored with its lines, numbered without gaps per organization and
 //! kind, and finalized.
 
-use super::{Draft, DraftLine, ISSUER, Invoices};
+use super::{Draft, DraftLine, ISSUER, InvoiceKind, Invoices};
 use crate::entity::{invoice, invoice_item, invoice_line};
 use crate::error::{Error, Result};
 use audit::NewEvent;
@@ -28,7 +28,7 @@ impl Invoices {
             organization_id: tx.org_id().as_uuid(),
             id: Uuid::now_v7(),
             number: None,
-            kind: "invoice".into(),
+            kind: InvoiceKind::Invoice.as_str().into(),
             status: "draft".into(),
             currency: draft.currency.code().to_owned(),
             period_start: draft.period_start,
@@ -127,7 +127,7 @@ impl Invoices {
         tx: &TenantTx,
         row: invoice::Model,
     ) -> Result<invoice::Model> {
-        let (prefix, action) = if row.kind == "credit_note" {
+        let (prefix, action) = if row.kind == InvoiceKind::CreditNote.as_str() {
             ("CN", "credit_note.issued")
         } else {
             ("INV", "invoice.finalized")
@@ -138,7 +138,7 @@ impl Invoices {
         active.number = Set(Some(number.clone()));
         active.status = Set("finalized".into());
         active.finalized_at = Set(Some(now));
-        if self.automatic && row.kind == "invoice" && row.total_minor > 0 {
+        if self.automatic && row.kind == InvoiceKind::Invoice.as_str() && row.total_minor > 0 {
             active.next_payment_attempt_at = Set(Some(now));
         }
         active.updated_at = Set(now);

@@ -136,6 +136,26 @@ pub struct Invoices {
 }
 
 /// Members of the organization (what per-seat prices count).
+/// What a billing document is: an invoice, or a credit note correcting one (numbered in
+/// its own sequence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceKind {
+    /// An invoice.
+    Invoice,
+    /// A credit note.
+    CreditNote,
+}
+
+impl InvoiceKind {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Invoice => "invoice",
+            Self::CreditNote => "credit_note",
+        }
+    }
+}
+
 pub(crate) async fn members(tx: &TenantTx) -> Result<u64> {
     let backend = tx.conn().get_database_backend();
     let sql = kernel::numbered(

@@ -1,6 +1,6 @@
 //! Reading invoices and credit notes (owners, billing admins, auditors).
 
-use super::{Invoices, Issued};
+use super::{InvoiceKind, Invoices, Issued};
 use crate::entity::{invoice, invoice_line};
 use crate::error::{Error, Result};
 use authz::{Action, Permit, ResourceType};
@@ -26,19 +26,19 @@ impl Invoices {
         Ok(Issued { invoice, lines })
     }
 
-    /// A page of invoices (`kind` `invoice`) or credit notes (`credit_note`), newest first, with
-    /// their lines. Owners and billing admins.
+    /// A page of invoices or credit notes, newest first, with their lines. Owners and
+    /// billing admins.
     pub async fn list(
         &self,
         tx: &TenantTx,
         permit: &Permit,
-        kind: &str,
+        kind: InvoiceKind,
         (page, order): (&PageRequest, kernel::ListOrder),
     ) -> Result<Page<Issued>> {
         permit.ensure(tx, ResourceType::Billing, Action::Read, None)?;
         let select = tx
             .select::<invoice::Entity>()
-            .filter(invoice::Column::Kind.eq(kind))
+            .filter(invoice::Column::Kind.eq(kind.as_str()))
             .filter(invoice::Column::Status.ne("draft"));
         let invoices = kernel::page::keyset_in(select, invoice::Column::Id, page, order)
             .all(tx.conn())

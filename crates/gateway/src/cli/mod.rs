@@ -49,10 +49,15 @@ pub fn main() -> anyhow::Result<()> {
     outcome
 }
 
-/// The services, for an operator command; on SQLite, `migrate` first applies pending
-/// migrations (PostgreSQL migrates explicitly, as the owner role).
-async fn services(config: &Config, migrate: bool) -> anyhow::Result<AppState> {
-    services_on(config, &config.database_url, migrate).await
+/// The services, for an operator command; on SQLite pending migrations are applied first
+/// (PostgreSQL migrates explicitly, as the owner role).
+async fn services(config: &Config) -> anyhow::Result<AppState> {
+    services_on(config, &config.database_url, true).await
+}
+
+/// The services on the database as it is (checking it, say): nothing is migrated.
+async fn services_unmigrated(config: &Config) -> anyhow::Result<AppState> {
+    services_on(config, &config.database_url, false).await
 }
 
 /// The services for an operator's action the application role may not do (making
@@ -103,7 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed => {
-            let state = services(&config, true).await?;
+            let state = services(&config).await?;
             match seed::seed(&state).await? {
                 seed::Seeded::Created => tracing::info!("demo data created"),
                 seed::Seeded::AlreadyPresent => tracing::info!("demo data already present"),
@@ -113,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { org, hash_here },
         } => {
-            let state = services(&config, false).await?;
+            let state = services_unmigrated(&config).await?;
             let orgs = match org {
                 Some(org) => vec![kernel::OrgId::from_uuid(org)],
                 None => state.tenancy.all_organization_ids().await?,
@@ -152,7 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::PurgeExpired,
         } => {
-            let state = services(&config, true).await?;
+            let state = services(&config).await?;
             let report = crate::background::retention_run::run_once(&state).await?;
             println!(
                 "{} organizations, {} events purged in {}, {} failed",
@@ -181,7 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Billing { command } => {
-            let state = services(&config, true).await?;
+            let state = services(&config).await?;
             match command {
                 BillingCommand::Run => {
                     let report = crate::background::billing_run::run_once(&state).await?;
@@ -252,7 +257,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let catalog = billing::CatalogFile::parse(&text)?;
-            let state = services(&config, true).await?;
+            let state = services(&config).await?;
             for line in seed::import_catalog(&state, &catalog).await? {
                 println!("{line}");
             }
@@ -282,7 +287,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Jobs { command } => {
-            let state = services(&config, true).await?;
+            let state = services(&config).await?;
             match command {
                 JobsCommand::List {
                     state: wanted,
@@ -320,7 +325,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Privacy {
             command: PrivacyCommand::Erase { email },
         } => {
-            let state = services(&config, true).await?;
+            let state = services(&config).await?;
             let user = state
                 .tenancy
                 .erase_account_on_request(&email, "operator")
@@ -349,7 +354,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     _ => anyhow::bail!("--subprocessor takes name|purpose|location: {line}"),
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let state = services(&config, true).await?;
+            let state = services(&config).await?;
             let published = state
                 .tenancy
                 .publish_dpa(&version, &text, subprocessors)
@@ -363,7 +368,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Privacy {
             command: PrivacyCommand::ReplayErasures { ledger },
         } => {
-            let state = services(&config, true).await?;
+            let state = services(&config).await?;
             if let Some(file) = ledger {
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?;
@@ -377,14 +382,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Privacy {
             command: PrivacyCommand::ExportErasures,
         } => {
-            let state = services(&config, true).await?;
+            let state = services(&config).await?;
             print!("{}", state.tenancy.erasure_ledger_ndjson().await?);
             Ok(())
         }
         Command::Privacy {
             command: PrivacyCommand::PurgeDue,
         } => {
-            let state = services(&config, true).await?;
+            let state = services(&config).await?;
             let purged = crate::background::retention_run::purge_due_organizations(&state).await?;
             for report in &purged {
                 let rows: u64 = report.rows.iter().map(|(_, rows)| rows).sum();

@@ -181,7 +181,7 @@ impl AccessMutation {
         ctx: &Context<'_>,
         input: RoleAssignmentInput,
     ) -> GqlResult<RoleAssignmentPayload> {
-        change_assignment(ctx, input, true).await
+        change_assignment(ctx, input, Assignment::Give).await
     }
 
     /// Takes a custom role from a member.
@@ -190,7 +190,7 @@ impl AccessMutation {
         ctx: &Context<'_>,
         input: RoleAssignmentInput,
     ) -> GqlResult<RoleAssignmentPayload> {
-        change_assignment(ctx, input, false).await
+        change_assignment(ctx, input, Assignment::Take).await
     }
 
     /// Denies `action` on `resourceType` to a role or subject in the active organization,
@@ -266,10 +266,17 @@ pub struct RemoveDenyRulePayload {
     pub deny_rule: DenyRule,
 }
 
+/// Whether a custom role is given to a member or taken from them.
+#[derive(Clone, Copy)]
+enum Assignment {
+    Give,
+    Take,
+}
+
 async fn change_assignment(
     ctx: &Context<'_>,
     input: RoleAssignmentInput,
-    assign: bool,
+    change: Assignment,
 ) -> GqlResult<RoleAssignmentPayload> {
     if authz::builtin::is_builtin_role(&input.role) {
         return Err(
@@ -286,14 +293,17 @@ async fn change_assignment(
         let (membership, _) = state.tenancy.member(tx, &read, member_id).await?;
         let subject = Subject::User(membership.user_id);
         let authz = &state.authz;
-        if assign {
-            authz
-                .assign_custom_role(tx, &permit, &subject, &input.role)
-                .await?;
-        } else {
-            authz
-                .unassign_custom_role(tx, &permit, &subject, &input.role)
-                .await?;
+        match change {
+            Assignment::Give => {
+                authz
+                    .assign_custom_role(tx, &permit, &subject, &input.role)
+                    .await?
+            }
+            Assignment::Take => {
+                authz
+                    .unassign_custom_role(tx, &permit, &subject, &input.role)
+                    .await?
+            }
         }
         let roles = authz.roles_of(tx, &subject).await?;
         Ok(RoleAssignmentPayload { roles })

@@ -86,7 +86,7 @@ impl BillingQuery {
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Invoice>> {
         let page = page_request(after, before, first, last).gql()?;
-        issued(ctx, "invoice", (page, order_by.into())).await
+        issued(ctx, billing::InvoiceKind::Invoice, (page, order_by.into())).await
     }
 
     /// The active organization's credit notes, newest first unless `orderBy` says
@@ -101,7 +101,12 @@ impl BillingQuery {
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Invoice>> {
         let page = page_request(after, before, first, last).gql()?;
-        issued(ctx, "credit_note", (page, order_by.into())).await
+        issued(
+            ctx,
+            billing::InvoiceKind::CreditNote,
+            (page, order_by.into()),
+        )
+        .await
     }
 }
 
@@ -128,7 +133,7 @@ async fn billing_reader(ctx: &Context<'_>) -> GqlResult<(crate::unit::UnitTx, au
 
 async fn issued(
     ctx: &Context<'_>,
-    kind: &str,
+    kind: billing::InvoiceKind,
     (page, order): (kernel::PageRequest, kernel::ListOrder),
 ) -> GqlResult<Connection<String, Invoice>> {
     read(ctx, Where::Active, async |unit| {
