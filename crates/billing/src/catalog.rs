@@ -449,6 +449,38 @@ mod tests {
     }"#;
 
     #[test]
+    fn a_bad_price_names_its_key_as_the_file_spells_it() {
+        use kernel::ClientError as _;
+        for (good, bad, field) in [
+            (
+                r#""flat_fee": "5""#,
+                r#""flat_fee": "-5""#,
+                "tiers.flat_fee",
+            ),
+            (
+                r#""unit_price": "0.001""#,
+                r#""unit_price": "-0.001""#,
+                "tiers.unit_price",
+            ),
+            (
+                r#""unit_price": "12.5""#,
+                r#""unit_price": "-12.5""#,
+                "unit_price",
+            ),
+        ] {
+            let catalog = CatalogFile::parse(&CATALOG.replacen(good, bad, 1)).unwrap();
+            let refused = catalog.validate(&BTreeSet::new()).expect_err(field);
+            assert_eq!(refused.code(), kernel::ErrorCode::BadUserInput, "{field}");
+            assert_eq!(
+                refused.details(),
+                kernel::Details::field(field),
+                "{refused}"
+            );
+            assert!(refused.to_string().contains(field), "{refused}");
+        }
+    }
+
+    #[test]
     fn a_catalog_file_reads_validates_and_keeps_exact_prices() {
         let catalog = CatalogFile::parse(CATALOG).unwrap();
         catalog.validate(&BTreeSet::new()).unwrap();

@@ -141,7 +141,7 @@ impl ClientError for Error {
 
     fn details(&self) -> Details {
         match self {
-            Self::Invalid { field, .. } => Details::field(field),
+            Self::Invalid { field, .. } | Self::InvalidPrice { field, .. } => Details::field(field),
             Self::KeyConflict { metric, key } => Details::none()
                 .with("metric", metric.as_str())
                 .with("key", key.as_str()),

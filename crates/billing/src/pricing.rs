@@ -93,12 +93,12 @@ fn check_tiers(tiers: &[Tier]) -> Result<()> {
         if up_to <= previous {
             return Err(invalid("upper bounds must be positive and ascending"));
         }
-        check_scale("tiers.upTo", up_to)?;
+        check_scale("tiers.up_to", up_to)?;
         previous = up_to;
     }
     for tier in tiers {
-        check_scale("tiers.unitPrice", tier.unit_price)?;
-        check_scale("tiers.flatFee", tier.flat_fee)?;
+        check_scale("tiers.unit_price", tier.unit_price)?;
+        check_scale("tiers.flat_fee", tier.flat_fee)?;
     }
     Ok(())
 }
@@ -107,7 +107,7 @@ impl ChargeModel {
     /// Checks prices, scales and tier order.
     pub fn validate(&self) -> Result<()> {
         match self {
-            Self::Standard { unit_price } => check_scale("unitPrice", *unit_price),
+            Self::Standard { unit_price } => check_scale("unit_price", *unit_price),
             Self::Graduated { tiers } | Self::Volume { tiers } => check_tiers(tiers),
             Self::Package {
                 size,
@@ -116,7 +116,7 @@ impl ChargeModel {
             } => {
                 check_scale("size", *size)?;
                 check_scale("price", *price)?;
-                check_scale("freeUnits", *free_units)?;
+                check_scale("free_units", *free_units)?;
                 if size.is_zero() {
                     return Err(Error::InvalidPrice {
                         field: "size",
