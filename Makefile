@@ -1,6 +1,8 @@
 # The two commands of the README: `make run` and `make test`.
 CARGO ?= cargo
 PLATFORM := $(CARGO) run --quiet -p gateway --bin platform --
+# Where lint's tools are installed once per machine (kept between CI runs).
+TOOLS ?= /var/tmp/platform-ci-tools
 
 .PHONY: run build test test-sqlite test-postgres lint fmt schema bench
 
@@ -29,8 +31,9 @@ test-postgres:
 		echo "== TEST_DATABASE_URL is not set: PostgreSQL tests not run (.ci/run sets it)"; \
 	fi
 
-## Formatting, clippy with warnings as errors, and domain crates free of web types (for
-## webhooks its own dependencies only: its HTTP client brings tower along).
+## Formatting, clippy with warnings as errors, domain crates free of web types (for
+## webhooks its own dependencies only: its HTTP client brings tower along), and no
+## declared dependency unused (cargo-machete, installed into $(TOOLS) the first time).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -43,6 +46,9 @@ lint:
 	@if $(CARGO) tree -p webhooks -e normal --depth 1 --prefix none | grep -Eq '^(axum|async-graphql|tower|tower-http|clap|anyhow) '; then \
 		echo "webhooks depends on a web or CLI crate"; exit 1; \
 	fi
+	@# Declared dependencies no crate uses.
+	@test -x $(TOOLS)/bin/cargo-machete || $(CARGO) install cargo-machete --locked --version 0.9.2 --root $(TOOLS)
+	$(TOOLS)/bin/cargo-machete
 
 fmt:
 	$(CARGO) fmt --all
