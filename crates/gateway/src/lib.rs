@@ -26,8 +26,8 @@ pub use startup::{AppState, Application};
 
 /// Every program that links the gateway (the server, its tests and benchmarks) allocates
 /// with mimalloc: a request makes many small, short-lived allocations from several
-/// threads, where glibc's allocator spent a fifth of the server's time in `malloc`,
-/// `free` and the locks of its arenas (profile of a node read under load).
+/// threads, where glibc's allocator contends on its arenas (the profile's figures are in
+/// the README, "One unit of work per operation").
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
