@@ -207,9 +207,7 @@ async fn billing_run(label: &str, owner_url: &str, app_url: &str) {
     let state = AppState::new(
         kernel::Db::connect(app_url, 4).await.expect("connect"),
         Arc::new(clock.clone()),
-        &secrecy::SecretString::from("bench-secret-that-is-long-enough-0123456789".to_owned()),
-        config(app_url).plan_limits(),
-        config(app_url).payments().expect("payments"),
+        gateway::startup::ServiceSettings::from_config(&config(app_url)).expect("settings"),
     )
     .await
     .expect("state");
@@ -245,9 +243,7 @@ async fn billing_run(label: &str, owner_url: &str, app_url: &str) {
         let state = AppState::new(
             kernel::Db::connect(&url, 4).await.expect("connect"),
             Arc::new(clock.clone()),
-            &secrecy::SecretString::from("bench-secret-that-is-long-enough-0123456789".to_owned()),
-            config(&url).plan_limits(),
-            config(&url).payments().expect("payments"),
+            gateway::startup::ServiceSettings::from_config(&config(&url)).expect("settings"),
         )
         .await
         .expect("state");

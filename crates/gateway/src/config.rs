@@ -149,7 +149,7 @@ pub struct Config {
         env = "STRIPE_WEBHOOK_SECRET",
         hide_env_values = true
     )]
-    pub stripe_webhook_secret: Option<String>,
+    pub stripe_webhook_secret: Option<SecretString>,
 
     /// Days after each failed charge before the next attempt; after the last, the
     /// subscription is suspended.

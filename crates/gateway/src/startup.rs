@@ -44,13 +44,58 @@ impl AppState {
     pub async fn new(
         db: Db,
         clock: SharedClock,
-        token_secret: &SecretString,
-        free_allowance: ConfiguredLimits,
-        payments: (billing::SharedProvider, billing::Collection),
+        settings: ServiceSettings,
     ) -> anyhow::Result<Self> {
-        Services::new(db, clock, token_secret, free_allowance, payments)
-            .await
-            .map(Self::from)
+        Services::new(db, clock, settings).await.map(Self::from)
+    }
+}
+
+/// What the services are built with, read from the configuration in one place: each
+/// setting's default is the configuration's (`Config`), never a second copy here.
+pub struct ServiceSettings {
+    /// Signs access tokens.
+    pub token_secret: SecretString,
+    /// What an organization without a subscription may have.
+    pub free_allowance: ConfiguredLimits,
+    /// Who takes payments.
+    pub payments: billing::SharedProvider,
+    /// How invoices are collected (automatically or by hand, and the dunning schedule).
+    pub collection: billing::Collection,
+    /// Sign-up throttling, notice periods, grace periods, retention.
+    pub tenancy: TenancySettings,
+    /// Where webhook deliveries may go.
+    pub egress: webhooks::egress::EgressPolicy,
+    /// The secret Stripe signs its webhooks with; none: they are refused.
+    pub stripe_webhook_secret: Option<SecretString>,
+    /// How long after a period ends its usage may still be reported.
+    pub usage_grace: chrono::Duration,
+    /// Where data export archives are kept until downloaded.
+    pub export_dir: std::path::PathBuf,
+}
+
+impl ServiceSettings {
+    /// The settings `config` names (the token secret resolved, the payment provider
+    /// built).
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let (payments, collection) = config.payments()?;
+        Ok(Self {
+            token_secret: config.resolve_token_secret()?,
+            free_allowance: config.plan_limits(),
+            payments,
+            collection,
+            tenancy: TenancySettings {
+                max_sign_ups_per_ip: config.sign_ups_per_address_per_hour,
+                dpa_notice: chrono::Duration::days(i64::from(config.dpa_notice_days)),
+                deletion_grace: chrono::Duration::days(i64::from(config.org_deletion_grace_days)),
+                export_ttl: chrono::Duration::hours(i64::from(config.data_export_ttl_hours)),
+                invoice_retention_years: config.invoice_retention_years,
+                ..TenancySettings::default()
+            },
+            egress: config.webhook_egress(),
+            stripe_webhook_secret: config.stripe_webhook_secret.clone(),
+            usage_grace: chrono::Duration::days(i64::from(config.usage_grace_days)),
+            export_dir: config.data_export_dir.clone(),
+        })
     }
 }
 
@@ -78,7 +123,7 @@ pub struct Services {
     /// How invoices are charged.
     pub payments: billing::SharedProvider,
     /// The secret Stripe signs webhooks with (webhooks are refused without it).
-    pub stripe_webhook_secret: Option<String>,
+    pub stripe_webhook_secret: Option<SecretString>,
     /// The clock.
     pub clock: SharedClock,
     /// How long after a period ends its usage may still be reported.
@@ -102,10 +147,19 @@ impl Services {
     pub async fn new(
         db: Db,
         clock: SharedClock,
-        token_secret: &SecretString,
-        free_allowance: ConfiguredLimits,
-        (payments, collection): (billing::SharedProvider, billing::Collection),
+        settings: ServiceSettings,
     ) -> anyhow::Result<Self> {
+        let ServiceSettings {
+            token_secret,
+            free_allowance,
+            payments,
+            collection,
+            tenancy: tenancy_settings,
+            egress,
+            stripe_webhook_secret,
+            usage_grace,
+            export_dir,
+        } = settings;
         let clock_for_state = clock.clone();
         let audit = AuditLog::new(clock.clone(), db.backend());
         let authz = Authorizer::new(ENFORCER_CACHE_BYTES, audit.clone()).await?;
@@ -125,19 +179,15 @@ impl Services {
         let tenancy = TenancyService::new(
             db.clone(),
             clock,
-            token_secret,
-            TenancySettings::default(),
+            &token_secret,
+            tenancy_settings,
             authz.clone(),
             audit.clone(),
         )
         .with_plan_limits(limits.clone())
         .with_jobs(jobs.clone());
-        let webhooks = webhooks::Webhooks::new(
-            audit.clone(),
-            jobs.clone(),
-            clock_for_state.clone(),
-            webhooks::egress::EgressPolicy::default(),
-        );
+        let webhooks =
+            webhooks::Webhooks::new(audit.clone(), jobs.clone(), clock_for_state.clone(), egress);
         Ok(Self {
             webhooks,
             jobs,
@@ -151,10 +201,10 @@ impl Services {
             subscriptions,
             limits,
             payments,
-            stripe_webhook_secret: None,
+            stripe_webhook_secret,
             clock: clock_for_state,
-            usage_grace: chrono::Duration::days(3),
-            export_dir: std::env::temp_dir().join("platform-exports"),
+            usage_grace,
+            export_dir,
             persisted: Arc::default(),
             metrics: Arc::default(),
             db,
@@ -187,37 +237,7 @@ impl Application {
                 .await
                 .context("applying migrations")?;
         }
-        let secret = config.resolve_token_secret()?;
-        let services = Services::new(
-            db.clone(),
-            clock,
-            &secret,
-            config.plan_limits(),
-            config.payments()?,
-        )
-        .await?;
-        let tenancy = services.tenancy.clone().with_settings(TenancySettings {
-            max_sign_ups_per_ip: config.sign_ups_per_address_per_hour,
-            dpa_notice: chrono::Duration::days(i64::from(config.dpa_notice_days)),
-            deletion_grace: chrono::Duration::days(i64::from(config.org_deletion_grace_days)),
-            export_ttl: chrono::Duration::hours(i64::from(config.data_export_ttl_hours)),
-            invoice_retention_years: config.invoice_retention_years,
-            ..TenancySettings::default()
-        });
-        let webhooks = webhooks::Webhooks::new(
-            services.audit.clone(),
-            services.jobs.clone(),
-            services.clock.clone(),
-            config.webhook_egress(),
-        );
-        let state = AppState::from(Services {
-            tenancy,
-            webhooks,
-            stripe_webhook_secret: config.stripe_webhook_secret.clone(),
-            usage_grace: chrono::Duration::days(i64::from(config.usage_grace_days)),
-            export_dir: config.data_export_dir.clone(),
-            ..services
-        });
+        let state = AppState::new(db.clone(), clock, ServiceSettings::from_config(config)?).await?;
         let schema = build_schema(state.clone());
         let router = http::router(
             state.clone(),

@@ -75,19 +75,12 @@ async fn services_on(config: &Config, url: &str, migrate: bool) -> anyhow::Resul
             .await
             .context("applying migrations")?;
     }
-    let secret = config.resolve_token_secret()?;
-    let services = crate::startup::Services::new(
+    AppState::new(
         db,
         Arc::new(SystemClock),
-        &secret,
-        config.plan_limits(),
-        config.payments()?,
+        crate::startup::ServiceSettings::from_config(config)?,
     )
-    .await?;
-    Ok(AppState::from(crate::startup::Services {
-        export_dir: config.data_export_dir.clone(),
-        ..services
-    }))
+    .await
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -16,7 +16,11 @@ pub(super) async fn stripe_webhook(
     body: Bytes,
 ) -> axum::response::Response {
     let app = &state.app;
-    let Some(secret) = app.stripe_webhook_secret.as_deref() else {
+    let Some(secret) = app
+        .stripe_webhook_secret
+        .as_ref()
+        .map(secrecy::ExposeSecret::expose_secret)
+    else {
         return (StatusCode::NOT_FOUND, "webhooks are not configured").into_response();
     };
     let signature = headers
