@@ -197,6 +197,63 @@ impl From<ApiError> for async_graphql::Error {
     }
 }
 
+/// The HTTP status an error code answers with outside GraphQL (downloads, ingestion):
+/// GraphQL answers 200 with the code in the body, these answer with the status too.
+pub fn http_status(code: ErrorCode) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    match code {
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        // The plan allows no more: not a rate, nothing to retry.
+        ErrorCode::LimitExceeded => StatusCode::FORBIDDEN,
+        ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::BadUserInput
+        | ErrorCode::BadRequest
+        | ErrorCode::GraphqlParseFailed
+        | ErrorCode::GraphqlValidationFailed
+        | ErrorCode::QueryTooDeep
+        | ErrorCode::QueryTooComplex
+        | ErrorCode::QueryTooLarge
+        | ErrorCode::PersistedQueryNotFound
+        | ErrorCode::PersistedQueryNotInList => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// An answer outside GraphQL in the GraphQL error shape (`{"errors": [{message,
+/// extensions}]}`), with `status`; `SERVICE_UNAVAILABLE` also says `Retry-After`.
+pub fn http_error(status: axum::http::StatusCode, error: ServerError) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse as _;
+    let unavailable = error
+        .extensions
+        .as_ref()
+        .and_then(|ext| ext.get("code"))
+        .is_some_and(|code| *code == ErrorCode::ServiceUnavailable.as_str().into());
+    let body = serde_json::json!({ "errors": [error] }).to_string();
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if unavailable {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+    }
+    response
+}
+
+/// Outside GraphQL an error answers as it would inside (the same message, code and
+/// details, internal failures logged once and not shown), with the status of its code.
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        let status = http_status(self.code());
+        http_error(status, crate::http::server_error(self))
+    }
+}
+
 /// What a client is told when the database could not be reached.
 pub const UNAVAILABLE_MESSAGE: &str = "the service is temporarily unavailable: retry shortly";
 
@@ -283,5 +340,61 @@ impl async_graphql::extensions::Extension for CodeExtensionImpl {
             }
             errors
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse as _;
+
+    async fn answer(error: ApiError) -> (u16, Option<String>, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status().as_u16();
+        let retry = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        (status, retry, serde_json::from_slice(&body).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn outside_graphql_an_error_answers_with_its_code_details_and_status() {
+        let (status, retry, body) = answer(ApiError::PlanFeature("audit_export")).await;
+        assert_eq!((status, retry), (403, None));
+        let extensions = &body["errors"][0]["extensions"];
+        assert_eq!(extensions["code"], "FORBIDDEN");
+        assert_eq!(extensions["reason"], "PLAN_FEATURE");
+        assert_eq!(extensions["feature"], "audit_export");
+
+        let exceeded = kernel::LimitExceeded {
+            limit: kernel::Limit::Projects,
+            max: 3,
+            usage: 3,
+        };
+        let (status, _, body) = answer(tenancy::Error::LimitExceeded(exceeded).into()).await;
+        assert_eq!(status, 403);
+        assert_eq!(body["errors"][0]["extensions"]["limit"], "projects");
+        assert_eq!(body["errors"][0]["extensions"]["max"], 3);
+
+        let (status, _, body) = answer(ApiError::bad_input("format", "jsonl or csv")).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["errors"][0]["extensions"]["field"], "format");
+
+        let lost = sea_orm::DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout);
+        let (status, retry, body) = answer(ApiError::Db(lost)).await;
+        assert_eq!((status, retry.as_deref()), (503, Some("1")));
+        assert_eq!(body["errors"][0]["message"], UNAVAILABLE_MESSAGE);
+
+        let (status, _, body) =
+            answer(ApiError::Db(sea_orm::DbErr::Custom("SELECT secret".into()))).await;
+        assert_eq!(status, 500);
+        assert_eq!(
+            body["errors"][0]["message"], "internal error",
+            "never the database's text"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! The export itself is recorded before the first byte is sent.
 
 use crate::context::{Authentication, RequestContext};
-use crate::error::request_error;
+use crate::error::{ApiError, request_error};
 use crate::startup::AppState;
 use audit::{AuditEvent, EventFilter};
 use authz::{Action, Resource, ResourceType};
@@ -11,7 +11,6 @@ use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use kernel::ClientError as _;
 use kernel::{ErrorCode, PageRequest, RequestMeta, TxMode};
 use serde::Deserialize;
 use serde_json::json;
@@ -44,67 +43,16 @@ enum Format {
     Csv,
 }
 
-fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    let body = json!({ "errors": [request_error(code, message)] });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+/// A refusal with its own message, answered with the status of its code.
+fn error(code: ErrorCode, message: &str) -> Response {
+    crate::error::http_error(
+        crate::error::http_status(code),
+        request_error(code, message),
     )
-        .into_response()
 }
 
 /// The plan feature the export needs.
 const AUDIT_EXPORT: &str = "audit_export";
-
-/// `FORBIDDEN` with `reason: PLAN_FEATURE`, as the GraphQL errors say it.
-fn plan_feature_error(feature: &'static str) -> Response {
-    let mut error = request_error(
-        ErrorCode::Forbidden,
-        format!("the organization's plan does not include {feature}: change the plan to use it"),
-    );
-    if let Some(ext) = error.extensions.as_mut() {
-        ext.set("reason", "PLAN_FEATURE");
-        ext.set("feature", feature);
-    }
-    let body = json!({ "errors": [error] });
-    (
-        StatusCode::FORBIDDEN,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn tenancy_error(e: &tenancy::Error) -> Response {
-    let status = match e.code() {
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::ServiceUnavailable => {
-            tracing::warn!(error = ?e, "database unavailable");
-            let mut response = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::ServiceUnavailable,
-                crate::error::UNAVAILABLE_MESSAGE,
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, crate::error::RETRY_AFTER_SECS.into());
-            return response;
-        }
-        ErrorCode::Internal => {
-            tracing::error!(error = ?e, "audit export failed");
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Internal,
-                "internal error",
-            );
-        }
-        _ => StatusCode::BAD_REQUEST,
-    };
-    error(status, e.code(), &e.to_string())
-}
 
 /// Streams the export.
 pub async fn export(app: AppState, context: RequestContext, params: ExportParams) -> Response {
@@ -112,11 +60,7 @@ pub async fn export(app: AppState, context: RequestContext, params: ExportParams
         "jsonl" => Format::JsonLines,
         "csv" => Format::Csv,
         _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                "format must be jsonl or csv",
-            );
+            return error(ErrorCode::BadUserInput, "format must be jsonl or csv");
         }
     };
     let (from, to) = match (
@@ -125,31 +69,19 @@ pub async fn export(app: AppState, context: RequestContext, params: ExportParams
     ) {
         (Ok(from), Ok(to)) => (from, to),
         (Err(message), _) | (_, Err(message)) => {
-            return error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &message);
+            return error(ErrorCode::BadUserInput, &message);
         }
     };
     if let (Some(from), Some(to)) = (from, to)
         && from > to
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadUserInput,
-            "`to` must not be before `from`",
-        );
+        return error(ErrorCode::BadUserInput, "`to` must not be before `from`");
     }
     let Authentication::Caller(caller) = context.auth else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthenticated,
-            "authentication required",
-        );
+        return error(ErrorCode::Unauthenticated, "authentication required");
     };
     let Some(org) = context.org else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadUserInput,
-            "send the X-Organization-Id header",
-        );
+        return error(ErrorCode::BadUserInput, "send the X-Organization-Id header");
     };
     let filter = EventFilter {
         from,
@@ -199,8 +131,8 @@ pub async fn export(app: AppState, context: RequestContext, params: ExportParams
     .await;
     let permit = match recorded {
         Ok(Some(permit)) => permit,
-        Ok(None) => return plan_feature_error(AUDIT_EXPORT),
-        Err(e) => return tenancy_error(&e),
+        Ok(None) => return ApiError::PlanFeature(AUDIT_EXPORT).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
 
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
@@ -377,26 +309,19 @@ pub async fn data_export(app: AppState, context: RequestContext, id: &str) -> Re
         Ok(kernel::Principal::User(user)) => user,
         Ok(kernel::Principal::ApiKey { .. }) | Err(tenancy::Error::InvalidToken) => {
             return error(
-                StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthenticated,
                 "log in as the person who asked for the export",
             );
         }
-        Err(e) => return tenancy_error(&e),
+        Err(e) => return ApiError::from(e).into_response(),
     };
-    let not_found = || {
-        error(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "data export not found",
-        )
-    };
+    let not_found = || error(ErrorCode::NotFound, "data export not found");
     let Ok(id) = uuid::Uuid::parse_str(id) else {
         return not_found();
     };
     let export = match app.tenancy.data_export_for(user, id).await {
         Ok(export) => export,
-        Err(e) => return tenancy_error(&e),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     if export.expires_at <= app.clock.now() {
         return reasoned(
@@ -426,7 +351,7 @@ pub async fn data_export(app: AppState, context: RequestContext, id: &str) -> Re
         }
     };
     if let Err(e) = app.tenancy.record_export_download(&export).await {
-        return tenancy_error(&e);
+        return ApiError::from(e).into_response();
     }
     let chunks = futures::stream::unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt;
@@ -460,13 +385,7 @@ fn reasoned(status: StatusCode, code: ErrorCode, message: &str, reason: &str) ->
     if let Some(ext) = error.extensions.as_mut() {
         ext.set("reason", reason);
     }
-    let body = json!({ "errors": [error] });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    crate::error::http_error(status, error)
 }
 
 #[cfg(test)]
