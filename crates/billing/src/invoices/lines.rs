@@ -126,15 +126,8 @@ impl Invoices {
             let Charge::Usage { metric, price } = charge else {
                 continue;
             };
-            let aggregation = self.aggregation(tx, metric).await?;
-            let quantity =
-                crate::usage::period_quantity(tx, metric, period.0, period.1, &aggregation).await;
-            let quantity = match quantity {
-                Err(Error::Overflow) => {
-                    unpriced(tx, metric, period);
-                    continue;
-                }
-                other => other?,
+            let Some(quantity) = self.measured(tx, metric, period).await? else {
+                continue;
             };
             if quantity.is_zero() {
                 continue;
@@ -150,17 +143,27 @@ impl Invoices {
                     period,
                 )
             });
-            let mut usage = match priced {
-                Err(Error::Overflow) => {
-                    unpriced(tx, metric, period);
-                    continue;
-                }
-                other => other?,
-            };
-            usage.metric = Some(metric.clone());
-            lines.push(usage);
+            lines.extend(metered(tx, metric, period, priced)?);
         }
         Ok(lines)
+    }
+
+    /// The quantity of `metric` in `period` as of now; `None` when it overflows (logged
+    /// as unpriced: the line is left out rather than the whole invoice refused).
+    async fn measured(
+        &self,
+        tx: &TenantTx,
+        metric: &str,
+        period: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Option<Decimal>> {
+        let aggregation = self.aggregation(tx, metric).await?;
+        match crate::usage::period_quantity(tx, metric, period.0, period.1, &aggregation).await {
+            Err(Error::Overflow) => {
+                unpriced(tx, metric, period);
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
     }
 
     /// Usage reported for an invoiced period after its invoice was cut (`period`, the
@@ -196,15 +199,8 @@ impl Invoices {
                     .checked_add(Decimal::from_str(&l.quantity).unwrap_or_default())
                     .ok_or(Error::Overflow)?;
             }
-            let aggregation = self.aggregation(tx, metric).await?;
-            let now =
-                crate::usage::period_quantity(tx, metric, period.0, period.1, &aggregation).await;
-            let now = match now {
-                Err(Error::Overflow) => {
-                    unpriced(tx, metric, period);
-                    continue;
-                }
-                other => other?,
+            let Some(now) = self.measured(tx, metric, period).await? else {
+                continue;
             };
             if now <= billed {
                 continue;
@@ -230,15 +226,7 @@ impl Invoices {
                         period,
                     )
                 });
-            let mut adjustment = match priced {
-                Err(Error::Overflow) => {
-                    unpriced(tx, metric, period);
-                    continue;
-                }
-                other => other?,
-            };
-            adjustment.metric = Some(metric.clone());
-            lines.push(adjustment);
+            lines.extend(metered(tx, metric, period, priced)?);
         }
         Ok(lines)
     }
@@ -265,5 +253,26 @@ impl Invoices {
             });
         }
         Ok((lines, items.iter().map(|i| i.id).collect()))
+    }
+}
+
+/// A usage line of `metric` as priced, marked with its metric; `None` when pricing
+/// overflowed (logged as unpriced, like an overflowing quantity).
+fn metered(
+    tx: &TenantTx,
+    metric: &str,
+    period: (DateTime<Utc>, DateTime<Utc>),
+    priced: Result<DraftLine>,
+) -> Result<Option<DraftLine>> {
+    match priced {
+        Err(Error::Overflow) => {
+            unpriced(tx, metric, period);
+            Ok(None)
+        }
+        Err(other) => Err(other),
+        Ok(mut line) => {
+            line.metric = Some(metric.to_owned());
+            Ok(Some(line))
+        }
     }
 }
