@@ -1,9 +1,10 @@
-//! Custom roles, their assignment, and deny rules.
+//! Who may do what: custom roles, their assignment, deny rules, and grants on one record.
 
 use crate::context::{Where, write};
 use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::access::{Action, DenyRule, ResourceType, RoleDefinition};
+use crate::graphql::types::project::Grant;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Resource, Subject};
 use kernel::MembershipId;
@@ -111,6 +112,33 @@ fn permissions(input: Vec<PermissionInput>) -> Vec<(authz::ResourceType, authz::
 /// Custom roles and deny rules, as a permission resource.
 fn on_roles() -> Resource {
     Resource::of_type(authz::ResourceType::Role)
+}
+
+/// Input of `grantAccess`.
+#[derive(InputObject)]
+pub struct GrantAccessInput {
+    /// The record (a Project or Document id).
+    pub resource_id: ID,
+    /// A User or ApiKey id; or leave it out and name a role.
+    pub subject_id: Option<ID>,
+    /// A role whose holders get the relation.
+    pub role: Option<String>,
+    /// `project_admin`, `editor`, `reviewer` or `reader`.
+    pub relation: String,
+}
+
+/// Input of `revokeAccess`.
+#[derive(InputObject)]
+pub struct RevokeAccessInput {
+    /// The grant.
+    pub grant_id: ID,
+}
+
+/// A grant after a change.
+#[derive(SimpleObject)]
+pub struct GrantPayload {
+    /// The grant.
+    pub grant: Grant,
 }
 
 #[Object]
@@ -246,6 +274,71 @@ impl AccessMutation {
                 .await?;
             Ok(RemoveDenyRulePayload {
                 deny_rule: DenyRule::new(removed, unit.actor.org_id),
+            })
+        })
+        .await
+    }
+
+    /// Grants a relation on one project to a user, an API key or a role's holders. The
+    /// caller must hold everything the relation gives.
+    async fn grant_access(
+        &self,
+        ctx: &Context<'_>,
+        input: GrantAccessInput,
+    ) -> GqlResult<GrantPayload> {
+        let id = GlobalId::decode("resourceId", &input.resource_id).gql()?;
+        let typ = match id.kind {
+            NodeKind::Project => authz::ResourceType::Project,
+            NodeKind::Document => authz::ResourceType::Document,
+            _ => {
+                return Err(ApiError::bad_input(
+                    "resourceId",
+                    "expected the id of a Project or a Document",
+                )
+                .into());
+            }
+        };
+        let subject = match (&input.subject_id, &input.role) {
+            (Some(subject), None) => GlobalId::subject("subjectId", subject).gql()?,
+            (None, Some(role)) => Subject::Role(role.clone()),
+            _ => {
+                return Err(
+                    ApiError::bad_input("subjectId", "name either a subject or a role").into(),
+                );
+            }
+        };
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let (record, on_grants) = unit.grant_scope(typ, id.id).await?;
+            let permit = unit.permit(on_grants, authz::Action::Create).await?;
+            let grant = unit
+                .state
+                .authz
+                .grant(unit.tx, &permit, &subject, &record, &input.relation)
+                .await?;
+            Ok(GrantPayload {
+                grant: Grant::new(grant, unit.actor.org_id),
+            })
+        })
+        .await
+    }
+
+    /// Revokes a grant; effective on the next request.
+    async fn revoke_access(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeAccessInput,
+    ) -> GqlResult<GrantPayload> {
+        let id = GlobalId::expect("grantId", &input.grant_id, NodeKind::Grant).gql()?;
+        write(ctx, Where::RecordOf(&id), async |unit| {
+            let authz = &unit.state.authz;
+            let grant = authz.find_grant(unit.tx, id.id).await?;
+            let (_, on_grants) = unit
+                .grant_scope(grant.resource_type, grant.resource_id)
+                .await?;
+            let permit = unit.permit(on_grants, authz::Action::Delete).await?;
+            let revoked = authz.revoke(unit.tx, &permit, id.id).await?;
+            Ok(GrantPayload {
+                grant: Grant::new(revoked, unit.actor.org_id),
             })
         })
         .await

@@ -1,12 +1,12 @@
-//! Creating and changing projects, and granting access to one record.
+//! Creating and changing projects.
 
 use crate::context::{Where, write};
-use crate::error::{ApiError, GqlResult, ResultExt};
+use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::Project;
-use crate::graphql::types::project::Grant;
+
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use authz::{Action, Resource, ResourceType, Subject};
+use authz::{Action, Resource, ResourceType};
 
 #[derive(Default)]
 pub struct ProjectMutation;
@@ -44,33 +44,6 @@ pub struct UpdateProjectInput {
 pub struct ProjectPayload {
     /// The project.
     pub project: Project,
-}
-
-/// Input of `grantAccess`.
-#[derive(InputObject)]
-pub struct GrantAccessInput {
-    /// The record (a Project or Document id).
-    pub resource_id: ID,
-    /// A User or ApiKey id; or leave it out and name a role.
-    pub subject_id: Option<ID>,
-    /// A role whose holders get the relation.
-    pub role: Option<String>,
-    /// `project_admin`, `editor`, `reviewer` or `reader`.
-    pub relation: String,
-}
-
-/// Input of `revokeAccess`.
-#[derive(InputObject)]
-pub struct RevokeAccessInput {
-    /// The grant.
-    pub grant_id: ID,
-}
-
-/// A grant after a change.
-#[derive(SimpleObject)]
-pub struct GrantPayload {
-    /// The grant.
-    pub grant: Grant,
 }
 
 #[Object]
@@ -117,71 +90,6 @@ impl ProjectMutation {
             let project = projects.update(unit.tx, &permit, id.id, change).await?;
             Ok(ProjectPayload {
                 project: Project(project),
-            })
-        })
-        .await
-    }
-
-    /// Grants a relation on one project to a user, an API key or a role's holders. The
-    /// caller must hold everything the relation gives.
-    async fn grant_access(
-        &self,
-        ctx: &Context<'_>,
-        input: GrantAccessInput,
-    ) -> GqlResult<GrantPayload> {
-        let id = GlobalId::decode("resourceId", &input.resource_id).gql()?;
-        let typ = match id.kind {
-            NodeKind::Project => ResourceType::Project,
-            NodeKind::Document => ResourceType::Document,
-            _ => {
-                return Err(ApiError::bad_input(
-                    "resourceId",
-                    "expected the id of a Project or a Document",
-                )
-                .into());
-            }
-        };
-        let subject = match (&input.subject_id, &input.role) {
-            (Some(subject), None) => GlobalId::subject("subjectId", subject).gql()?,
-            (None, Some(role)) => Subject::Role(role.clone()),
-            _ => {
-                return Err(
-                    ApiError::bad_input("subjectId", "name either a subject or a role").into(),
-                );
-            }
-        };
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let (record, on_grants) = unit.grant_scope(typ, id.id).await?;
-            let permit = unit.permit(on_grants, Action::Create).await?;
-            let grant = unit
-                .state
-                .authz
-                .grant(unit.tx, &permit, &subject, &record, &input.relation)
-                .await?;
-            Ok(GrantPayload {
-                grant: Grant::new(grant, unit.actor.org_id),
-            })
-        })
-        .await
-    }
-
-    /// Revokes a grant; effective on the next request.
-    async fn revoke_access(
-        &self,
-        ctx: &Context<'_>,
-        input: RevokeAccessInput,
-    ) -> GqlResult<GrantPayload> {
-        let id = GlobalId::expect("grantId", &input.grant_id, NodeKind::Grant).gql()?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let authz = &unit.state.authz;
-            let grant = authz.find_grant(unit.tx, id.id).await?;
-            let (_, on_grants) = unit
-                .grant_scope(grant.resource_type, grant.resource_id)
-                .await?;
-            let permit = unit.permit(on_grants, Action::Delete).await?;
-            let revoked = authz.revoke(unit.tx, &permit, id.id).await?;
-            Ok(GrantPayload {
-                grant: Grant::new(revoked, unit.actor.org_id),
             })
         })
         .await

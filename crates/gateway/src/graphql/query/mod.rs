@@ -3,12 +3,12 @@
 mod access;
 mod audit;
 mod billing;
-mod documents;
+mod document;
 mod node;
-mod projects;
+mod project;
 mod usage;
 mod viewer;
-mod webhooks;
+mod webhook;
 
 /// The root query type.
 #[derive(async_graphql::MergedObject, Default)]
@@ -18,9 +18,9 @@ pub struct Query(
     access::AccessQuery,
     audit::AuditQuery,
     billing::BillingQuery,
-    projects::ProjectsQuery,
-    documents::DocumentsQuery,
+    project::ProjectsQuery,
+    document::DocumentsQuery,
     usage::UsageQuery,
-    webhooks::WebhooksQuery,
+    webhook::WebhooksQuery,
     crate::graphql::privacy::PrivacyQuery,
 );
