@@ -226,31 +226,35 @@ pub fn http_status(code: ErrorCode) -> axum::http::StatusCode {
 }
 
 /// An answer outside GraphQL in the GraphQL error shape (`{"errors": [{message,
-/// extensions}]}`), with `status`; `SERVICE_UNAVAILABLE` also says `Retry-After`.
+/// extensions}]}`), with `status`.
 pub fn http_error(status: axum::http::StatusCode, error: ServerError) -> axum::response::Response {
     use axum::http::header;
     use axum::response::IntoResponse as _;
-    let unavailable = error
-        .extensions
-        .as_ref()
-        .and_then(|ext| ext.get("code"))
-        .is_some_and(|code| *code == ErrorCode::ServiceUnavailable.as_str().into());
     let body = serde_json::json!({ "errors": [error] }).to_string();
-    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-    if unavailable {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
-    }
-    response
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// An error outside any field (refused before execution), with its code and extensions.
+pub fn server_error(error: ApiError) -> ServerError {
+    let error = async_graphql::Error::from(error);
+    let mut server = ServerError::new(error.message, None);
+    server.extensions = error.extensions;
+    server
 }
 
 /// Outside GraphQL an error answers as it would inside (the same message, code and
-/// details, internal failures logged once and not shown), with the status of its code.
+/// details, internal failures logged once and not shown), with the status of its code;
+/// `SERVICE_UNAVAILABLE` also says `Retry-After`.
 impl axum::response::IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
-        let status = http_status(self.code());
-        http_error(status, crate::http::server_error(self))
+        let code = self.code();
+        let mut response = http_error(http_status(code), server_error(self));
+        if code == ErrorCode::ServiceUnavailable {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+        }
+        response
     }
 }
 

@@ -307,7 +307,7 @@ pub async fn settle(
             Ok(Earlier::Replay(first)) => *first,
             Ok(Earlier::New(_)) => response,
             Err(error) => {
-                async_graphql::Response::from_errors(vec![crate::http::server_error(error)])
+                async_graphql::Response::from_errors(vec![crate::error::server_error(error)])
             }
         };
     }

@@ -25,7 +25,6 @@ use self::graphql::{graphql_get, graphql_post};
 use self::health::{healthz, readyz};
 pub use self::metrics::metrics_only;
 use self::metrics::metrics_with_token;
-pub(crate) use self::prepare::server_error;
 use self::respond::graphql_response_media;
 use self::stripe::stripe_webhook;
 use self::usage::usage_events;

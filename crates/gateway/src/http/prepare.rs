@@ -5,7 +5,7 @@ use super::HttpState;
 use super::graphql::{Method, admit_text, is_mutation};
 use crate::config::Introspection;
 use crate::context::{Authentication, RequestContext};
-use crate::error::request_error;
+use crate::error::{request_error, server_error};
 use crate::graphql::admission;
 use crate::graphql::admission::Refusal;
 use crate::rate_limit::Subject;
@@ -463,12 +463,4 @@ fn only_queries_over_get(request: &mut Request, method: Method) -> Result<(), Se
         ));
     }
     Ok(())
-}
-
-/// An error outside any field, with its code and extensions.
-pub(crate) fn server_error(error: crate::error::ApiError) -> ServerError {
-    let error = async_graphql::Error::from(error);
-    let mut server = ServerError::new(error.message, None);
-    server.extensions = error.extensions;
-    server
 }

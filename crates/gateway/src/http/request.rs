@@ -1,8 +1,7 @@
 //! The request's identity: its id, its credentials and the organization it names.
 
-use super::prepare::server_error;
 use crate::context::{Authentication, RequestContext};
-use crate::error::{ApiError, request_error};
+use crate::error::{ApiError, request_error, server_error};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::startup::AppState;
 use async_graphql::ServerError;
