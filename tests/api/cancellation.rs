@@ -288,7 +288,7 @@ async fn a_terminated_backend_is_service_unavailable() {
 /// While the database cannot be reached, requests answer `SERVICE_UNAVAILABLE` (HTTP 503,
 /// `Retry-After`), never `INTERNAL`; connections cut under load fail only the requests
 /// that were using them, and nothing is half-written. Once it is back, requests are
-/// served again without a restart.
+/// served again without a restart, and connections that died idle cost no request.
 #[tokio::test]
 async fn an_unreachable_database_answers_service_unavailable() {
     if !on_postgres() {
@@ -370,6 +370,25 @@ async fn an_unreachable_database_answers_service_unavailable() {
     let (status, _, body) = post(&app, &alice, &org, create).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.get("errors").is_none(), "{body}");
+
+    // Connections that die while idle in the pool (a restart between two requests) cost
+    // no request: the pool hands a recently used connection out unchecked, and `BEGIN`,
+    // finding it dead, begins on another.
+    let warm = (0..8).map(|i| {
+        let body = json!({ "query": CREATE, "variables": { "n": format!("warm-{i}") } });
+        post(&app, &alice, &org, body)
+    });
+    futures::future::join_all(warm).await;
+    let (open, idle) = app.server_db.pool_connections();
+    assert!(idle >= 2, "{open} connections, {idle} idle");
+    proxy.cut_all();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for i in 0..6 {
+        let create = json!({ "query": CREATE, "variables": { "n": format!("restarted-{i}") } });
+        let (status, _, body) = post(&app, &alice, &org, create).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+    }
     assert_one_event_per_project(&app, &alice, &org).await;
     assert_chain_verifies(&app, &alice, &org).await;
 }

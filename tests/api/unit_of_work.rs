@@ -208,3 +208,35 @@ async fn a_creation_reads_the_subscription_once() {
     let most = if crate::helpers::on_postgres() { 8 } else { 9 };
     assert!(statements <= most, "createProject: {statements} statements");
 }
+
+/// On PostgreSQL a read transaction is read-only: its unit ends without a commit round
+/// trip (`TenantTx::end_read` queues the rollback), so a write in it must fail rather
+/// than be lost. A write transaction of the same caller writes.
+#[tokio::test]
+async fn a_read_transaction_cannot_write() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    app.project(&alice, &org, "Kept").await;
+    let user = crate::helpers::global_id_uuid(&alice.id, "User").unwrap();
+    let caller = tenancy::Caller::trusted(kernel::Principal::User(kernel::UserId::from_uuid(user)));
+    let rename = "UPDATE projects SET name = 'Renamed'";
+    for mode in [kernel::TxMode::Read, kernel::TxMode::Write] {
+        let (tx, _) = app
+            .state
+            .tenancy
+            .enter(&caller, org.org_id(), mode)
+            .await
+            .unwrap();
+        let written = tx.conn().execute_unprepared(rename).await;
+        match (mode, crate::helpers::on_postgres()) {
+            (kernel::TxMode::Read, true) => {
+                let error = written.unwrap_err().to_string();
+                assert!(error.contains("read-only transaction"), "{error}");
+            }
+            _ => assert_eq!(written.unwrap().rows_affected(), 1),
+        }
+        tx.rollback().await.unwrap();
+    }
+}

@@ -213,12 +213,12 @@ impl OperationUnits {
     }
 }
 
-/// Ends a read unit nobody holds: committed (it wrote nothing), which releases the
-/// request's turn and the connection.
+/// Ends a read unit nobody holds (it could write nothing: see [`TenantTx::end_read`]),
+/// which releases the request's turn and the connection.
 async fn end(unit: ReadUnit) {
     match Arc::try_unwrap(unit.tx) {
         Ok(tx) => {
-            if let Err(error) = tx.commit().await {
+            if let Err(error) = tx.end_read().await {
                 tracing::debug!(%error, "ending a read unit");
             }
         }

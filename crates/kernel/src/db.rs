@@ -50,6 +50,8 @@ pub struct Db {
     open_tenant_transactions: Arc<AtomicU64>,
     /// Tenant transactions begun so far (what the one-unit-of-work tests count).
     tenant_transactions_begun: Arc<AtomicU64>,
+    /// The pool's size: how many lost connections a `BEGIN` may meet in a row.
+    max_connections: u32,
 }
 
 /// Counts a tenant transaction as open until it is dropped.
@@ -88,6 +90,13 @@ pub async fn count_statements<F: Future>(counter: Arc<AtomicU64>, future: F) -> 
 /// transaction open (no request runs that long: see the gateway's request deadline).
 const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
 
+/// A PostgreSQL connection idle in the pool for less than this is handed out unchecked:
+/// the pool checked it when it came back (see [`pg_release_check`]), and a connection
+/// that died since is met by the `BEGIN` of [`Db::begin`], which then takes another. One
+/// idle longer is checked first (as PgBouncer's `server_check_delay`), for the callers
+/// that use the pool without a transaction.
+const CHECK_IDLE_CONNECTION_AFTER: Duration = Duration::from_secs(1);
+
 /// How long a write transaction waits in the queue before it goes to SQLite's own lock
 /// (a task that already holds a write transaction and opens another would otherwise
 /// wait for itself forever; SQLite's busy timeout turns that into an error).
@@ -121,26 +130,32 @@ impl Db {
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30))
-            // Replaced by `pg_acquire_check` (an embedded SQLite needs no ping).
+            // Replaced by `pg_release_check` and `pg_probe` (an embedded SQLite
+            // needs no ping).
             .test_before_acquire(false)
             .sqlx_logging(false);
-        // A connection goes back to the pool only outside any transaction its driver
-        // knows of (one dropped while a statement held it could not queue its rollback).
-        // SQLite's driver counts transactions in its worker thread, which has processed a
-        // dropped transaction's rollback only once the connection is back: it is checked
-        // on the way out instead.
+        // A PostgreSQL connection goes back to the pool only outside any transaction,
+        // as its driver counts them and as the server reports (checked on its way back,
+        // off the request's path: see `pg_release_check`). SQLite's driver counts
+        // transactions in its worker thread, which has processed a dropped transaction's
+        // rollback only once the connection is back: it is checked on the way out instead.
         let closed = stale_closed.clone();
         options.map_sqlx_postgres_pool_opts(move |pool| {
             let closed = closed.clone();
             pool.after_release(move |conn, _| {
-                let outside = outside_transaction(conn, &closed);
-                Box::pin(async move { Ok(outside) })
+                let closed = closed.clone();
+                Box::pin(async move { pg_release_check(conn, &closed).await })
             })
         });
         let closed = stale_closed.clone();
-        options.map_sqlx_postgres_before_acquire(move |conn, _| {
+        options.map_sqlx_postgres_before_acquire(move |conn, meta| {
             let closed = closed.clone();
-            Box::pin(async move { pg_acquire_check(conn, &closed).await })
+            Box::pin(async move {
+                if meta.idle_for < CHECK_IDLE_CONNECTION_AFTER {
+                    return Ok(true);
+                }
+                pg_probe(conn, &closed).await
+            })
         });
         options.map_sqlx_postgres_opts(|connect| {
             connect.options([(
@@ -176,6 +191,7 @@ impl Db {
             stale_closed,
             open_tenant_transactions: Arc::default(),
             tenant_transactions_begun: Arc::default(),
+            max_connections,
         })
     }
 
@@ -193,6 +209,7 @@ impl Db {
             stale_closed: Arc::default(),
             open_tenant_transactions: Arc::default(),
             tenant_transactions_begun: Arc::default(),
+            max_connections: 1,
         }
     }
 
@@ -262,17 +279,31 @@ impl Db {
     /// session inside a transaction nothing rolls back; sqlx issues #2054, #4393). The
     /// transaction is therefore begun on a task of its own, which a dropped caller does not
     /// cancel; a transaction nobody takes is dropped there and rolled back like any other.
+    ///
+    /// A pooled connection is handed out without a round trip of its own, so `BEGIN` is
+    /// the first to find one that died in the pool (a database restart): the pool closes
+    /// it and `BEGIN` is tried on another, at most once per connection the pool holds.
     pub async fn begin(&self, mode: TxMode) -> Result<DatabaseTransaction, DbErr> {
-        let conn = self.conn.clone();
         let options = TransactionOptions {
             isolation_level: None,
             access_mode: None,
             sqlite_transaction_mode: (self.backend == Backend::Sqlite && mode == TxMode::Write)
                 .then_some(SqliteTransactionMode::Immediate),
         };
-        tokio::spawn(async move { conn.begin_with_options(options).await })
-            .await
-            .map_err(|e| DbErr::Custom(format!("beginning a transaction: {e}")))?
+        let mut lost = 0;
+        loop {
+            let conn = self.conn.clone();
+            let begun = tokio::spawn(async move { conn.begin_with_options(options).await })
+                .await
+                .map_err(|e| DbErr::Custom(format!("beginning a transaction: {e}")))?;
+            match begun {
+                Err(error) if is_connection_lost(&error) && lost < self.max_connections => {
+                    lost += 1;
+                    tracing::debug!(%error, "a pooled connection was lost: beginning on another");
+                }
+                begun => return begun,
+            }
+        }
     }
 
     /// A place in this process's queue of SQLite writers (`None` on PostgreSQL, for
@@ -296,21 +327,33 @@ impl Db {
     }
 }
 
-/// The pool's check of a PostgreSQL connection before it is handed out, in place of
-/// sqlx's ping (one round trip either way): the connection must be alive and outside any
-/// transaction. A connection inside one (a `BEGIN` whose caller was dropped before the
-/// driver counted it, a raw `BEGIN`) is closed, which rolls the transaction back on the
-/// server, instead of running the next request inside it.
+/// The pool's check of a PostgreSQL connection coming back to it: it must be outside
+/// any transaction its driver knows of (one dropped while a statement held it could not
+/// queue its rollback) and any the server reports (a `BEGIN` whose caller was dropped
+/// before the driver counted it, a raw `BEGIN`). A connection inside one is closed, which
+/// rolls the transaction back on the server, instead of running a later request inside
+/// it. The probe's round trip also carries a dropped transaction's queued `ROLLBACK`
+/// (how a read ends: `TenantTx::end_read`), after which sqlx pings the connection.
+async fn pg_release_check(
+    conn: &mut sqlx::PgConnection,
+    closed: &AtomicU64,
+) -> Result<bool, sqlx::Error> {
+    if !outside_transaction(conn, closed) {
+        return Ok(false);
+    }
+    pg_probe(conn, closed).await
+}
+
+/// Whether a PostgreSQL connection is alive and, as the server reports, outside any
+/// transaction (false: it is closed). Run when a connection comes back to the pool, and
+/// again before one idle for a while is handed out.
 ///
 /// The probe is an empty simple query sent as `begin_with`: the driver then reads the
 /// transaction status PostgreSQL reports after every command and, where the session is
 /// not inside a transaction, answers `BeginFailed`. (A session in a *failed* transaction
 /// reports no transaction either; one can only arise from a transaction this check
-/// would have seen open at its previous checkout.)
-async fn pg_acquire_check(
-    conn: &mut sqlx::PgConnection,
-    closed: &AtomicU64,
-) -> Result<bool, sqlx::Error> {
+/// would have seen open when the connection came back.)
+async fn pg_probe(conn: &mut sqlx::PgConnection, closed: &AtomicU64) -> Result<bool, sqlx::Error> {
     match sqlx::Connection::begin_with(&mut *conn, "").await {
         Err(sqlx::Error::BeginFailed) => Ok(true),
         Ok(stale) => {
@@ -341,6 +384,22 @@ pub fn db_error_code(error: &DbErr) -> ErrorCode {
         ErrorCode::ServiceUnavailable
     } else {
         ErrorCode::Internal
+    }
+}
+
+/// Whether `error` says the connection is gone (its socket closed, its server process
+/// ended), as opposed to the pool being exhausted or the statement failing.
+fn is_connection_lost(error: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = error
+    else {
+        return false;
+    };
+    match &**e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 

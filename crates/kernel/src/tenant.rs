@@ -67,6 +67,7 @@ impl RequestTurn {
 #[derive(Debug)]
 pub struct TenantTx {
     org: OrgId,
+    mode: TxMode,
     txn: DatabaseTransaction,
     /// SQLite writers' place in the queue; released after the transaction ends (fields
     /// drop in order).
@@ -94,7 +95,8 @@ impl std::fmt::Debug for AfterCommit {
 }
 
 impl TenantTx {
-    /// Begins the organization's transaction and, on PostgreSQL, binds RLS to it.
+    /// Begins the organization's transaction and, on PostgreSQL, binds RLS to it (and
+    /// makes a [`TxMode::Read`] transaction read-only) in one statement.
     pub async fn open(
         db: &Db,
         org: OrgId,
@@ -106,7 +108,10 @@ impl TenantTx {
             tx.txn
                 .execute_raw(Statement::from_sql_and_values(
                     sea_orm::DbBackend::Postgres,
-                    "SELECT set_config('app.org_id', $1, true)",
+                    format!(
+                        "SELECT set_config('app.org_id', $1, true){}",
+                        Self::read_only_column(mode)
+                    ),
                     [org.to_string().into()],
                 ))
                 .await?;
@@ -118,6 +123,8 @@ impl TenantTx {
     /// for a caller whose first statement binds it itself (tenancy's
     /// `enter_organization`, which sets `app.org_id` and reads the caller's standing in
     /// one round trip). Until bound, the transaction sees no tenant row (fail closed).
+    /// That statement must also select [`TenantTx::read_only_column`] for `mode`, which
+    /// [`TenantTx::end_read`] relies on.
     pub async fn open_binding_in_first_statement(
         db: &Db,
         org: OrgId,
@@ -129,6 +136,7 @@ impl TenantTx {
         let txn = db.begin(mode).await?;
         Ok(Self {
             org,
+            mode,
             txn,
             _writer: writer,
             _turn: None,
@@ -233,6 +241,34 @@ impl TenantTx {
             }
         }
         committed
+    }
+
+    /// What the first statement of a PostgreSQL transaction in `mode` selects besides its
+    /// own columns: for a read, `set_config('transaction_read_only', 'on', true)`, so a
+    /// read transaction that tried to write would fail instead of its write being lost by
+    /// [`TenantTx::end_read`]. (Turning read-only on is allowed at any point of a
+    /// transaction; only turning it off must come before the first query.)
+    pub const fn read_only_column(mode: TxMode) -> &'static str {
+        match mode {
+            TxMode::Read => ", set_config('transaction_read_only', 'on', true) AS read_only",
+            TxMode::Write => "",
+        }
+    }
+
+    /// Ends a transaction that read only. On PostgreSQL, where a read transaction is
+    /// read-only, it is dropped without waiting for the server: its `ROLLBACK` (which
+    /// for a transaction that wrote nothing is its commit) is queued on the connection
+    /// and goes out with the check the pool makes when the connection returns to it, so
+    /// the request saves a round trip. A write transaction (or any on SQLite, whose
+    /// driver settles a dropped transaction only later) is committed.
+    pub async fn end_read(self) -> Result<(), DbErr> {
+        if self.mode == TxMode::Read
+            && self.txn.get_database_backend() == sea_orm::DbBackend::Postgres
+        {
+            drop(self);
+            return Ok(());
+        }
+        self.commit().await
     }
 
     /// Rolls the change back (dropping the transaction does the same).

@@ -189,7 +189,7 @@ impl TenancyService {
                 key_digest: caller.unchecked_key_digest(),
                 now: self.clock.now(),
             };
-            let found = enter_organization(&tx, principal, &credential).await?;
+            let found = enter_organization(&tx, principal, &credential, mode).await?;
             (tx, found)
         } else {
             let tx = self.open(org, mode).await?;
@@ -336,6 +336,7 @@ async fn enter_organization(
     tx: &TenantTx,
     principal: Principal,
     credential: &Unchecked<'_>,
+    mode: TxMode,
 ) -> Result<Option<Standing>> {
     let (user, key) = match principal {
         Principal::User(user) => (Some(user.as_uuid()), None),
@@ -343,9 +344,14 @@ async fn enter_organization(
     };
     Ok(Standing::find_by_statement(Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
-        "SELECT standing_role AS role, standing_id AS id, standing_policy_version AS policy_version, \
-         standing_pending_deletion AS pending_deletion, standing_session_live AS session_live \
-         FROM enter_organization($1, $2, $3, $4, $5, $6)",
+        format!(
+            "SELECT standing_role AS role, standing_id AS id, \
+             standing_policy_version AS policy_version, \
+             standing_pending_deletion AS pending_deletion, \
+             standing_session_live AS session_live{} \
+             FROM enter_organization($1, $2, $3, $4, $5, $6)",
+            TenantTx::read_only_column(mode)
+        ),
         [
             tx.org_id().as_uuid().into(),
             user.into(),
