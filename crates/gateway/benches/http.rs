@@ -10,7 +10,9 @@
 //! Workloads: `{ __typename }` anonymous (also against the node read's transaction: the
 //! ceiling any ratio can reach on this machine) and with a bearer token; `node(id:)` of a
 //! project (baseline: `BEGIN; set_config; SELECT id, name; COMMIT`, the transaction any
-//! RLS server must run); the first 50 documents with project, author, approvals and
+//! RLS server must run); the same transaction behind a bare axum route with sqlx and
+//! nothing else (no GraphQL, no credential, no ORM: the floor, the ratio this stack
+//! reaches on this machine doing only the database's part); the first 50 documents with project, author, approvals and
 //! versions (baseline: the same reads as hand-written SQL in one transaction);
 //! `updateProject` (baseline: its membership and project reads and the update as SQL, no
 //! audit event); and
@@ -70,6 +72,8 @@ struct Workload {
     credential: Option<String>,
     /// A pgbench script (run with `-M prepared`), or none.
     baseline: Option<String>,
+    /// Whether the platform serves it, or the bare floor server (see [`start_floor`]).
+    floor: bool,
 }
 
 async fn run(label: &str, owner_url: &str, app_url: &str) {
@@ -197,18 +201,30 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
             body: json!({"query": "{ __typename }"}),
             credential: None,
             baseline: Some(node_baseline.clone()),
+            floor: false,
         },
         Workload {
             name: "{ __typename } with a bearer token",
             body: json!({"query": "{ __typename }"}),
             credential: Some(token.clone()),
             baseline: None,
+            floor: false,
         },
         Workload {
             name: "node(id:) of a project",
             body: json!({"query": NODE, "variables": {"id": projects[0]}}),
             credential: Some(token.clone()),
             baseline: Some(node_baseline.clone()),
+            floor: false,
+        },
+        // The floor under the node read on this machine: its transaction behind a bare
+        // route (no GraphQL, no credential, no ORM), as fast as this stack serves it.
+        Workload {
+            name: "node transaction behind bare axum + sqlx (the floor)",
+            body: json!({}),
+            credential: None,
+            baseline: Some(node_baseline.clone()),
+            floor: true,
         },
         // A partner's call: the same read with an API key (metered: a second
         // transaction), as text and as a trusted document by id (kept parsed).
@@ -217,12 +233,14 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
             body: json!({"query": NODE, "variables": {"id": projects[0]}}),
             credential: Some(open_key.clone()),
             baseline: Some(node_baseline.clone()),
+            floor: false,
         },
         Workload {
             name: "node(id:) with an API key, trusted document by id",
             body: json!({"documentId": node_id, "variables": {"id": projects[0]}}),
             credential: Some(restricted_key.clone()),
             baseline: Some(node_baseline),
+            floor: false,
         },
         Workload {
             name: "documents(first: 50) with project, author, approvals, versions",
@@ -231,6 +249,7 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
                     approvals { reviewer { name } } versions(first: 1) { nodes { version } } } } }"}),
             credential: Some(token.clone()),
             baseline: Some(page_script(&ids)),
+            floor: false,
         },
         Workload {
             name: "updateProject",
@@ -249,6 +268,7 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
                 user = ids.user,
                 project = ids.project2,
             )),
+            floor: false,
         },
     ];
 
@@ -256,15 +276,21 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
         "{CLIENTS} clients, {CLIENTS} server connections, median of {ROUNDS} alternating rounds of {}s",
         WINDOW.as_secs()
     );
+    let floor = start_floor(&server, app_url, &ids).await;
     // `BENCH_HTTP_ONLY=node` runs the workloads whose name contains it (for profiling).
     let only = std::env::var("BENCH_HTTP_ONLY").unwrap_or_default();
     for workload in workloads.iter().filter(|w| w.name.contains(only.as_str())) {
         let auth = workload.credential.clone().map(|c| (c, org.clone()));
+        let base = if workload.floor { &floor } else { &base };
         let request = || measure(http.clone(), base.clone(), auth.clone(), &workload.body);
         request().await; // warm-up: prepared statements, caches
         let statements_before = server_db.statements_executed();
         let one = request_once(&http, &base, auth.as_ref(), &workload.body).await;
-        let statements = server_db.statements_executed() - statements_before;
+        let statements = match workload.floor {
+            // The floor's own: `set_config` and the select (its server is not counted).
+            true => "2".to_owned(),
+            false => (server_db.statements_executed() - statements_before).to_string(),
+        };
         assert!(one, "{} failed", workload.name);
         let (mut ours, mut theirs, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
@@ -363,6 +389,54 @@ impl ServerRuntime {
             .sum();
         Duration::from_nanos(nanos)
     }
+}
+
+/// Starts the floor server on the server's runtime: one route running the node read's
+/// baseline transaction (`BEGIN`, `set_config`, the select, `COMMIT`) with sqlx on a pool
+/// of `CLIENTS` connections as `platform_app` (no check on checkout; sqlx's own on
+/// release stays, as it does under the platform). Its base URL.
+async fn start_floor(server: &ServerRuntime, app_url: &str, ids: &Ids) -> String {
+    use sea_orm::sqlx;
+    let (org, project) = (
+        uuid::Uuid::parse_str(&ids.org).unwrap(),
+        uuid::Uuid::parse_str(&ids.project).unwrap(),
+    );
+    let app_url = app_url.to_owned();
+    let (started, ready) = tokio::sync::oneshot::channel();
+    server.runtime.spawn(async move {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(CLIENTS as u32)
+            .test_before_acquire(false)
+            .connect(&app_url)
+            .await
+            .expect("floor pool");
+        let node = move || {
+            let pool = pool.clone();
+            async move {
+                let mut tx = pool.begin().await.expect("begin");
+                sqlx::query("SELECT set_config('app.org_id', $1, true)")
+                    .bind(org.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .expect("set_config");
+                let (id, name): (uuid::Uuid, String) = sqlx::query_as(
+                    "SELECT id, name FROM projects WHERE organization_id = $1 AND id = $2",
+                )
+                .bind(org)
+                .bind(project)
+                .fetch_one(&mut *tx)
+                .await
+                .expect("select");
+                tx.commit().await.expect("commit");
+                axum::Json(json!({"data": {"node": {"id": id, "name": name}}}))
+            }
+        };
+        let router = axum::Router::new().route("/graphql", axum::routing::post(node));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        started.send(listener.local_addr().unwrap().port()).ok();
+        axum::serve(listener, router).await.ok();
+    });
+    format!("http://127.0.0.1:{}", ready.await.expect("floor started"))
 }
 
 /// Microseconds of server CPU per request, for `used` over a window served at `rate`.
