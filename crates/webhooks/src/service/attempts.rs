@@ -120,6 +120,17 @@ impl Webhooks {
         prepared: &Prepared,
         response: &egress::Response,
     ) -> Result<Option<Attempt>> {
+        // Attempts to one endpoint recorded at once take turns on its row (PostgreSQL), so
+        // a failure streak disables it once. Locked before the delivery is read: an
+        // endpoint being deleted (which locks its row first too) is gone by then, with
+        // its deliveries, and the attempt is not recorded.
+        let mut endpoint = tx
+            .select::<webhook_endpoint::Entity>()
+            .filter(webhook_endpoint::Column::Id.eq(prepared.endpoint_id));
+        if tx.conn().get_database_backend() == sea_orm::DbBackend::Postgres {
+            endpoint = endpoint.lock_exclusive();
+        }
+        let endpoint = endpoint.one(tx.conn()).await?;
         let Some(delivery) = tx
             .select::<webhook_delivery::Entity>()
             .filter(webhook_delivery::Column::Id.eq(prepared.delivery_id))
@@ -134,15 +145,6 @@ impl Webhooks {
             return Ok(None);
         }
         let now = self.clock.now();
-        // Attempts to one endpoint recorded at once take turns on its row (PostgreSQL), so
-        // a failure streak disables it once.
-        let mut endpoint = tx
-            .select::<webhook_endpoint::Entity>()
-            .filter(webhook_endpoint::Column::Id.eq(prepared.endpoint_id));
-        if tx.conn().get_database_backend() == sea_orm::DbBackend::Postgres {
-            endpoint = endpoint.lock_exclusive();
-        }
-        let endpoint = endpoint.one(tx.conn()).await?;
         let mut endpoint_disabled = false;
         let (status, next_attempt_at) = if response.succeeded() {
             if let Some(endpoint) = endpoint.filter(|e| e.failing_since.is_some()) {

@@ -15,7 +15,7 @@ use kernel::{ListOrder, Page, PageRequest, TenantTx};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter,
+    QueryFilter, QuerySelect,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -83,6 +83,15 @@ pub(super) async fn find_endpoint(tx: &TenantTx, id: Uuid) -> Result<webhook_end
         })
 }
 
+/// Takes the organization's turn at its endpoints until the transaction ends: creations
+/// (which count them), deletions and fan-outs (which make deliveries to them) of one
+/// organization run one after the other. Taken first, before any row lock, by all three.
+pub(crate) async fn lock_endpoints(tx: &TenantTx) -> Result<()> {
+    tx.lock(&format!("webhook_endpoints:{}", tx.org_id()))
+        .await?;
+    Ok(())
+}
+
 pub(super) fn parse_types(row: &webhook_endpoint::Model) -> Result<Vec<String>> {
     serde_json::from_str(&row.event_types)
         .map_err(|_| Error::Corrupt(format!("endpoint {}: event types", row.id)))
@@ -118,8 +127,7 @@ impl Webhooks {
         let event_types = checked_event_types(new.event_types)?;
         let description = checked_description(new.description)?;
         // Concurrent creations in one organization count one after the other.
-        tx.lock(&format!("webhook_endpoints:{}", tx.org_id()))
-            .await?;
+        lock_endpoints(tx).await?;
         let held = tx
             .select::<webhook_endpoint::Entity>()
             .count(tx.conn())
@@ -240,7 +248,20 @@ impl Webhooks {
         id: Uuid,
     ) -> Result<Endpoint> {
         permit.ensure(tx, ResourceType::Webhook, Action::Delete, Some(id))?;
-        let row = find_endpoint(tx, id).await?;
+        // Before anything is deleted: a fan-out making deliveries to this endpoint
+        // finishes first (or waits), so none names it once it is gone. Then the
+        // endpoint's row before its deliveries' rows, the order in which an attempt being
+        // recorded locks them (the other order deadlocks with it).
+        lock_endpoints(tx).await?;
+        let mut row = tx
+            .select::<webhook_endpoint::Entity>()
+            .filter(webhook_endpoint::Column::Id.eq(id));
+        if tx.conn().get_database_backend() == sea_orm::DbBackend::Postgres {
+            row = row.lock_exclusive();
+        }
+        let row = row.one(tx.conn()).await?.ok_or(Error::NotFound {
+            entity: "webhook endpoint",
+        })?;
         let endpoint = endpoint_from_row(row)?;
         webhook_delivery::Entity::delete_many()
             .filter(webhook_delivery::Column::OrganizationId.eq(tx.org_id().as_uuid()))
@@ -253,9 +274,7 @@ impl Webhooks {
             .exec(tx.conn())
             .await?;
         // The last one gone: the organization is no longer followed (its messages, which
-        // no delivery names any more, go with the cursor). Creations take the same turn.
-        tx.lock(&format!("webhook_endpoints:{}", tx.org_id()))
-            .await?;
+        // no delivery names any more, go with the cursor).
         let left = tx
             .select::<webhook_endpoint::Entity>()
             .count(tx.conn())

@@ -121,6 +121,8 @@ impl Webhooks {
         organization_global_id: &str,
         render: &RenderData,
     ) -> Result<FanOut> {
+        // An endpoint deleted meanwhile would leave a delivery naming it: deletions wait.
+        super::endpoints::lock_endpoints(tx).await?;
         let lock = match tx.conn().get_database_backend() {
             sea_orm::DbBackend::Postgres => " FOR UPDATE",
             _ => "",
