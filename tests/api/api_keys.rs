@@ -470,21 +470,18 @@ async fn a_key_made_by_an_expiring_key_expires_with_it() {
 }
 
 /// A key's secret, revocation and expiry are checked in the statement that enters its
-/// organization (to meter the call): a key's request runs two tenant transactions, the
-/// metering and the operation's, and a wrong secret is refused before any field runs.
+/// organization (to meter the call): a key's query runs one tenant transaction, the
+/// metering's, in which the operation reads and which commits before the answer; a
+/// mutation two (the meter commits before the write). A wrong secret is refused before
+/// any field runs.
 #[tokio::test]
-async fn a_key_is_checked_where_it_enters_and_its_call_costs_two_transactions() {
+async fn a_key_is_checked_where_it_enters_and_its_query_is_one_transaction() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice@example.com").await;
     let org = app.org(&alice, "Acme").await;
     let other = app.org(&alice, "Globex").await;
-    let (_, key) = app.api_key(&alice, &org, "MEMBER").await;
-    app.gql("mutation { createProject(input: {name: \"Ours\"}) { project { id } } }")
-        .as_user(&alice)
-        .in_org(&org)
-        .send()
-        .await
-        .data();
+    let (_, key) = app.api_key(&alice, &org, "ADMIN").await;
+    let project = app.project(&alice, &org, "Ours").await;
 
     let before = app.server_db.tenant_transactions_begun();
     let listed = app
@@ -493,6 +490,14 @@ async fn a_key_is_checked_where_it_enters_and_its_call_costs_two_transactions() 
         .send()
         .await;
     assert_eq!(listed.data()["projects"]["nodes"][0]["name"], "Ours");
+    assert_eq!(app.server_db.tenant_transactions_begun() - before, 1);
+    let before = app.server_db.tenant_transactions_begun();
+    app.gql("mutation($p: ID!) { updateProject(input: {projectId: $p, name: \"Ours\"}) { project { id } } }")
+        .vars(json!({ "p": project }))
+        .bearer(&key)
+        .send()
+        .await
+        .data();
     assert_eq!(app.server_db.tenant_transactions_begun() - before, 2);
 
     // The right form with a wrong secret, or the key's id and secret under another

@@ -285,7 +285,7 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
         let request = || measure(http.clone(), base.clone(), auth.clone(), &workload.body);
         request().await; // warm-up: prepared statements, caches
         let statements_before = server_db.statements_executed();
-        let one = request_once(&http, &base, auth.as_ref(), &workload.body).await;
+        let one = request_once(&http, base, auth.as_ref(), &workload.body).await;
         let statements = match workload.floor {
             // The floor's own: `set_config` and the select (its server is not counted).
             true => "2".to_owned(),

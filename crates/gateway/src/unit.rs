@@ -7,6 +7,11 @@
 //! commits. The request's turn makes these take turns, so a request never holds more
 //! than one pooled connection: a read unit of another organization, or a write, waits
 //! until the open read unit is no longer in use and ends it first.
+//!
+//! An API key's call is metered in a write transaction of its organization before the
+//! operation runs ([`OperationUnits::adopt`]): that transaction becomes the operation's
+//! read unit, so the call enters its organization once, and it commits (the meter with
+//! it) before the answer goes out, or the call is not served.
 
 use kernel::{OrgId, RequestTurn, TenantTx, TxMode};
 use std::sync::Arc;
@@ -30,6 +35,9 @@ struct ReadUnit {
     org: OrgId,
     tx: Arc<TenantTx>,
     actor: Actor,
+    /// Whether it wrote (an API key's meter: see [`OperationUnits::adopt`]) and must
+    /// commit, or only read.
+    wrote: bool,
 }
 
 /// A transaction as a resolver sees it: the operation's shared read unit, or a write of
@@ -105,7 +113,7 @@ impl OperationUnits {
             TxMode::Write => {
                 // The write needs the connection: the read unit ends first, and the turn
                 // is taken before another read can open one.
-                let turn = self.outside(turn).await;
+                let turn = self.outside(turn).await?;
                 let (tx, actor) = tenancy.enter(caller, org, mode).await?;
                 Ok((UnitTx::Write(tx.holding(turn)), actor))
             }
@@ -132,7 +140,7 @@ impl OperationUnits {
             return Ok((self.handle(unit.tx.clone()), unit.actor.clone()));
         }
         if let Some(idle) = slot.take() {
-            end(idle).await;
+            end(idle).await?;
         }
         let turn = turn.take().await;
         let (tx, actor) = tenancy.enter(caller, org, TxMode::Read).await?;
@@ -141,8 +149,24 @@ impl OperationUnits {
             org,
             tx: tx.clone(),
             actor: actor.clone(),
+            wrote: false,
         });
         Ok((self.handle(tx), actor))
+    }
+
+    /// Makes `tx`, a write transaction of `actor`'s organization opened before the
+    /// operation runs (in the request's turn), the operation's read unit: its fields read
+    /// in it, and it commits when the operation ends (or before a write of the operation
+    /// begins), so what it wrote is committed before the answer goes out.
+    pub async fn adopt(&self, tx: TenantTx, actor: Actor) {
+        let mut slot = self.0.slot.lock().await;
+        debug_assert!(slot.is_none(), "a unit was open before the operation ran");
+        *slot = Some(ReadUnit {
+            org: actor.org_id,
+            tx: Arc::new(tx),
+            actor,
+            wrote: true,
+        });
     }
 
     /// The slot, locked, once its unit (if any) is no longer in use by any handle.
@@ -169,9 +193,10 @@ impl OperationUnits {
     }
 
     /// Ends the read unit once nothing uses it any more.
-    async fn end_read_unit(&self) {
-        if let Some(idle) = self.idle_slot().await.take() {
-            end(idle).await;
+    async fn end_read_unit(&self) -> Result<(), sea_orm::DbErr> {
+        match self.idle_slot().await.take() {
+            Some(idle) => end(idle).await,
+            None => Ok(()),
         }
     }
 
@@ -198,32 +223,46 @@ impl OperationUnits {
 
     /// The request's turn for a transaction of its own (a write, or a person's
     /// memberships across organizations): the read unit ends first, once nothing uses it.
-    pub async fn outside(&self, turn: &RequestTurn) -> kernel::Turn {
+    /// Fails only where the unit wrote and could not commit.
+    pub async fn outside(&self, turn: &RequestTurn) -> Result<kernel::Turn, sea_orm::DbErr> {
         let mut slot = self.idle_slot().await;
         if let Some(idle) = slot.take() {
-            end(idle).await;
+            end(idle).await?;
         }
         // Taken under the slot's lock: no unit can open in between.
-        turn.take().await
+        Ok(turn.take().await)
     }
 
-    /// Ends the operation's read unit (called when the operation has been answered).
-    pub async fn finish(&self) {
-        self.end_read_unit().await;
+    /// Ends the operation's read unit (called when the operation has been answered, and
+    /// before the answer goes out). Fails only where the unit wrote and could not commit.
+    pub async fn finish(&self) -> Result<(), sea_orm::DbErr> {
+        self.end_read_unit().await
     }
 }
 
-/// Ends a read unit nobody holds (it could write nothing: see [`TenantTx::end_read`]),
-/// which releases the request's turn and the connection.
-async fn end(unit: ReadUnit) {
+/// Ends a read unit nobody holds, which releases the request's turn and the connection:
+/// one that only read without a round trip of its own (see [`TenantTx::end_read`]), one
+/// that wrote by committing it. Only the commit's failure is an error: a read has
+/// nothing to lose.
+async fn end(unit: ReadUnit) -> Result<(), sea_orm::DbErr> {
     match Arc::try_unwrap(unit.tx) {
+        Ok(tx) if unit.wrote => tx.commit().await,
         Ok(tx) => {
             if let Err(error) = tx.end_read().await {
                 tracing::debug!(%error, "ending a read unit");
             }
+            Ok(())
         }
         // Unreachable while the slot's lock is held and the count was one; dropping it
         // rolls back when the last holder lets go.
-        Err(shared) => drop(shared),
+        Err(shared) => {
+            drop(shared);
+            match unit.wrote {
+                true => Err(sea_orm::DbErr::Custom(
+                    "a unit that wrote was still in use".into(),
+                )),
+                false => Ok(()),
+            }
+        }
     }
 }

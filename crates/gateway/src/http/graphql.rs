@@ -274,11 +274,14 @@ pub(super) async fn execute(
             kernel::request::scope(meta, async move {
                 // The document found, the caller's right to run it settled and an API
                 // key's call metered; or why not.
-                let (mut request, introspects) =
-                    match prepare(state, context, submitted, method).await {
-                        Ok(prepared) => prepared,
-                        Err(refused) => return Response::from_errors(vec![refused]),
-                    };
+                let prepared = match prepare(state, context, submitted, method).await {
+                    Ok(prepared) => prepared,
+                    Err(refused) => return Response::from_errors(vec![refused]),
+                };
+                let (mut request, introspects) = (prepared.request, prepared.introspects);
+                if let Some((metered, actor)) = prepared.metered {
+                    units.adopt(metered, actor).await;
+                }
                 // A mutation sent with an Idempotency-Key: an earlier answer, or a claim
                 // its write makes.
                 let claim = match idempotency_key {
@@ -304,8 +307,11 @@ pub(super) async fn execute(
                     request = request.disable_introspection();
                 }
                 let mut response = tasks.run(state.schema.execute(request)).await;
-                // The operation's reads end with it (its loaders are done by now).
-                units.finish().await;
+                // The operation's reads end with it (its loaders are done by now); an API
+                // key's meter commits with them, or the call is not served.
+                if let Err(error) = units.finish().await {
+                    return Response::from_errors(vec![crate::error::server_error(error.into())]);
+                }
                 add_missing_codes(&mut response);
                 match (&claim, context.caller()) {
                     (Some(claim), Ok(caller)) => {

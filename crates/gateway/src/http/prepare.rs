@@ -85,17 +85,20 @@ async fn may_introspect(
 /// and sent text, introspection allowed or refused, and an API key's call metered.
 /// Answers the request and whether its document introspects.
 ///
-/// An API key does all of it in one transaction of its organization: entering checks the
-/// key (secret, revocation, expiry), the key's restriction and its organization's
-/// documents are read there, and the call is recorded as `api_calls` usage (refused with
-/// `LIMIT_EXCEEDED` past a hard quota) before the operation runs. Never skipped: a call
-/// that cannot be metered is not served, and a refused call is not metered.
+/// An API key does all of it in one transaction of its organization, in the request's
+/// turn: entering checks the key (secret, revocation, expiry), the key's restriction and
+/// its organization's documents are read there, and the call is recorded as `api_calls`
+/// usage (refused with `LIMIT_EXCEEDED` past a hard quota) before the operation runs.
+/// For a query that transaction is handed on ([`Prepared::metered`]) to be the
+/// operation's unit of work, committed before the answer goes out; a mutation's is
+/// committed here (its write needs a transaction of its own). Never skipped: a call that
+/// cannot be metered is not served, and a refused call is not metered.
 pub(super) async fn prepare(
     state: &HttpState,
     context: &RequestContext,
     Submitted { request, form }: Submitted,
     method: Method,
-) -> Result<(Request, bool), ServerError> {
+) -> Result<Prepared, ServerError> {
     let app = &state.app;
     let tenancy_error = |e: tenancy::Error| server_error(e.into());
     let key_call = match (context.caller().ok(), context.org) {
@@ -112,11 +115,13 @@ pub(super) async fn prepare(
         if let Some(per_minute) = cached_rates.and_then(|rates| rates.per_api_key) {
             within_rate(state, Subject::ApiKey(key.as_uuid()), per_minute).await?;
         }
-        let (tx, _) = app
+        let turn = context.turn.take().await;
+        let (tx, actor) = app
             .tenancy
             .enter(caller, org, kernel::TxMode::Write)
             .await
             .map_err(tenancy_error)?;
+        let tx = tx.holding(turn);
         app.tenancy
             .note_key_use(&tx, caller)
             .await
@@ -159,8 +164,15 @@ pub(super) async fn prepare(
             .meter_api_call(&tx, uuid::Uuid::now_v7())
             .await
             .map_err(|e| server_error(e.into()))?;
-        tx.commit().await.map_err(|e| server_error(e.into()))?;
-        return Ok((request, introspects));
+        if is_mutation(&mut request) {
+            tx.commit().await.map_err(|e| server_error(e.into()))?;
+            return Ok(Prepared::new(request, introspects));
+        }
+        return Ok(Prepared {
+            request,
+            introspects,
+            metered: Some((tx, actor)),
+        });
     }
     // A person's rate is the server's: they act across organizations, and the one a
     // request names is not checked yet (its plan must not choose the rate). The token's
@@ -190,7 +202,27 @@ pub(super) async fn prepare(
         }
         may_introspect(app, context, state.introspection).await?;
     }
-    Ok((request, introspects))
+    Ok(Prepared::new(request, introspects))
+}
+
+/// An operation ready to run.
+pub(super) struct Prepared {
+    pub request: Request,
+    /// Whether its document asks for introspection (and may).
+    pub introspects: bool,
+    /// An API key's query: the transaction that metered the call, still open, for the
+    /// operation to read in and commit (see `OperationUnits::adopt`).
+    pub metered: Option<(kernel::TenantTx, tenancy::Actor)>,
+}
+
+impl Prepared {
+    fn new(request: Request, introspects: bool) -> Self {
+        Self {
+            request,
+            introspects,
+            metered: None,
+        }
+    }
 }
 
 /// The earlier request with the caller's Idempotency-Key, or a claim for this one: a key

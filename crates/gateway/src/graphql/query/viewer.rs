@@ -62,7 +62,8 @@ impl Viewer {
                 let _turn = ctx
                     .data_unchecked::<OperationUnits>()
                     .outside(&ctx.request().turn)
-                    .await;
+                    .await
+                    .gql()?;
                 ctx.state()
                     .tenancy
                     .user_organizations(id, &page)
