@@ -12,7 +12,8 @@
 //! project (baseline: `BEGIN; set_config; SELECT id, name; COMMIT`, the transaction any
 //! RLS server must run); the same transaction behind a bare axum route with sqlx and
 //! nothing else (no GraphQL, no credential, no ORM: the floor, the ratio this stack
-//! reaches on this machine doing only the database's part); the first 50 documents with project, author, approvals and
+//! reaches on this machine doing only the database's part); the first 50 documents
+//! (and their floor: the page's SQL and its answer's JSON behind a bare route) with project, author, approvals and
 //! versions (baseline: the same reads as hand-written SQL in one transaction);
 //! `updateProject` (baseline: its membership and project reads and the update as SQL, no
 //! audit event); and
@@ -72,8 +73,9 @@ struct Workload {
     credential: Option<String>,
     /// A pgbench script (run with `-M prepared`), or none.
     baseline: Option<String>,
-    /// Whether the platform serves it, or the bare floor server (see [`start_floor`]).
-    floor: bool,
+    /// The platform serves it (`None`), or the bare floor server under this path (see
+    /// [`start_floor`]).
+    floor: Option<&'static str>,
 }
 
 async fn run(label: &str, owner_url: &str, app_url: &str) {
@@ -201,21 +203,21 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
             body: json!({"query": "{ __typename }"}),
             credential: None,
             baseline: Some(node_baseline.clone()),
-            floor: false,
+            floor: None,
         },
         Workload {
             name: "{ __typename } with a bearer token",
             body: json!({"query": "{ __typename }"}),
             credential: Some(token.clone()),
             baseline: None,
-            floor: false,
+            floor: None,
         },
         Workload {
             name: "node(id:) of a project",
             body: json!({"query": NODE, "variables": {"id": projects[0]}}),
             credential: Some(token.clone()),
             baseline: Some(node_baseline.clone()),
-            floor: false,
+            floor: None,
         },
         // The floor under the node read on this machine: its transaction behind a bare
         // route (no GraphQL, no credential, no ORM), as fast as this stack serves it.
@@ -224,7 +226,7 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
             body: json!({}),
             credential: None,
             baseline: Some(node_baseline.clone()),
-            floor: true,
+            floor: Some(""),
         },
         // A partner's call: the same read with an API key (metered: a second
         // transaction), as text and as a trusted document by id (kept parsed).
@@ -233,14 +235,14 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
             body: json!({"query": NODE, "variables": {"id": projects[0]}}),
             credential: Some(open_key.clone()),
             baseline: Some(node_baseline.clone()),
-            floor: false,
+            floor: None,
         },
         Workload {
             name: "node(id:) with an API key, trusted document by id",
             body: json!({"documentId": node_id, "variables": {"id": projects[0]}}),
             credential: Some(restricted_key.clone()),
             baseline: Some(node_baseline),
-            floor: false,
+            floor: None,
         },
         Workload {
             name: "documents(first: 50) with project, author, approvals, versions",
@@ -249,7 +251,16 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
                     approvals { reviewer { name } } versions(first: 1) { nodes { version } } } } }"}),
             credential: Some(token.clone()),
             baseline: Some(page_script(&ids)),
-            floor: false,
+            floor: None,
+        },
+        // The page's floor: its SQL, one statement at a time, and its answer's JSON behind
+        // a bare route (no GraphQL, no credential, no ORM).
+        Workload {
+            name: "documents page's SQL behind bare axum + sqlx (the floor)",
+            body: json!({}),
+            credential: None,
+            baseline: Some(page_script(&ids)),
+            floor: Some("/page"),
         },
         Workload {
             name: "updateProject",
@@ -268,7 +279,7 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
                 user = ids.user,
                 project = ids.project2,
             )),
-            floor: false,
+            floor: None,
         },
     ];
 
@@ -281,15 +292,22 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
     let only = std::env::var("BENCH_HTTP_ONLY").unwrap_or_default();
     for workload in workloads.iter().filter(|w| w.name.contains(only.as_str())) {
         let auth = workload.credential.clone().map(|c| (c, org.clone()));
-        let base = if workload.floor { &floor } else { &base };
+        let floor_base;
+        let base = match workload.floor {
+            Some(path) => {
+                floor_base = format!("{floor}{path}");
+                &floor_base
+            }
+            None => &base,
+        };
         let request = || measure(http.clone(), base.clone(), auth.clone(), &workload.body);
         request().await; // warm-up: prepared statements, caches
         let statements_before = server_db.statements_executed();
         let one = request_once(&http, base, auth.as_ref(), &workload.body).await;
         let statements = match workload.floor {
-            // The floor's own: `set_config` and the select (its server is not counted).
-            true => "2".to_owned(),
-            false => (server_db.statements_executed() - statements_before).to_string(),
+            // The floor's own (its server is not counted): what its script runs.
+            Some(_) => "its script's".to_owned(),
+            None => (server_db.statements_executed() - statements_before).to_string(),
         };
         assert!(one, "{} failed", workload.name);
         let (mut ours, mut theirs, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
@@ -391,12 +409,20 @@ impl ServerRuntime {
     }
 }
 
-/// Starts the floor server on the server's runtime: one route running the node read's
-/// baseline transaction (`BEGIN`, `set_config`, the select, `COMMIT`) with sqlx on a pool
-/// of `CLIENTS` connections as `platform_app` (no check on checkout; sqlx's own on
-/// release stays, as it does under the platform). Its base URL.
+/// Starts the floor server on the server's runtime, with sqlx on a pool of `CLIENTS`
+/// connections as `platform_app` (no check on checkout; sqlx's own on release stays, as
+/// it does under the platform). `/graphql` runs the node read's baseline transaction
+/// (`BEGIN`, `set_config`, the select, `COMMIT`); `/page/graphql` the page's script, one
+/// prepared statement at a time, and answers the page's JSON (each document's title,
+/// status, project and author names, reviewers' names and newest version). Its base URL.
 async fn start_floor(server: &ServerRuntime, app_url: &str, ids: &Ids) -> String {
     use sea_orm::sqlx;
+    use sqlx::Row;
+    let page_statements: Vec<String> = page_script(ids)
+        .lines()
+        .map(|line| line.trim().trim_end_matches(';').to_owned())
+        .filter(|sql| !matches!(sql.as_str(), "" | "BEGIN" | "COMMIT"))
+        .collect();
     let (org, project) = (
         uuid::Uuid::parse_str(&ids.org).unwrap(),
         uuid::Uuid::parse_str(&ids.project).unwrap(),
@@ -410,6 +436,7 @@ async fn start_floor(server: &ServerRuntime, app_url: &str, ids: &Ids) -> String
             .connect(&app_url)
             .await
             .expect("floor pool");
+        let page_pool = pool.clone();
         let node = move || {
             let pool = pool.clone();
             async move {
@@ -431,7 +458,56 @@ async fn start_floor(server: &ServerRuntime, app_url: &str, ids: &Ids) -> String
                 axum::Json(json!({"data": {"node": {"id": id, "name": name}}}))
             }
         };
-        let router = axum::Router::new().route("/graphql", axum::routing::post(node));
+        let page = move || {
+            let (pool, statements) = (page_pool.clone(), page_statements.clone());
+            async move {
+                let mut tx = pool.begin().await.expect("begin");
+                let mut results = Vec::new();
+                for sql in &statements {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                        .fetch_all(&mut *tx)
+                        .await
+                        .expect("page statement");
+                    results.push(rows);
+                }
+                tx.commit().await.expect("commit");
+                // set_config, membership, documents, projects, authors, reviews, versions.
+                let names = |rows: &[sqlx::postgres::PgRow]| {
+                    rows.iter()
+                        .map(|r| (r.get::<uuid::Uuid, _>("id"), r.get::<String, _>("name")))
+                        .collect::<std::collections::HashMap<_, _>>()
+                };
+                let (projects, users) = (names(&results[3]), names(&results[4]));
+                let nodes: Vec<Value> = results[2]
+                    .iter()
+                    .take(DOCUMENTS)
+                    .map(|doc| {
+                        let id: uuid::Uuid = doc.get("id");
+                        let reviewers: Vec<Value> = results[5]
+                            .iter()
+                            .filter(|r| r.get::<uuid::Uuid, _>("document_id") == id)
+                            .map(|r| json!({"reviewer": {"name": users.get(&r.get::<uuid::Uuid, _>("reviewer_id"))}}))
+                            .collect();
+                        let newest = results[6]
+                            .iter()
+                            .find(|v| v.get::<uuid::Uuid, _>("document_id") == id)
+                            .map(|v| json!({"version": v.get::<i32, _>("version")}));
+                        json!({
+                            "title": doc.get::<String, _>("title"),
+                            "status": doc.get::<String, _>("status"),
+                            "project": {"name": projects.get(&doc.get::<uuid::Uuid, _>("project_id"))},
+                            "author": {"name": users.get(&doc.get::<uuid::Uuid, _>("author_id"))},
+                            "approvals": reviewers,
+                            "versions": {"nodes": newest.into_iter().collect::<Vec<_>>()},
+                        })
+                    })
+                    .collect();
+                axum::Json(json!({"data": {"documents": {"nodes": nodes}}}))
+            }
+        };
+        let router = axum::Router::new()
+            .route("/graphql", axum::routing::post(node))
+            .route("/page/graphql", axum::routing::post(page));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         started.send(listener.local_addr().unwrap().port()).ok();
         axum::serve(listener, router).await.ok();
