@@ -545,3 +545,56 @@ async fn a_key_is_checked_where_it_enters_and_its_query_is_one_transaction() {
         1
     );
 }
+
+/// A key's `lastUsedAt` is written at most once a minute, and a call within that minute
+/// costs no statement for it; a call after it writes the new time.
+#[tokio::test]
+async fn a_key_calling_again_within_a_minute_writes_nothing_for_its_use() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com").await;
+    let org = app.org(&alice, "Acme").await;
+    let (_, key) = app.api_key(&alice, &org, "MEMBER").await;
+    let last_used = || async {
+        app.gql("{ viewer { activeOrganization { apiKeys { nodes { lastUsedAt } } } } }")
+            .as_user(&alice)
+            .in_org(&org)
+            .send()
+            .await
+            .data()["viewer"]["activeOrganization"]["apiKeys"]["nodes"][0]["lastUsedAt"]
+            .clone()
+    };
+    let call = || async {
+        let before = app.server_db.statements_executed();
+        app.gql("{ projects(first: 1) { nodes { name } } }")
+            .bearer(&key)
+            .send()
+            .await
+            .data();
+        app.server_db.statements_executed() - before
+    };
+    call().await; // the first: the key's policy and the plan's rates are read
+    let noted = last_used().await;
+    assert!(noted.is_string(), "{noted}");
+    // A person's same query, for reference: the key's call adds its meter only (the
+    // subscription's read and the usage row), no write of its use within the minute.
+    let before = app.server_db.statements_executed();
+    app.gql("{ projects(first: 1) { nodes { name } } }")
+        .as_user(&alice)
+        .in_org(&org)
+        .send()
+        .await
+        .data();
+    let person = app.server_db.statements_executed() - before;
+    app.clock.advance(chrono::Duration::seconds(30));
+    assert_eq!(call().await, person + 2);
+    assert_eq!(last_used().await, noted);
+    // A minute on, the use is written again; ten seconds later it is not.
+    app.clock.advance(chrono::Duration::seconds(31));
+    let after = call().await;
+    let written = last_used().await;
+    assert_ne!(written, noted);
+    app.clock.advance(chrono::Duration::seconds(10));
+    assert_eq!(call().await, person + 2);
+    assert!(after > person + 2, "{after} statements");
+    assert_eq!(last_used().await, written);
+}

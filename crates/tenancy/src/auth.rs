@@ -429,6 +429,16 @@ impl TenancyService {
             return Ok(());
         };
         let now = self.clock.now();
+        // Recorded by this process less than a minute ago: nothing to write (the statement
+        // below would change no row), so no statement. Remembered once the write commits.
+        if self
+            .key_uses
+            .noted_since(key.as_uuid(), now - KEY_USE_PRECISION)
+        {
+            return Ok(());
+        }
+        let key_uses = self.key_uses.clone();
+        tx.after_commit(move || key_uses.note(key.as_uuid(), now));
         api_key::Entity::update_many()
             .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
             .filter(api_key::Column::OrganizationId.eq(tx.org_id().as_uuid()))
@@ -436,10 +446,74 @@ impl TenancyService {
             .filter(
                 sea_orm::Condition::any()
                     .add(api_key::Column::LastUsedAt.is_null())
-                    .add(api_key::Column::LastUsedAt.lt(now - chrono::Duration::minutes(1))),
+                    .add(api_key::Column::LastUsedAt.lt(now - KEY_USE_PRECISION)),
             )
             .exec(tx.conn())
             .await?;
         Ok(())
+    }
+}
+
+/// How precisely an API key's `last_used_at` follows its calls: it is written at most
+/// once in this long per key.
+const KEY_USE_PRECISION: chrono::Duration = chrono::Duration::minutes(1);
+
+/// When this process last recorded each API key's use, so that a key calling many times
+/// a minute costs its call no statement. Bounded: past `KEY_USES_KEPT` keys the oldest
+/// notes are forgotten (a forgotten key's next call writes again, which is harmless).
+#[derive(Debug, Default)]
+pub(crate) struct KeyUses(
+    std::sync::Mutex<std::collections::HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>>>,
+);
+
+const KEY_USES_KEPT: usize = 100_000;
+
+impl KeyUses {
+    /// Whether `key`'s use was recorded at or after `since`.
+    fn noted_since(&self, key: uuid::Uuid, since: chrono::DateTime<chrono::Utc>) -> bool {
+        let noted = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        noted.get(&key).is_some_and(|at| *at >= since)
+    }
+
+    /// Remembers that `key`'s use was recorded at `at`.
+    fn note(&self, key: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) {
+        let mut noted = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if noted.len() >= KEY_USES_KEPT && !noted.contains_key(&key) {
+            let stale = at - KEY_USE_PRECISION;
+            noted.retain(|_, when| *when >= stale);
+            if noted.len() >= KEY_USES_KEPT {
+                noted.clear();
+            }
+        }
+        noted.insert(key, at);
+    }
+}
+
+#[cfg(test)]
+mod key_use_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_noted_for_a_minute_and_the_notes_stay_bounded() {
+        let uses = KeyUses::default();
+        let start = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let key = uuid::Uuid::from_u128(1);
+        assert!(!uses.noted_since(key, start - KEY_USE_PRECISION));
+        uses.note(key, start);
+        assert!(uses.noted_since(
+            key,
+            start + chrono::Duration::seconds(59) - KEY_USE_PRECISION
+        ));
+        assert!(!uses.noted_since(
+            key,
+            start + chrono::Duration::seconds(61) - KEY_USE_PRECISION
+        ));
+        for n in 0..(KEY_USES_KEPT as u128 + 10) {
+            uses.note(
+                uuid::Uuid::from_u128(n + 2),
+                start + chrono::Duration::minutes(5),
+            );
+        }
+        assert!(uses.0.lock().unwrap().len() <= KEY_USES_KEPT);
     }
 }

@@ -92,6 +92,8 @@ pub struct TenancyService {
     /// Where work a change causes is enqueued (data exports' preparation); without it
     /// (the command line) nothing is enqueued.
     pub(crate) jobs: Option<jobs::Jobs>,
+    /// When this process last recorded each API key's use (see `note_key_use`).
+    pub(crate) key_uses: std::sync::Arc<crate::auth::KeyUses>,
 }
 
 impl TenancyService {
@@ -115,6 +117,7 @@ impl TenancyService {
             verifications: std::sync::Arc::default(),
             pseudonym_key: std::sync::Arc::new(crate::erasure::pseudonym_key(token_secret)),
             jobs: None,
+            key_uses: std::sync::Arc::default(),
         }
     }
 
