@@ -210,7 +210,7 @@ async fn a_creation_reads_the_subscription_once() {
 }
 
 /// On PostgreSQL a read transaction is read-only: its unit ends without a commit round
-/// trip (`TenantTx::end_read` queues the rollback), so a write in it must fail rather
+/// trip (`TenantTx::end` queues the rollback), so a write in it must fail rather
 /// than be lost. A write transaction of the same caller writes.
 #[tokio::test]
 async fn a_read_transaction_cannot_write() {

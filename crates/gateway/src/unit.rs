@@ -35,9 +35,6 @@ struct ReadUnit {
     org: OrgId,
     tx: Arc<TenantTx>,
     actor: Actor,
-    /// Whether it wrote (an API key's meter: see [`OperationUnits::adopt`]) and must
-    /// commit, or only read.
-    wrote: bool,
 }
 
 /// A transaction as a resolver sees it: the operation's shared read unit, or a write of
@@ -149,7 +146,6 @@ impl OperationUnits {
             org,
             tx: tx.clone(),
             actor: actor.clone(),
-            wrote: false,
         });
         Ok((self.handle(tx), actor))
     }
@@ -165,7 +161,6 @@ impl OperationUnits {
             org: actor.org_id,
             tx: Arc::new(tx),
             actor,
-            wrote: true,
         });
     }
 
@@ -241,23 +236,24 @@ impl OperationUnits {
 }
 
 /// Ends a read unit nobody holds, which releases the request's turn and the connection:
-/// one that only read without a round trip of its own (see [`TenantTx::end_read`]), one
-/// that wrote by committing it. Only the commit's failure is an error: a read has
-/// nothing to lose.
+/// one that only read without a round trip of its own, one that wrote (an API key's
+/// meter: see [`OperationUnits::adopt`]) by committing it (see [`TenantTx::end`]). Only
+/// a write's failure is an error: a read has nothing to lose.
 async fn end(unit: ReadUnit) -> Result<(), sea_orm::DbErr> {
+    let wrote = unit.tx.mode() == TxMode::Write;
     match Arc::try_unwrap(unit.tx) {
-        Ok(tx) if unit.wrote => tx.commit().await,
-        Ok(tx) => {
-            if let Err(error) = tx.end_read().await {
+        Ok(tx) => match tx.end().await {
+            Err(error) if !wrote => {
                 tracing::debug!(%error, "ending a read unit");
+                Ok(())
             }
-            Ok(())
-        }
+            ended => ended,
+        },
         // Unreachable while the slot's lock is held and the count was one; dropping it
         // rolls back when the last holder lets go.
         Err(shared) => {
             drop(shared);
-            match unit.wrote {
+            match wrote {
                 true => Err(sea_orm::DbErr::Custom(
                     "a unit that wrote was still in use".into(),
                 )),

@@ -333,7 +333,7 @@ impl Db {
 /// before the driver counted it, a raw `BEGIN`). A connection inside one is closed, which
 /// rolls the transaction back on the server, instead of running a later request inside
 /// it. The probe's round trip also carries a dropped transaction's queued `ROLLBACK`
-/// (how a read ends: `TenantTx::end_read`), after which sqlx pings the connection.
+/// (how a read ends: `TenantTx::end`), after which sqlx pings the connection.
 async fn pg_release_check(
     conn: &mut sqlx::PgConnection,
     closed: &AtomicU64,

@@ -124,7 +124,7 @@ impl TenantTx {
     /// `enter_organization`, which sets `app.org_id` and reads the caller's standing in
     /// one round trip). Until bound, the transaction sees no tenant row (fail closed).
     /// That statement must also select [`TenantTx::read_only_column`] for `mode`, which
-    /// [`TenantTx::end_read`] relies on.
+    /// [`TenantTx::end`] relies on.
     pub async fn open_binding_in_first_statement(
         db: &Db,
         org: OrgId,
@@ -246,7 +246,7 @@ impl TenantTx {
     /// What the first statement of a PostgreSQL transaction in `mode` selects besides its
     /// own columns: for a read, `set_config('transaction_read_only', 'on', true)`, so a
     /// read transaction that tried to write would fail instead of its write being lost by
-    /// [`TenantTx::end_read`]. (Turning read-only on is allowed at any point of a
+    /// [`TenantTx::end`]. (Turning read-only on is allowed at any point of a
     /// transaction; only turning it off must come before the first query.)
     pub const fn read_only_column(mode: TxMode) -> &'static str {
         match mode {
@@ -255,13 +255,18 @@ impl TenantTx {
         }
     }
 
-    /// Ends a transaction that read only. On PostgreSQL, where a read transaction is
-    /// read-only, it is dropped without waiting for the server: its `ROLLBACK` (which
+    /// Whether this transaction may write.
+    pub fn mode(&self) -> TxMode {
+        self.mode
+    }
+
+    /// Ends the transaction: a write commits. On PostgreSQL, where a read transaction is
+    /// read-only, a read is dropped without waiting for the server: its `ROLLBACK` (which
     /// for a transaction that wrote nothing is its commit) is queued on the connection
     /// and goes out with the check the pool makes when the connection returns to it, so
-    /// the request saves a round trip. A write transaction (or any on SQLite, whose
-    /// driver settles a dropped transaction only later) is committed.
-    pub async fn end_read(self) -> Result<(), DbErr> {
+    /// the request saves a round trip. A read on SQLite (whose driver settles a dropped
+    /// transaction only later) is committed.
+    pub async fn end(self) -> Result<(), DbErr> {
         if self.mode == TxMode::Read
             && self.txn.get_database_backend() == sea_orm::DbBackend::Postgres
         {
