@@ -286,9 +286,8 @@ pub fn request_error(code: ErrorCode, message: impl Into<String>) -> ServerError
     error
 }
 
-/// Gives every error that has no code one: the errors async-graphql raises itself (parse,
-/// validation, limits) are classified by stage in `CodeExtension`; anything left is
-/// `INTERNAL`.
+/// Gives an error that has no code `fallback` (async-graphql's own errors are classified
+/// by stage in `http::respond::add_missing_codes`).
 pub fn ensure_code(error: &mut ServerError, fallback: ErrorCode) {
     let has_code = error
         .extensions
@@ -299,51 +298,6 @@ pub fn ensure_code(error: &mut ServerError, fallback: ErrorCode) {
             .extensions
             .get_or_insert_with(Default::default)
             .set("code", fallback.as_str());
-    }
-}
-
-/// Classifies async-graphql's own errors by the stage that raised them.
-pub struct CodeExtension;
-
-impl async_graphql::extensions::ExtensionFactory for CodeExtension {
-    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
-        std::sync::Arc::new(CodeExtensionImpl)
-    }
-}
-
-struct CodeExtensionImpl;
-
-#[async_graphql::async_trait::async_trait]
-impl async_graphql::extensions::Extension for CodeExtensionImpl {
-    async fn parse_query(
-        &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
-        query: &str,
-        variables: &async_graphql::Variables,
-        next: async_graphql::extensions::NextParseQuery<'_>,
-    ) -> async_graphql::ServerResult<async_graphql::parser::types::ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|mut e| {
-            ensure_code(&mut e, ErrorCode::GraphqlParseFailed);
-            e
-        })
-    }
-
-    async fn validation(
-        &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
-        next: async_graphql::extensions::NextValidation<'_>,
-    ) -> Result<async_graphql::ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|mut errors| {
-            for e in &mut errors {
-                let code = match e.message.as_str() {
-                    "Query is nested too deep." => ErrorCode::QueryTooDeep,
-                    "Query is too complex." => ErrorCode::QueryTooComplex,
-                    _ => ErrorCode::GraphqlValidationFailed,
-                };
-                ensure_code(e, code);
-            }
-            errors
-        })
     }
 }
 

@@ -8,11 +8,21 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use kernel::ErrorCode;
 
-/// Errors that reached the response without a code came from async-graphql's input
-/// coercion (a variable of the wrong type) or from somewhere unforeseen.
+/// Gives a code to the errors that reached the response without one. The schema has no
+/// extension (an extension, even one that only watches parsing and validation, makes
+/// async-graphql wrap every field's resolution in it: a boxed future, a registry look-up
+/// and a type name formatted per field), so async-graphql's own errors are classified
+/// here, by stage. A request error (no field resolved, no error on a path) was raised
+/// before execution: the document's depth or directives (parsing; the text itself is
+/// parsed before `execute`), its validation, or the operation's selection. An error on
+/// a path came from async-graphql's input coercion (a variable of the wrong type) or
+/// from somewhere unforeseen.
 pub(super) fn add_missing_codes(response: &mut Response) {
+    let before_execution = is_request_error(response);
     for error in &mut response.errors {
-        let fallback = if error.message.starts_with("Failed to parse")
+        let fallback = if before_execution {
+            request_stage_code(&error.message)
+        } else if error.message.starts_with("Failed to parse")
             || error.message.starts_with("Invalid value for argument")
         {
             ErrorCode::BadUserInput
@@ -20,6 +30,21 @@ pub(super) fn add_missing_codes(response: &mut Response) {
             ErrorCode::Internal
         };
         ensure_code(error, fallback);
+    }
+}
+
+/// The code of an error async-graphql raised before executing: by its message, which is
+/// all such an error carries.
+fn request_stage_code(message: &str) -> ErrorCode {
+    match message {
+        "Query is nested too deep." => ErrorCode::QueryTooDeep,
+        "Query is too complex." => ErrorCode::QueryTooComplex,
+        m if m.starts_with("The recursion depth of the query")
+            || m.starts_with("The number of directives") =>
+        {
+            ErrorCode::GraphqlParseFailed
+        }
+        _ => ErrorCode::GraphqlValidationFailed,
     }
 }
 
