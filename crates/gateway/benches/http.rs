@@ -13,8 +13,10 @@
 //! RLS server must run); the same transaction behind a bare axum route with sqlx and
 //! nothing else (no GraphQL, no credential, no ORM: the floor, the ratio this stack
 //! reaches on this machine doing only the database's part); the first 50 documents
-//! (and their floor: the page's SQL and its answer's JSON behind a bare route) with project, author, approvals and
-//! versions (baseline: the same reads as hand-written SQL in one transaction);
+//! with project, author, approvals and versions (baseline: the same reads as hand-written
+//! SQL in one transaction), and its two floors: the page's SQL and its answer's JSON
+//! behind a bare route, and the same SQL with the page's GraphQL document executed by
+//! async-graphql over plain structs (the floor of any GraphQL server on this stack);
 //! `updateProject` (baseline: its membership and project reads and the update as SQL, no
 //! audit event); and
 //! `updateProject` in one hot organization against the same over eight.
@@ -35,6 +37,7 @@
 #[path = "../../tenancy/benches/support/mod.rs"]
 mod support;
 
+mod floor;
 mod server;
 use server::{config, graphql, signed_up, update_throughput};
 
@@ -54,6 +57,9 @@ const CLIENTS: usize = 8;
 const DOCUMENTS: usize = 50;
 /// The node read.
 const NODE: &str = "query Node($id: ID!) { node(id: $id) { ... on Project { id name } } }";
+/// The documents page.
+const PAGE: &str = "{ documents(first: 50) { nodes { title status project { name } author { name } \
+    approvals { reviewer { name } } versions(first: 1) { nodes { version } } } } }";
 
 fn main() {
     // The baselines are pgbench's: PostgreSQL only (SQLite is passed over).
@@ -73,8 +79,8 @@ struct Workload {
     credential: Option<String>,
     /// A pgbench script (run with `-M prepared`), or none.
     baseline: Option<String>,
-    /// The platform serves it (`None`), or the bare floor server under this path (see
-    /// [`start_floor`]).
+    /// The platform serves it (`None`), or the floor server under this path (see
+    /// [`floor::start`]).
     floor: Option<&'static str>,
 }
 
@@ -246,9 +252,7 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
         },
         Workload {
             name: "documents(first: 50) with project, author, approvals, versions",
-            body: json!({"query":
-                "{ documents(first: 50) { nodes { title status project { name } author { name } \
-                    approvals { reviewer { name } } versions(first: 1) { nodes { version } } } } }"}),
+            body: json!({ "query": PAGE }),
             credential: Some(token.clone()),
             baseline: Some(page_script(&ids)),
             floor: None,
@@ -261,6 +265,15 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
             credential: None,
             baseline: Some(page_script(&ids)),
             floor: Some("/page"),
+        },
+        // The floor of any GraphQL server on this stack: the same SQL, and the page's
+        // document executed by async-graphql over plain structs.
+        Workload {
+            name: "documents page's SQL + async-graphql over plain structs (floor)",
+            body: json!({ "query": PAGE }),
+            credential: None,
+            baseline: Some(page_script(&ids)),
+            floor: Some("/graphql-page"),
         },
         Workload {
             name: "updateProject",
@@ -287,7 +300,7 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
         "{CLIENTS} clients, {CLIENTS} server connections, median of {ROUNDS} alternating rounds of {}s",
         WINDOW.as_secs()
     );
-    let floor = start_floor(&server, app_url, &ids).await;
+    let floor = floor::start(&server.runtime, app_url, &ids).await;
     // `BENCH_HTTP_ONLY=node` runs the workloads whose name contains it (for profiling).
     let only = std::env::var("BENCH_HTTP_ONLY").unwrap_or_default();
     for workload in workloads.iter().filter(|w| w.name.contains(only.as_str())) {
@@ -407,112 +420,6 @@ impl ServerRuntime {
             .sum();
         Duration::from_nanos(nanos)
     }
-}
-
-/// Starts the floor server on the server's runtime, with sqlx on a pool of `CLIENTS`
-/// connections as `platform_app` (no check on checkout; sqlx's own on release stays, as
-/// it does under the platform). `/graphql` runs the node read's baseline transaction
-/// (`BEGIN`, `set_config`, the select, `COMMIT`); `/page/graphql` the page's script, one
-/// prepared statement at a time, and answers the page's JSON (each document's title,
-/// status, project and author names, reviewers' names and newest version). Its base URL.
-async fn start_floor(server: &ServerRuntime, app_url: &str, ids: &Ids) -> String {
-    use sea_orm::sqlx;
-    use sqlx::Row;
-    let page_statements: Vec<String> = page_script(ids)
-        .lines()
-        .map(|line| line.trim().trim_end_matches(';').to_owned())
-        .filter(|sql| !matches!(sql.as_str(), "" | "BEGIN" | "COMMIT"))
-        .collect();
-    let (org, project) = (
-        uuid::Uuid::parse_str(&ids.org).unwrap(),
-        uuid::Uuid::parse_str(&ids.project).unwrap(),
-    );
-    let app_url = app_url.to_owned();
-    let (started, ready) = tokio::sync::oneshot::channel();
-    server.runtime.spawn(async move {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(CLIENTS as u32)
-            .test_before_acquire(false)
-            .connect(&app_url)
-            .await
-            .expect("floor pool");
-        let page_pool = pool.clone();
-        let node = move || {
-            let pool = pool.clone();
-            async move {
-                let mut tx = pool.begin().await.expect("begin");
-                sqlx::query("SELECT set_config('app.org_id', $1, true)")
-                    .bind(org.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .expect("set_config");
-                let (id, name): (uuid::Uuid, String) = sqlx::query_as(
-                    "SELECT id, name FROM projects WHERE organization_id = $1 AND id = $2",
-                )
-                .bind(org)
-                .bind(project)
-                .fetch_one(&mut *tx)
-                .await
-                .expect("select");
-                tx.commit().await.expect("commit");
-                axum::Json(json!({"data": {"node": {"id": id, "name": name}}}))
-            }
-        };
-        let page = move || {
-            let (pool, statements) = (page_pool.clone(), page_statements.clone());
-            async move {
-                let mut tx = pool.begin().await.expect("begin");
-                let mut results = Vec::new();
-                for sql in &statements {
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                        .fetch_all(&mut *tx)
-                        .await
-                        .expect("page statement");
-                    results.push(rows);
-                }
-                tx.commit().await.expect("commit");
-                // set_config, membership, documents, projects, authors, reviews, versions.
-                let names = |rows: &[sqlx::postgres::PgRow]| {
-                    rows.iter()
-                        .map(|r| (r.get::<uuid::Uuid, _>("id"), r.get::<String, _>("name")))
-                        .collect::<std::collections::HashMap<_, _>>()
-                };
-                let (projects, users) = (names(&results[3]), names(&results[4]));
-                let nodes: Vec<Value> = results[2]
-                    .iter()
-                    .take(DOCUMENTS)
-                    .map(|doc| {
-                        let id: uuid::Uuid = doc.get("id");
-                        let reviewers: Vec<Value> = results[5]
-                            .iter()
-                            .filter(|r| r.get::<uuid::Uuid, _>("document_id") == id)
-                            .map(|r| json!({"reviewer": {"name": users.get(&r.get::<uuid::Uuid, _>("reviewer_id"))}}))
-                            .collect();
-                        let newest = results[6]
-                            .iter()
-                            .find(|v| v.get::<uuid::Uuid, _>("document_id") == id)
-                            .map(|v| json!({"version": v.get::<i32, _>("version")}));
-                        json!({
-                            "title": doc.get::<String, _>("title"),
-                            "status": doc.get::<String, _>("status"),
-                            "project": {"name": projects.get(&doc.get::<uuid::Uuid, _>("project_id"))},
-                            "author": {"name": users.get(&doc.get::<uuid::Uuid, _>("author_id"))},
-                            "approvals": reviewers,
-                            "versions": {"nodes": newest.into_iter().collect::<Vec<_>>()},
-                        })
-                    })
-                    .collect();
-                axum::Json(json!({"data": {"documents": {"nodes": nodes}}}))
-            }
-        };
-        let router = axum::Router::new()
-            .route("/graphql", axum::routing::post(node))
-            .route("/page/graphql", axum::routing::post(page));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        started.send(listener.local_addr().unwrap().port()).ok();
-        axum::serve(listener, router).await.ok();
-    });
-    format!("http://127.0.0.1:{}", ready.await.expect("floor started"))
 }
 
 /// Microseconds of server CPU per request, for `used` over a window served at `rate`.
