@@ -386,13 +386,19 @@ pub async fn read<T>(
     at: Where<'_>,
     query: impl AsyncFnOnce(Unit<'_>) -> Result<T, ApiError>,
 ) -> GqlResult<T> {
-    let (tx, actor) = enter_at(ctx, at, TxMode::Read).await?;
-    let unit = Unit {
-        tx: &tx,
-        actor: &actor,
-        state: ctx.state(),
-    };
-    Ok(query(unit).await?)
+    // Boxed: async-graphql moves each field's future, as large as its type's largest
+    // field, into a box of its own; a field that read inline would make every other field
+    // of its type (a name, a date) as large a move.
+    Box::pin(async move {
+        let (tx, actor) = enter_at(ctx, at, TxMode::Read).await?;
+        let unit = Unit {
+            tx: &tx,
+            actor: &actor,
+            state: ctx.state(),
+        };
+        Ok(query(unit).await?)
+    })
+    .await
 }
 
 #[cfg(test)]
