@@ -54,6 +54,20 @@ async fn parse_validation_depth_and_complexity_errors_have_codes() {
     let too_complex = app.gql(&format!("{{ {wide} }}")).send().await;
     assert_eq!(too_complex.code(), "QUERY_TOO_COMPLEX");
     assert_eq!(too_complex.error()["extensions"]["cost"], 12_400);
+
+    // Choosing the operation is part of the request too: a request error, not INTERNAL.
+    let two = "query A { __typename } query B { __typename }";
+    for body in [
+        json!({ "query": two }),
+        json!({ "query": two, "operationName": "C" }),
+    ] {
+        let (_, answer) = post_raw(&app, &body.to_string()).await;
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{answer}"
+        );
+        assert!(answer.get("data").is_none(), "{answer}");
+    }
 }
 
 #[tokio::test]

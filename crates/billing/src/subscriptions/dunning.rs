@@ -81,13 +81,17 @@ impl Subscriptions {
     ) -> Result<()> {
         use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
         let row = self.invoices.find(tx, id).await?;
-        if !matches!(row.status.as_str(), "finalized" | "uncollectible") {
-            return Ok(());
-        }
+        let step = charge_step(
+            &row.status,
+            row.payment_attempts,
+            outcome,
+            attempt,
+            &self.collection.schedule,
+        );
         let now = self.clock.now();
-        match outcome {
-            ChargeOutcome::Pending => Ok(()),
-            ChargeOutcome::Paid(reference) => {
+        match (step, outcome) {
+            (ChargeStep::Leave, _) => Ok(()),
+            (ChargeStep::Settle, ChargeOutcome::Paid(reference)) => {
                 self.invoices.settle(tx, row, provider).await?;
                 self.audit
                     .record(
@@ -114,12 +118,8 @@ impl Subscriptions {
                 }
                 Ok(())
             }
-            ChargeOutcome::Failed(_) if attempt.is_some_and(|n| row.payment_attempts >= n) => {
-                Ok(())
-            }
-            ChargeOutcome::Failed(reason) => {
-                let failures = u32::try_from(row.payment_attempts + 1).unwrap_or(u32::MAX);
-                let next = self.collection.schedule.next_retry(failures);
+            (ChargeStep::Fail { failures, retry_in }, ChargeOutcome::Failed(reason)) => {
+                let next = retry_in;
                 let mut active = row.into_active_model();
                 active.payment_attempts = Set(i32::try_from(failures).unwrap_or(i32::MAX));
                 active.next_payment_attempt_at = Set(next.map(|wait| now + wait));
@@ -160,6 +160,8 @@ impl Subscriptions {
                 }
                 Ok(())
             }
+            // `charge_step` settles a payment and fails a failure only.
+            (ChargeStep::Settle | ChargeStep::Fail { .. }, _) => Ok(()),
         }
     }
 
@@ -201,5 +203,101 @@ impl Subscriptions {
             .effective(tx)
             .await?
             .is_some_and(|s| s.status == Status::Suspended))
+    }
+}
+
+/// What recording a charge's outcome does to its invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChargeStep {
+    /// Nothing: the invoice was paid or voided meanwhile, the charge is still pending, or
+    /// this failed attempt is recorded already.
+    Leave,
+    /// Paid: settle it.
+    Settle,
+    /// A failed attempt: `failures` in all, the next attempt after `retry_in`, or none
+    /// left (given up on: uncollectible, the subscription suspended).
+    Fail {
+        failures: u32,
+        retry_in: Option<chrono::Duration>,
+    },
+}
+
+/// Decides what a charge's outcome does to an invoice in `status` with
+/// `payment_attempts` failures recorded; `attempt` is the attempt the charge was (none
+/// for a payment recorded by hand).
+pub(crate) fn charge_step(
+    status: &str,
+    payment_attempts: i32,
+    outcome: &ChargeOutcome,
+    attempt: Option<i32>,
+    schedule: &crate::payments::DunningSchedule,
+) -> ChargeStep {
+    if !matches!(status, "finalized" | "uncollectible") {
+        return ChargeStep::Leave;
+    }
+    match outcome {
+        ChargeOutcome::Pending => ChargeStep::Leave,
+        ChargeOutcome::Paid(_) => ChargeStep::Settle,
+        ChargeOutcome::Failed(_) if attempt.is_some_and(|n| payment_attempts >= n) => {
+            ChargeStep::Leave
+        }
+        ChargeOutcome::Failed(_) => {
+            let failures = u32::try_from(payment_attempts.saturating_add(1)).unwrap_or(u32::MAX);
+            ChargeStep::Fail {
+                failures,
+                retry_in: schedule.next_retry(failures),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payments::DunningSchedule;
+    use chrono::Duration;
+
+    #[test]
+    fn a_charge_outcome_settles_retries_gives_up_or_leaves_the_invoice() {
+        let schedule = DunningSchedule {
+            retry_after_days: vec![3, 5],
+        };
+        let paid = ChargeOutcome::Paid("ch_1".into());
+        let failed = ChargeOutcome::Failed("card_declined".into());
+        let fail = |failures, days: Option<i64>| ChargeStep::Fail {
+            failures,
+            retry_in: days.map(Duration::days),
+        };
+        // (status, failures recorded, outcome, attempt charged, step)
+        let cases = [
+            ("finalized", 0, &paid, Some(1), ChargeStep::Settle),
+            ("uncollectible", 2, &paid, Some(3), ChargeStep::Settle),
+            ("finalized", 0, &paid, None, ChargeStep::Settle),
+            ("paid", 0, &paid, Some(1), ChargeStep::Leave),
+            ("void", 1, &failed, Some(2), ChargeStep::Leave),
+            ("draft", 0, &failed, Some(1), ChargeStep::Leave),
+            (
+                "finalized",
+                0,
+                &ChargeOutcome::Pending,
+                None,
+                ChargeStep::Leave,
+            ),
+            ("finalized", 0, &failed, Some(1), fail(1, Some(3))),
+            ("finalized", 1, &failed, Some(2), fail(2, Some(5))),
+            // The last retry failed: none left.
+            ("finalized", 2, &failed, Some(3), fail(3, None)),
+            ("uncollectible", 3, &failed, None, fail(4, None)),
+            // A second billing run recording the same attempt's failure.
+            ("finalized", 1, &failed, Some(1), ChargeStep::Leave),
+            ("finalized", 2, &failed, Some(1), ChargeStep::Leave),
+        ];
+        for (status, recorded, outcome, attempt, step) in cases {
+            assert_eq!(
+                charge_step(status, recorded, outcome, attempt, &schedule),
+                step,
+                "{status}, {recorded} failures, {outcome:?}, attempt {attempt:?}"
+            );
+        }
     }
 }
