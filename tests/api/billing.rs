@@ -951,6 +951,18 @@ async fn an_organization_goes_from_trial_through_failed_payments_and_suspension_
     assert_eq!(send(signed, body.clone()).await, (200, "duplicate".into()));
     let forged = stripe_provider::sign(body.as_bytes(), "whsec_other", now.timestamp());
     assert_eq!(send(forged, body).await.0, 400);
+    // An invoice this database does not hold (another environment on the same Stripe
+    // account) is ignored, and its event is not claimed: a redelivery is ignored too.
+    let elsewhere = json!({"id": "evt_2", "type": "payment_intent.succeeded", "data": {"object": {
+        "id": "pi_paid", "metadata": {"invoice_id": uuid::Uuid::now_v7(), "organization_id": org.org_id().to_string()}}}})
+    .to_string();
+    let signed = stripe_provider::sign(elsewhere.as_bytes(), "whsec_test", now.timestamp());
+    for _ in 0..2 {
+        assert_eq!(
+            send(signed.clone(), elsewhere.clone()).await,
+            (200, "ignored".into())
+        );
+    }
     assert_eq!(status(owner.clone()).await, "ACTIVE");
 
     assert_recorded(

@@ -34,5 +34,7 @@ pub use payments::{
 pub use period::{Line, Period, monthly_period, proration_lines};
 pub use plans::{Catalog, Imported, PlanVersion};
 pub use pricing::{ChargeModel, Tier};
-pub use subscriptions::{Collection, Effective, PlanChange, Status, Subscription, Subscriptions};
+pub use subscriptions::{
+    Collection, Effective, PlanChange, ProviderEvent, Status, Subscription, Subscriptions,
+};
 pub use usage::{MAX_BATCH, NewUsage, Recorded, UsageService};

@@ -139,7 +139,7 @@ impl DunningSchedule {
 /// Claims a provider event for handling in the caller's transaction: `true` the first
 /// time, `false` for a redelivery (handled already; nothing to do). The claim commits or
 /// rolls back with what the event changed.
-pub async fn claim_webhook_event(
+pub(crate) async fn claim_webhook_event(
     tx: &kernel::TenantTx,
     provider: &str,
     event_id: &str,

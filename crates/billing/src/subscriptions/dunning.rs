@@ -65,6 +65,32 @@ impl Subscriptions {
         .await
     }
 
+    /// Acts on a payment provider's event about invoice `id`, whose payment stands at
+    /// `outcome` as re-read from the provider (events arrive at least once and out of
+    /// order: the payment's state now decides, not the event). The event is claimed by
+    /// its id in `tx`, so a redelivery changes nothing. The caller commits `tx` when the
+    /// event was [`ProviderEvent::Handled`], and drops it otherwise.
+    pub async fn record_provider_event(
+        &self,
+        tx: &TenantTx,
+        provider: &str,
+        (event_id, kind): (&str, &str),
+        id: Uuid,
+        outcome: &ChargeOutcome,
+    ) -> Result<ProviderEvent> {
+        let claimed =
+            crate::payments::claim_webhook_event(tx, provider, event_id, kind, self.clock.now())
+                .await?;
+        if !claimed {
+            return Ok(ProviderEvent::Duplicate);
+        }
+        match self.record_charge(tx, id, outcome, provider, None).await {
+            // Another environment sharing the provider's account: nothing to do here.
+            Err(Error::NotFound(_)) => Ok(ProviderEvent::NotOurs),
+            other => other.map(|()| ProviderEvent::Handled),
+        }
+    }
+
     /// Records what the provider answered for invoice `id`, re-reading it first: an
     /// invoice paid or voided meanwhile is left alone, and so is a failure of an
     /// `attempt` already recorded (two billing runs that charged the same attempt: the
@@ -204,6 +230,17 @@ impl Subscriptions {
             .await?
             .is_some_and(|s| s.status == Status::Suspended))
     }
+}
+
+/// What a payment provider's event came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderEvent {
+    /// Recorded: the invoice's payment is settled or its failure scheduled.
+    Handled,
+    /// Claimed before: a redelivery.
+    Duplicate,
+    /// About an invoice this database does not hold.
+    NotOurs,
 }
 
 /// What recording a charge's outcome does to its invoice.

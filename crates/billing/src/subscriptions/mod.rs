@@ -26,6 +26,7 @@ mod metering;
 mod periods;
 mod plan_change;
 
+pub use self::dunning::ProviderEvent;
 pub use self::metering::late_usage_from;
 pub use self::periods::{Boundary, local_date, local_midnight, period_at, roll, roll_boundaries};
 use self::periods::{stored_zone, zone};

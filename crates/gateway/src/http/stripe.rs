@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
+use billing::ProviderEvent;
 use kernel::OrgId;
 
 /// Stripe's webhook: verified by signature and timestamp, deduplicated by event id, and
@@ -58,32 +59,19 @@ pub(super) async fn stripe_webhook(
     };
     let handled = async {
         let tx = app.tenancy.system_tx(OrgId::from_uuid(org)).await?;
-        if !billing::payments::claim_webhook_event(
-            &tx,
-            "stripe",
-            &event.id,
-            &event.kind,
-            app.clock.now(),
-        )
-        .await?
-        {
-            return anyhow::Ok(false);
-        }
-        match app
+        let recorded = app
             .subscriptions
-            .record_charge(&tx, invoice, &outcome, "stripe", None)
-            .await
-        {
-            // Not one of ours (another environment sharing the account): nothing to do.
-            Err(billing::Error::NotFound(_)) => return anyhow::Ok(false),
-            other => other?,
+            .record_provider_event(&tx, "stripe", (&event.id, &event.kind), invoice, &outcome)
+            .await?;
+        if recorded == ProviderEvent::Handled {
+            tx.commit().await?;
         }
-        tx.commit().await?;
-        anyhow::Ok(true)
+        anyhow::Ok(recorded)
     };
     match handled.await {
-        Ok(true) => (StatusCode::OK, "handled").into_response(),
-        Ok(false) => (StatusCode::OK, "duplicate").into_response(),
+        Ok(ProviderEvent::Handled) => (StatusCode::OK, "handled").into_response(),
+        Ok(ProviderEvent::Duplicate) => (StatusCode::OK, "duplicate").into_response(),
+        Ok(ProviderEvent::NotOurs) => (StatusCode::OK, "ignored").into_response(),
         Err(e) => {
             tracing::error!(error = ?e, event = %event.id, "webhook failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "retry later").into_response()
