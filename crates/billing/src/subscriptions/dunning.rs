@@ -115,16 +115,16 @@ impl Subscriptions {
             &self.collection.schedule,
         );
         let now = self.clock.now();
-        match (step, outcome) {
-            (ChargeStep::Leave, _) => Ok(()),
-            (ChargeStep::Settle, ChargeOutcome::Paid(reference)) => {
+        match step {
+            ChargeStep::Leave => Ok(()),
+            ChargeStep::Settle { reference } => {
                 self.invoices.settle(tx, row, provider).await?;
                 self.audit
                     .record(
                         tx,
                         NewEvent::new("payment.succeeded", "invoice", Some(id))
                             .change("provider", None::<String>, Some(provider.to_owned()))
-                            .change("reference", None::<String>, Some(reference.clone())),
+                            .change("reference", None::<String>, Some(reference.to_owned())),
                     )
                     .await?;
                 let overdue = tx
@@ -144,8 +144,11 @@ impl Subscriptions {
                 }
                 Ok(())
             }
-            (ChargeStep::Fail { failures, retry_in }, ChargeOutcome::Failed(reason)) => {
-                let next = retry_in;
+            ChargeStep::Fail {
+                failures,
+                reason,
+                retry_in: next,
+            } => {
                 let mut active = row.into_active_model();
                 active.payment_attempts = Set(i32::try_from(failures).unwrap_or(i32::MAX));
                 active.next_payment_attempt_at = Set(next.map(|wait| now + wait));
@@ -160,7 +163,7 @@ impl Subscriptions {
                         tx,
                         NewEvent::new("payment.failed", "invoice", Some(id))
                             .change("attempt", None::<u32>, Some(failures))
-                            .change("reason", None::<String>, Some(reason.clone()))
+                            .change("reason", None::<String>, Some(reason.to_owned()))
                             .change(
                                 "next_attempt_at",
                                 None::<String>,
@@ -186,8 +189,6 @@ impl Subscriptions {
                 }
                 Ok(())
             }
-            // `charge_step` settles a payment and fails a failure only.
-            (ChargeStep::Settle | ChargeStep::Fail { .. }, _) => Ok(()),
         }
     }
 
@@ -245,16 +246,17 @@ pub enum ProviderEvent {
 
 /// What recording a charge's outcome does to its invoice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ChargeStep {
+pub(crate) enum ChargeStep<'a> {
     /// Nothing: the invoice was paid or voided meanwhile, the charge is still pending, or
     /// this failed attempt is recorded already.
     Leave,
-    /// Paid: settle it.
-    Settle,
+    /// Paid (the provider's reference): settle it.
+    Settle { reference: &'a str },
     /// A failed attempt: `failures` in all, the next attempt after `retry_in`, or none
     /// left (given up on: uncollectible, the subscription suspended).
     Fail {
         failures: u32,
+        reason: &'a str,
         retry_in: Option<chrono::Duration>,
     },
 }
@@ -262,26 +264,27 @@ pub(crate) enum ChargeStep {
 /// Decides what a charge's outcome does to an invoice in `status` with
 /// `payment_attempts` failures recorded; `attempt` is the attempt the charge was (none
 /// for a payment recorded by hand).
-pub(crate) fn charge_step(
+pub(crate) fn charge_step<'a>(
     status: &str,
     payment_attempts: i32,
-    outcome: &ChargeOutcome,
+    outcome: &'a ChargeOutcome,
     attempt: Option<i32>,
     schedule: &crate::payments::DunningSchedule,
-) -> ChargeStep {
+) -> ChargeStep<'a> {
     if !matches!(status, "finalized" | "uncollectible") {
         return ChargeStep::Leave;
     }
     match outcome {
         ChargeOutcome::Pending => ChargeStep::Leave,
-        ChargeOutcome::Paid(_) => ChargeStep::Settle,
+        ChargeOutcome::Paid(reference) => ChargeStep::Settle { reference },
         ChargeOutcome::Failed(_) if attempt.is_some_and(|n| payment_attempts >= n) => {
             ChargeStep::Leave
         }
-        ChargeOutcome::Failed(_) => {
+        ChargeOutcome::Failed(reason) => {
             let failures = u32::try_from(payment_attempts.saturating_add(1)).unwrap_or(u32::MAX);
             ChargeStep::Fail {
                 failures,
+                reason,
                 retry_in: schedule.next_retry(failures),
             }
         }
@@ -303,13 +306,15 @@ mod tests {
         let failed = ChargeOutcome::Failed("card_declined".into());
         let fail = |failures, days: Option<i64>| ChargeStep::Fail {
             failures,
+            reason: "card_declined",
             retry_in: days.map(Duration::days),
         };
+        let settle = ChargeStep::Settle { reference: "ch_1" };
         // (status, failures recorded, outcome, attempt charged, step)
         let cases = [
-            ("finalized", 0, &paid, Some(1), ChargeStep::Settle),
-            ("uncollectible", 2, &paid, Some(3), ChargeStep::Settle),
-            ("finalized", 0, &paid, None, ChargeStep::Settle),
+            ("finalized", 0, &paid, Some(1), settle),
+            ("uncollectible", 2, &paid, Some(3), settle),
+            ("finalized", 0, &paid, None, settle),
             ("paid", 0, &paid, Some(1), ChargeStep::Leave),
             ("void", 1, &failed, Some(2), ChargeStep::Leave),
             ("draft", 0, &failed, Some(1), ChargeStep::Leave),
