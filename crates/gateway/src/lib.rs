@@ -15,6 +15,7 @@ pub mod privacy;
 pub mod rate_limit;
 pub mod seed;
 pub mod server;
+pub mod standing;
 pub mod startup;
 pub mod telemetry;
 pub mod trace_context;

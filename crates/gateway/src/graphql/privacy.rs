@@ -5,6 +5,7 @@ use crate::context::{ContextExt, Where, read, write};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::connection::{connection, page_request};
 use crate::graphql::ids::{GlobalId, NodeKind};
+use crate::standing::WriteClass;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
@@ -266,7 +267,7 @@ impl PrivacyMutation {
                     .gql()?
             }
             DataExportScope::Organization => {
-                write(ctx, Where::Active, async |unit| {
+                write(ctx, Where::Active, WriteClass::HandBack, async |unit| {
                     Ok(unit
                         .state
                         .tenancy
@@ -291,7 +292,7 @@ impl PrivacyMutation {
         ctx: &Context<'_>,
         input: AcceptDataProcessingAgreementInput,
     ) -> GqlResult<AcceptDataProcessingAgreementPayload> {
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let tenancy = &unit.state.tenancy;
             let acceptance = tenancy
                 .accept_dpa(unit.tx, unit.actor, &input.version)

@@ -5,6 +5,7 @@ use crate::error::{ApiError, GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::access::{Action, DenyRule, ResourceType, RoleDefinition};
 use crate::graphql::types::project::Grant;
+use crate::standing::WriteClass;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Resource, Subject};
 use kernel::MembershipId;
@@ -151,7 +152,7 @@ impl AccessMutation {
         input: CreateRoleInput,
     ) -> GqlResult<RolePayload> {
         let permissions = permissions(input.permissions);
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let permit = unit.permit(on_roles(), authz::Action::Create).await?;
             let role = unit
                 .state
@@ -176,7 +177,7 @@ impl AccessMutation {
         input: UpdateRoleInput,
     ) -> GqlResult<RolePayload> {
         let permissions = permissions(input.permissions);
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let permit = unit.permit(on_roles(), authz::Action::Update).await?;
             let role = unit
                 .state
@@ -194,7 +195,7 @@ impl AccessMutation {
         ctx: &Context<'_>,
         input: DeleteRoleInput,
     ) -> GqlResult<DeleteRolePayload> {
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Settling, async |unit| {
             let permit = unit.permit(on_roles(), authz::Action::Delete).await?;
             let authz = &unit.state.authz;
             authz.delete_role(unit.tx, &permit, &input.name).await?;
@@ -240,7 +241,7 @@ impl AccessMutation {
             }
             Err(_) => input.subject,
         };
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let permit = unit.permit(on_roles(), authz::Action::Update).await?;
             unit.state
                 .authz
@@ -265,17 +266,22 @@ impl AccessMutation {
         input: RemoveDenyRuleInput,
     ) -> GqlResult<RemoveDenyRulePayload> {
         let id = GlobalId::expect("ruleId", &input.rule_id, NodeKind::DenyRule).gql()?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let permit = unit.permit(on_roles(), authz::Action::Update).await?;
-            let removed = unit
-                .state
-                .authz
-                .remove_deny(unit.tx, &permit, id.id)
-                .await?;
-            Ok(RemoveDenyRulePayload {
-                deny_rule: DenyRule::new(removed, unit.actor.org_id),
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Ordinary,
+            async |unit| {
+                let permit = unit.permit(on_roles(), authz::Action::Update).await?;
+                let removed = unit
+                    .state
+                    .authz
+                    .remove_deny(unit.tx, &permit, id.id)
+                    .await?;
+                Ok(RemoveDenyRulePayload {
+                    deny_rule: DenyRule::new(removed, unit.actor.org_id),
+                })
+            },
+        )
         .await
     }
 
@@ -307,18 +313,23 @@ impl AccessMutation {
                 );
             }
         };
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let (record, on_grants) = unit.grant_scope(typ, id.id).await?;
-            let permit = unit.permit(on_grants, authz::Action::Create).await?;
-            let grant = unit
-                .state
-                .authz
-                .grant(unit.tx, &permit, &subject, &record, &input.relation)
-                .await?;
-            Ok(GrantPayload {
-                grant: Grant::new(grant, unit.actor.org_id),
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Ordinary,
+            async |unit| {
+                let (record, on_grants) = unit.grant_scope(typ, id.id).await?;
+                let permit = unit.permit(on_grants, authz::Action::Create).await?;
+                let grant = unit
+                    .state
+                    .authz
+                    .grant(unit.tx, &permit, &subject, &record, &input.relation)
+                    .await?;
+                Ok(GrantPayload {
+                    grant: Grant::new(grant, unit.actor.org_id),
+                })
+            },
+        )
         .await
     }
 
@@ -329,18 +340,23 @@ impl AccessMutation {
         input: RevokeAccessInput,
     ) -> GqlResult<GrantPayload> {
         let id = GlobalId::expect("grantId", &input.grant_id, NodeKind::Grant).gql()?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let authz = &unit.state.authz;
-            let grant = authz.find_grant(unit.tx, id.id).await?;
-            let (_, on_grants) = unit
-                .grant_scope(grant.resource_type, grant.resource_id)
-                .await?;
-            let permit = unit.permit(on_grants, authz::Action::Delete).await?;
-            let revoked = authz.revoke(unit.tx, &permit, id.id).await?;
-            Ok(GrantPayload {
-                grant: Grant::new(revoked, unit.actor.org_id),
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Settling,
+            async |unit| {
+                let authz = &unit.state.authz;
+                let grant = authz.find_grant(unit.tx, id.id).await?;
+                let (_, on_grants) = unit
+                    .grant_scope(grant.resource_type, grant.resource_id)
+                    .await?;
+                let permit = unit.permit(on_grants, authz::Action::Delete).await?;
+                let revoked = authz.revoke(unit.tx, &permit, id.id).await?;
+                Ok(GrantPayload {
+                    grant: Grant::new(revoked, unit.actor.org_id),
+                })
+            },
+        )
         .await
     }
 }
@@ -377,29 +393,34 @@ async fn change_assignment(
         );
     }
     let id = GlobalId::expect("memberId", &input.member_id, NodeKind::Membership).gql()?;
-    write(ctx, Where::RecordOf(&id), async |unit| {
-        let member = Resource::record(authz::ResourceType::Member, id.id);
-        let permit = unit.permit(member.clone(), authz::Action::Update).await?;
-        let read = unit.permit(member, authz::Action::Read).await?;
-        let (tx, state) = (unit.tx, unit.state);
-        let member_id = MembershipId::from_uuid(id.id);
-        let (membership, _) = state.tenancy.member(tx, &read, member_id).await?;
-        let subject = Subject::User(membership.user_id);
-        let authz = &state.authz;
-        match change {
-            Assignment::Give => {
-                authz
-                    .assign_custom_role(tx, &permit, &subject, &input.role)
-                    .await?
+    write(
+        ctx,
+        Where::RecordOf(&id),
+        WriteClass::Ordinary,
+        async |unit| {
+            let member = Resource::record(authz::ResourceType::Member, id.id);
+            let permit = unit.permit(member.clone(), authz::Action::Update).await?;
+            let read = unit.permit(member, authz::Action::Read).await?;
+            let (tx, state) = (unit.tx, unit.state);
+            let member_id = MembershipId::from_uuid(id.id);
+            let (membership, _) = state.tenancy.member(tx, &read, member_id).await?;
+            let subject = Subject::User(membership.user_id);
+            let authz = &state.authz;
+            match change {
+                Assignment::Give => {
+                    authz
+                        .assign_custom_role(tx, &permit, &subject, &input.role)
+                        .await?
+                }
+                Assignment::Take => {
+                    authz
+                        .unassign_custom_role(tx, &permit, &subject, &input.role)
+                        .await?
+                }
             }
-            Assignment::Take => {
-                authz
-                    .unassign_custom_role(tx, &permit, &subject, &input.role)
-                    .await?
-            }
-        }
-        let roles = authz.roles_of(tx, &subject).await?;
-        Ok(RoleAssignmentPayload { roles })
-    })
+            let roles = authz.roles_of(tx, &subject).await?;
+            Ok(RoleAssignmentPayload { roles })
+        },
+    )
     .await
 }

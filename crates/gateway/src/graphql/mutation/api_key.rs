@@ -4,6 +4,7 @@ use crate::context::{Where, write};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::{ApiKey, Role};
+use crate::standing::WriteClass;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use kernel::ApiKeyId;
@@ -68,7 +69,7 @@ impl ApiKeyMutation {
                 .map(|p| (p.resource_type.into(), p.action.into()))
                 .collect()
         });
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let on_keys = Resource::of_type(ResourceType::ApiKey);
             let permit = unit.permit(on_keys, Action::Create).await?;
             let issued = unit
@@ -101,18 +102,23 @@ impl ApiKeyMutation {
         input: RevokeApiKeyInput,
     ) -> GqlResult<RevokeApiKeyPayload> {
         let id = GlobalId::expect("apiKeyId", &input.api_key_id, NodeKind::ApiKey).gql()?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let key = Resource::record(ResourceType::ApiKey, id.id);
-            let permit = unit.permit(key, Action::Delete).await?;
-            let key = unit
-                .state
-                .tenancy
-                .revoke_api_key(unit.tx, &permit, ApiKeyId::from_uuid(id.id))
-                .await?;
-            Ok(RevokeApiKeyPayload {
-                api_key: ApiKey(key),
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Settling,
+            async |unit| {
+                let key = Resource::record(ResourceType::ApiKey, id.id);
+                let permit = unit.permit(key, Action::Delete).await?;
+                let key = unit
+                    .state
+                    .tenancy
+                    .revoke_api_key(unit.tx, &permit, ApiKeyId::from_uuid(id.id))
+                    .await?;
+                Ok(RevokeApiKeyPayload {
+                    api_key: ApiKey(key),
+                })
+            },
+        )
         .await
     }
 }

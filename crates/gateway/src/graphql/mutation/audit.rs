@@ -2,6 +2,7 @@
 
 use crate::context::{Where, write};
 use crate::error::GqlResult;
+use crate::standing::WriteClass;
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 
@@ -44,7 +45,7 @@ impl AuditMutation {
         ctx: &Context<'_>,
         input: SetAuditRetentionInput,
     ) -> GqlResult<AuditRetentionPayload> {
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let permit = unit.permit(on_audit(), Action::Delete).await?;
             let tenancy = &unit.state.tenancy;
             tenancy
@@ -60,7 +61,7 @@ impl AuditMutation {
     /// Removes the events older than the retention now; the purge is recorded as an
     /// event that anchors the rest of the chain.
     async fn purge_audit_events(&self, ctx: &Context<'_>) -> GqlResult<PurgeAuditEventsPayload> {
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Settling, async |unit| {
             let permit = unit.permit(on_audit(), Action::Delete).await?;
             let report = unit.state.tenancy.purge_audit(unit.tx, &permit).await?;
             Ok(PurgeAuditEventsPayload {

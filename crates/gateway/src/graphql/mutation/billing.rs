@@ -5,6 +5,7 @@ use crate::context::{ContextExt, Where, read, write};
 use crate::error::ApiError;
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::types::billing::{Invoice, InvoiceLine, Subscription};
+use crate::standing::WriteClass;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 
@@ -96,7 +97,7 @@ impl BillingMutation {
         ctx: &Context<'_>,
         input: ChangePlanInput,
     ) -> GqlResult<ChangePlanPayload> {
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Settling, async |unit| {
             let permit = unit.permit(on_billing(), Action::Update).await?;
             // Subscribing to a plan needs the processor agreement accepted.
             unit.state.tenancy.ensure_dpa_accepted(unit.tx).await?;
@@ -121,7 +122,7 @@ impl BillingMutation {
     /// Ends the active organization's subscription at the end of its current period (a
     /// trial: at the trial's end). The organization then has the free allowance.
     async fn cancel_subscription(&self, ctx: &Context<'_>) -> GqlResult<CancelSubscriptionPayload> {
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Settling, async |unit| {
             let permit = unit.permit(on_billing(), Action::Update).await?;
             let subscription = unit.state.subscriptions.cancel(unit.tx, &permit).await?;
             Ok(CancelSubscriptionPayload {
@@ -142,7 +143,7 @@ impl BillingMutation {
     ) -> GqlResult<PayInvoicePayload> {
         let id = uuid::Uuid::parse_str(&input.invoice_id)
             .map_err(|_| ApiError::bad_input("invoiceId", "an invoice id"))?;
-        let org = write(ctx, Where::Active, async |unit| {
+        let org = write(ctx, Where::Active, WriteClass::Settling, async |unit| {
             let permit = unit.permit(on_billing(), Action::Update).await?;
             let subscriptions = &unit.state.subscriptions;
             subscriptions.request_payment(unit.tx, &permit, id).await?;

@@ -4,6 +4,7 @@ use crate::context::{Where, write};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::Document;
+use crate::standing::WriteClass;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use core_domain::Transition;
@@ -57,18 +58,23 @@ async fn step(
     transition: Transition,
 ) -> GqlResult<DocumentPayload> {
     let id = GlobalId::expect("documentId", &input.document_id, NodeKind::Document).gql()?;
-    write(ctx, Where::RecordOf(&id), async |unit| {
-        let permit = unit
-            .document_permit(id.id, transition.required_action())
-            .await?;
-        let documents = &unit.state.documents;
-        let document = documents
-            .transition(unit.tx, &permit, id.id, transition, input.comment)
-            .await?;
-        Ok(DocumentPayload {
-            document: Document(document),
-        })
-    })
+    write(
+        ctx,
+        Where::RecordOf(&id),
+        WriteClass::Ordinary,
+        async |unit| {
+            let permit = unit
+                .document_permit(id.id, transition.required_action())
+                .await?;
+            let documents = &unit.state.documents;
+            let document = documents
+                .transition(unit.tx, &permit, id.id, transition, input.comment)
+                .await?;
+            Ok(DocumentPayload {
+                document: Document(document),
+            })
+        },
+    )
     .await
 }
 
@@ -89,17 +95,22 @@ impl DocumentMutation {
             title: input.title,
             body: input.body,
         };
-        write(ctx, Where::RecordOf(&project), async |unit| {
-            // An unknown project is NOT_FOUND before any decision.
-            unit.project_resource(project.id).await?;
-            let in_project = Resource::of_type(ResourceType::Document)
-                .with_parent(ResourceType::Project, project.id);
-            let permit = unit.permit(in_project, Action::Create).await?;
-            let document = unit.state.documents.create(unit.tx, &permit, new).await?;
-            Ok(DocumentPayload {
-                document: Document(document),
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&project),
+            WriteClass::Ordinary,
+            async |unit| {
+                // An unknown project is NOT_FOUND before any decision.
+                unit.project_resource(project.id).await?;
+                let in_project = Resource::of_type(ResourceType::Document)
+                    .with_parent(ResourceType::Project, project.id);
+                let permit = unit.permit(in_project, Action::Create).await?;
+                let document = unit.state.documents.create(unit.tx, &permit, new).await?;
+                Ok(DocumentPayload {
+                    document: Document(document),
+                })
+            },
+        )
         .await
     }
 
@@ -116,17 +127,22 @@ impl DocumentMutation {
             title: input.title,
             body: input.body,
         };
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let permit = unit.document_permit(id.id, Action::Update).await?;
-            let document = unit
-                .state
-                .documents
-                .edit(unit.tx, &permit, id.id, edit)
-                .await?;
-            Ok(DocumentPayload {
-                document: Document(document),
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Ordinary,
+            async |unit| {
+                let permit = unit.document_permit(id.id, Action::Update).await?;
+                let document = unit
+                    .state
+                    .documents
+                    .edit(unit.tx, &permit, id.id, edit)
+                    .await?;
+                Ok(DocumentPayload {
+                    document: Document(document),
+                })
+            },
+        )
         .await
     }
 

@@ -4,6 +4,7 @@ use crate::context::{Where, write};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::{Invitation, Membership, Role};
+use crate::standing::WriteClass;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use kernel::{InvitationId, MembershipId};
@@ -82,7 +83,7 @@ impl MemberMutation {
         ctx: &Context<'_>,
         input: InviteMemberInput,
     ) -> GqlResult<InvitationPayload> {
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let on_invitations = Resource::of_type(ResourceType::Invitation);
             let permit = unit.permit(on_invitations, Action::Create).await?;
             let issued = unit
@@ -106,19 +107,24 @@ impl MemberMutation {
     ) -> GqlResult<InvitationPayload> {
         let id =
             GlobalId::expect("invitationId", &input.invitation_id, NodeKind::Invitation).gql()?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let invitation = Resource::record(ResourceType::Invitation, id.id);
-            let permit = unit.permit(invitation, Action::Update).await?;
-            let issued = unit
-                .state
-                .tenancy
-                .resend_invitation(unit.tx, &permit, InvitationId::from_uuid(id.id))
-                .await?;
-            Ok(InvitationPayload {
-                invitation: Invitation(issued.invitation),
-                token: issued.token,
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Ordinary,
+            async |unit| {
+                let invitation = Resource::record(ResourceType::Invitation, id.id);
+                let permit = unit.permit(invitation, Action::Update).await?;
+                let issued = unit
+                    .state
+                    .tenancy
+                    .resend_invitation(unit.tx, &permit, InvitationId::from_uuid(id.id))
+                    .await?;
+                Ok(InvitationPayload {
+                    invitation: Invitation(issued.invitation),
+                    token: issued.token,
+                })
+            },
+        )
         .await
     }
 
@@ -130,18 +136,23 @@ impl MemberMutation {
     ) -> GqlResult<RevokeInvitationPayload> {
         let id =
             GlobalId::expect("invitationId", &input.invitation_id, NodeKind::Invitation).gql()?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let invitation = Resource::record(ResourceType::Invitation, id.id);
-            let permit = unit.permit(invitation, Action::Delete).await?;
-            let invitation = unit
-                .state
-                .tenancy
-                .revoke_invitation(unit.tx, &permit, InvitationId::from_uuid(id.id))
-                .await?;
-            Ok(RevokeInvitationPayload {
-                invitation: Invitation(invitation),
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Settling,
+            async |unit| {
+                let invitation = Resource::record(ResourceType::Invitation, id.id);
+                let permit = unit.permit(invitation, Action::Delete).await?;
+                let invitation = unit
+                    .state
+                    .tenancy
+                    .revoke_invitation(unit.tx, &permit, InvitationId::from_uuid(id.id))
+                    .await?;
+                Ok(RevokeInvitationPayload {
+                    invitation: Invitation(invitation),
+                })
+            },
+        )
         .await
     }
 
@@ -153,20 +164,25 @@ impl MemberMutation {
         input: ChangeMemberRoleInput,
     ) -> GqlResult<ChangeMemberRolePayload> {
         let id = GlobalId::expect("memberId", &input.member_id, NodeKind::Membership).gql()?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let tenancy = &unit.state.tenancy;
-            let on_member = Resource::record(ResourceType::Member, id.id);
-            let permit = unit.permit(on_member.clone(), Action::Update).await?;
-            let member = MembershipId::from_uuid(id.id);
-            tenancy
-                .change_member_role(unit.tx, &permit, member, input.role.into())
-                .await?;
-            let read = unit.permit(on_member, Action::Read).await?;
-            let (membership, user) = tenancy.member(unit.tx, &read, member).await?;
-            Ok(ChangeMemberRolePayload {
-                membership: Membership { membership, user },
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Ordinary,
+            async |unit| {
+                let tenancy = &unit.state.tenancy;
+                let on_member = Resource::record(ResourceType::Member, id.id);
+                let permit = unit.permit(on_member.clone(), Action::Update).await?;
+                let member = MembershipId::from_uuid(id.id);
+                tenancy
+                    .change_member_role(unit.tx, &permit, member, input.role.into())
+                    .await?;
+                let read = unit.permit(on_member, Action::Read).await?;
+                let (membership, user) = tenancy.member(unit.tx, &read, member).await?;
+                Ok(ChangeMemberRolePayload {
+                    membership: Membership { membership, user },
+                })
+            },
+        )
         .await
     }
 
@@ -177,18 +193,23 @@ impl MemberMutation {
         input: RemoveMemberInput,
     ) -> GqlResult<RemoveMemberPayload> {
         let id = GlobalId::expect("memberId", &input.member_id, NodeKind::Membership).gql()?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let on_member = Resource::record(ResourceType::Member, id.id);
-            let permit = unit.permit(on_member, Action::Delete).await?;
-            let member = MembershipId::from_uuid(id.id);
-            unit.state
-                .tenancy
-                .remove_member(unit.tx, &permit, member)
-                .await?;
-            Ok(RemoveMemberPayload {
-                removed_member_id: input.member_id,
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Settling,
+            async |unit| {
+                let on_member = Resource::record(ResourceType::Member, id.id);
+                let permit = unit.permit(on_member, Action::Delete).await?;
+                let member = MembershipId::from_uuid(id.id);
+                unit.state
+                    .tenancy
+                    .remove_member(unit.tx, &permit, member)
+                    .await?;
+                Ok(RemoveMemberPayload {
+                    removed_member_id: input.member_id,
+                })
+            },
+        )
         .await
     }
 }

@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::{Membership, Organization};
+use crate::standing::WriteClass;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 #[derive(Default)]
@@ -137,7 +138,7 @@ impl OrganizationMutation {
         input: RequestOrganizationDeletionInput,
     ) -> GqlResult<OrganizationDeletionPayload> {
         let org = organization_of(&input.organization_id).gql()?;
-        write(ctx, Where::Org(org), async |unit| {
+        write(ctx, Where::Org(org), WriteClass::Settling, async |unit| {
             let tenancy = &unit.state.tenancy;
             let organization = tenancy
                 .request_organization_deletion(unit.tx, unit.actor, &input.confirm_slug)
@@ -163,7 +164,7 @@ impl OrganizationMutation {
         input: CancelOrganizationDeletionInput,
     ) -> GqlResult<OrganizationDeletionPayload> {
         let org = organization_of(&input.organization_id).gql()?;
-        write(ctx, Where::Org(org), async |unit| {
+        write(ctx, Where::Org(org), WriteClass::HandBack, async |unit| {
             let organization = unit
                 .state
                 .tenancy
@@ -178,7 +179,7 @@ impl OrganizationMutation {
 
     /// Leaves the active organization. The last owner cannot leave (`CONFLICT`).
     async fn leave_organization(&self, ctx: &Context<'_>) -> GqlResult<LeaveOrganizationPayload> {
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Settling, async |unit| {
             unit.state.tenancy.leave(unit.tx, unit.actor).await?;
             let org = unit.actor.org_id.as_uuid();
             Ok(LeaveOrganizationPayload {

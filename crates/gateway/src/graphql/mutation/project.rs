@@ -4,6 +4,7 @@ use crate::context::{Where, write};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::Project;
+use crate::standing::WriteClass;
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
@@ -59,7 +60,7 @@ impl ProjectMutation {
             description: input.description,
             required_approvals: input.required_approvals,
         };
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let on_projects = Resource::of_type(ResourceType::Project);
             let permit = unit.permit(on_projects, Action::Create).await?;
             let project = unit.state.projects.create(unit.tx, &permit, new).await?;
@@ -83,15 +84,20 @@ impl ProjectMutation {
             archived: input.archived,
             required_approvals: input.required_approvals,
         };
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let resource = unit.project_resource(id.id).await?;
-            let permit = unit.permit(resource, Action::Update).await?;
-            let projects = &unit.state.projects;
-            let project = projects.update(unit.tx, &permit, id.id, change).await?;
-            Ok(ProjectPayload {
-                project: Project(project),
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Ordinary,
+            async |unit| {
+                let resource = unit.project_resource(id.id).await?;
+                let permit = unit.permit(resource, Action::Update).await?;
+                let projects = &unit.state.projects;
+                let project = projects.update(unit.tx, &permit, id.id, change).await?;
+                Ok(ProjectPayload {
+                    project: Project(project),
+                })
+            },
+        )
         .await
     }
 }

@@ -4,6 +4,7 @@ use crate::context::{Where, write};
 use crate::error::{ApiError, GqlResult};
 use crate::graphql::admission;
 use crate::graphql::types::TrustedDocument;
+use crate::standing::WriteClass;
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use tenancy::DocumentHash;
@@ -66,7 +67,7 @@ impl TrustedDocumentMutation {
                 ApiError::bad_input("manifest", format!("operations[{index}].body {reason}"))
             })?;
         }
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let on_keys = Resource::of_type(ResourceType::ApiKey);
             let permit = unit.permit(on_keys, Action::Create).await?;
             let registration = unit
@@ -94,7 +95,7 @@ impl TrustedDocumentMutation {
         input: RevokeTrustedDocumentInput,
     ) -> GqlResult<RevokeTrustedDocumentPayload> {
         let hash = document_id("documentId", &input.document_id)?;
-        let revoked = write(ctx, Where::Active, async |unit| {
+        let revoked = write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let on_keys = Resource::of_type(ResourceType::ApiKey);
             let permit = unit.permit(on_keys, Action::Delete).await?;
             Ok(unit

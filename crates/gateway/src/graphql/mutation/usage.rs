@@ -3,6 +3,7 @@
 
 use crate::context::{Where, write};
 use crate::error::{ApiError, GqlResult};
+use crate::standing::WriteClass;
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
@@ -92,7 +93,7 @@ impl UsageMutation {
                     .collect::<BTreeMap<_, _>>(),
             });
         }
-        let outcomes = write(ctx, Where::Active, async |unit| {
+        let outcomes = write(ctx, Where::Active, WriteClass::Settling, async |unit| {
             let on_billing = Resource::of_type(ResourceType::Billing);
             let permit = unit.permit(on_billing, Action::Create).await?;
             let (tx, state) = (unit.tx, unit.state);

@@ -4,6 +4,7 @@ use crate::context::{Where, write};
 use crate::error::{GqlResult, ResultExt};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::graphql::types::webhook::{WebhookDelivery, WebhookEndpoint};
+use crate::standing::WriteClass;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 
@@ -87,7 +88,7 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         input: CreateWebhookEndpointInput,
     ) -> GqlResult<CreateWebhookEndpointPayload> {
-        write(ctx, Where::Active, async |unit| {
+        write(ctx, Where::Active, WriteClass::Ordinary, async |unit| {
             let on = Resource::of_type(ResourceType::Webhook);
             let permit = unit.permit(on, Action::Create).await?;
             let (endpoint, secret) = unit
@@ -121,31 +122,36 @@ impl WebhookMutation {
         input: UpdateWebhookEndpointInput,
     ) -> GqlResult<WebhookEndpointPayload> {
         let id = endpoint_id(&input.webhook_endpoint_id)?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let on = Resource::record(ResourceType::Webhook, id.id);
-            let permit = unit.permit(on, Action::Update).await?;
-            let endpoint = unit
-                .state
-                .webhooks
-                .update_endpoint(
-                    unit.tx,
-                    &permit,
-                    id.id,
-                    webhooks::EndpointChange {
-                        url: input.url,
-                        event_types: input.event_types,
-                        description: input.description,
-                        enabled: input.enabled,
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Ordinary,
+            async |unit| {
+                let on = Resource::record(ResourceType::Webhook, id.id);
+                let permit = unit.permit(on, Action::Update).await?;
+                let endpoint = unit
+                    .state
+                    .webhooks
+                    .update_endpoint(
+                        unit.tx,
+                        &permit,
+                        id.id,
+                        webhooks::EndpointChange {
+                            url: input.url,
+                            event_types: input.event_types,
+                            description: input.description,
+                            enabled: input.enabled,
+                        },
+                    )
+                    .await?;
+                Ok(WebhookEndpointPayload {
+                    webhook_endpoint: WebhookEndpoint {
+                        org: unit.tx.org_id(),
+                        endpoint,
                     },
-                )
-                .await?;
-            Ok(WebhookEndpointPayload {
-                webhook_endpoint: WebhookEndpoint {
-                    org: unit.tx.org_id(),
-                    endpoint,
-                },
-            })
-        })
+                })
+            },
+        )
         .await
     }
 
@@ -156,21 +162,26 @@ impl WebhookMutation {
         input: WebhookEndpointInput,
     ) -> GqlResult<WebhookEndpointPayload> {
         let id = endpoint_id(&input.webhook_endpoint_id)?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let on = Resource::record(ResourceType::Webhook, id.id);
-            let permit = unit.permit(on, Action::Delete).await?;
-            let endpoint = unit
-                .state
-                .webhooks
-                .delete_endpoint(unit.tx, &permit, id.id)
-                .await?;
-            Ok(WebhookEndpointPayload {
-                webhook_endpoint: WebhookEndpoint {
-                    org: unit.tx.org_id(),
-                    endpoint,
-                },
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Settling,
+            async |unit| {
+                let on = Resource::record(ResourceType::Webhook, id.id);
+                let permit = unit.permit(on, Action::Delete).await?;
+                let endpoint = unit
+                    .state
+                    .webhooks
+                    .delete_endpoint(unit.tx, &permit, id.id)
+                    .await?;
+                Ok(WebhookEndpointPayload {
+                    webhook_endpoint: WebhookEndpoint {
+                        org: unit.tx.org_id(),
+                        endpoint,
+                    },
+                })
+            },
+        )
         .await
     }
 
@@ -182,22 +193,27 @@ impl WebhookMutation {
         input: WebhookEndpointInput,
     ) -> GqlResult<CreateWebhookEndpointPayload> {
         let id = endpoint_id(&input.webhook_endpoint_id)?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let on = Resource::record(ResourceType::Webhook, id.id);
-            let permit = unit.permit(on, Action::Update).await?;
-            let (endpoint, secret) = unit
-                .state
-                .webhooks
-                .rotate_secret(unit.tx, &permit, id.id)
-                .await?;
-            Ok(CreateWebhookEndpointPayload {
-                webhook_endpoint: WebhookEndpoint {
-                    org: unit.tx.org_id(),
-                    endpoint,
-                },
-                secret,
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Ordinary,
+            async |unit| {
+                let on = Resource::record(ResourceType::Webhook, id.id);
+                let permit = unit.permit(on, Action::Update).await?;
+                let (endpoint, secret) = unit
+                    .state
+                    .webhooks
+                    .rotate_secret(unit.tx, &permit, id.id)
+                    .await?;
+                Ok(CreateWebhookEndpointPayload {
+                    webhook_endpoint: WebhookEndpoint {
+                        org: unit.tx.org_id(),
+                        endpoint,
+                    },
+                    secret,
+                })
+            },
+        )
         .await
     }
 
@@ -209,21 +225,26 @@ impl WebhookMutation {
     ) -> GqlResult<RedeliverWebhookPayload> {
         let id =
             GlobalId::expect("deliveryId", &input.delivery_id, NodeKind::WebhookDelivery).gql()?;
-        write(ctx, Where::RecordOf(&id), async |unit| {
-            let on = Resource::of_type(ResourceType::Webhook);
-            let permit = unit.permit(on, Action::Update).await?;
-            let delivery = unit
-                .state
-                .webhooks
-                .redeliver(unit.tx, &permit, id.id)
-                .await?;
-            Ok(RedeliverWebhookPayload {
-                delivery: WebhookDelivery {
-                    org: unit.tx.org_id(),
-                    delivery,
-                },
-            })
-        })
+        write(
+            ctx,
+            Where::RecordOf(&id),
+            WriteClass::Ordinary,
+            async |unit| {
+                let on = Resource::of_type(ResourceType::Webhook);
+                let permit = unit.permit(on, Action::Update).await?;
+                let delivery = unit
+                    .state
+                    .webhooks
+                    .redeliver(unit.tx, &permit, id.id)
+                    .await?;
+                Ok(RedeliverWebhookPayload {
+                    delivery: WebhookDelivery {
+                        org: unit.tx.org_id(),
+                        delivery,
+                    },
+                })
+            },
+        )
         .await
     }
 }
