@@ -65,8 +65,8 @@ pub enum Error {
     #[error("payment provider: {0}")]
     Provider(String),
     /// The invoice is not in a state that allows this.
-    #[error("the invoice is {0}")]
-    InvoiceState(String),
+    #[error("the invoice is {}", sea_orm::ActiveEnum::to_value(.0))]
+    InvoiceState(crate::entity::invoice::InvoiceStatus),
     /// The subscription already ends at the period's end.
     #[error("the subscription is already cancelled at the end of its period")]
     AlreadyCanceled,

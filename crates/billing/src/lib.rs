@@ -23,6 +23,7 @@ pub mod usage;
 
 pub use catalog::{CatalogFile, Charge, Entitlements, Limits, PlanDefinition, Quota};
 pub use entitlements::PlanEntitlements;
+pub use entity::invoice::InvoiceStatus;
 pub use error::{Error, Result};
 pub use invoices::{Draft, DraftLine, InvoiceKind, Invoices, Issued, Totals, totals};
 pub use metering::{Aggregation, Duplicate, UsageEvent, duplicate_of};

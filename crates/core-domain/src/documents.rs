@@ -19,8 +19,8 @@ use kernel::{
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect,
+    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -55,15 +55,13 @@ fn corrupt(column: &'static str, value: impl std::fmt::Display) -> Error {
 }
 
 fn from_row(row: document::Model) -> Result<Document> {
-    let status = DocumentStatus::parse(&row.status)
-        .ok_or_else(|| corrupt("documents.status", &row.status))?;
     Ok(Document {
         id: row.id,
         org_id: OrgId::from_uuid(row.organization_id),
         project_id: row.project_id,
         title: row.title,
         body: row.body,
-        status,
+        status: row.status,
         author_id: UserId::from_uuid(row.author_id),
         version: counter("documents.version", row.version)?,
         review_round: counter("documents.review_round", row.review_round)?,
@@ -100,8 +98,7 @@ pub(crate) fn review_from_row(row: document_review::Model) -> Result<Review> {
         review_round: counter("document_reviews.review_round", row.review_round)?,
         version: counter("document_reviews.version", row.version)?,
         reviewer_id: UserId::from_uuid(row.reviewer_id),
-        decision: ReviewDecision::parse(&row.decision)
-            .ok_or_else(|| corrupt("document_reviews.decision", &row.decision))?,
+        decision: row.decision,
         comment: row.comment,
         created_at: row.created_at,
     })
@@ -175,7 +172,7 @@ impl DocumentService {
             project_id: Set(project.id),
             title: Set(title.clone()),
             body: Set(body.clone()),
-            status: Set(DocumentStatus::Draft.as_str().to_owned()),
+            status: Set(DocumentStatus::Draft),
             author_id: Set(author.as_uuid()),
             version: Set(1),
             review_round: Set(1),
@@ -195,7 +192,7 @@ impl DocumentService {
                     .change(
                         "status",
                         None::<String>,
-                        Some(DocumentStatus::Draft.as_str()),
+                        Some(DocumentStatus::Draft.to_value()),
                     ),
             )
             .await?;
@@ -316,9 +313,13 @@ impl DocumentService {
         if Transition::Edit.starts_new_round(doc.status) {
             let voided = approvals_in_round(tx, id, row.review_round).await?;
             event = event
-                .change("status", Some(doc.status.as_str()), Some("draft"))
+                .change(
+                    "status",
+                    Some(doc.status.to_value()),
+                    Some(DocumentStatus::Draft.to_value()),
+                )
                 .change("approvals_voided", Some(voided), Some(0));
-            active.status = Set(DocumentStatus::Draft.as_str().to_owned());
+            active.status = Set(DocumentStatus::Draft);
             active.review_round = Set(row.review_round + 1);
         }
         active.title = Set(title);
@@ -382,7 +383,7 @@ impl DocumentService {
                     .filter(document_review::Column::DocumentId.eq(id))
                     .filter(document_review::Column::ReviewRound.eq(round))
                     .filter(document_review::Column::ReviewerId.eq(actor.as_uuid()))
-                    .filter(document_review::Column::Decision.eq(ReviewDecision::Approved.as_str()))
+                    .filter(document_review::Column::Decision.eq(ReviewDecision::Approved))
                     .count(tx.conn())
                     .await?;
                 if already > 0 {
@@ -406,12 +407,12 @@ impl DocumentService {
             round += 1;
         }
         let mut active: document::ActiveModel = row.clone().into();
-        active.status = Set(to.as_str().to_owned());
+        active.status = Set(to);
         active.review_round = Set(round);
         active.updated_at = Set(now);
         let updated = document::Entity::update(active).exec(tx.conn()).await?;
         let mut event = NewEvent::new(transition.action(), "document", Some(id))
-            .change("status", Some(doc.status.as_str()), Some(to.as_str()))
+            .change("status", Some(doc.status.to_value()), Some(to.to_value()))
             .change("version", None::<i32>, Some(row.version));
         if let Some(comment) = &comment {
             event = event.change("comment", None::<String>, Some(comment.clone()));
@@ -442,7 +443,7 @@ impl DocumentService {
             review_round: Set(doc.review_round),
             version: Set(doc.version),
             reviewer_id: Set(reviewer.as_uuid()),
-            decision: Set(decision.as_str().to_owned()),
+            decision: Set(decision),
             comment: Set(comment.clone()),
             created_at: Set(self.clock.now()),
         })
@@ -470,7 +471,7 @@ async fn approvals_in_round(tx: &TenantTx, id: Uuid, round: i32) -> Result<u64> 
         .column(document_review::Column::ReviewerId)
         .filter(document_review::Column::DocumentId.eq(id))
         .filter(document_review::Column::ReviewRound.eq(round))
-        .filter(document_review::Column::Decision.eq(ReviewDecision::Approved.as_str()))
+        .filter(document_review::Column::Decision.eq(ReviewDecision::Approved))
         .distinct()
         .into_tuple()
         .all(tx.conn())
@@ -545,7 +546,7 @@ fn matching(
         select = select.filter(document::Column::ProjectId.eq(project));
     }
     if let Some(status) = search.status {
-        select = select.filter(document::Column::Status.eq(status.as_str()));
+        select = select.filter(document::Column::Status.eq(status));
     }
     if let Some(author) = search.author_id {
         select = select.filter(document::Column::AuthorId.eq(author.as_uuid()));

@@ -91,7 +91,7 @@ impl ClientError for Error {
             Self::LimitExceeded(exceeded) => exceeded.details(),
             // The status as the domain names it; the gateway shows it as the API does.
             Self::IllegalTransition { status, .. } => {
-                Details::none().with("status", status.as_str())
+                Details::none().with("status", sea_orm::ActiveEnum::to_value(status))
             }
             Self::SelfApproval => Details::reason("FOUR_EYES"),
             Self::Authz(e) => e.details(),

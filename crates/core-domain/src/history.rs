@@ -180,7 +180,7 @@ impl DocumentService {
         let backend = tx.conn().get_database_backend();
         let mut values: Vec<Value> = vec![
             tx.org_id().as_uuid().into(),
-            crate::model::ReviewDecision::Approved.as_str().into(),
+            sea_orm::ActiveEnum::to_value(&crate::model::ReviewDecision::Approved).into(),
         ];
         let ids: Vec<String> = documents
             .iter()

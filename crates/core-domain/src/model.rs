@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use kernel::{OrgId, UserId};
+use sea_orm::{ActiveEnum, DeriveActiveEnum, EnumIter};
 use std::fmt;
 use uuid::Uuid;
 
@@ -52,19 +53,28 @@ pub struct UpdateProject {
 
 /// Where a document is in the approval workflow:
 /// `draft → in_review → approved | changes_requested → … → published → archived`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Stored (and audited) by the names below; a stored name outside them fails the row's
+/// read (an internal error), never a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum DocumentStatus {
     /// Being written; the only state besides `changes_requested` that can be submitted.
+    #[sea_orm(string_value = "draft")]
     Draft,
     /// Submitted; reviewers approve or request changes.
+    #[sea_orm(string_value = "in_review")]
     InReview,
     /// Approved by as many distinct reviewers as the project requires.
+    #[sea_orm(string_value = "approved")]
     Approved,
     /// A reviewer asked for changes; approvals of the round are void.
+    #[sea_orm(string_value = "changes_requested")]
     ChangesRequested,
     /// Approved and published.
+    #[sea_orm(string_value = "published")]
     Published,
     /// Kept for reference; nothing changes any more.
+    #[sea_orm(string_value = "archived")]
     Archived,
 }
 
@@ -78,28 +88,11 @@ impl DocumentStatus {
         Self::Published,
         Self::Archived,
     ];
-
-    /// The stored (and audited) name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Draft => "draft",
-            Self::InReview => "in_review",
-            Self::Approved => "approved",
-            Self::ChangesRequested => "changes_requested",
-            Self::Published => "published",
-            Self::Archived => "archived",
-        }
-    }
-
-    /// The status stored as `name`.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
 }
 
 impl fmt::Display for DocumentStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.to_value())
     }
 }
 
@@ -247,31 +240,16 @@ pub struct DocumentVersion {
     pub changed_fields: Vec<String>,
 }
 
-/// A reviewer's decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A reviewer's decision, stored by the names below (any other fails the row's read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum ReviewDecision {
     /// Approved.
+    #[sea_orm(string_value = "approved")]
     Approved,
     /// Asked for changes.
+    #[sea_orm(string_value = "changes_requested")]
     ChangesRequested,
-}
-
-impl ReviewDecision {
-    /// Every decision.
-    pub const ALL: [Self; 2] = [Self::Approved, Self::ChangesRequested];
-
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Approved => "approved",
-            Self::ChangesRequested => "changes_requested",
-        }
-    }
-
-    /// The decision stored as `name`.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|d| d.as_str() == name)
-    }
 }
 
 /// One review decision on a document.

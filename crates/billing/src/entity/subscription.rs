@@ -9,7 +9,7 @@ pub struct Model {
     pub organization_id: Uuid,
     pub id: Uuid,
     pub plan_version_id: Uuid,
-    pub status: String,
+    pub status: Status,
     pub time_zone: String,
     pub billing_anchor: Date,
     pub trial_ends_at: Option<DateTimeUtc>,
@@ -21,6 +21,28 @@ pub struct Model {
     pub tax_rate: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+}
+
+/// Where a subscription is in its life. A stored name outside these fails the row's read
+/// (an internal error), never a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum Status {
+    /// Free until the trial ends.
+    #[sea_orm(string_value = "trialing")]
+    Trialing,
+    /// Paid up.
+    #[sea_orm(string_value = "active")]
+    Active,
+    /// A payment failed; full access while it is retried.
+    #[sea_orm(string_value = "past_due")]
+    PastDue,
+    /// Every retry failed: read-only until paid.
+    #[sea_orm(string_value = "suspended")]
+    Suspended,
+    /// Ended; the organization is back on the free allowance.
+    #[sea_orm(string_value = "canceled")]
+    Canceled,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

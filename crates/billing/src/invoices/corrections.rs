@@ -1,7 +1,7 @@
 //! Corrections: voiding an invoice, and credit notes against one.
 
 use super::{DraftLine, InvoiceKind, Invoices};
-use crate::entity::invoice;
+use crate::entity::invoice::{self, InvoiceStatus};
 use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
 use audit::NewEvent;
@@ -14,12 +14,12 @@ impl Invoices {
     /// Voids a finalized, unpaid invoice (an operator's correction before payment).
     pub async fn void(&self, tx: &TenantTx, id: Uuid) -> Result<invoice::Model> {
         let row = self.find(tx, id).await?;
-        if !matches!(row.status.as_str(), "finalized" | "uncollectible") {
+        if !row.status.is_owed() {
             return Err(Error::InvoiceState(row.status));
         }
         let now = self.clock.now();
         let mut active = row.into_active_model();
-        active.status = Set("void".into());
+        active.status = Set(InvoiceStatus::Void);
         active.voided_at = Set(Some(now));
         active.next_payment_attempt_at = Set(None);
         active.updated_at = Set(now);
@@ -41,9 +41,8 @@ impl Invoices {
         reason: &str,
     ) -> Result<invoice::Model> {
         let original = self.find(tx, id).await?;
-        if original.kind != InvoiceKind::Invoice.as_str()
-            || original.status == "draft"
-            || original.status == "void"
+        if original.kind != InvoiceKind::Invoice
+            || matches!(original.status, InvoiceStatus::Draft | InvoiceStatus::Void)
         {
             return Err(Error::InvoiceState(original.status));
         }
@@ -77,8 +76,8 @@ impl Invoices {
             organization_id: original.organization_id,
             id: Uuid::now_v7(),
             number: None,
-            kind: InvoiceKind::CreditNote.as_str().into(),
-            status: "draft".into(),
+            kind: InvoiceKind::CreditNote,
+            status: InvoiceStatus::Draft,
             currency: original.currency.clone(),
             period_start: original.period_start,
             period_end: original.period_end,

@@ -2,7 +2,8 @@
 //! kind, and finalized.
 
 use super::{Draft, DraftLine, ISSUER, InvoiceKind, Invoices};
-use crate::entity::{invoice, invoice_item, invoice_line};
+use crate::entity::invoice::{self, InvoiceStatus};
+use crate::entity::{invoice_item, invoice_line};
 use crate::error::{Error, Result};
 use audit::NewEvent;
 use kernel::TenantTx;
@@ -28,8 +29,8 @@ impl Invoices {
             organization_id: tx.org_id().as_uuid(),
             id: Uuid::now_v7(),
             number: None,
-            kind: InvoiceKind::Invoice.as_str().into(),
-            status: "draft".into(),
+            kind: InvoiceKind::Invoice,
+            status: InvoiceStatus::Draft,
             currency: draft.currency.code().to_owned(),
             period_start: draft.period_start,
             period_end: draft.period_end,
@@ -98,7 +99,7 @@ impl Invoices {
 
     /// The next number of `kind` for the issuer: the counter row is locked until the
     /// transaction ends, so numbers are handed out in commit order without gaps.
-    pub(super) async fn next_number(&self, tx: &TenantTx, kind: &str) -> Result<i64> {
+    pub(super) async fn next_number(&self, tx: &TenantTx, kind: InvoiceKind) -> Result<i64> {
         let backend = tx.conn().get_database_backend();
         let insert = kernel::numbered(
             backend,
@@ -127,18 +128,18 @@ impl Invoices {
         tx: &TenantTx,
         row: invoice::Model,
     ) -> Result<invoice::Model> {
-        let (prefix, action) = if row.kind == InvoiceKind::CreditNote.as_str() {
+        let (prefix, action) = if row.kind == InvoiceKind::CreditNote {
             ("CN", "credit_note.issued")
         } else {
             ("INV", "invoice.finalized")
         };
-        let number = format!("{prefix}-{:06}", self.next_number(tx, &row.kind).await?);
+        let number = format!("{prefix}-{:06}", self.next_number(tx, row.kind).await?);
         let now = self.clock.now();
         let mut active = row.clone().into_active_model();
         active.number = Set(Some(number.clone()));
-        active.status = Set("finalized".into());
+        active.status = Set(InvoiceStatus::Finalized);
         active.finalized_at = Set(Some(now));
-        if self.automatic && row.kind == InvoiceKind::Invoice.as_str() && row.total_minor > 0 {
+        if self.automatic && row.kind == InvoiceKind::Invoice && row.total_minor > 0 {
             active.next_payment_attempt_at = Set(Some(now));
         }
         active.updated_at = Set(now);

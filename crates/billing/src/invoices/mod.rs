@@ -15,7 +15,9 @@ mod issuing;
 mod lines;
 mod reads;
 
-use crate::entity::{invoice, invoice_line};
+pub use crate::entity::invoice::InvoiceKind;
+use crate::entity::invoice::{self, InvoiceStatus};
+use crate::entity::invoice_line;
 use crate::error::{Error, Result};
 use crate::metering::Aggregation;
 use crate::money::{Currency, Money};
@@ -25,8 +27,8 @@ use chrono::{DateTime, Utc};
 use kernel::{SharedClock, TenantTx};
 use rust_decimal::Decimal;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, IntoActiveModel, QueryFilter,
-    Statement,
+    ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, IntoActiveModel,
+    QueryFilter, Statement,
 };
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -136,26 +138,6 @@ pub struct Invoices {
 }
 
 /// Members of the organization (what per-seat prices count).
-/// What a billing document is: an invoice, or a credit note correcting one (numbered in
-/// its own sequence).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvoiceKind {
-    /// An invoice.
-    Invoice,
-    /// A credit note.
-    CreditNote,
-}
-
-impl InvoiceKind {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Invoice => "invoice",
-            Self::CreditNote => "credit_note",
-        }
-    }
-}
-
 pub(crate) async fn members(tx: &TenantTx) -> Result<u64> {
     let backend = tx.conn().get_database_backend();
     let sql = kernel::numbered(
@@ -202,13 +184,13 @@ impl Invoices {
         row: invoice::Model,
         how: &str,
     ) -> Result<invoice::Model> {
-        if !matches!(row.status.as_str(), "finalized" | "uncollectible") {
+        if !row.status.is_owed() {
             return Err(Error::InvoiceState(row.status));
         }
         let now = self.clock.now();
-        let before = row.status.clone();
+        let before = row.status;
         let mut active = row.into_active_model();
-        active.status = Set("paid".into());
+        active.status = Set(InvoiceStatus::Paid);
         active.paid_at = Set(Some(now));
         active.next_payment_attempt_at = Set(None);
         active.updated_at = Set(now);
@@ -217,7 +199,11 @@ impl Invoices {
             .record(
                 tx,
                 NewEvent::new("invoice.paid", "invoice", Some(paid.id))
-                    .change("status", Some(before), Some("paid".to_owned()))
+                    .change(
+                        "status",
+                        Some(before.to_value()),
+                        Some(InvoiceStatus::Paid.to_value()),
+                    )
                     .change("via", None::<String>, Some(how.to_owned())),
             )
             .await?;
@@ -234,9 +220,10 @@ impl Invoices {
     }
 }
 
-/// The stored tax rate.
-pub(crate) fn rate(text: &str) -> Decimal {
-    Decimal::from_str(text).unwrap_or_default()
+/// A subscription's stored tax rate; one that does not parse is corrupt data (an
+/// internal error, logged once), never a rate of zero.
+pub(crate) fn rate(text: &str) -> Result<Decimal> {
+    Decimal::from_str(text).map_err(|_| crate::error::corrupt("subscriptions.tax_rate", text))
 }
 
 #[cfg(test)]

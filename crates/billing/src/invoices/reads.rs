@@ -1,7 +1,8 @@
 //! Reading invoices and credit notes (owners, billing admins, auditors).
 
 use super::{InvoiceKind, Invoices, Issued};
-use crate::entity::{invoice, invoice_line};
+use crate::entity::invoice::{self, InvoiceStatus};
+use crate::entity::invoice_line;
 use crate::error::{Error, Result};
 use authz::{Action, Permit, ResourceType};
 use kernel::{Page, PageRequest, TenantTx};
@@ -14,7 +15,7 @@ impl Invoices {
     pub async fn issued(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<Issued> {
         permit.ensure(tx, ResourceType::Billing, Action::Read, None)?;
         let invoice = self.find(tx, id).await?;
-        if invoice.status == "draft" {
+        if invoice.status == InvoiceStatus::Draft {
             return Err(Error::NotFound("invoice"));
         }
         let lines = tx
@@ -38,8 +39,8 @@ impl Invoices {
         permit.ensure(tx, ResourceType::Billing, Action::Read, None)?;
         let select = tx
             .select::<invoice::Entity>()
-            .filter(invoice::Column::Kind.eq(kind.as_str()))
-            .filter(invoice::Column::Status.ne("draft"));
+            .filter(invoice::Column::Kind.eq(kind))
+            .filter(invoice::Column::Status.ne(InvoiceStatus::Draft));
         let invoices = kernel::page::keyset_in(select, invoice::Column::Id, page, order)
             .all(tx.conn())
             .await?;

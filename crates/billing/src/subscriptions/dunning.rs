@@ -2,13 +2,13 @@
 //! subscription moved to past due, suspended and back to active.
 
 use super::{Status, Subscriptions};
-use crate::entity::invoice;
+use crate::entity::invoice::{self, InvoiceStatus};
 use crate::error::{Error, Result};
 use crate::payments::{ChargeOutcome, ChargeRequest, invoice_amount};
 use audit::NewEvent;
 use authz::{Action, Permit, ResourceType};
 use kernel::TenantTx;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+use sea_orm::{ActiveEnum, ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
 use uuid::Uuid;
 
 impl Subscriptions {
@@ -17,7 +17,7 @@ impl Subscriptions {
         use sea_orm::{ColumnTrait, QueryFilter};
         let due = tx
             .select::<invoice::Entity>()
-            .filter(invoice::Column::Status.is_in(["finalized", "uncollectible"]))
+            .filter(invoice::Column::Status.is_in(InvoiceStatus::OWED))
             .filter(invoice::Column::NextPaymentAttemptAt.lte(self.clock.now()))
             .all(tx.conn())
             .await?;
@@ -40,7 +40,7 @@ impl Subscriptions {
     pub async fn request_payment(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<()> {
         permit.ensure(tx, ResourceType::Billing, Action::Update, None)?;
         let row = self.invoices.find(tx, id).await?;
-        if !matches!(row.status.as_str(), "finalized" | "uncollectible") {
+        if !row.status.is_owed() {
             return Err(Error::InvoiceState(row.status));
         }
         let mut active = row.into_active_model();
@@ -108,7 +108,7 @@ impl Subscriptions {
         use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
         let row = self.invoices.find(tx, id).await?;
         let step = charge_step(
-            &row.status,
+            row.status,
             row.payment_attempts,
             outcome,
             attempt,
@@ -129,7 +129,7 @@ impl Subscriptions {
                     .await?;
                 let overdue = tx
                     .select::<invoice::Entity>()
-                    .filter(invoice::Column::Status.is_in(["finalized", "uncollectible"]))
+                    .filter(invoice::Column::Status.is_in(InvoiceStatus::OWED))
                     .filter(invoice::Column::PaymentAttempts.gt(0))
                     .count(tx.conn())
                     .await?;
@@ -154,7 +154,7 @@ impl Subscriptions {
                 active.next_payment_attempt_at = Set(next.map(|wait| now + wait));
                 if next.is_none() {
                     // No retry left: given up on, though a payment is still taken.
-                    active.status = Set("uncollectible".into());
+                    active.status = Set(InvoiceStatus::Uncollectible);
                 }
                 active.updated_at = Set(now);
                 active.update(tx.conn()).await?;
@@ -203,11 +203,11 @@ impl Subscriptions {
         let Some(mut row) = self.advance(tx).await? else {
             return Ok(());
         };
-        let status = Status::parse(&row.status)?;
+        let status = row.status;
         if !from.contains(&status) {
             return Ok(());
         }
-        row.status = to.as_str().to_owned();
+        row.status = to;
         row.updated_at = self.clock.now();
         self.save(tx, &row).await?;
         self.audit
@@ -215,8 +215,8 @@ impl Subscriptions {
                 tx,
                 NewEvent::new(action, "subscription", Some(row.id)).change(
                     "status",
-                    Some(status.as_str().to_owned()),
-                    Some(to.as_str().to_owned()),
+                    Some(status.to_value()),
+                    Some(to.to_value()),
                 ),
             )
             .await?;
@@ -265,13 +265,13 @@ pub(crate) enum ChargeStep<'a> {
 /// `payment_attempts` failures recorded; `attempt` is the attempt the charge was (none
 /// for a payment recorded by hand).
 pub(crate) fn charge_step<'a>(
-    status: &str,
+    status: InvoiceStatus,
     payment_attempts: i32,
     outcome: &'a ChargeOutcome,
     attempt: Option<i32>,
     schedule: &crate::payments::DunningSchedule,
 ) -> ChargeStep<'a> {
-    if !matches!(status, "finalized" | "uncollectible") {
+    if !status.is_owed() {
         return ChargeStep::Leave;
     }
     match outcome {
@@ -294,6 +294,7 @@ pub(crate) fn charge_step<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entity::invoice::InvoiceStatus::{Draft, Finalized, Paid, Uncollectible, Void};
     use crate::payments::DunningSchedule;
     use chrono::Duration;
 
@@ -312,33 +313,33 @@ mod tests {
         let settle = ChargeStep::Settle { reference: "ch_1" };
         // (status, failures recorded, outcome, attempt charged, step)
         let cases = [
-            ("finalized", 0, &paid, Some(1), settle),
-            ("uncollectible", 2, &paid, Some(3), settle),
-            ("finalized", 0, &paid, None, settle),
-            ("paid", 0, &paid, Some(1), ChargeStep::Leave),
-            ("void", 1, &failed, Some(2), ChargeStep::Leave),
-            ("draft", 0, &failed, Some(1), ChargeStep::Leave),
+            (Finalized, 0, &paid, Some(1), settle),
+            (Uncollectible, 2, &paid, Some(3), settle),
+            (Finalized, 0, &paid, None, settle),
+            (Paid, 0, &paid, Some(1), ChargeStep::Leave),
+            (Void, 1, &failed, Some(2), ChargeStep::Leave),
+            (Draft, 0, &failed, Some(1), ChargeStep::Leave),
             (
-                "finalized",
+                Finalized,
                 0,
                 &ChargeOutcome::Pending,
                 None,
                 ChargeStep::Leave,
             ),
-            ("finalized", 0, &failed, Some(1), fail(1, Some(3))),
-            ("finalized", 1, &failed, Some(2), fail(2, Some(5))),
+            (Finalized, 0, &failed, Some(1), fail(1, Some(3))),
+            (Finalized, 1, &failed, Some(2), fail(2, Some(5))),
             // The last retry failed: none left.
-            ("finalized", 2, &failed, Some(3), fail(3, None)),
-            ("uncollectible", 3, &failed, None, fail(4, None)),
+            (Finalized, 2, &failed, Some(3), fail(3, None)),
+            (Uncollectible, 3, &failed, None, fail(4, None)),
             // A second billing run recording the same attempt's failure.
-            ("finalized", 1, &failed, Some(1), ChargeStep::Leave),
-            ("finalized", 2, &failed, Some(1), ChargeStep::Leave),
+            (Finalized, 1, &failed, Some(1), ChargeStep::Leave),
+            (Finalized, 2, &failed, Some(1), ChargeStep::Leave),
         ];
         for (status, recorded, outcome, attempt, step) in cases {
             assert_eq!(
                 charge_step(status, recorded, outcome, attempt, &schedule),
                 step,
-                "{status}, {recorded} failures, {outcome:?}, attempt {attempt:?}"
+                "{status:?}, {recorded} failures, {outcome:?}, attempt {attempt:?}"
             );
         }
     }

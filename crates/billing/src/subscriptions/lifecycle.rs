@@ -14,7 +14,7 @@ use authz::{Action, Permit, ResourceType};
 use chrono::{DateTime, Duration, Utc};
 use kernel::TenantTx;
 use rust_decimal::Decimal;
-use sea_orm::{EntityTrait, IntoActiveModel};
+use sea_orm::{ActiveEnum, EntityTrait, IntoActiveModel};
 use uuid::Uuid;
 
 impl Subscriptions {
@@ -38,8 +38,8 @@ impl Subscriptions {
         for step in &steps {
             let mut event = NewEvent::new(step.action(), "subscription", Some(row.id)).change(
                 "status",
-                Some(before.status.clone()),
-                Some(row.status.clone()),
+                Some(before.status.to_value()),
+                Some(row.status.to_value()),
             );
             if let Step::PlanChanged(from, to) = step {
                 event = event.change("plan_version", Some(from.to_string()), Some(to.to_string()));
@@ -111,7 +111,7 @@ impl Subscriptions {
             period_start: period.0,
             period_end: period.1,
             lines,
-            tax_rate: crate::invoices::rate(&row.tax_rate),
+            tax_rate: crate::invoices::rate(&row.tax_rate)?,
         };
         self.invoices
             .issue(tx, Some(row.id), &draft, &items)
@@ -129,12 +129,12 @@ impl Subscriptions {
         };
         let now = self.clock.now();
         roll(&mut row, now)?;
-        if row.status == Status::Canceled.as_str() {
+        if row.status == Status::Canceled {
             return Ok(None);
         }
         let plan = self.catalog.version(tx.conn(), row.plan_version_id).await?;
         let mut lines = Vec::new();
-        if row.status != Status::Trialing.as_str() {
+        if row.status != Status::Trialing {
             lines.extend(
                 self.invoices
                     .usage_lines(
@@ -151,7 +151,7 @@ impl Subscriptions {
                 None => plan.clone(),
             };
             let tz = stored_zone(&row.time_zone)?;
-            let anchor = if row.status == Status::Trialing.as_str() {
+            let anchor = if row.status == Status::Trialing {
                 local_date(tz, row.current_period_end)
             } else {
                 row.billing_anchor
@@ -169,7 +169,7 @@ impl Subscriptions {
             period_start: row.current_period_start,
             period_end: row.current_period_end,
             lines,
-            tax_rate: crate::invoices::rate(&row.tax_rate),
+            tax_rate: crate::invoices::rate(&row.tax_rate)?,
         }))
     }
 
@@ -177,7 +177,7 @@ impl Subscriptions {
     /// read when nothing is due).
     pub async fn advance_if_due(&self, tx: &TenantTx) -> Result<bool> {
         let due = self.row(tx).await?.is_some_and(|row| {
-            row.status != Status::Canceled.as_str() && row.current_period_end <= self.clock.now()
+            row.status != Status::Canceled && row.current_period_end <= self.clock.now()
         });
         if due {
             self.advance(tx).await?;
@@ -216,7 +216,7 @@ impl Subscriptions {
             organization_id: tx.org_id().as_uuid(),
             id: Uuid::now_v7(),
             plan_version_id: target.id,
-            status: status.as_str().to_owned(),
+            status,
             time_zone,
             billing_anchor: today,
             trial_ends_at,
@@ -251,7 +251,7 @@ impl Subscriptions {
                     period_start: start,
                     period_end: end,
                     lines,
-                    tax_rate: crate::invoices::rate(&row.tax_rate),
+                    tax_rate: crate::invoices::rate(&row.tax_rate)?,
                 };
                 self.invoices.issue(tx, Some(row.id), &draft, &[]).await?;
             }
@@ -262,7 +262,7 @@ impl Subscriptions {
                 NewEvent::new("subscription.started", "subscription", Some(row.id))
                     .change("plan", None::<String>, Some(target.plan_code.clone()))
                     .change("version", None::<i32>, Some(target.version))
-                    .change("status", None::<String>, Some(row.status.clone()))
+                    .change("status", None::<String>, Some(row.status.to_value()))
                     .change("time_zone", None::<String>, Some(row.time_zone.clone())),
             )
             .await?;
@@ -308,7 +308,7 @@ impl Subscriptions {
         let row = self
             .advance(tx)
             .await?
-            .filter(|row| row.status != Status::Canceled.as_str())
+            .filter(|row| row.status != Status::Canceled)
             .ok_or(Error::NotFound("active subscription"))?;
         if row.cancel_at_period_end {
             return Err(Error::AlreadyCanceled);

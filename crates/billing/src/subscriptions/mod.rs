@@ -44,50 +44,10 @@ use chrono_tz::Tz;
 use kernel::{SharedClock, TenantTx};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel};
-use std::str::FromStr;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Where a subscription is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Free until the trial ends.
-    Trialing,
-    /// Paid up.
-    Active,
-    /// A payment failed; full access while it is retried.
-    PastDue,
-    /// Every retry failed: read-only until paid.
-    Suspended,
-    /// Ended; the organization is back on the free allowance.
-    Canceled,
-}
-
-impl Status {
-    /// Stored and shown name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Trialing => "trialing",
-            Self::Active => "active",
-            Self::PastDue => "past_due",
-            Self::Suspended => "suspended",
-            Self::Canceled => "canceled",
-        }
-    }
-
-    /// The status stored as `text` (only ever read from the database: anything else is
-    /// corrupt data).
-    fn parse(text: &str) -> Result<Self> {
-        Ok(match text {
-            "trialing" => Self::Trialing,
-            "active" => Self::Active,
-            "past_due" => Self::PastDue,
-            "suspended" => Self::Suspended,
-            "canceled" => Self::Canceled,
-            other => return Err(crate::error::corrupt("subscriptions.status", other)),
-        })
-    }
-}
+pub use crate::entity::subscription::Status;
 
 /// An organization's subscription as of now.
 #[derive(Debug, Clone)]
@@ -241,7 +201,7 @@ impl Subscriptions {
         Ok(Subscription {
             id: row.id,
             plan,
-            status: Status::parse(&row.status)?,
+            status: row.status,
             time_zone: stored_zone(&row.time_zone)?,
             billing_anchor: row.billing_anchor,
             trial_ends_at: row.trial_ends_at,
@@ -250,8 +210,7 @@ impl Subscriptions {
             scheduled_plan,
             cancel_at_period_end: row.cancel_at_period_end,
             canceled_at: row.canceled_at,
-            tax_rate: Decimal::from_str(&row.tax_rate)
-                .map_err(|_| crate::error::corrupt("subscriptions.tax_rate", &row.tax_rate))?,
+            tax_rate: crate::invoices::rate(&row.tax_rate)?,
         })
     }
 

@@ -86,7 +86,7 @@ pub fn roll_boundaries(
     let mut boundaries = Vec::new();
     // Bounded: a subscription untouched for years rolls one period per month.
     for _ in 0..10_000 {
-        let status = Status::parse(&row.status)?;
+        let status = row.status;
         if status == Status::Canceled || row.current_period_end > now {
             return Ok((steps, boundaries));
         }
@@ -98,7 +98,7 @@ pub fn roll_boundaries(
         };
         let ended_at = row.current_period_end;
         if row.cancel_at_period_end {
-            row.status = Status::Canceled.as_str().to_owned();
+            row.status = Status::Canceled;
             row.canceled_at = Some(ended_at);
             row.scheduled_plan_version_id = None;
             steps.push(Step::Canceled);
@@ -110,7 +110,7 @@ pub fn roll_boundaries(
             row.plan_version_id = next;
         }
         if status == Status::Trialing {
-            row.status = Status::Active.as_str().to_owned();
+            row.status = Status::Active;
             row.billing_anchor = local_date(tz, ended_at);
             steps.push(Step::TrialEnded);
         } else {
@@ -148,7 +148,7 @@ mod tests {
             organization_id: Uuid::nil(),
             id: Uuid::nil(),
             plan_version_id: Uuid::from_u128(1),
-            status: status.as_str().into(),
+            status,
             time_zone: zone.into(),
             billing_anchor: anchor.parse().unwrap(),
             trial_ends_at: None,
@@ -216,7 +216,7 @@ mod tests {
         sub.trial_ends_at = Some(sub.current_period_end);
         let steps = roll(&mut sub, at("2027-01-16T00:00:00Z")).unwrap();
         assert_eq!(steps, vec![Step::TrialEnded]);
-        assert_eq!(sub.status, "active");
+        assert_eq!(sub.status, Status::Active);
         assert_eq!(
             sub.billing_anchor,
             "2027-01-15".parse::<NaiveDate>().unwrap()
@@ -247,7 +247,7 @@ mod tests {
         sub.cancel_at_period_end = true;
         let steps = roll(&mut sub, at("2027-06-01T00:00:00Z")).unwrap();
         assert_eq!(steps, vec![Step::Canceled]);
-        assert_eq!(sub.status, "canceled");
+        assert_eq!(sub.status, Status::Canceled);
         assert_eq!(sub.canceled_at, Some(at("2027-03-10T00:00:00Z")));
     }
 }

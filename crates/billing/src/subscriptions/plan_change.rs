@@ -136,13 +136,13 @@ impl Subscriptions {
         let current = self.advance(tx).await?;
         let live = current
             .as_ref()
-            .filter(|row| row.status != Status::Canceled.as_str());
+            .filter(|row| row.status != Status::Canceled);
         let Some(row) = live else {
             return self.start(tx, current, &target, time_zone, now).await;
         };
         let mut row = row.clone();
         let plan = self.catalog.version(tx.conn(), row.plan_version_id).await?;
-        let trialing = row.status == Status::Trialing.as_str();
+        let trialing = row.status == Status::Trialing;
         let currency = plan.definition.currency()?;
         // Loaded: what is asked for, priced for the organization's seats.
         let asked = if target.id == plan.id {

@@ -12,7 +12,7 @@ pub struct Model {
     pub project_id: Uuid,
     pub title: String,
     pub body: String,
-    pub status: String,
+    pub status: crate::model::DocumentStatus,
     pub author_id: Uuid,
     pub version: i32,
     pub review_round: i32,

@@ -14,7 +14,7 @@ pub struct Model {
     pub review_round: i32,
     pub version: i32,
     pub reviewer_id: Uuid,
-    pub decision: String,
+    pub decision: crate::model::ReviewDecision,
     pub comment: Option<String>,
     pub created_at: DateTimeUtc,
 }

@@ -168,7 +168,7 @@ impl BillingMutation {
                 .await?;
             let subscription = subscriptions.current(unit.tx, &permit).await?;
             Ok(PayInvoicePayload {
-                invoice: invoice.into(),
+                invoice: invoice.try_into()?,
                 subscription: subscription.map(Into::into),
             })
         })

@@ -143,7 +143,9 @@ async fn issued(
         let page = invoices
             .list(unit.tx, &permit, kind, (&page, order))
             .await?;
-        Ok(connection(page, |i| i.invoice.id, Invoice::from))
+        let page =
+            page.try_map(|i| Ok::<_, billing::Error>((i.invoice.id, Invoice::try_from(i)?)))?;
+        Ok(connection(page, |(id, _)| *id, |(_, invoice)| invoice))
     })
     .await
 }

@@ -411,18 +411,25 @@ fn money(minor: i64, currency: &str) -> MoneyAmount {
     }
 }
 
-impl From<billing::Issued> for Invoice {
-    fn from(issued: billing::Issued) -> Self {
+/// An issued invoice as shown. A draft is never shown (billing answers `NOT_FOUND` for
+/// one, and leaves drafts out of its lists): should one reach here, it is not found
+/// either, rather than shown as some other status.
+impl TryFrom<billing::Issued> for Invoice {
+    type Error = billing::Error;
+
+    fn try_from(issued: billing::Issued) -> Result<Self, Self::Error> {
+        use billing::InvoiceStatus as Stored;
         let i = issued.invoice;
         let currency = i.currency.clone();
-        Self {
+        Ok(Self {
             id: i.id.to_string(),
             number: i.number.unwrap_or_default(),
-            status: match i.status.as_str() {
-                "paid" => InvoiceStatus::Paid,
-                "void" => InvoiceStatus::Void,
-                "uncollectible" => InvoiceStatus::Uncollectible,
-                _ => InvoiceStatus::Finalized,
+            status: match i.status {
+                Stored::Finalized => InvoiceStatus::Finalized,
+                Stored::Paid => InvoiceStatus::Paid,
+                Stored::Void => InvoiceStatus::Void,
+                Stored::Uncollectible => InvoiceStatus::Uncollectible,
+                Stored::Draft => return Err(billing::Error::NotFound("invoice")),
             },
             period_start: i.period_start,
             period_end: i.period_end,
@@ -448,7 +455,7 @@ impl From<billing::Issued> for Invoice {
             payment_attempts: i.payment_attempts,
             next_payment_attempt_at: i.next_payment_attempt_at,
             credit_of: i.credit_of.map(|c| c.to_string()),
-        }
+        })
     }
 }
 
