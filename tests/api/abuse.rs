@@ -551,7 +551,8 @@ async fn custom_roles_are_capped_and_permission_lists_deduplicated() {
 /// overflow in the statement that counts against it.
 #[tokio::test]
 async fn an_unlimited_sign_up_setting_signs_people_up() {
-    let app = TestApp::spawn_with(|config| config.sign_ups_per_address_per_hour = u64::MAX).await;
+    let app =
+        TestApp::spawn_with(|config| config.limits.sign_ups_per_address_per_hour = u64::MAX).await;
     let user = app.user("someone@example.com").await;
     let org = app.org(&user, "Acme").await;
     assert!(!org.id.is_empty());

@@ -822,10 +822,10 @@ async fn an_organization_goes_from_trial_through_failed_payments_and_suspension_
         .await;
     let uri = stripe.uri();
     let app = TestApp::spawn_with(|config| {
-        config.payment_provider = gateway::config::PaymentProviderKind::Stripe;
-        config.stripe_api_base = uri;
-        config.stripe_secret_key = Some("sk_test".into());
-        config.stripe_webhook_secret = Some("whsec_test".into());
+        config.billing.payment_provider = gateway::config::PaymentProviderKind::Stripe;
+        config.stripe.api_base = uri;
+        config.stripe.secret_key = Some("sk_test".into());
+        config.stripe.webhook_secret = Some("whsec_test".into());
     })
     .await;
     app.clock.set(at("2027-01-10T09:00:00Z"));
@@ -1112,9 +1112,9 @@ async fn two_billing_runs_charging_the_same_attempt_count_one_failure() {
         .await;
     let uri = stripe.uri();
     let app = TestApp::spawn_with(|config| {
-        config.payment_provider = gateway::config::PaymentProviderKind::Stripe;
-        config.stripe_api_base = uri;
-        config.stripe_secret_key = Some("sk_test".into());
+        config.billing.payment_provider = gateway::config::PaymentProviderKind::Stripe;
+        config.stripe.api_base = uri;
+        config.stripe.secret_key = Some("sk_test".into());
     })
     .await;
     gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())

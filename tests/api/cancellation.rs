@@ -31,7 +31,7 @@ const CREATE: &str =
 async fn abandoned_requests_leave_no_transaction_open() {
     let log = CapturedLog::default();
     let _capture = tracing::subscriber::set_default(log.subscriber());
-    let app = TestApp::spawn_with(|config| config.plan_max_projects = 0).await;
+    let app = TestApp::spawn_with(|config| config.limits.plan_max_projects = 0).await;
     let mut tenants = Vec::new();
     for name in ["acme", "globex", "initech"] {
         let owner = app.user(&format!("{name}@example.com")).await;
@@ -141,7 +141,7 @@ async fn abandoned_requests_leave_no_transaction_open() {
 /// transaction rolled back: nothing of it stays, and nothing is left open.
 #[tokio::test]
 async fn a_request_past_its_deadline_is_stopped_and_rolled_back() {
-    let app = TestApp::spawn_with(|config| config.plan_max_projects = 0).await;
+    let app = TestApp::spawn_with(|config| config.limits.plan_max_projects = 0).await;
     let alice = app.user("alice@example.com").await;
     let org = app.org(&alice, "Acme").await;
     let mut outcomes = BTreeMap::<String, usize>::new();
@@ -149,7 +149,7 @@ async fn a_request_past_its_deadline_is_stopped_and_rolled_back() {
     for deadline_ms in [2, 6, 12, 25] {
         let hurried = app
             .spawn_twin_with(|config| {
-                config.request_timeout = Duration::from_millis(deadline_ms);
+                config.http.request_timeout = Duration::from_millis(deadline_ms);
             })
             .await;
         for i in 0..15 {
@@ -299,9 +299,9 @@ async fn an_unreachable_database_answers_service_unavailable() {
     let app = {
         let proxy = proxy.clone();
         TestApp::spawn_with(move |config| {
-            let (running, url) = Proxy::start(&config.database_url);
-            config.database_url = url;
-            config.plan_max_projects = 0;
+            let (running, url) = Proxy::start(&config.database.url);
+            config.database.url = url;
+            config.limits.plan_max_projects = 0;
             let _ = proxy.set(running);
         })
         .await

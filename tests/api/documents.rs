@@ -650,8 +650,8 @@ async fn another_organizations_member_gets_not_found_on_every_document_operation
 #[tokio::test]
 async fn plan_limits_refuse_the_project_and_document_beyond_them_with_limit_and_usage() {
     let app = TestApp::spawn_with(|config| {
-        config.plan_max_projects = 2;
-        config.plan_max_documents_per_project = 2;
+        config.limits.plan_max_projects = 2;
+        config.limits.plan_max_documents_per_project = 2;
     })
     .await;
     let owner = app.user("owner@example.com").await;

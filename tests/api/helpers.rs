@@ -9,7 +9,7 @@
 //! made once.
 
 use chrono::Utc;
-use gateway::config::{Environment, LogFormat};
+use gateway::config::LogFormat;
 use gateway::{Application, Config};
 use kernel::FakeClock;
 use migration::{Migrator, MigratorTrait};
@@ -191,7 +191,7 @@ impl TestApp {
         let export_dir = exports.path().to_owned();
         let (address, clock, server_db, state) =
             start_server(&database_url, FakeClock::at(Utc::now()), |config| {
-                config.data_export_dir = export_dir;
+                config.privacy.data_export_dir = export_dir;
                 configure(config)
             })
             .await;
@@ -219,7 +219,7 @@ impl TestApp {
         let export_dir = self.state.export_dir.clone();
         let (address, clock, server_db, state) =
             start_server(&self.database_url, self.clock.clone(), |config| {
-                config.data_export_dir = export_dir;
+                config.privacy.data_export_dir = export_dir;
                 configure(config)
             })
             .await;
@@ -243,55 +243,22 @@ impl TestApp {
 
 /// The configuration test servers run with.
 fn test_config(database_url: &str) -> Config {
-    Config {
-        database_url: database_url.to_owned(),
-        migrate_database_url: None,
-        bind_addr: "127.0.0.1:0".parse().expect("address"),
-        token_secret: Some(
-            "test-secret-that-is-long-enough-0123456789"
-                .to_owned()
-                .into(),
-        ),
-        token_secret_file: ".unused".into(),
-        environment: Environment::Development,
-        log_format: LogFormat::Pretty,
-        log_filter: "warn".into(),
-        database_max_connections: 8,
-        plan_max_projects: 100,
-        plan_max_documents_per_project: 1_000,
-        plan_max_seats: 50,
-        // Tests move the clock and run billing themselves.
-        billing_run_interval_secs: 0,
-        audit_retention_interval_secs: 0,
-        payment_provider: gateway::config::PaymentProviderKind::Manual,
-        stripe_api_base: "http://127.0.0.1:9".into(),
-        stripe_secret_key: None,
-        stripe_webhook_secret: None,
-        dunning_retry_days: "3,5,7".into(),
-        usage_grace_days: 3,
-        request_timeout: std::time::Duration::from_secs(30),
-        cors_allowed_origins: Vec::new(),
-        introspection: None,
-        trusted_documents_only: Vec::new(),
-        rate_limit_api_key_per_minute: 0,
-        rate_limit_user_per_minute: 0,
-        redis_url: None,
-        metrics_token: None,
-        otel_exporter_otlp_endpoint: None,
-        metrics_bind_addr: None,
-        webhook_insecure_hosts: vec!["127.0.0.1".into()],
-        sign_ups_per_address_per_hour: 20,
-        dpa_notice_days: 30,
-        org_deletion_grace_days: 30,
-        invoice_retention_years: 10,
-        // Replaced by a directory of each test's own (TestApp::spawn_with).
-        data_export_dir: std::env::temp_dir().join("platform-exports-test"),
-        data_export_ttl_hours: 24,
-        http_max_connections: 1_024,
-        http_header_timeout: std::time::Duration::from_secs(10),
-        http_body_timeout: std::time::Duration::from_secs(10),
-        shutdown_grace: std::time::Duration::from_secs(10),
-    }
+    let mut config = Config::defaults().expect("defaults");
+    config.database.url = database_url.to_owned();
+    config.database.max_connections = 8;
+    config.http.bind_addr = "127.0.0.1:0".parse().expect("address");
+    config.auth.token_secret = Some("test-secret-that-is-long-enough-0123456789".into());
+    // Tests move the clock and run billing and retention themselves.
+    config.billing.run_interval_secs = 0;
+    config.privacy.audit_retention_interval_secs = 0;
+    // Replaced by a directory of each test's own (TestApp::spawn_with).
+    config.privacy.data_export_dir = std::env::temp_dir().join("platform-exports-test");
+    config.stripe.api_base = "http://127.0.0.1:9".into();
+    config.limits.rate_limit_api_key_per_minute = 0;
+    config.limits.rate_limit_user_per_minute = 0;
+    config.telemetry.log_filter = "warn".into();
+    config.webhooks.insecure_hosts = vec!["127.0.0.1".into()];
+    config
 }
 
 async fn start_server(
@@ -457,7 +424,7 @@ impl TestApp {
             return self.state.clone();
         };
         let mut config = test_config(&self.database_url);
-        config.migrate_database_url = Some(pg_url("postgres", name));
+        config.database.migrate_url = Some(pg_url("postgres", name));
         gateway::cli::operator_services(&config)
             .await
             .expect("operator services")

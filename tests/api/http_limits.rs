@@ -29,8 +29,8 @@ async fn closed_after(stream: &mut TcpStream, within: Duration) -> Option<Durati
 
 async fn app_with_short_timeouts() -> TestApp {
     TestApp::spawn_with(|config| {
-        config.http_header_timeout = Duration::from_millis(500);
-        config.http_body_timeout = Duration::from_millis(500);
+        config.http.header_timeout = Duration::from_millis(500);
+        config.http.body_timeout = Duration::from_millis(500);
     })
     .await
 }
@@ -105,7 +105,7 @@ async fn a_stalled_body_is_refused() {
 
 #[tokio::test]
 async fn connections_beyond_the_limit_wait_for_a_free_one() {
-    let app = TestApp::spawn_with(|config| config.http_max_connections = 3).await;
+    let app = TestApp::spawn_with(|config| config.http.max_connections = 3).await;
     let port = port_of(&app);
     let mut held = Vec::new();
     for _ in 0..3 {

@@ -221,7 +221,7 @@ async fn only_managers_invite_and_only_owners_invite_owners() {
 
 #[tokio::test]
 async fn invitations_beyond_the_plans_seats_are_refused_until_a_seat_frees_up() {
-    let app = crate::helpers::TestApp::spawn_with(|config| config.plan_max_seats = 2).await;
+    let app = crate::helpers::TestApp::spawn_with(|config| config.limits.plan_max_seats = 2).await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     // The owner holds one seat, a pending invitation the second.

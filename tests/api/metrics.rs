@@ -46,7 +46,8 @@ fn value(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)
 
 #[tokio::test]
 async fn metrics_move_with_traffic_behind_their_token_and_name_no_one() {
-    let app = TestApp::spawn_with(|c| c.metrics_token = Some(TOKEN.to_owned().into())).await;
+    let app =
+        TestApp::spawn_with(|c| c.telemetry.metrics_token = Some(TOKEN.to_owned().into())).await;
     let url = format!("{}/metrics", app.address);
     for wrong in [None, Some("not-the-token"), Some(&TOKEN[1..])] {
         let mut request = app.http.get(&url);
@@ -165,7 +166,7 @@ async fn metrics_are_served_only_where_configured() {
         .expect("address")
         .port();
     let app = TestApp::spawn_with(|c| {
-        c.metrics_bind_addr = Some(format!("127.0.0.1:{port}").parse().expect("address"));
+        c.telemetry.metrics_bind_addr = Some(format!("127.0.0.1:{port}").parse().expect("address"));
     })
     .await;
     app.gql("query Ping { __typename }").send().await.data();

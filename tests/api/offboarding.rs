@@ -438,7 +438,7 @@ async fn a_deleted_organization_is_frozen_then_purged_leaving_only_its_invoices(
 #[tokio::test]
 async fn a_cancelled_deletion_gives_the_organization_back_and_a_purge_without_invoices_deletes_its_row()
  {
-    let app = TestApp::spawn_with(|config| config.org_deletion_grace_days = 0).await;
+    let app = TestApp::spawn_with(|config| config.privacy.org_deletion_grace_days = 0).await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     let member = app.user("member@example.com").await;
@@ -493,7 +493,7 @@ async fn a_cancelled_deletion_gives_the_organization_back_and_a_purge_without_in
 
 #[tokio::test]
 async fn a_purge_that_fails_midway_shows_what_is_left_and_a_rerun_finishes_it() {
-    let app = TestApp::spawn_with(|config| config.org_deletion_grace_days = 0).await;
+    let app = TestApp::spawn_with(|config| config.privacy.org_deletion_grace_days = 0).await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     app.project(&owner, &org, "Handbook").await;

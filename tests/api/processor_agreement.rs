@@ -202,7 +202,7 @@ async fn an_organization_accepts_the_agreement_before_keys_and_paid_plans() {
 
 #[tokio::test]
 async fn without_a_notice_period_a_new_version_applies_at_once() {
-    let app = TestApp::spawn_with(|config| config.dpa_notice_days = 0).await;
+    let app = TestApp::spawn_with(|config| config.privacy.dpa_notice_days = 0).await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     let operator = app.operator().await;

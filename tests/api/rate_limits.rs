@@ -81,7 +81,7 @@ async fn a_key_over_its_plans_rate_waits_and_is_not_metered() {
 
 #[tokio::test]
 async fn a_person_over_the_default_rate_is_refused() {
-    let app = TestApp::spawn_with(|config| config.rate_limit_user_per_minute = 5).await;
+    let app = TestApp::spawn_with(|config| config.limits.rate_limit_user_per_minute = 5).await;
     let alice = app.user("alice@example.com").await;
     let bob = app.user("bob@example.com").await;
     for _ in 0..5 {
@@ -109,8 +109,10 @@ async fn a_person_over_the_default_rate_is_refused() {
 #[tokio::test]
 async fn instances_sharing_redis_share_a_keys_allowance() {
     let redis = |config: &mut gateway::config::Config| {
-        config.redis_url = Some(
-            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        config.limits.redis_url = Some(
+            std::env::var("TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+                .into(),
         );
     };
     let app = TestApp::spawn_with(redis).await;

@@ -28,7 +28,7 @@ fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 #[tokio::test]
 async fn only_the_configured_origins_may_call_from_a_browser() {
     let app = TestApp::spawn_with(|config| {
-        config.cors_allowed_origins = vec![APP_ORIGIN.into(), "http://localhost:5173".into()];
+        config.http.cors_allowed_origins = vec![APP_ORIGIN.into(), "http://localhost:5173".into()];
     })
     .await;
 
@@ -150,7 +150,7 @@ async fn introspection_is_for_whom_the_setting_allows() {
 
     // Off: no one, with a reason.
     let closed =
-        TestApp::spawn_with(|config| config.introspection = Some(Introspection::Off)).await;
+        TestApp::spawn_with(|config| config.http.introspection = Some(Introspection::Off)).await;
     let bob = closed.user("bob@example.com").await;
     for query in [SCHEMA, TYPE_BY_FRAGMENT] {
         let refused = closed.gql(query).as_user(&bob).send().await;
@@ -247,7 +247,8 @@ async fn graphql_response_json_gives_request_errors_a_4xx_status() {
 /// Each is answered with its code, and nothing of the schema leaks where it is off.
 #[tokio::test]
 async fn hostile_introspection_documents_are_refused_with_a_code() {
-    let app = TestApp::spawn_with(|config| config.introspection = Some(Introspection::Off)).await;
+    let app =
+        TestApp::spawn_with(|config| config.http.introspection = Some(Introspection::Off)).await;
     let aliases: String = (0..700)
         .map(|i| format!("a{i}: __type(name: \"Query\") {{ name }} "))
         .collect();

@@ -475,7 +475,7 @@ async fn an_apq_client_registers_its_text_by_hash_then_sends_the_hash_alone() {
 #[tokio::test]
 async fn callers_restricted_by_setting_run_the_platforms_imported_documents() {
     let app = TestApp::spawn_with(|config| {
-        config.trusted_documents_only = vec![gateway::config::TrustedDocumentsOnly::Anonymous];
+        config.http.trusted_documents_only = vec![gateway::config::TrustedDocumentsOnly::Anonymous];
     })
     .await;
     const PLANS: &str = "query Plans { __typename }";

@@ -218,7 +218,7 @@ async fn concurrent_reports_of_one_new_key_store_it_once_and_never_fail_internal
 
 #[tokio::test]
 async fn creating_projects_and_documents_records_their_usage_in_the_same_transaction() {
-    let app = TestApp::spawn_with(|config| config.plan_max_documents_per_project = 2).await;
+    let app = TestApp::spawn_with(|config| config.limits.plan_max_documents_per_project = 2).await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     let project = app

@@ -724,7 +724,7 @@ async fn a_delivery_whose_job_died_is_closed_as_failed_a_day_later() {
 /// deletion answered INTERNAL in 4 of 5 runs of this test).
 #[tokio::test]
 async fn an_endpoint_deleted_while_its_events_are_delivered_is_deleted() {
-    let app = TestApp::spawn_with(|config| config.plan_max_projects = 0).await;
+    let app = TestApp::spawn_with(|config| config.limits.plan_max_projects = 0).await;
     let owner = app.user("owner@example.com").await;
     let org = app.org(&owner, "Acme").await;
     let url = "https://hooks.example.com/in";

@@ -97,7 +97,7 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
     let db = support::migrated(owner_url, app_url, 2).await;
     db.conn().clone().close().await.ok();
     let mut settings = config(app_url);
-    settings.database_max_connections = CLIENTS as u32;
+    settings.database.max_connections = CLIENTS as u32;
     let server = ServerRuntime::new();
     let (server_db, port) = server.start(settings).await;
     let base = format!("http://127.0.0.1:{port}");

@@ -77,24 +77,17 @@ impl ServiceSettings {
     /// The settings `config` names (the token secret resolved, the payment provider
     /// built).
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
-        let (payments, collection) = config.payments()?;
+        let (payments, collection) = config.billing.payments(&config.stripe)?;
         Ok(Self {
-            token_secret: config.resolve_token_secret()?,
-            free_allowance: config.plan_limits(),
+            token_secret: config.auth.resolve_token_secret(config.environment)?,
+            free_allowance: config.limits.plan_limits(),
             payments,
             collection,
-            tenancy: TenancySettings {
-                max_sign_ups_per_ip: config.sign_ups_per_address_per_hour,
-                dpa_notice: chrono::Duration::days(i64::from(config.dpa_notice_days)),
-                deletion_grace: chrono::Duration::days(i64::from(config.org_deletion_grace_days)),
-                export_ttl: chrono::Duration::hours(i64::from(config.data_export_ttl_hours)),
-                invoice_retention_years: config.invoice_retention_years,
-                ..TenancySettings::default()
-            },
-            egress: config.webhook_egress(),
-            stripe_webhook_secret: config.stripe_webhook_secret.clone(),
-            usage_grace: chrono::Duration::days(i64::from(config.usage_grace_days)),
-            export_dir: config.data_export_dir.clone(),
+            tenancy: config.privacy.tenancy_settings(&config.limits),
+            egress: config.webhooks.egress(),
+            stripe_webhook_secret: config.stripe.webhook_secret.clone(),
+            usage_grace: config.billing.usage_grace(),
+            export_dir: config.privacy.data_export_dir.clone(),
         })
     }
 }
@@ -227,9 +220,9 @@ pub struct Application {
 
 impl Application {
     /// Connects, migrates (SQLite only: on PostgreSQL `platform migrate` runs as the owner
-    /// role), and binds `config.bind_addr`.
+    /// role), and binds `config.http.bind_addr`.
     pub async fn build(config: &Config, clock: SharedClock) -> anyhow::Result<Self> {
-        let db = Db::connect(&config.database_url, config.database_max_connections)
+        let db = Db::connect(&config.database.url, config.database.max_connections)
             .await
             .context("connecting to the database")?;
         if db.backend() == Backend::Sqlite {
@@ -243,15 +236,15 @@ impl Application {
             state.clone(),
             schema,
             &http::Surface {
-                request_timeout: config.request_timeout,
-                cors_allowed_origins: config.cors_allowed_origins.clone(),
-                introspection: config.introspection(),
-                trusted_documents_only: config.trusted_documents_only.clone(),
-                rate_limits: Arc::new(rate_limits(config, state.clock.clone())),
-                metrics_token: config.metrics_token()?,
+                request_timeout: config.http.request_timeout,
+                cors_allowed_origins: config.http.cors_allowed_origins.clone(),
+                introspection: config.http.introspection(config.environment),
+                trusted_documents_only: config.http.trusted_documents_only.clone(),
+                rate_limits: Arc::new(rate_limits(&config.limits, state.clock.clone())),
+                metrics_token: config.telemetry.metrics_token()?,
             },
         );
-        let metrics_listener = match config.metrics_bind_addr {
+        let metrics_listener = match config.telemetry.metrics_bind_addr {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -259,20 +252,18 @@ impl Application {
             ),
             None => None,
         };
-        let listener = TcpListener::bind(config.bind_addr)
+        let listener = TcpListener::bind(config.http.bind_addr)
             .await
-            .with_context(|| format!("binding {}", config.bind_addr))?;
+            .with_context(|| format!("binding {}", config.http.bind_addr))?;
         let port = listener.local_addr()?.port();
         Ok(Self {
             state,
-            billing_run_every: (config.billing_run_interval_secs > 0)
-                .then(|| std::time::Duration::from_secs(config.billing_run_interval_secs)),
-            retention_run_every: (config.audit_retention_interval_secs > 0)
-                .then(|| std::time::Duration::from_secs(config.audit_retention_interval_secs)),
+            billing_run_every: config.billing.run_every(),
+            retention_run_every: config.privacy.retention_run_every(),
             listener,
             metrics_listener,
             router,
-            limits: config.http_limits(),
+            limits: config.http.limits(),
             port,
         })
     }
@@ -387,15 +378,16 @@ async fn shutdown_signal() {
 
 /// The rate limits `config` sets: shared through Redis with `REDIS_URL` (connected when
 /// first needed), else this process's own.
-fn rate_limits(config: &Config, clock: SharedClock) -> crate::rate_limit::RateLimits {
-    use crate::rate_limit::{RateLimits, Rates};
-    let defaults = Rates {
-        per_api_key: std::num::NonZeroU32::new(config.rate_limit_api_key_per_minute),
-        per_user: std::num::NonZeroU32::new(config.rate_limit_user_per_minute),
-    };
+fn rate_limits(
+    config: &crate::config::LimitsConfig,
+    clock: SharedClock,
+) -> crate::rate_limit::RateLimits {
+    use crate::rate_limit::RateLimits;
+    use secrecy::ExposeSecret;
+    let defaults = config.rates();
     match &config.redis_url {
         None => RateLimits::local(defaults, clock),
-        Some(url) => match RateLimits::shared(defaults, clock.clone(), url) {
+        Some(url) => match RateLimits::shared(defaults, clock.clone(), url.expose_secret()) {
             Ok(shared) => shared,
             Err(error) => {
                 tracing::error!(%error, "REDIS_URL is not a Redis URL: rate limits are counted per instance");

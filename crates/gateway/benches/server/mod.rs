@@ -1,7 +1,6 @@
 //! What the gateway's benchmarks share: a server configuration and a GraphQL client call.
 
 use gateway::Config;
-use gateway::config::{Environment, LogFormat, PaymentProviderKind};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,54 +9,20 @@ use std::time::{Duration, Instant};
 /// A server on a free local port over `database_url`, quiet, with no background billing
 /// run and a manual payment provider.
 pub fn config(database_url: &str) -> Config {
-    Config {
-        database_url: database_url.to_owned(),
-        migrate_database_url: None,
-        bind_addr: "127.0.0.1:0".parse().expect("address"),
-        token_secret: Some(
-            "bench-secret-that-is-long-enough-0123456789"
-                .to_owned()
-                .into(),
-        ),
-        token_secret_file: ".unused".into(),
-        environment: Environment::Development,
-        log_format: LogFormat::Pretty,
-        log_filter: "error".into(),
-        database_max_connections: 16,
-        plan_max_projects: 100,
-        plan_max_documents_per_project: 1_000,
-        plan_max_seats: 50,
-        billing_run_interval_secs: 0,
-        audit_retention_interval_secs: 0,
-        payment_provider: PaymentProviderKind::Manual,
-        stripe_api_base: "http://127.0.0.1:9".into(),
-        stripe_secret_key: None,
-        stripe_webhook_secret: None,
-        dunning_retry_days: "3,5,7".into(),
-        usage_grace_days: 3,
-        request_timeout: std::time::Duration::from_secs(30),
-        cors_allowed_origins: Vec::new(),
-        introspection: None,
-        trusted_documents_only: Vec::new(),
-        rate_limit_api_key_per_minute: 0,
-        rate_limit_user_per_minute: 0,
-        redis_url: None,
-        metrics_token: None,
-        otel_exporter_otlp_endpoint: None,
-        metrics_bind_addr: None,
-        webhook_insecure_hosts: Vec::new(),
-        // The benchmarks sign up hundreds of organizations' owners from one address.
-        sign_ups_per_address_per_hour: u64::MAX,
-        dpa_notice_days: 30,
-        org_deletion_grace_days: 30,
-        invoice_retention_years: 10,
-        data_export_dir: std::env::temp_dir().join("platform-exports-test"),
-        data_export_ttl_hours: 24,
-        http_max_connections: 1_024,
-        http_header_timeout: std::time::Duration::from_secs(10),
-        http_body_timeout: std::time::Duration::from_secs(10),
-        shutdown_grace: std::time::Duration::from_secs(10),
-    }
+    let mut config = Config::defaults().expect("defaults");
+    config.database.url = database_url.to_owned();
+    config.http.bind_addr = "127.0.0.1:0".parse().expect("address");
+    config.auth.token_secret = Some("bench-secret-that-is-long-enough-0123456789".into());
+    config.billing.run_interval_secs = 0;
+    config.privacy.audit_retention_interval_secs = 0;
+    config.privacy.data_export_dir = std::env::temp_dir().join("platform-exports-test");
+    config.stripe.api_base = "http://127.0.0.1:9".into();
+    config.limits.rate_limit_api_key_per_minute = 0;
+    config.limits.rate_limit_user_per_minute = 0;
+    // The benchmarks sign up hundreds of organizations' owners from one address.
+    config.limits.sign_ups_per_address_per_hour = u64::MAX;
+    config.telemetry.log_filter = "error".into();
+    config
 }
 
 /// A GraphQL request that must succeed; its `data`. `auth`: a bearer token and, unless

@@ -23,14 +23,15 @@ pub fn main() -> anyhow::Result<()> {
     // Before the runtime: the exporter's HTTP client may not start inside one.
     let traces = cli
         .config
+        .telemetry
         .otel_exporter_otlp_endpoint
         .as_deref()
         .filter(|endpoint| !endpoint.is_empty())
         .map(telemetry::otlp_provider)
         .transpose()?;
     telemetry::init(
-        &cli.config.log_filter,
-        cli.config.log_format,
+        &cli.config.telemetry.log_filter,
+        cli.config.telemetry.log_format,
         std::io::stdout,
         traces.as_ref(),
     );
@@ -52,18 +53,18 @@ pub fn main() -> anyhow::Result<()> {
 /// The services, for an operator command; on SQLite pending migrations are applied first
 /// (PostgreSQL migrates explicitly, as the owner role).
 async fn services(config: &Config) -> anyhow::Result<AppState> {
-    services_on(config, &config.database_url, true).await
+    services_on(config, &config.database.url, true).await
 }
 
 /// The services on the database as it is (checking it, say): nothing is migrated.
 async fn services_unmigrated(config: &Config) -> anyhow::Result<AppState> {
-    services_on(config, &config.database_url, false).await
+    services_on(config, &config.database.url, false).await
 }
 
 /// The services for an operator's action the application role may not do (making
 /// someone platform staff): connected with `MIGRATE_DATABASE_URL`, the owner role.
 pub async fn operator_services(config: &Config) -> anyhow::Result<AppState> {
-    services_on(config, config.migration_url(), true).await
+    services_on(config, config.database.migration_url(), true).await
 }
 
 async fn services_on(config: &Config, url: &str, migrate: bool) -> anyhow::Result<AppState> {
@@ -91,7 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await
         }
         Command::Migrate => {
-            let db = Db::connect(config.migration_url(), 2)
+            let db = Db::connect(config.database.migration_url(), 2)
                 .await
                 .context("connecting to the database")?;
             Migrator::up(db.conn(), None)
@@ -431,7 +432,43 @@ mod tests {
         ] {
             let cli = Cli::try_parse_from(args).expect("parsed");
             assert!(matches!(cli.command, Command::Serve));
-            assert_eq!(cli.config.bind_addr.to_string(), "127.0.0.1:9999");
+            assert_eq!(cli.config.http.bind_addr.to_string(), "127.0.0.1:9999");
         }
+    }
+
+    /// The settings moved into groups kept their flags (and variables): a deployment's
+    /// command line reads the same.
+    #[test]
+    fn grouped_settings_keep_their_flags() {
+        use secrecy::ExposeSecret;
+        let cli = Cli::try_parse_from([
+            "platform",
+            "serve",
+            "--database-url",
+            "sqlite://elsewhere.db",
+            "--database-max-connections",
+            "3",
+            "--http-max-connections",
+            "7",
+            "--stripe-secret-key",
+            "sk_live_x",
+            "--billing-run-interval-secs",
+            "0",
+            "--webhook-insecure-hosts",
+            "127.0.0.1,localhost",
+        ])
+        .expect("parsed");
+        let config = cli.config;
+        assert_eq!(config.database.url, "sqlite://elsewhere.db");
+        assert_eq!(config.database.max_connections, 3);
+        assert_eq!(config.http.max_connections, 7);
+        assert_eq!(
+            config.stripe.secret_key.as_ref().map(|k| k.expose_secret()),
+            Some("sk_live_x")
+        );
+        assert_eq!(config.billing.run_every(), None);
+        assert_eq!(config.webhooks.insecure_hosts, ["127.0.0.1", "localhost"]);
+        // A secret is never printed with the settings.
+        assert!(!format!("{config:?}").contains("sk_live_x"));
     }
 }

@@ -1,14 +1,56 @@
 //! The request's identity: its id, its credentials and the organization it names.
 
+use super::HttpState;
+use super::respond::respond;
 use crate::context::{Authentication, RequestContext};
 use crate::error::{ApiError, request_error, server_error};
 use crate::graphql::ids::{GlobalId, NodeKind};
 use crate::startup::AppState;
-use async_graphql::ServerError;
-use axum::http::{HeaderMap, header};
+use async_graphql::{BatchResponse, Response, ServerError};
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, StatusCode, header};
 use kernel::{ErrorCode, OrgId, Principal};
 use std::net::SocketAddr;
 use tenancy::ClientInfo;
+
+/// The request's context, for a handler outside GraphQL (a download) as an axum
+/// extractor: credentials and organization decided as for GraphQL. A bad
+/// `X-Organization-Id`, or a credential check that failed (not merely a bad credential),
+/// answers 400 with the error in GraphQL's shape. (The GraphQL handler builds its context
+/// itself, after the checks that need no credentials: a refused document or a malformed
+/// Idempotency-Key is answered before any credential is looked up.)
+pub(super) struct Identified {
+    /// The request's facts.
+    pub context: RequestContext,
+    /// Its id (`X-Request-Id` or a fresh one), answered on the response.
+    pub request_id: String,
+}
+
+impl axum::extract::FromRequestParts<HttpState> for Identified {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let request_id = request_id(&parts.headers);
+        match request_context(&state.app, peer, &parts.headers, request_id.clone()).await {
+            Ok(context) => Ok(Self {
+                context,
+                request_id,
+            }),
+            Err(error) => Err(respond(
+                &request_id,
+                StatusCode::BAD_REQUEST,
+                BatchResponse::Single(Response::from_errors(vec![error])),
+            )),
+        }
+    }
+}
 
 /// Authentication and the active organization. A bad `X-Organization-Id` fails the
 /// whole request; bad credentials only fail the operations that need a caller.
