@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(config.billing.dunning_retry_days, "3,5,7");
         assert_eq!(config.billing.usage_grace(), chrono::Duration::days(3));
         assert_eq!(config.limits.plan_max_seats, 50);
-        assert_eq!(config.http.request_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(
+            config.http.request_timeout,
+            std::time::Duration::from_secs(30)
+        );
         assert!(config.stripe.secret_key.is_none());
     }
 
