@@ -902,7 +902,7 @@ async fn histories_are_read_a_page_at_a_time() {
 
 /// Stored values that do not parse (a hand edit, a bad migration) are never replaced by
 /// a default: a review decision that is neither `approved` nor `changes_requested` used
-/// to read as "changes requested". The read fails with `INTERNAL` instead, and the rest
+/// to read as "changes requested", a negative number of required approvals as 1. The read fails with `INTERNAL` instead, and the rest
 /// of the organization's documents still read.
 #[tokio::test]
 async fn corrupt_stored_values_are_internal_errors_not_defaults() {
@@ -975,4 +975,22 @@ async fn corrupt_stored_values_are_internal_errors_not_defaults() {
     // The other document still reads.
     let fine = read(other).await;
     assert_eq!(fine.data()["nodes"][0]["title"], "Other");
+
+    // A project's required approvals below zero used to read as 1.
+    let project = || {
+        app.gql("query($p: ID!) { node(id: $p) { ... on Project { requiredApprovals } } }")
+            .vars(json!({ "p": handbook }))
+            .as_user(&owner)
+            .in_org(&org)
+            .send()
+    };
+    assert_eq!(project().await.data()["node"]["requiredApprovals"], 1);
+    db.execute_raw(sea_orm::Statement::from_string(
+        backend,
+        "UPDATE projects SET required_approvals = -1",
+    ))
+    .await
+    .unwrap();
+    let corrupt = project().await;
+    assert_eq!(corrupt.code(), "INTERNAL", "{:?}", corrupt.body);
 }

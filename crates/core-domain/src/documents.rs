@@ -15,7 +15,8 @@ use audit::{AuditLog, NewEvent};
 use authz::{Action, ListFilter, Permit, Resource, ResourceType, Subject};
 use kernel::page::keyset_in;
 use kernel::{
-    Limit, OrgId, Page, PageRequest, Principal, SharedClock, SharedLimits, TenantTx, UserId,
+    DocumentId, Limit, OrgId, Page, PageRequest, Principal, ProjectId, SharedClock, SharedLimits,
+    TenantTx, UserId,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
@@ -42,7 +43,7 @@ pub struct DocumentService {
 }
 
 /// A stored counter (a version, a review round) as the model's `u32`.
-fn counter(column: &'static str, stored: i32) -> Result<u32> {
+pub(crate) fn counter(column: &'static str, stored: i32) -> Result<u32> {
     u32::try_from(stored).map_err(|_| corrupt(column, stored))
 }
 
@@ -56,9 +57,9 @@ fn corrupt(column: &'static str, value: impl std::fmt::Display) -> Error {
 
 fn from_row(row: document::Model) -> Result<Document> {
     Ok(Document {
-        id: row.id,
+        id: DocumentId::from_uuid(row.id),
         org_id: OrgId::from_uuid(row.organization_id),
-        project_id: row.project_id,
+        project_id: ProjectId::from_uuid(row.project_id),
         title: row.title,
         body: row.body,
         status: row.status,
@@ -81,7 +82,7 @@ pub(crate) fn version_from_row(row: document_version::Model) -> Result<DocumentV
         )
     })?;
     Ok(DocumentVersion {
-        document_id: row.document_id,
+        document_id: DocumentId::from_uuid(row.document_id),
         version: counter("document_versions.version", row.version)?,
         title: row.title,
         body: row.body,
@@ -94,7 +95,7 @@ pub(crate) fn version_from_row(row: document_version::Model) -> Result<DocumentV
 pub(crate) fn review_from_row(row: document_review::Model) -> Result<Review> {
     Ok(Review {
         id: row.id,
-        document_id: row.document_id,
+        document_id: DocumentId::from_uuid(row.document_id),
         review_round: counter("document_reviews.review_round", row.review_round)?,
         version: counter("document_reviews.version", row.version)?,
         reviewer_id: UserId::from_uuid(row.reviewer_id),
@@ -129,9 +130,9 @@ impl DocumentService {
 
     /// A document as a permission resource: it inherits its project's grants, and its
     /// author holds `record_owner` on it. An unknown id is `NOT_FOUND`.
-    pub async fn resource(&self, tx: &TenantTx, id: Uuid) -> Result<Resource> {
+    pub async fn resource(&self, tx: &TenantTx, id: DocumentId) -> Result<Resource> {
         let row = find(tx, id).await?;
-        Ok(Resource::record(ResourceType::Document, id)
+        Ok(Resource::record(ResourceType::Document, id.as_uuid())
             .with_parent(ResourceType::Project, row.project_id)
             .with_owner(Subject::User(UserId::from_uuid(row.author_id))))
     }
@@ -146,7 +147,7 @@ impl DocumentService {
         input: NewDocument,
     ) -> Result<Document> {
         permit.ensure(tx, ResourceType::Document, Action::Create, None)?;
-        if permit.resource().parent != Some((ResourceType::Project, input.project_id)) {
+        if permit.resource().parent != Some((ResourceType::Project, input.project_id.as_uuid())) {
             return Err(authz::Error::PermitMismatch.into());
         }
         let author = person(permit)?;
@@ -164,11 +165,11 @@ impl DocumentService {
             .await?;
         ensure_below_limit(tx, self.limits.as_ref(), Limit::DocumentsPerProject, usage).await?;
         let now = self.clock.now();
-        let id = Uuid::now_v7();
+        let id = DocumentId::generate();
         let org = tx.org_id().as_uuid();
         let row = document::Entity::insert(document::ActiveModel {
             organization_id: Set(org),
-            id: Set(id),
+            id: Set(id.as_uuid()),
             project_id: Set(project.id),
             title: Set(title.clone()),
             body: Set(body.clone()),
@@ -185,7 +186,7 @@ impl DocumentService {
         self.audit
             .record(
                 tx,
-                NewEvent::new("document.created", "document", Some(id))
+                NewEvent::new("document.created", "document", Some(id.as_uuid()))
                     .change("project", None::<String>, Some(project.id.to_string()))
                     .change("title", None::<String>, Some(title))
                     .change("version", None::<u32>, Some(1))
@@ -197,14 +198,14 @@ impl DocumentService {
             )
             .await?;
         self.usage
-            .record_platform_usage(tx, "documents_created", id)
+            .record_platform_usage(tx, "documents_created", id.as_uuid())
             .await?;
         from_row(row)
     }
 
     /// One document.
-    pub async fn get(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<Document> {
-        permit.ensure(tx, ResourceType::Document, Action::Read, Some(id))?;
+    pub async fn get(&self, tx: &TenantTx, permit: &Permit, id: DocumentId) -> Result<Document> {
+        permit.ensure(tx, ResourceType::Document, Action::Read, Some(id.as_uuid()))?;
         from_row(find(tx, id).await?)
     }
 
@@ -239,7 +240,7 @@ impl DocumentService {
         &self,
         tx: &TenantTx,
         filter: &ListFilter,
-        ids: &[Uuid],
+        ids: &[DocumentId],
     ) -> Result<Vec<Document>> {
         tx.select::<document::Entity>()
             .filter(document::Column::Id.is_in(ids.iter().copied()))
@@ -264,10 +265,15 @@ impl DocumentService {
         &self,
         tx: &TenantTx,
         permit: &Permit,
-        id: Uuid,
+        id: DocumentId,
         edit: EditDocument,
     ) -> Result<Document> {
-        permit.ensure(tx, ResourceType::Document, Action::Update, Some(id))?;
+        permit.ensure(
+            tx,
+            ResourceType::Document,
+            Action::Update,
+            Some(id.as_uuid()),
+        )?;
         let editor = person(permit)?;
         let row = find_for_update(tx, id).await?;
         let doc = from_row(row.clone())?;
@@ -341,7 +347,7 @@ impl DocumentService {
         &self,
         tx: &TenantTx,
         permit: &Permit,
-        id: Uuid,
+        id: DocumentId,
         transition: Transition,
         comment: Option<String>,
     ) -> Result<Document> {
@@ -349,7 +355,7 @@ impl DocumentService {
             tx,
             ResourceType::Document,
             transition.required_action(),
-            Some(id),
+            Some(id.as_uuid()),
         )?;
         let actor = person(permit)?;
         let comment = match comment.as_deref().map(str::trim) {
@@ -399,7 +405,10 @@ impl DocumentService {
             }
             _ => {}
         }
-        let required = u64::try_from(project.required_approvals).unwrap_or(1);
+        let required = u64::from(counter(
+            "projects.required_approvals",
+            project.required_approvals,
+        )?);
         let to = transition
             .next_status(doc.status, approvals.unwrap_or(0), required)
             .ok_or_else(illegal)?;
@@ -411,7 +420,7 @@ impl DocumentService {
         active.review_round = Set(round);
         active.updated_at = Set(now);
         let updated = document::Entity::update(active).exec(tx.conn()).await?;
-        let mut event = NewEvent::new(transition.action(), "document", Some(id))
+        let mut event = NewEvent::new(transition.action(), "document", Some(id.as_uuid()))
             .change("status", Some(doc.status.to_value()), Some(to.to_value()))
             .change("version", None::<i32>, Some(row.version));
         if let Some(comment) = &comment {
@@ -464,7 +473,7 @@ fn body(value: &str) -> Result<String> {
 }
 
 /// Distinct reviewers who approved `round` of a document.
-async fn approvals_in_round(tx: &TenantTx, id: Uuid, round: i32) -> Result<u64> {
+async fn approvals_in_round(tx: &TenantTx, id: DocumentId, round: i32) -> Result<u64> {
     let reviewers: Vec<Uuid> = tx
         .select::<document_review::Entity>()
         .select_only()
@@ -482,7 +491,7 @@ async fn approvals_in_round(tx: &TenantTx, id: Uuid, round: i32) -> Result<u64> 
 #[allow(clippy::too_many_arguments)]
 async fn insert_version(
     tx: &TenantTx,
-    document: Uuid,
+    document: DocumentId,
     version: i32,
     title: &str,
     body: &str,
@@ -492,7 +501,7 @@ async fn insert_version(
 ) -> Result<()> {
     document_version::Entity::insert(document_version::ActiveModel {
         organization_id: Set(tx.org_id().as_uuid()),
-        document_id: Set(document),
+        document_id: Set(document.as_uuid()),
         version: Set(version),
         title: Set(title.to_owned()),
         body: Set(body.to_owned()),
@@ -506,7 +515,7 @@ async fn insert_version(
 }
 
 /// A document of the transaction's organization.
-async fn find(tx: &TenantTx, id: Uuid) -> Result<document::Model> {
+async fn find(tx: &TenantTx, id: DocumentId) -> Result<document::Model> {
     tx.select::<document::Entity>()
         .filter(document::Column::Id.eq(id))
         .one(tx.conn())
@@ -517,7 +526,7 @@ async fn find(tx: &TenantTx, id: Uuid) -> Result<document::Model> {
 /// A document of the transaction's organization, its row locked on PostgreSQL so that
 /// concurrent workflow steps on one document queue (SQLite writers already hold the
 /// database lock).
-async fn find_for_update(tx: &TenantTx, id: Uuid) -> Result<document::Model> {
+async fn find_for_update(tx: &TenantTx, id: DocumentId) -> Result<document::Model> {
     let mut select = tx
         .select::<document::Entity>()
         .filter(document::Column::Id.eq(id));

@@ -8,7 +8,7 @@ use crate::entity::{document_review, document_version};
 use crate::error::Result;
 use crate::model::{DocumentVersion, Review};
 use authz::{Action, Permit, ResourceType};
-use kernel::{Page, PageRequest, TenantTx};
+use kernel::{DocumentId, Page, PageRequest, TenantTx};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -50,7 +50,7 @@ impl Paging {
         &self,
         backend: DbBackend,
         tx: &TenantTx,
-        documents: &[Uuid],
+        documents: &[DocumentId],
         page: &PageRequest,
         bound: impl Fn(Uuid) -> Value,
     ) -> Statement {
@@ -96,12 +96,12 @@ impl Paging {
 /// Rows (ordered by document, then position) as one page per document; documents
 /// without rows get an empty page.
 fn pages<T>(
-    documents: &[Uuid],
+    documents: &[DocumentId],
     rows: Vec<T>,
-    document_of: fn(&T) -> Uuid,
+    document_of: fn(&T) -> DocumentId,
     page: &PageRequest,
-) -> BTreeMap<Uuid, Page<T>> {
-    let mut grouped: BTreeMap<Uuid, Vec<T>> =
+) -> BTreeMap<DocumentId, Page<T>> {
+    let mut grouped: BTreeMap<DocumentId, Vec<T>> =
         documents.iter().map(|id| (*id, Vec::new())).collect();
     for row in rows {
         grouped.entry(document_of(&row)).or_default().push(row);
@@ -118,10 +118,10 @@ impl DocumentService {
         &self,
         tx: &TenantTx,
         permit: &Permit,
-        id: Uuid,
+        id: DocumentId,
         page: &PageRequest,
     ) -> Result<Page<DocumentVersion>> {
-        permit.ensure(tx, ResourceType::Document, Action::Read, Some(id))?;
+        permit.ensure(tx, ResourceType::Document, Action::Read, Some(id.as_uuid()))?;
         let mut pages = self.versions_of(tx, &[id], page).await?;
         Ok(pages
             .remove(&id)
@@ -133,9 +133,9 @@ impl DocumentService {
     pub async fn versions_of(
         &self,
         tx: &TenantTx,
-        documents: &[Uuid],
+        documents: &[DocumentId],
         page: &PageRequest,
-    ) -> Result<BTreeMap<Uuid, Page<DocumentVersion>>> {
+    ) -> Result<BTreeMap<DocumentId, Page<DocumentVersion>>> {
         let backend = tx.conn().get_database_backend();
         let statement =
             VERSIONS.statement(backend, tx, documents, page, |k| version_of_key(k).into());
@@ -159,9 +159,9 @@ impl DocumentService {
     pub async fn reviews_of(
         &self,
         tx: &TenantTx,
-        documents: &[Uuid],
+        documents: &[DocumentId],
         page: &PageRequest,
-    ) -> Result<BTreeMap<Uuid, Page<Review>>> {
+    ) -> Result<BTreeMap<DocumentId, Page<Review>>> {
         let backend = tx.conn().get_database_backend();
         let statement = REVIEWS.statement(backend, tx, documents, page, Value::from);
         let rows = document_review::Model::find_by_statement(statement)
@@ -176,7 +176,11 @@ impl DocumentService {
 
     /// The approvals that count now on each of `documents` (those of its current review
     /// round: at most the project's required number), in one query.
-    pub async fn approvals_of(&self, tx: &TenantTx, documents: &[Uuid]) -> Result<Vec<Review>> {
+    pub async fn approvals_of(
+        &self,
+        tx: &TenantTx,
+        documents: &[DocumentId],
+    ) -> Result<Vec<Review>> {
         let backend = tx.conn().get_database_backend();
         let mut values: Vec<Value> = vec![
             tx.org_id().as_uuid().into(),

@@ -1,7 +1,7 @@
 //! Projects as services take and return them.
 
 use chrono::{DateTime, Utc};
-use kernel::{OrgId, UserId};
+use kernel::{DocumentId, OrgId, ProjectId, UserId};
 use sea_orm::{ActiveEnum, DeriveActiveEnum, EnumIter};
 use std::fmt;
 use uuid::Uuid;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
     /// Id.
-    pub id: Uuid,
+    pub id: ProjectId,
     /// The organization.
     pub org_id: OrgId,
     /// Name.
@@ -198,11 +198,11 @@ impl Transition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
     /// Id.
-    pub id: Uuid,
+    pub id: DocumentId,
     /// The organization.
     pub org_id: OrgId,
     /// The project it belongs to.
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     /// Title.
     pub title: String,
     /// Body (Markdown).
@@ -225,7 +225,7 @@ pub struct Document {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentVersion {
     /// The document.
-    pub document_id: Uuid,
+    pub document_id: DocumentId,
     /// 1, 2, …
     pub version: u32,
     /// Title as saved.
@@ -258,7 +258,7 @@ pub struct Review {
     /// Id.
     pub id: Uuid,
     /// The document.
-    pub document_id: Uuid,
+    pub document_id: DocumentId,
     /// The review round it counts in.
     pub review_round: u32,
     /// The version reviewed.
@@ -277,7 +277,7 @@ pub struct Review {
 #[derive(Debug, Clone)]
 pub struct NewDocument {
     /// The project.
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     /// 1 to 300 characters.
     pub title: String,
     /// Markdown, up to 200,000 characters.
@@ -297,7 +297,7 @@ pub struct EditDocument {
 #[derive(Debug, Clone, Default)]
 pub struct DocumentFilter {
     /// Only this project's.
-    pub project_id: Option<Uuid>,
+    pub project_id: Option<ProjectId>,
     /// Only in this status.
     pub status: Option<DocumentStatus>,
     /// Only by this author.

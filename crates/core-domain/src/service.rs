@@ -9,7 +9,8 @@ use audit::{AuditLog, NewEvent};
 use authz::{Action, ListFilter, Permit, ResourceType};
 use kernel::page::keyset_in;
 use kernel::{
-    Limit, OrgId, Page, PageRequest, Principal, SharedClock, SharedLimits, TenantTx, UserId,
+    Limit, OrgId, Page, PageRequest, Principal, ProjectId, SharedClock, SharedLimits, TenantTx,
+    UserId,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
@@ -34,17 +35,20 @@ pub struct ProjectService {
     usage: billing::UsageService,
 }
 
-fn from_row(row: project::Model) -> Project {
-    Project {
-        id: row.id,
+fn from_row(row: project::Model) -> Result<Project> {
+    Ok(Project {
+        id: ProjectId::from_uuid(row.id),
         org_id: OrgId::from_uuid(row.organization_id),
         name: row.name,
         description: row.description,
         archived: row.archived,
-        required_approvals: u32::try_from(row.required_approvals).unwrap_or(1),
+        required_approvals: crate::documents::counter(
+            "projects.required_approvals",
+            row.required_approvals,
+        )?,
         created_by: UserId::from_uuid(row.created_by),
         created_at: row.created_at,
-    }
+    })
 }
 
 pub(crate) fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<String> {
@@ -120,25 +124,25 @@ impl ProjectService {
         self.usage
             .record_platform_usage(tx, "projects_created", row.id)
             .await?;
-        Ok(from_row(row))
+        from_row(row)
     }
 
     /// One project.
-    pub async fn get(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<Project> {
-        permit.ensure(tx, ResourceType::Project, Action::Read, Some(id))?;
-        Ok(from_row(find_project(tx, id).await?))
+    pub async fn get(&self, tx: &TenantTx, permit: &Permit, id: ProjectId) -> Result<Project> {
+        permit.ensure(tx, ResourceType::Project, Action::Read, Some(id.as_uuid()))?;
+        from_row(find_project(tx, id).await?)
     }
 
     /// The owner of a project, for building its permission resource.
-    pub async fn owner_of(&self, tx: &TenantTx, id: Uuid) -> Result<UserId> {
+    pub async fn owner_of(&self, tx: &TenantTx, id: ProjectId) -> Result<UserId> {
         Ok(UserId::from_uuid(find_project(tx, id).await?.created_by))
     }
 
     /// A project read once, before the permission to read it is decided: its owner
     /// builds the permission resource, and the project is handed out only against a
     /// permit for it ([`UncheckedProject::checked`]).
-    pub async fn find_unchecked(&self, tx: &TenantTx, id: Uuid) -> Result<UncheckedProject> {
-        Ok(UncheckedProject(from_row(find_project(tx, id).await?)))
+    pub async fn find_unchecked(&self, tx: &TenantTx, id: ProjectId) -> Result<UncheckedProject> {
+        Ok(UncheckedProject(from_row(find_project(tx, id).await?)?))
     }
 
     /// One page of the projects `filter` (from `Authorizer::list_filter`) lets through,
@@ -158,7 +162,7 @@ impl ProjectService {
         let rows = keyset_in(select, project::Column::Id, page, order)
             .all(tx.conn())
             .await?;
-        Ok(Page::from_overfetch(rows, page).map(from_row))
+        Page::from_overfetch(rows, page).try_map(from_row)
     }
 
     /// How many projects `filter` lets through (every page of [`Self::list`]).
@@ -180,10 +184,9 @@ impl ProjectService {
         &self,
         tx: &TenantTx,
         filter: &ListFilter,
-        ids: &[Uuid],
+        ids: &[ProjectId],
     ) -> Result<Vec<Project>> {
-        Ok(tx
-            .select::<project::Entity>()
+        tx.select::<project::Entity>()
             .filter(project::Column::Id.is_in(ids.iter().copied()))
             .filter(filter.condition(
                 tx,
@@ -195,7 +198,7 @@ impl ProjectService {
             .await?
             .into_iter()
             .map(from_row)
-            .collect())
+            .collect()
     }
 
     /// Renames, re-describes, archives or restores a project.
@@ -204,12 +207,17 @@ impl ProjectService {
         &self,
         tx: &TenantTx,
         permit: &Permit,
-        id: Uuid,
+        id: ProjectId,
         change: UpdateProject,
     ) -> Result<Project> {
-        permit.ensure(tx, ResourceType::Project, Action::Update, Some(id))?;
+        permit.ensure(
+            tx,
+            ResourceType::Project,
+            Action::Update,
+            Some(id.as_uuid()),
+        )?;
         let row = find_project(tx, id).await?;
-        let mut event = NewEvent::new("project.updated", "project", Some(id));
+        let mut event = NewEvent::new("project.updated", "project", Some(id.as_uuid()));
         let mut active: project::ActiveModel = row.clone().into();
         if let Some(name) = change.name {
             let name = text("name", &name, 1, 200)?;
@@ -243,7 +251,7 @@ impl ProjectService {
         let updated = project::Entity::update(active).exec(tx.conn()).await?;
         tx.remember(ProjectRow(updated.clone()));
         self.audit.record(tx, event).await?;
-        Ok(from_row(updated))
+        from_row(updated)
     }
 }
 
@@ -253,9 +261,9 @@ impl ProjectService {
 #[derive(Debug, Clone)]
 struct ProjectRow(project::Model);
 
-pub(crate) async fn find_project(tx: &TenantTx, id: Uuid) -> Result<project::Model> {
+pub(crate) async fn find_project(tx: &TenantTx, id: ProjectId) -> Result<project::Model> {
     if let Some(ProjectRow(row)) = tx.remembered::<ProjectRow>()
-        && row.id == id
+        && row.id == id.as_uuid()
     {
         return Ok(row);
     }
@@ -281,7 +289,12 @@ impl UncheckedProject {
 
     /// The project, for a caller permitted to read it.
     pub fn checked(self, tx: &TenantTx, permit: &Permit) -> Result<Project> {
-        permit.ensure(tx, ResourceType::Project, Action::Read, Some(self.0.id))?;
+        permit.ensure(
+            tx,
+            ResourceType::Project,
+            Action::Read,
+            Some(self.0.id.as_uuid()),
+        )?;
         Ok(self.0)
     }
 }

@@ -5,10 +5,9 @@
 use crate::startup::AppState;
 use authz::{Action, Resource, ResourceType};
 use core_domain::Transition;
-use kernel::{OrgId, Principal, TxMode, UserId};
+use kernel::{DocumentId, OrgId, Principal, ProjectId, TxMode, UserId};
 use std::collections::HashMap;
 use tenancy::{NewUser, Role};
-use uuid::Uuid;
 
 /// Every demo account's password.
 pub const DEMO_PASSWORD: &str = "demo-password";
@@ -199,7 +198,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
         tracing::info!("catalog: {line}");
     }
     let mut orgs: HashMap<&str, OrgId> = HashMap::new();
-    let mut projects: HashMap<&str, (OrgId, Uuid)> = HashMap::new();
+    let mut projects: HashMap<&str, (OrgId, ProjectId)> = HashMap::new();
     let mut users = Vec::new();
     for (email, name, _, _) in DEMO_PEOPLE {
         match tenancy
@@ -289,11 +288,11 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
             .find(|p| p.2 == *project_name)
             .map(|p| p.1)
             .unwrap_or_default();
-        let on_grants =
-            Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, project_id);
+        let on_grants = Resource::of_type(ResourceType::Grant)
+            .with_parent(ResourceType::Project, project_id.into());
         let (tx, permit) = permitted(state, person(owner)?, org, on_grants, Action::Create).await?;
         let owner_id = state.projects.owner_of(&tx, project_id).await?;
-        let record = Resource::record(ResourceType::Project, project_id)
+        let record = Resource::record(ResourceType::Project, project_id.into())
             .with_owner(authz::Subject::User(owner_id));
         let subject = authz::Subject::User(person(email)?);
         state
@@ -391,11 +390,11 @@ async fn create_document(
     state: &AppState,
     org: OrgId,
     author: UserId,
-    project: Uuid,
+    project: ProjectId,
     title: &str,
-) -> anyhow::Result<Uuid> {
-    let in_project =
-        Resource::of_type(ResourceType::Document).with_parent(ResourceType::Project, project);
+) -> anyhow::Result<DocumentId> {
+    let in_project = Resource::of_type(ResourceType::Document)
+        .with_parent(ResourceType::Project, project.as_uuid());
     let (tx, permit) = permitted(state, author, org, in_project, Action::Create).await?;
     let new = core_domain::NewDocument {
         project_id: project,
@@ -411,7 +410,7 @@ async fn document_step(
     state: &AppState,
     org: OrgId,
     by: UserId,
-    document: Uuid,
+    document: DocumentId,
     transition: Transition,
 ) -> anyhow::Result<()> {
     let (tx, actor) = state

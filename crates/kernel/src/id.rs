@@ -34,6 +34,13 @@ macro_rules! id_newtype {
             }
         }
 
+        /// Compared with and written to its `uuid` column as the UUID it wraps.
+        impl From<$name> for sea_orm::Value {
+            fn from(id: $name) -> sea_orm::Value {
+                id.0.into()
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 self.0.fmt(f)
@@ -71,4 +78,12 @@ id_newtype!(
 id_newtype!(
     /// A log-in session: one refresh-token family.
     SessionId
+);
+id_newtype!(
+    /// A project of an organization.
+    ProjectId
+);
+id_newtype!(
+    /// A document of a project.
+    DocumentId
 );

@@ -16,7 +16,9 @@ pub mod tenant;
 pub use clock::{Clock, FakeClock, SharedClock, SystemClock};
 pub use db::{Backend, Db, TxMode, count_statements, db_error_code, in_background, numbered};
 pub use error::{ClientError, Detail, Details, ErrorCode, LimitExceeded, TooMany};
-pub use id::{ApiKeyId, InvitationId, MembershipId, OrgId, SessionId, UserId};
+pub use id::{
+    ApiKeyId, DocumentId, InvitationId, MembershipId, OrgId, ProjectId, SessionId, UserId,
+};
 pub use limits::{ConfiguredLimits, FeatureFuture, Limit, LimitFuture, PlanLimits, SharedLimits};
 pub use page::{ListOrder, Page, PageRequest};
 pub use principal::Principal;

@@ -115,9 +115,9 @@ impl From<ListOrder> for kernel::ListOrder {
 }
 
 /// Builds a connection from a page, given each node's keyset id.
-pub fn connection<T, N>(
+pub fn connection<T, N, K: Into<Uuid>>(
     page: Page<T>,
-    key: impl Fn(&T) -> Uuid,
+    key: impl Fn(&T) -> K,
     node: impl Fn(T) -> N,
 ) -> Connection<String, N>
 where
@@ -127,9 +127,9 @@ where
 }
 
 /// [`connection`] with fields of the list as a whole (`totalCount`).
-pub fn connection_with<T, N, F>(
+pub fn connection_with<T, N, F, K: Into<Uuid>>(
     page: Page<T>,
-    key: impl Fn(&T) -> Uuid,
+    key: impl Fn(&T) -> K,
     node: impl Fn(T) -> N,
     fields: F,
 ) -> Connection<String, N, F>
@@ -142,7 +142,7 @@ where
     connection.edges = page
         .items
         .into_iter()
-        .map(|item| Edge::new(encode_cursor(key(&item)), node(item)))
+        .map(|item| Edge::new(encode_cursor(key(&item).into()), node(item)))
         .collect();
     connection
 }

@@ -90,12 +90,14 @@ pub struct GlobalId {
 
 impl GlobalId {
     /// Encodes a global (organization-less) record's id.
-    pub fn global(kind: NodeKind, id: Uuid) -> ID {
+    pub fn global(kind: NodeKind, id: impl Into<Uuid>) -> ID {
+        let id: Uuid = id.into();
         ID(URL_SAFE_NO_PAD.encode(format!("{}:{}", kind.name(), id.simple())))
     }
 
     /// Encodes an organization's record's id.
-    pub fn scoped(kind: NodeKind, org: OrgId, id: Uuid) -> ID {
+    pub fn scoped(kind: NodeKind, org: OrgId, id: impl Into<Uuid>) -> ID {
+        let id: Uuid = id.into();
         ID(URL_SAFE_NO_PAD.encode(format!(
             "{}:{}:{}",
             kind.name(),
@@ -152,6 +154,16 @@ impl GlobalId {
 }
 
 impl GlobalId {
+    /// The id as a project's (decoded with [`Self::expect`] for [`NodeKind::Project`]).
+    pub fn project_id(&self) -> kernel::ProjectId {
+        kernel::ProjectId::from_uuid(self.id)
+    }
+
+    /// The id as a document's (decoded with [`Self::expect`] for [`NodeKind::Document`]).
+    pub fn document_id(&self) -> kernel::DocumentId {
+        kernel::DocumentId::from_uuid(self.id)
+    }
+
     /// Decodes the id of a User or an ApiKey as a policy subject.
     pub fn subject(field: &'static str, id: &ID) -> Result<authz::Subject, ApiError> {
         match Self::decode(field, id)? {

@@ -14,7 +14,7 @@ use crate::unit::{OperationUnits, UnitTx};
 use async_graphql::dataloader::{DataLoader, Loader};
 use authz::{Action, ResourceType};
 use core_domain::{DocumentVersion, Project, Review};
-use kernel::{OrgId, Page, PageRequest, RequestTurn, TxMode, UserId};
+use kernel::{DocumentId, OrgId, Page, PageRequest, ProjectId, RequestTurn, TxMode, UserId};
 use std::collections::{BTreeMap, HashMap};
 use tenancy::Caller;
 use uuid::Uuid;
@@ -100,8 +100,8 @@ impl Scope {
 }
 
 /// Groups `(organization, id)` keys by organization.
-fn by_org(keys: &[(OrgId, Uuid)]) -> BTreeMap<OrgId, Vec<Uuid>> {
-    let mut groups: BTreeMap<OrgId, Vec<Uuid>> = BTreeMap::new();
+fn by_org<Id: Copy>(keys: &[(OrgId, Id)]) -> BTreeMap<OrgId, Vec<Id>> {
+    let mut groups: BTreeMap<OrgId, Vec<Id>> = BTreeMap::new();
     for (org, id) in keys {
         groups.entry(*org).or_default().push(*id);
     }
@@ -111,14 +111,14 @@ fn by_org(keys: &[(OrgId, Uuid)]) -> BTreeMap<OrgId, Vec<Uuid>> {
 /// Projects the caller may read.
 pub struct ProjectLoader(Scope);
 
-impl Loader<(OrgId, Uuid)> for ProjectLoader {
+impl Loader<(OrgId, ProjectId)> for ProjectLoader {
     type Value = Project;
     type Error = LoadError;
 
     async fn load(
         &self,
-        keys: &[(OrgId, Uuid)],
-    ) -> Result<HashMap<(OrgId, Uuid), Project>, LoadError> {
+        keys: &[(OrgId, ProjectId)],
+    ) -> Result<HashMap<(OrgId, ProjectId), Project>, LoadError> {
         let state = &self.0.state;
         let mut found = HashMap::new();
         for (org, ids) in by_org(keys) {
@@ -175,15 +175,16 @@ impl Loader<UserId> for UserLoader {
 /// (versions, reviews) of each document the caller already reads.
 async fn per_document<T, F, Fut>(
     scope: &Scope,
-    keys: &[(OrgId, Uuid, PageRequest)],
+    keys: &[(OrgId, DocumentId, PageRequest)],
     query: F,
-) -> Result<HashMap<(OrgId, Uuid, PageRequest), Page<T>>, LoadError>
+) -> Result<HashMap<(OrgId, DocumentId, PageRequest), Page<T>>, LoadError>
 where
-    F: Fn(UnitTx, Vec<Uuid>, PageRequest) -> Fut,
-    Fut: std::future::Future<Output = Result<BTreeMap<Uuid, Page<T>>, LoadError>>,
+    F: Fn(UnitTx, Vec<DocumentId>, PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<BTreeMap<DocumentId, Page<T>>, LoadError>>,
 {
     scope.caller()?;
-    let mut groups: BTreeMap<(OrgId, PageRequestKey), (PageRequest, Vec<Uuid>)> = BTreeMap::new();
+    let mut groups: BTreeMap<(OrgId, PageRequestKey), (PageRequest, Vec<DocumentId>)> =
+        BTreeMap::new();
     for (org, id, page) in keys {
         groups
             .entry((*org, PageRequestKey::of(page)))
@@ -214,14 +215,14 @@ impl PageRequestKey {
 /// A page of the review decisions on documents the caller already reads.
 pub struct ReviewLoader(Scope);
 
-impl Loader<(OrgId, Uuid, PageRequest)> for ReviewLoader {
+impl Loader<(OrgId, DocumentId, PageRequest)> for ReviewLoader {
     type Value = Page<Review>;
     type Error = LoadError;
 
     async fn load(
         &self,
-        keys: &[(OrgId, Uuid, PageRequest)],
-    ) -> Result<HashMap<(OrgId, Uuid, PageRequest), Page<Review>>, LoadError> {
+        keys: &[(OrgId, DocumentId, PageRequest)],
+    ) -> Result<HashMap<(OrgId, DocumentId, PageRequest), Page<Review>>, LoadError> {
         let documents = &self.0.state.documents;
         per_document(&self.0, keys, |tx, ids, page| async move {
             documents.reviews_of(&tx, &ids, &page).await.gql()
@@ -233,14 +234,14 @@ impl Loader<(OrgId, Uuid, PageRequest)> for ReviewLoader {
 /// A page of the versions of documents the caller already reads, newest first.
 pub struct VersionLoader(Scope);
 
-impl Loader<(OrgId, Uuid, PageRequest)> for VersionLoader {
+impl Loader<(OrgId, DocumentId, PageRequest)> for VersionLoader {
     type Value = Page<DocumentVersion>;
     type Error = LoadError;
 
     async fn load(
         &self,
-        keys: &[(OrgId, Uuid, PageRequest)],
-    ) -> Result<HashMap<(OrgId, Uuid, PageRequest), Page<DocumentVersion>>, LoadError> {
+        keys: &[(OrgId, DocumentId, PageRequest)],
+    ) -> Result<HashMap<(OrgId, DocumentId, PageRequest), Page<DocumentVersion>>, LoadError> {
         let documents = &self.0.state.documents;
         per_document(&self.0, keys, |tx, ids, page| async move {
             documents.versions_of(&tx, &ids, &page).await.gql()
@@ -252,16 +253,16 @@ impl Loader<(OrgId, Uuid, PageRequest)> for VersionLoader {
 /// The approvals that count now on documents the caller already reads.
 pub struct ApprovalLoader(Scope);
 
-impl Loader<(OrgId, Uuid)> for ApprovalLoader {
+impl Loader<(OrgId, DocumentId)> for ApprovalLoader {
     type Value = Vec<Review>;
     type Error = LoadError;
 
     async fn load(
         &self,
-        keys: &[(OrgId, Uuid)],
-    ) -> Result<HashMap<(OrgId, Uuid), Vec<Review>>, LoadError> {
+        keys: &[(OrgId, DocumentId)],
+    ) -> Result<HashMap<(OrgId, DocumentId), Vec<Review>>, LoadError> {
         self.0.caller()?;
-        let mut found: HashMap<(OrgId, Uuid), Vec<Review>> =
+        let mut found: HashMap<(OrgId, DocumentId), Vec<Review>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for (org, ids) in by_org(keys) {
             let (tx, _) = self.0.enter(org).await?;

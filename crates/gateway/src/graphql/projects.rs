@@ -3,6 +3,7 @@
 use crate::context::Unit;
 use crate::error::ApiError;
 use authz::{Resource, ResourceType, Subject};
+use kernel::{DocumentId, ProjectId};
 use uuid::Uuid;
 
 /// What a caller may do with one document.
@@ -18,15 +19,15 @@ pub enum DocumentAccess {
 impl Unit<'_> {
     /// The project as a resource: its owner holds `record_owner` on it. An unknown id is
     /// `NOT_FOUND` before any decision (it is the caller's own organization).
-    pub async fn project_resource(&self, id: Uuid) -> Result<Resource, ApiError> {
+    pub async fn project_resource(&self, id: ProjectId) -> Result<Resource, ApiError> {
         let owner = self.state.projects.owner_of(self.tx, id).await?;
-        Ok(Resource::record(ResourceType::Project, id).with_owner(Subject::User(owner)))
+        Ok(Resource::record(ResourceType::Project, id.as_uuid()).with_owner(Subject::User(owner)))
     }
 
     /// Decides `action` on a document for the caller.
     pub async fn document_access(
         &self,
-        id: Uuid,
+        id: DocumentId,
         action: authz::Action,
     ) -> Result<DocumentAccess, ApiError> {
         let (state, tx, principal) = (self.state, self.tx, self.actor.principal);
@@ -62,7 +63,7 @@ impl Unit<'_> {
     /// may not do this gets `FORBIDDEN`.
     pub async fn document_permit(
         &self,
-        id: Uuid,
+        id: DocumentId,
         action: authz::Action,
     ) -> Result<authz::Permit, ApiError> {
         match self.document_access(id, action).await? {
@@ -84,11 +85,15 @@ impl Unit<'_> {
     ) -> Result<(Resource, Resource), ApiError> {
         let (record, project) = match typ {
             ResourceType::Document => {
-                let record = self.state.documents.resource(self.tx, id).await?;
+                let record = self
+                    .state
+                    .documents
+                    .resource(self.tx, DocumentId::from_uuid(id))
+                    .await?;
                 let project = record.parent.map_or(id, |(_, project)| project);
                 (record, project)
             }
-            _ => (self.project_resource(id).await?, id),
+            _ => (self.project_resource(ProjectId::from_uuid(id)).await?, id),
         };
         let on_grants =
             Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, project);

@@ -64,7 +64,7 @@ impl DocumentsQuery {
                         DocumentList { counted: None },
                     ));
                 }
-                Some(id.id)
+                Some(id.project_id())
             }
             None => None,
         };
@@ -123,9 +123,11 @@ impl DocumentsQuery {
         let page = page_request(after, before, first, last).gql()?;
         let id = GlobalId::expect("documentId", &document_id, NodeKind::Document).gql()?;
         read(ctx, Where::RecordOf(&id), async |unit| {
-            let permit = unit.document_permit(id.id, Action::Read).await?;
+            let permit = unit.document_permit(id.document_id(), Action::Read).await?;
             let documents = &unit.state.documents;
-            let versions = documents.versions(unit.tx, &permit, id.id, &page).await?;
+            let versions = documents
+                .versions(unit.tx, &permit, id.document_id(), &page)
+                .await?;
             let org = unit.actor.org_id;
             Ok(connection(
                 versions,

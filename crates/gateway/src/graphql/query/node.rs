@@ -82,10 +82,10 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         return Ok(None);
     };
     if id.kind == NodeKind::Project {
-        return project_node(ctx, &tx, &actor, id.id).await;
+        return project_node(ctx, &tx, &actor, id.project_id()).await;
     }
     if id.kind == NodeKind::Document {
-        return document_node(ctx, &tx, &actor, id.id).await;
+        return document_node(ctx, &tx, &actor, id.document_id()).await;
     }
     if id.kind == NodeKind::AuditEvent {
         let permit = ctx
@@ -164,7 +164,7 @@ async fn project_node(
     ctx: &Context<'_>,
     tx: &kernel::TenantTx,
     actor: &tenancy::Actor,
-    id: uuid::Uuid,
+    id: kernel::ProjectId,
 ) -> GqlResult<Option<Node>> {
     let state = ctx.state();
     // Read once: its owner decides the permission, the permit hands it out.
@@ -173,7 +173,7 @@ async fn project_node(
         Err(core_domain::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e).gql(),
     };
-    let resource = Resource::record(ResourceType::Project, id)
+    let resource = Resource::record(ResourceType::Project, id.as_uuid())
         .with_owner(authz::Subject::User(project.owner()));
     let permit = match state
         .authz
@@ -193,7 +193,7 @@ async fn document_node(
     ctx: &Context<'_>,
     tx: &kernel::TenantTx,
     actor: &tenancy::Actor,
-    id: uuid::Uuid,
+    id: kernel::DocumentId,
 ) -> GqlResult<Option<Node>> {
     use crate::graphql::projects::DocumentAccess;
     let unit = crate::context::Unit {

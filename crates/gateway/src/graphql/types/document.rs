@@ -201,7 +201,7 @@ impl Document {
             ctx,
             d.org_id,
             d.project_id,
-            (ResourceType::Document, d.id),
+            (ResourceType::Document, d.id.as_uuid()),
             page,
         )
         .await

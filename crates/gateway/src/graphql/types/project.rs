@@ -60,7 +60,7 @@ impl Project {
         last: Option<i32>,
     ) -> GqlResult<Option<Connection<String, Grant>>> {
         let page = page_request(after, before, first, last).gql()?;
-        let record = (ResourceType::Project, self.0.id);
+        let record = (ResourceType::Project, self.0.id.as_uuid());
         grants_on(ctx, self.0.org_id, self.0.id, record, page)
             .await
             .map(Some)
@@ -72,7 +72,7 @@ impl Project {
 pub async fn grants_on(
     ctx: &Context<'_>,
     org: OrgId,
-    project: Uuid,
+    project: kernel::ProjectId,
     (typ, id): (ResourceType, Uuid),
     page: kernel::PageRequest,
 ) -> GqlResult<Connection<String, Grant>> {
@@ -81,8 +81,8 @@ pub async fn grants_on(
     // field of a project or a document (a title, a status) a 4 KB move.
     Box::pin(async move {
         let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
-        let on_grants =
-            Resource::of_type(ResourceType::Grant).with_parent(ResourceType::Project, project);
+        let on_grants = Resource::of_type(ResourceType::Grant)
+            .with_parent(ResourceType::Project, project.as_uuid());
         ctx.permit(&tx, &actor, on_grants, Action::Read).await?;
         let grants = ctx
             .state()
