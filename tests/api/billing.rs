@@ -677,7 +677,7 @@ async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_c
     // Corrections are credit notes, numbered in their own sequence, never beyond the total.
     let tx = app.state.tenancy.system_tx(org.org_id()).await.unwrap();
     let invoices_service = app.state.subscriptions.invoices();
-    let id: uuid::Uuid = invoice_id.parse().unwrap();
+    let id: kernel::InvoiceId = invoice_id.parse().unwrap();
     let note = invoices_service
         .credit_note(&tx, id, Some("2.00".parse().unwrap()), "goodwill")
         .await

@@ -26,6 +26,7 @@ pub use entitlements::PlanEntitlements;
 pub use entity::invoice::InvoiceStatus;
 pub use error::{Error, Result};
 pub use invoices::{Draft, DraftLine, InvoiceKind, Invoices, Issued, Totals, totals};
+pub use kernel::InvoiceId;
 pub use metering::{Aggregation, Duplicate, UsageEvent, duplicate_of};
 pub use money::{Currency, Money};
 pub use payments::{

@@ -24,7 +24,7 @@ pub struct ChargeRequest {
     /// The organization (the provider's customer is looked up or created from it).
     pub organization_id: Uuid,
     /// The invoice.
-    pub invoice_id: Uuid,
+    pub invoice_id: kernel::InvoiceId,
     /// Its number.
     pub invoice_number: String,
     /// How much.

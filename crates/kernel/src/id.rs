@@ -34,6 +34,15 @@ macro_rules! id_newtype {
             }
         }
 
+        /// Parsed from a UUID's text (a command-line argument, a provider's metadata).
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(text).map(Self)
+            }
+        }
+
         /// Compared with and written to its `uuid` column as the UUID it wraps.
         impl From<$name> for sea_orm::Value {
             fn from(id: $name) -> sea_orm::Value {
@@ -86,4 +95,8 @@ id_newtype!(
 id_newtype!(
     /// A document of a project.
     DocumentId
+);
+id_newtype!(
+    /// An invoice or a credit note of an organization.
+    InvoiceId
 );

@@ -290,7 +290,7 @@ mod tests {
     fn request() -> ChargeRequest {
         ChargeRequest {
             organization_id: uuid::Uuid::nil(),
-            invoice_id: uuid::Uuid::from_u128(7),
+            invoice_id: billing::InvoiceId::from_uuid(uuid::Uuid::from_u128(7)),
             invoice_number: "INV-000007".into(),
             amount: billing::Money::from_minor(1279, billing::Currency::parse("USD").unwrap()),
             idempotency_key: "inv-7-1".into(),

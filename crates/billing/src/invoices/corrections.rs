@@ -5,14 +5,14 @@ use crate::entity::invoice::{self, InvoiceStatus};
 use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
 use audit::NewEvent;
-use kernel::TenantTx;
+use kernel::{InvoiceId, TenantTx};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
 impl Invoices {
     /// Voids a finalized, unpaid invoice (an operator's correction before payment).
-    pub async fn void(&self, tx: &TenantTx, id: Uuid) -> Result<invoice::Model> {
+    pub async fn void(&self, tx: &TenantTx, id: InvoiceId) -> Result<invoice::Model> {
         let row = self.find(tx, id).await?;
         if !row.status.is_owed() {
             return Err(Error::InvoiceState(row.status));
@@ -36,7 +36,7 @@ impl Invoices {
     pub async fn credit_note(
         &self,
         tx: &TenantTx,
-        id: Uuid,
+        id: InvoiceId,
         amount: Option<Decimal>,
         reason: &str,
     ) -> Result<invoice::Model> {
@@ -85,7 +85,7 @@ impl Invoices {
             tax_rate: "0".into(),
             tax_minor: 0,
             total_minor: credit.minor(),
-            credit_of: Some(id),
+            credit_of: Some(id.as_uuid()),
             subscription_id: original.subscription_id,
             finalized_at: None,
             paid_at: None,

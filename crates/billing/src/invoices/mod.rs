@@ -24,7 +24,7 @@ use crate::money::{Currency, Money};
 use crate::plans::Catalog;
 use audit::{AuditLog, NewEvent};
 use chrono::{DateTime, Utc};
-use kernel::{SharedClock, TenantTx};
+use kernel::{InvoiceId, SharedClock, TenantTx};
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, IntoActiveModel,
@@ -33,7 +33,6 @@ use sea_orm::{
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
-use uuid::Uuid;
 
 /// Who issues invoices (one numbering sequence per issuer and kind).
 pub const ISSUER: &str = "platform";
@@ -211,7 +210,7 @@ impl Invoices {
     }
 
     /// One invoice of the organization.
-    pub(crate) async fn find(&self, tx: &TenantTx, id: Uuid) -> Result<invoice::Model> {
+    pub(crate) async fn find(&self, tx: &TenantTx, id: InvoiceId) -> Result<invoice::Model> {
         tx.select::<invoice::Entity>()
             .filter(invoice::Column::Id.eq(id))
             .one(tx.conn())

@@ -5,14 +5,14 @@ use crate::entity::invoice::{self, InvoiceStatus};
 use crate::entity::invoice_line;
 use crate::error::{Error, Result};
 use authz::{Action, Permit, ResourceType};
-use kernel::{Page, PageRequest, TenantTx};
+use kernel::{InvoiceId, Page, PageRequest, TenantTx};
 use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
 use std::collections::HashMap;
 use uuid::Uuid;
 
 impl Invoices {
     /// One issued invoice or credit note of the organization, with its lines.
-    pub async fn issued(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<Issued> {
+    pub async fn issued(&self, tx: &TenantTx, permit: &Permit, id: InvoiceId) -> Result<Issued> {
         permit.ensure(tx, ResourceType::Billing, Action::Read, None)?;
         let invoice = self.find(tx, id).await?;
         if invoice.status == InvoiceStatus::Draft {

@@ -7,9 +7,8 @@ use crate::error::{Error, Result};
 use crate::payments::{ChargeOutcome, ChargeRequest, invoice_amount};
 use audit::NewEvent;
 use authz::{Action, Permit, ResourceType};
-use kernel::TenantTx;
+use kernel::{InvoiceId, TenantTx};
 use sea_orm::{ActiveEnum, ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
-use uuid::Uuid;
 
 impl Subscriptions {
     /// Invoices due for a charge now (finalized, unpaid, their next attempt due).
@@ -25,7 +24,7 @@ impl Subscriptions {
             .map(|i| {
                 Ok(ChargeRequest {
                     organization_id: i.organization_id,
-                    invoice_id: i.id,
+                    invoice_id: InvoiceId::from_uuid(i.id),
                     invoice_number: i.number.clone().unwrap_or_default(),
                     amount: invoice_amount(i.total_minor, &i.currency)?,
                     idempotency_key: format!("{}-{}", i.id, i.payment_attempts + 1),
@@ -37,7 +36,12 @@ impl Subscriptions {
 
     /// Asks for an attempt on an unpaid invoice now (a billing admin after updating the
     /// payment method). Owners and billing admins.
-    pub async fn request_payment(&self, tx: &TenantTx, permit: &Permit, id: Uuid) -> Result<()> {
+    pub async fn request_payment(
+        &self,
+        tx: &TenantTx,
+        permit: &Permit,
+        id: InvoiceId,
+    ) -> Result<()> {
         permit.ensure(tx, ResourceType::Billing, Action::Update, None)?;
         let row = self.invoices.find(tx, id).await?;
         if !row.status.is_owed() {
@@ -54,7 +58,7 @@ impl Subscriptions {
     }
 
     /// Marks an invoice paid by bank transfer (staff).
-    pub async fn mark_paid(&self, tx: &TenantTx, id: Uuid) -> Result<()> {
+    pub async fn mark_paid(&self, tx: &TenantTx, id: InvoiceId) -> Result<()> {
         self.record_charge(
             tx,
             id,
@@ -75,7 +79,7 @@ impl Subscriptions {
         tx: &TenantTx,
         provider: &str,
         (event_id, kind): (&str, &str),
-        id: Uuid,
+        id: InvoiceId,
         outcome: &ChargeOutcome,
     ) -> Result<ProviderEvent> {
         let claimed =
@@ -100,7 +104,7 @@ impl Subscriptions {
     pub async fn record_charge(
         &self,
         tx: &TenantTx,
-        id: Uuid,
+        id: InvoiceId,
         outcome: &ChargeOutcome,
         provider: &str,
         attempt: Option<i32>,

@@ -175,7 +175,7 @@ pub(super) enum BillingCommand {
         org: uuid::Uuid,
         /// The invoice (UUID).
         #[arg(long)]
-        invoice: uuid::Uuid,
+        invoice: kernel::InvoiceId,
     },
     /// Void a finalized, unpaid invoice.
     VoidInvoice {
@@ -184,7 +184,7 @@ pub(super) enum BillingCommand {
         org: uuid::Uuid,
         /// The invoice (UUID).
         #[arg(long)]
-        invoice: uuid::Uuid,
+        invoice: kernel::InvoiceId,
     },
     /// Issue a credit note against an invoice (the whole remaining total without
     /// `--amount`).
@@ -194,7 +194,7 @@ pub(super) enum BillingCommand {
         org: uuid::Uuid,
         /// The invoice (UUID).
         #[arg(long)]
-        invoice: uuid::Uuid,
+        invoice: kernel::InvoiceId,
         /// Amount in major units (`12.50`).
         #[arg(long)]
         amount: Option<rust_decimal::Decimal>,

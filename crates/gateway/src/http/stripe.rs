@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use billing::ProviderEvent;
-use kernel::OrgId;
+use kernel::{InvoiceId, OrgId};
 
 /// Stripe's webhook: verified by signature and timestamp, deduplicated by event id, and
 /// acted on only after re-reading the payment from Stripe (events arrive at least once
@@ -61,7 +61,13 @@ pub(super) async fn stripe_webhook(
         let tx = app.tenancy.system_tx(OrgId::from_uuid(org)).await?;
         let recorded = app
             .subscriptions
-            .record_provider_event(&tx, "stripe", (&event.id, &event.kind), invoice, &outcome)
+            .record_provider_event(
+                &tx,
+                "stripe",
+                (&event.id, &event.kind),
+                InvoiceId::from_uuid(invoice),
+                &outcome,
+            )
             .await?;
         if recorded == ProviderEvent::Handled {
             tx.commit().await?;

@@ -141,7 +141,9 @@ impl BillingMutation {
         ctx: &Context<'_>,
         input: PayInvoiceInput,
     ) -> GqlResult<PayInvoicePayload> {
-        let id = uuid::Uuid::parse_str(&input.invoice_id)
+        let id = input
+            .invoice_id
+            .parse::<kernel::InvoiceId>()
             .map_err(|_| ApiError::bad_input("invoiceId", "an invoice id"))?;
         let org = write(ctx, Where::Active, WriteClass::Settling, async |unit| {
             let permit = unit.permit(on_billing(), Action::Update).await?;
