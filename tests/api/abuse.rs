@@ -386,7 +386,7 @@ async fn bad_usage_is_refused_and_billing_carries_on() {
     let app = TestApp::spawn().await;
     app.clock.set(at("2027-01-10T09:00:00Z"));
     app.import_demo_catalog().await;
-    gateway::seed::import_catalog(
+    gateway::catalog::import_catalog(
         &app.state,
         &billing::CatalogFile::parse(HUGE).expect("catalog"),
     )

@@ -126,9 +126,9 @@ async fn the_catalog_lists_each_plans_latest_version_and_imports_are_idempotent(
     assert_eq!(business["charges"][3]["packageSize"], "100");
 
     // A changed definition is a new version; the old one stays as it was.
-    let mut catalog = billing::CatalogFile::parse(gateway::seed::DEMO_CATALOG).unwrap();
+    let mut catalog = billing::CatalogFile::parse(gateway::dev::seed::DEMO_CATALOG).unwrap();
     catalog.plans[1].definition.trial_days = 30;
-    let report = gateway::seed::import_catalog(&app.state, &catalog)
+    let report = gateway::catalog::import_catalog(&app.state, &catalog)
         .await
         .unwrap();
     assert!(
@@ -145,9 +145,9 @@ async fn the_catalog_lists_each_plans_latest_version_and_imports_are_idempotent(
         json!([{"version": 2, "trialDays": 30}, {"version": 1, "trialDays": 14}])
     );
     // A metric never changes.
-    let mut catalog = billing::CatalogFile::parse(gateway::seed::DEMO_CATALOG).unwrap();
+    let mut catalog = billing::CatalogFile::parse(gateway::dev::seed::DEMO_CATALOG).unwrap();
     catalog.metrics[0].aggregation = billing::Aggregation::Sum;
-    let refused = gateway::seed::import_catalog(&app.state, &catalog).await;
+    let refused = gateway::catalog::import_catalog(&app.state, &catalog).await;
     assert!(
         refused
             .unwrap_err()
@@ -480,7 +480,7 @@ const INVOICES: &str = "{ invoices { nodes { id number status subtotal { amount 
 async fn invoices_are_cut_at_period_boundaries_numbered_without_gaps_and_never_change() {
     let app = TestApp::spawn().await;
     app.clock.set(at("2027-01-10T09:00:00Z"));
-    gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
+    gateway::catalog::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
         .await
         .unwrap();
     let owner = app.user("owner@example.com").await;
@@ -997,7 +997,7 @@ async fn api_key_calls_are_metered_and_a_hard_quota_refuses_them() {
       "plans": [{"code": "tiny", "name": "Tiny", "currency": "EUR",
         "entitlements": {"quotas": {"api_calls": {"per_period": 3, "hard": true}}}}]
     }"#;
-    gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(catalog).unwrap())
+    gateway::catalog::import_catalog(&app.state, &billing::CatalogFile::parse(catalog).unwrap())
         .await
         .unwrap();
     let owner = app.user("owner@example.com").await;
@@ -1117,7 +1117,7 @@ async fn two_billing_runs_charging_the_same_attempt_count_one_failure() {
         config.stripe.secret_key = Some("sk_test".into());
     })
     .await;
-    gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
+    gateway::catalog::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
         .await
         .unwrap();
     let owner = app.user("owner@example.com").await;
@@ -1174,7 +1174,7 @@ async fn two_billing_runs_charging_the_same_attempt_count_one_failure() {
 #[tokio::test]
 async fn corrupt_stored_subscription_values_are_internal_errors_not_defaults() {
     let app = TestApp::spawn().await;
-    gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
+    gateway::catalog::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
         .await
         .unwrap();
     let owner = app.user("owner@example.com").await;

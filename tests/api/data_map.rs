@@ -123,7 +123,7 @@ async fn the_retention_run_removes_exactly_what_the_data_map_says_is_due() {
 async fn usage_events_are_deleted_once_settled_and_kept_for_their_retention() {
     use chrono::Duration;
     let app = TestApp::spawn().await;
-    gateway::seed::import_catalog(
+    gateway::catalog::import_catalog(
         &app.state,
         &billing::CatalogFile::parse(crate::billing::METERED).unwrap(),
     )

@@ -334,8 +334,9 @@ impl TestApp {
 
     /// Imports the demo catalog (`catalog/demo.json`) as an operator would.
     pub async fn import_demo_catalog(&self) {
-        let catalog = billing::CatalogFile::parse(gateway::seed::DEMO_CATALOG).expect("catalog");
-        gateway::seed::import_catalog(&self.state, &catalog)
+        let catalog =
+            billing::CatalogFile::parse(gateway::dev::seed::DEMO_CATALOG).expect("catalog");
+        gateway::catalog::import_catalog(&self.state, &catalog)
             .await
             .expect("import catalog");
     }

@@ -280,7 +280,7 @@ async fn two_instances_share_the_billing_of_two_hundred_organizations_and_bill_e
     let app = TestApp::spawn().await;
     let twin = app.spawn_twin().await;
     app.clock.set(at("2027-01-10T09:00:00Z"));
-    gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
+    gateway::catalog::import_catalog(&app.state, &billing::CatalogFile::parse(METERED).unwrap())
         .await
         .unwrap();
     let owner = app.user("owner@example.com").await;

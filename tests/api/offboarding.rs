@@ -155,7 +155,7 @@ async fn rows_of(app: &TestApp, org: &TestOrg) -> BTreeMap<String, i64> {
 #[tokio::test]
 async fn a_deleted_organization_is_frozen_then_purged_leaving_only_its_invoices() {
     let app = TestApp::spawn().await;
-    gateway::seed::import_catalog(
+    gateway::catalog::import_catalog(
         &app.state,
         &billing::CatalogFile::parse(crate::billing::METERED).unwrap(),
     )

@@ -14,7 +14,7 @@ async fn org_on_plan(app: &TestApp, per_minute: u32) -> (TestUser, TestOrg) {
       "plans": [{"code": "slow", "name": "Slow", "currency": "EUR",
         "entitlements": {"limits": {"requests_per_minute_per_api_key": per_minute}}}]
     });
-    gateway::seed::import_catalog(
+    gateway::catalog::import_catalog(
         &app.state,
         &billing::CatalogFile::parse(&catalog.to_string()).unwrap(),
     )

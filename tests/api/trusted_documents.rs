@@ -88,7 +88,7 @@ async fn a_restricted_key_runs_its_organizations_trusted_documents_by_id_and_not
       "plans": [{"code": "metered", "name": "Metered", "currency": "EUR",
         "entitlements": {"quotas": {"api_calls": {"per_period": 1000, "hard": true}}}}]
     }"#;
-    gateway::seed::import_catalog(&app.state, &billing::CatalogFile::parse(catalog).unwrap())
+    gateway::catalog::import_catalog(&app.state, &billing::CatalogFile::parse(catalog).unwrap())
         .await
         .unwrap();
     let alice = app.user("alice@example.com").await;

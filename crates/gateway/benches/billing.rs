@@ -219,7 +219,7 @@ async fn billing_run(label: &str, owner_url: &str, app_url: &str) {
                 {"up_to": "1000", "unit_price": "0"}, {"up_to": null, "unit_price": "0.001"}]}}]}]}"#,
     )
     .unwrap();
-    gateway::seed::import_catalog(&state, &catalog)
+    gateway::catalog::import_catalog(&state, &catalog)
         .await
         .expect("catalog");
     let plan = state

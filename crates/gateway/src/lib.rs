@@ -2,9 +2,11 @@
 //! the `platform` command-line tool that serves, migrates, seeds and exports the schema.
 
 pub mod background;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod dev;
 pub mod error;
 pub mod export;
 pub mod graphql;
@@ -13,7 +15,6 @@ pub mod idempotency;
 pub mod metrics;
 pub mod privacy;
 pub mod rate_limit;
-pub mod seed;
 pub mod server;
 pub mod standing;
 pub mod startup;

@@ -9,8 +9,9 @@ use self::args::{
 };
 
 use crate::config::Config;
+use crate::dev::seed;
 use crate::startup::{AppState, Application};
-use crate::{graphql, seed, telemetry};
+use crate::{catalog, graphql, telemetry};
 use anyhow::Context;
 use clap::Parser;
 use kernel::{Db, SystemClock};
@@ -252,7 +253,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let catalog = billing::CatalogFile::parse(&text)?;
             let state = services(&config).await?;
-            for line in seed::import_catalog(&state, &catalog).await? {
+            for line in catalog::import_catalog(&state, &catalog).await? {
                 println!("{line}");
             }
             Ok(())

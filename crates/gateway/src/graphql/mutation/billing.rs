@@ -191,7 +191,7 @@ impl BillingMutation {
             return Err(ApiError::WrongPrincipal("only platform staff import the catalog").into());
         }
         let catalog = billing::CatalogFile::parse(&input.catalog).gql()?;
-        let changes = crate::seed::import_catalog(state, &catalog)
+        let changes = crate::catalog::import_catalog(state, &catalog)
             .await
             .map_err(|e| match e.downcast::<billing::Error>() {
                 Ok(e) => async_graphql::Error::from(ApiError::Billing(e)),

@@ -2,6 +2,7 @@
 //! workflow state, created through the same services (and permission checks) the API
 //! uses. Running it again changes nothing.
 
+use crate::catalog::import_catalog;
 use crate::startup::AppState;
 use authz::{Action, Resource, ResourceType};
 use core_domain::Transition;
@@ -38,7 +39,7 @@ pub const DEMO_ORGS: &[(&str, &str)] = &[("acme", "Acme"), ("globex", "Globex")]
 
 /// The demo catalog (`catalog/demo.json`), imported by every seed run (importing it again
 /// changes nothing).
-pub const DEMO_CATALOG: &str = include_str!("../../../catalog/demo.json");
+pub const DEMO_CATALOG: &str = include_str!("../../../../catalog/demo.json");
 
 /// Demo subscriptions: (organization slug, subscribing person, plan, time zone).
 pub const DEMO_SUBSCRIPTIONS: &[(&str, &str, &str, &str)] = &[
@@ -50,28 +51,6 @@ pub const DEMO_SUBSCRIPTIONS: &[(&str, &str, &str, &str)] = &[
         "America/New_York",
     ),
 ];
-
-/// Imports a catalog in the platform's transaction (recorded in its audit trail);
-/// returns one line per metric and plan saying what happened.
-pub async fn import_catalog(
-    state: &AppState,
-    catalog: &billing::CatalogFile,
-) -> anyhow::Result<Vec<String>> {
-    let tx = state.tenancy.operator_tx().await?;
-    let report = state.catalog.import(&tx, catalog).await?;
-    tx.commit().await?;
-    Ok(report
-        .into_iter()
-        .map(|imported| match imported {
-            billing::Imported::MetricCreated(code) => format!("metric {code}: created"),
-            billing::Imported::MetricUnchanged(code) => format!("metric {code}: unchanged"),
-            billing::Imported::Published(code, v) => format!("plan {code}: published version {v}"),
-            billing::Imported::Unchanged(code, v) => {
-                format!("plan {code}: unchanged (version {v})")
-            }
-        })
-        .collect())
-}
 
 /// Whether anything was created.
 #[derive(Debug, PartialEq, Eq)]
