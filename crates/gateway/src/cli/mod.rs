@@ -54,29 +54,42 @@ pub fn main() -> anyhow::Result<()> {
 /// The services, for an operator command; on SQLite pending migrations are applied first
 /// (PostgreSQL migrates explicitly, as the owner role).
 async fn services(config: &Config) -> anyhow::Result<AppState> {
-    services_on(config, &config.database.url, true).await
+    let db = connect(&config.database.url).await?;
+    migrate_sqlite(&db).await?;
+    state_on(config, db).await
 }
 
 /// The services on the database as it is (checking it, say): nothing is migrated.
 async fn services_unmigrated(config: &Config) -> anyhow::Result<AppState> {
-    services_on(config, &config.database.url, false).await
+    state_on(config, connect(&config.database.url).await?).await
 }
 
 /// The services for an operator's action the application role may not do (making
 /// someone platform staff): connected with `MIGRATE_DATABASE_URL`, the owner role.
 pub async fn operator_services(config: &Config) -> anyhow::Result<AppState> {
-    services_on(config, config.database.migration_url(), true).await
+    let db = connect(config.database.migration_url()).await?;
+    migrate_sqlite(&db).await?;
+    state_on(config, db).await
 }
 
-async fn services_on(config: &Config, url: &str, migrate: bool) -> anyhow::Result<AppState> {
-    let db = Db::connect(url, 4)
+/// A small pool for one command.
+async fn connect(url: &str) -> anyhow::Result<Db> {
+    Db::connect(url, 4)
         .await
-        .context("connecting to the database")?;
-    if migrate && db.backend() == kernel::Backend::Sqlite {
+        .context("connecting to the database")
+}
+
+/// Applies pending migrations to a SQLite database (PostgreSQL migrates explicitly).
+async fn migrate_sqlite(db: &Db) -> anyhow::Result<()> {
+    if db.backend() == kernel::Backend::Sqlite {
         Migrator::up(db.conn(), None)
             .await
             .context("applying migrations")?;
     }
+    Ok(())
+}
+
+async fn state_on(config: &Config, db: Db) -> anyhow::Result<AppState> {
     AppState::new(
         db,
         Arc::new(SystemClock),

@@ -8,8 +8,8 @@ pub mod ids;
 pub mod loaders;
 pub mod mutation;
 pub mod privacy;
-pub mod projects;
 pub mod query;
+pub mod record_access;
 pub mod tasks;
 pub mod types;
 

@@ -195,7 +195,7 @@ async fn document_node(
     actor: &tenancy::Actor,
     id: kernel::DocumentId,
 ) -> GqlResult<Option<Node>> {
-    use crate::graphql::projects::DocumentAccess;
+    use crate::graphql::record_access::DocumentAccess;
     let unit = crate::context::Unit {
         tx,
         actor,

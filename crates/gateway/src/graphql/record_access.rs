@@ -1,4 +1,6 @@
-//! The permission resources of projects and documents, shared by queries and mutations.
+//! Who may do what on one project or document: the records as permission resources
+//! (their owners, their parent project) and the access decided on them, shared by queries
+//! and mutations.
 
 use crate::context::Unit;
 use crate::error::ApiError;
