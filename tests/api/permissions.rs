@@ -251,6 +251,16 @@ async fn an_explicit_deny_wins_and_explain_access_names_the_rule() {
     assert_eq!(before["rules"][0]["builtIn"], true);
 
     let deny = "mutation { denyPermission(input: {subject: \"admin\", resourceType: INVITATION, action: CREATE}) { ok } }";
+    // Two seconds on, to the microsecond zero: a time the wall's clock is not showing.
+    use chrono::{DurationRound, TimeDelta};
+    use kernel::Clock;
+    let at = app
+        .clock
+        .now()
+        .duration_trunc(TimeDelta::seconds(1))
+        .unwrap()
+        + TimeDelta::seconds(2);
+    app.clock.set(at);
     assert_eq!(
         app.gql(deny)
             .as_user(&owner)
@@ -268,6 +278,19 @@ async fn an_explicit_deny_wins_and_explain_access_names_the_rule() {
         "FORBIDDEN"
     );
     assert!(can(&app, &owner, &org, "CREATE", "INVITATION").await);
+    // The rule was made at the platform's clock (a test's clock here), not the wall's.
+    let rules = app
+        .gql("{ viewer { activeOrganization { denyRules { nodes { createdAt } } } } }")
+        .as_user(&owner)
+        .in_org(&org)
+        .send()
+        .await;
+    let made = rules.data()["viewer"]["activeOrganization"]["denyRules"]["nodes"][0]["createdAt"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
+    assert_eq!(made, at);
 
     let after = app
         .gql(explain)

@@ -155,7 +155,7 @@ impl Services {
         } = settings;
         let clock_for_state = clock.clone();
         let audit = AuditLog::new(clock.clone(), db.backend());
-        let authz = Authorizer::new(ENFORCER_CACHE_BYTES, audit.clone()).await?;
+        let authz = Authorizer::new(ENFORCER_CACHE_BYTES, audit.clone(), clock.clone()).await?;
         let catalog = billing::Catalog::new(audit.clone(), clock.clone());
         let subscriptions =
             billing::Subscriptions::new(catalog.clone(), audit.clone(), clock.clone())

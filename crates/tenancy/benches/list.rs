@@ -128,7 +128,7 @@ async fn run(label: &str, owner_url: &str, app_url: &str) {
 
     let clock = Arc::new(SystemClock);
     let audit = AuditLog::new(clock.clone(), db.backend());
-    let authz = Authorizer::new(64 << 20, audit.clone())
+    let authz = Authorizer::new(64 << 20, audit.clone(), clock.clone())
         .await
         .expect("authorizer");
     let projects = ProjectService::new(audit, clock, Arc::new(ConfiguredLimits::default()));

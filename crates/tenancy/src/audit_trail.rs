@@ -328,7 +328,9 @@ mod tests {
         Migrator::up(db.conn(), None).await.unwrap();
         let clock = Arc::new(FakeClock::at(chrono::Utc::now()));
         let audit = AuditLog::new(clock.clone(), Backend::Sqlite);
-        let authz = Authorizer::new(1 << 20, audit.clone()).await.unwrap();
+        let authz = Authorizer::new(1 << 20, audit.clone(), clock.clone())
+            .await
+            .unwrap();
         let secret = secrecy::SecretString::from("x".repeat(40));
         let service =
             TenancyService::new(db, clock, &secret, TenancySettings::default(), authz, audit);

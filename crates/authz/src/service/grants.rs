@@ -66,7 +66,7 @@ impl Authorizer {
             resource_id: Set(record_id),
             relation: Set(relation.to_owned()),
             granted_by: Set(granter.as_policy()),
-            created_at: Set(chrono::Utc::now()),
+            created_at: Set(self.clock.now()),
         })
         .exec_without_returning(tx.conn())
         .await;

@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::model::{Action, Resource, Subject};
 use audit::AuditLog;
 use casbin::DefaultModel;
-use kernel::{OrgId, TenantTx};
+use kernel::{OrgId, SharedClock, TenantTx};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::OnConflict;
@@ -47,6 +47,8 @@ pub struct Authorizer {
     /// Shared: the authorizer is cloned into every service that checks permissions.
     model: Arc<DefaultModel>,
     audit: AuditLog,
+    /// When grants, rules and roles are created.
+    clock: SharedClock,
     cache: Arc<Cache<OrgId, Arc<OrgEnforcer>, EnforcerWeight>>,
     /// Lookups that found the organization's enforcer current, and those that built it.
     lookups: Arc<[std::sync::atomic::AtomicU64; 2]>,
@@ -75,12 +77,13 @@ impl std::fmt::Debug for Authorizer {
 
 impl Authorizer {
     /// An authorizer whose enforcer cache holds about `cache_bytes` of policy.
-    pub async fn new(cache_bytes: u64, audit: AuditLog) -> Result<Self> {
+    pub async fn new(cache_bytes: u64, audit: AuditLog, clock: SharedClock) -> Result<Self> {
         let model = DefaultModel::from_str(MODEL).await?;
         let cache = Cache::with_weighter(10_000, cache_bytes, EnforcerWeight);
         Ok(Self {
             model: Arc::new(model),
             audit,
+            clock,
             cache: Arc::new(cache),
             lookups: Arc::default(),
         })

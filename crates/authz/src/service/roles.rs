@@ -53,7 +53,7 @@ impl Authorizer {
             organization_id: Set(tx.org_id().as_uuid()),
             subject: Set(subject.as_policy()),
             role: Set(role.to_owned()),
-            created_at: Set(chrono::Utc::now()),
+            created_at: Set(self.clock.now()),
         })
         .on_conflict(
             OnConflict::columns([
@@ -253,7 +253,7 @@ impl Authorizer {
             id: Set(Uuid::now_v7()),
             name: Set(name.to_owned()),
             description: Set(description.trim().to_owned()),
-            created_at: Set(chrono::Utc::now()),
+            created_at: Set(self.clock.now()),
         })
         .exec_without_returning(tx.conn())
         .await;
@@ -452,7 +452,7 @@ impl Authorizer {
                 resource_type: Set(typ.as_str().to_owned()),
                 action: Set(action.as_str().to_owned()),
                 effect: Set(Effect::Allow.as_str().to_owned()),
-                created_at: Set(chrono::Utc::now()),
+                created_at: Set(self.clock.now()),
                 created_by: Set(None),
             });
             rule::Entity::insert_many(rows)

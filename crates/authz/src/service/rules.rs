@@ -77,7 +77,7 @@ impl Authorizer {
             resource_type: Set(typ.as_str().to_owned()),
             action: Set(action.as_str().to_owned()),
             effect: Set(SCOPE_EFFECT.to_owned()),
-            created_at: Set(chrono::Utc::now()),
+            created_at: Set(self.clock.now()),
             created_by: Set(None),
         });
         rule::Entity::insert_many(rows)
@@ -137,7 +137,7 @@ impl Authorizer {
             resource_type: Set(typ.as_str().to_owned()),
             action: Set(action.as_str().to_owned()),
             effect: Set(Effect::Deny.as_str().to_owned()),
-            created_at: Set(chrono::Utc::now()),
+            created_at: Set(self.clock.now()),
             created_by: Set(Some(Subject::from(actor).as_policy())),
         })
         .on_conflict(
