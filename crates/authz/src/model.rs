@@ -1,7 +1,7 @@
 //! Resource types, actions, subjects and resources: the vocabulary of the policy.
 
 use crate::error::{Error, Result};
-use kernel::{ApiKeyId, Principal, UserId};
+use kernel::{ApiKeyId, GrantId, Principal, UserId};
 use uuid::Uuid;
 
 macro_rules! named_enum {
@@ -296,7 +296,7 @@ pub struct RoleInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     /// Id.
-    pub id: Uuid,
+    pub id: GrantId,
     /// Who holds it.
     pub subject: Subject,
     /// The record.

@@ -100,3 +100,7 @@ id_newtype!(
     /// An invoice or a credit note of an organization.
     InvoiceId
 );
+id_newtype!(
+    /// A grant of a relation on one record (a project or a document) to a subject.
+    GrantId
+);

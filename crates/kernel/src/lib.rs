@@ -17,8 +17,8 @@ pub use clock::{Clock, FakeClock, SharedClock, SystemClock};
 pub use db::{Backend, Db, TxMode, count_statements, db_error_code, in_background, numbered};
 pub use error::{ClientError, Detail, Details, ErrorCode, LimitExceeded, TooMany};
 pub use id::{
-    ApiKeyId, DocumentId, InvitationId, InvoiceId, MembershipId, OrgId, ProjectId, SessionId,
-    UserId,
+    ApiKeyId, DocumentId, GrantId, InvitationId, InvoiceId, MembershipId, OrgId, ProjectId,
+    SessionId, UserId,
 };
 pub use limits::{ConfiguredLimits, FeatureFuture, Limit, LimitFuture, PlanLimits, SharedLimits};
 pub use page::{ListOrder, Page, PageRequest};

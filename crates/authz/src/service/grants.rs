@@ -7,13 +7,13 @@ use crate::error::{Error, Result};
 use crate::model::{Action, Grant, Resource, ResourceType, Subject};
 use crate::permit::Permit;
 use audit::NewEvent;
-use kernel::{Page, PageRequest, TenantTx};
+use kernel::{GrantId, Page, PageRequest, TenantTx};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
 use uuid::Uuid;
 
 pub(super) fn grant_from_row(row: record_grant::Model) -> Result<Grant> {
     Ok(Grant {
-        id: row.id,
+        id: GrantId::from_uuid(row.id),
         subject: Subject::parse(&row.subject)?,
         resource_type: ResourceType::parse(&row.resource_type)?,
         resource_id: row.resource_id,
@@ -57,10 +57,10 @@ impl Authorizer {
                 )));
             }
         }
-        let id = Uuid::now_v7();
+        let id = GrantId::generate();
         let inserted = record_grant::Entity::insert(record_grant::ActiveModel {
             organization_id: Set(tx.org_id().as_uuid()),
-            id: Set(id),
+            id: Set(id.as_uuid()),
             subject: Set(subject.as_policy()),
             resource_type: Set(record.typ.as_str().to_owned()),
             resource_id: Set(record_id),
@@ -96,7 +96,7 @@ impl Authorizer {
     }
 
     /// Revokes a grant; effective on the next request.
-    pub async fn revoke(&self, tx: &TenantTx, permit: &Permit, grant: Uuid) -> Result<Grant> {
+    pub async fn revoke(&self, tx: &TenantTx, permit: &Permit, grant: GrantId) -> Result<Grant> {
         permit.ensure(tx, ResourceType::Grant, Action::Delete, None)?;
         let row = tx
             .select::<record_grant::Entity>()
@@ -122,7 +122,7 @@ impl Authorizer {
     }
 
     /// One grant of the organization.
-    pub async fn find_grant(&self, tx: &TenantTx, id: Uuid) -> Result<Grant> {
+    pub async fn find_grant(&self, tx: &TenantTx, id: GrantId) -> Result<Grant> {
         let row = tx
             .select::<record_grant::Entity>()
             .filter(record_grant::Column::Id.eq(id))

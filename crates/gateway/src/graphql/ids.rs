@@ -164,6 +164,11 @@ impl GlobalId {
         kernel::DocumentId::from_uuid(self.id)
     }
 
+    /// The id as a grant's (decoded with [`Self::expect`] for [`NodeKind::Grant`]).
+    pub fn grant_id(&self) -> kernel::GrantId {
+        kernel::GrantId::from_uuid(self.id)
+    }
+
     /// Decodes the id of a User or an ApiKey as a policy subject.
     pub fn subject(field: &'static str, id: &ID) -> Result<authz::Subject, ApiError> {
         match Self::decode(field, id)? {
