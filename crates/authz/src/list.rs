@@ -114,8 +114,8 @@ impl Scope {
 /// and the column probed through its index, so the alternatives of the filter (granted,
 /// granted on the parent, owned) combine as a bitmap OR of index scans. An
 /// `IN (subquery)` inside an `OR` cannot become a semi-join and is evaluated as a filter
-/// while walking the table in id order instead: 118 ms against a million rows for a
-/// person with 100 grants, 1.4 ms this way (`make bench`).
+/// while walking the table in id order instead, orders of magnitude slower on a large
+/// table (`make bench`; the figures are in the README, "Permissions").
 fn member_of<C: ColumnTrait>(column: C, grants: SelectStatement) -> Expr {
     Expr::cust_with_exprs(
         "$1 = ANY(ARRAY $2)",

@@ -23,6 +23,10 @@
 //!
 //! `cargo bench -p gateway --bench http` (`make bench`); needs `pgbench` and
 //! `BENCH_DATABASE_URL` (default in the Makefile: the local server).
+//!
+//! Longer than 600 lines on purpose: each workload is its GraphQL request, its pgbench
+//! script and its report row side by side, so one reads what is compared with what in one
+//! place (the floors' servers are in `floor/`, the shared server set-up in `server/`).
 //! `BENCH_HTTP_ONLY=<part of a name>` runs some workloads only.
 //! `BENCH_AUDIT_DESIGN=chained` puts back, in the benchmark's own database, the audit
 //! append of before migration m0033 (every append waits for the organization's chain

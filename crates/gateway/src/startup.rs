@@ -14,9 +14,9 @@ use std::sync::Arc;
 use tenancy::{TenancyService, TenancySettings};
 use tokio::net::TcpListener;
 
-/// Memory for cached per-organization enforcers: about 0.65 MiB per organization
-/// (`make bench`), so the ~380 most recently used organizations stay compiled; the rest
-/// are compiled again (about 4 ms) on their next request.
+/// Memory for cached per-organization enforcers: the most recently used organizations
+/// stay compiled, the rest are compiled again on their next request (what one costs in
+/// memory and to compile: `make bench`, and the README's "Permissions").
 pub const ENFORCER_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The services every request shares, behind one `Arc`: a request, its loaders and its
