@@ -107,19 +107,14 @@ pub trait ContextExt {
     fn principal(&self) -> impl Future<Output = GqlResult<Principal>> + Send;
     /// The calling person, or an error for anonymous callers and API keys.
     fn user(&self) -> impl Future<Output = GqlResult<UserId>> + Send;
-    /// `org`'s transaction for the caller (membership or key verified): the operation's
-    /// read unit of it, or a write transaction of its own.
-    fn enter(
-        &self,
-        org: OrgId,
-        mode: TxMode,
-    ) -> impl Future<Output = GqlResult<(UnitTx, Actor)>> + Send;
-    /// Like `enter`, but a caller who is not a member gets `None`: for answers where
+    /// The operation's read unit of `org` for the caller (membership or key verified).
+    /// Reads only: a write goes through [`write`], which names its [`WriteClass`].
+    fn enter_read(&self, org: OrgId) -> impl Future<Output = GqlResult<(UnitTx, Actor)>> + Send;
+    /// Like `enter_read`, but a caller who is not a member gets `None`: for answers where
     /// another organization must look exactly like nothing at all.
-    fn enter_if_member(
+    fn enter_read_if_member(
         &self,
         org: OrgId,
-        mode: TxMode,
     ) -> impl Future<Output = GqlResult<Option<(UnitTx, Actor)>>> + Send;
     /// A permit for the caller to do `action` on `resource` in the transaction's
     /// organization, or `FORBIDDEN`.
@@ -130,14 +125,12 @@ pub trait ContextExt {
         resource: Resource,
         action: Action,
     ) -> impl Future<Output = GqlResult<Permit>> + Send;
-    /// Opens the active organization's transaction for the caller.
-    fn enter_active(&self, mode: TxMode)
-    -> impl Future<Output = GqlResult<(UnitTx, Actor)>> + Send;
-    /// Opens the active organization's transaction with a permit for the caller to do
+    /// Opens the active organization's read unit for the caller.
+    fn enter_active_read(&self) -> impl Future<Output = GqlResult<(UnitTx, Actor)>> + Send;
+    /// Opens the active organization's read unit with a permit for the caller to do
     /// `action` on `resource` there, or `FORBIDDEN`.
-    fn enter_active_permitted(
+    fn enter_active_read_permitted(
         &self,
-        mode: TxMode,
         resource: Resource,
         action: Action,
     ) -> impl Future<Output = GqlResult<(UnitTx, Permit)>> + Send;
@@ -254,16 +247,13 @@ impl ContextExt for Context<'_> {
             .gql()
     }
 
-    async fn enter(&self, org: OrgId, mode: TxMode) -> GqlResult<(UnitTx, Actor)> {
-        enter_as(self, org, mode, WriteClass::Ordinary).await
+    async fn enter_read(&self, org: OrgId) -> GqlResult<(UnitTx, Actor)> {
+        // A read is never refused for the organization's standing: the class is moot.
+        enter_as(self, org, TxMode::Read, WriteClass::Ordinary).await
     }
 
-    async fn enter_if_member(
-        &self,
-        org: OrgId,
-        mode: TxMode,
-    ) -> GqlResult<Option<(UnitTx, Actor)>> {
-        enter_if_member_as(self, org, mode, WriteClass::Ordinary).await
+    async fn enter_read_if_member(&self, org: OrgId) -> GqlResult<Option<(UnitTx, Actor)>> {
+        enter_if_member_as(self, org, TxMode::Read, WriteClass::Ordinary).await
     }
 
     async fn permit(
@@ -280,18 +270,17 @@ impl ContextExt for Context<'_> {
             .gql()
     }
 
-    async fn enter_active(&self, mode: TxMode) -> GqlResult<(UnitTx, Actor)> {
+    async fn enter_active_read(&self) -> GqlResult<(UnitTx, Actor)> {
         let org = self.request().active_org().gql()?;
-        self.enter(org, mode).await
+        self.enter_read(org).await
     }
 
-    async fn enter_active_permitted(
+    async fn enter_active_read_permitted(
         &self,
-        mode: TxMode,
         resource: Resource,
         action: Action,
     ) -> GqlResult<(UnitTx, Permit)> {
-        let (tx, actor) = self.enter_active(mode).await?;
+        let (tx, actor) = self.enter_active_read().await?;
         let permit = self.permit(&tx, &actor, resource, action).await?;
         Ok((tx, permit))
     }

@@ -154,19 +154,35 @@ impl GlobalId {
 }
 
 impl GlobalId {
-    /// The id as a project's (decoded with [`Self::expect`] for [`NodeKind::Project`]).
-    pub fn project_id(&self) -> kernel::ProjectId {
-        kernel::ProjectId::from_uuid(self.id)
+    /// The id as a project's; `BAD_USER_INPUT` for an id of another kind (callers have
+    /// checked it with [`Self::expect`]: this keeps a mix-up from compiling into a wrong
+    /// query).
+    pub fn project_id(&self) -> Result<kernel::ProjectId, ApiError> {
+        self.of_kind(NodeKind::Project)
+            .map(kernel::ProjectId::from_uuid)
     }
 
-    /// The id as a document's (decoded with [`Self::expect`] for [`NodeKind::Document`]).
-    pub fn document_id(&self) -> kernel::DocumentId {
-        kernel::DocumentId::from_uuid(self.id)
+    /// The id as a document's (see [`Self::project_id`]).
+    pub fn document_id(&self) -> Result<kernel::DocumentId, ApiError> {
+        self.of_kind(NodeKind::Document)
+            .map(kernel::DocumentId::from_uuid)
     }
 
-    /// The id as a grant's (decoded with [`Self::expect`] for [`NodeKind::Grant`]).
-    pub fn grant_id(&self) -> kernel::GrantId {
-        kernel::GrantId::from_uuid(self.id)
+    /// The id as a grant's (see [`Self::project_id`]).
+    pub fn grant_id(&self) -> Result<kernel::GrantId, ApiError> {
+        self.of_kind(NodeKind::Grant)
+            .map(kernel::GrantId::from_uuid)
+    }
+
+    fn of_kind(&self, kind: NodeKind) -> Result<Uuid, ApiError> {
+        if self.kind == kind {
+            Ok(self.id)
+        } else {
+            Err(ApiError::bad_input(
+                "id",
+                format!("expected the id of a {}", kind.name()),
+            ))
+        }
     }
 
     /// Decodes the id of a User or an ApiKey as a policy subject.
@@ -190,6 +206,17 @@ impl GlobalId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A typed id is read only from an id of its kind.
+    #[test]
+    fn a_typed_id_comes_only_from_an_id_of_its_kind() {
+        let (org, id) = (OrgId::generate(), Uuid::now_v7());
+        let project = GlobalId::scoped(NodeKind::Project, org, id);
+        let project = GlobalId::expect("id", &project, NodeKind::Project).unwrap();
+        assert_eq!(project.project_id().unwrap().as_uuid(), id);
+        assert!(project.document_id().is_err());
+        assert!(project.grant_id().is_err());
+    }
 
     #[test]
     fn ids_round_trip_and_foreign_strings_are_refused() {

@@ -346,12 +346,12 @@ impl AccessMutation {
             WriteClass::Settling,
             async |unit| {
                 let authz = &unit.state.authz;
-                let grant = authz.find_grant(unit.tx, id.grant_id()).await?;
+                let grant = authz.find_grant(unit.tx, id.grant_id()?).await?;
                 let (_, on_grants) = unit
                     .grant_scope(grant.resource_type, grant.resource_id)
                     .await?;
                 let permit = unit.permit(on_grants, authz::Action::Delete).await?;
-                let revoked = authz.revoke(unit.tx, &permit, id.grant_id()).await?;
+                let revoked = authz.revoke(unit.tx, &permit, id.grant_id()?).await?;
                 Ok(GrantPayload {
                     grant: Grant::new(revoked, unit.actor.org_id),
                 })

@@ -64,14 +64,14 @@ async fn step(
         WriteClass::Ordinary,
         async |unit| {
             let permit = unit
-                .document_permit(id.document_id(), transition.required_action())
+                .document_permit(id.document_id()?, transition.required_action())
                 .await?;
             let documents = &unit.state.documents;
             let document = documents
                 .transition(
                     unit.tx,
                     &permit,
-                    id.document_id(),
+                    id.document_id()?,
                     transition,
                     input.comment,
                 )
@@ -97,7 +97,7 @@ impl DocumentMutation {
     ) -> GqlResult<DocumentPayload> {
         let project = GlobalId::expect("projectId", &input.project_id, NodeKind::Project).gql()?;
         let new = core_domain::NewDocument {
-            project_id: project.project_id(),
+            project_id: project.project_id()?,
             title: input.title,
             body: input.body,
         };
@@ -107,7 +107,7 @@ impl DocumentMutation {
             WriteClass::Ordinary,
             async |unit| {
                 // An unknown project is NOT_FOUND before any decision.
-                unit.project_resource(project.project_id()).await?;
+                unit.project_resource(project.project_id()?).await?;
                 let in_project = Resource::of_type(ResourceType::Document)
                     .with_parent(ResourceType::Project, project.id);
                 let permit = unit.permit(in_project, Action::Create).await?;
@@ -139,12 +139,12 @@ impl DocumentMutation {
             WriteClass::Ordinary,
             async |unit| {
                 let permit = unit
-                    .document_permit(id.document_id(), Action::Update)
+                    .document_permit(id.document_id()?, Action::Update)
                     .await?;
                 let document = unit
                     .state
                     .documents
-                    .edit(unit.tx, &permit, id.document_id(), edit)
+                    .edit(unit.tx, &permit, id.document_id()?, edit)
                     .await?;
                 Ok(DocumentPayload {
                     document: Document(document),

@@ -89,11 +89,11 @@ impl ProjectMutation {
             Where::RecordOf(&id),
             WriteClass::Ordinary,
             async |unit| {
-                let resource = unit.project_resource(id.project_id()).await?;
+                let resource = unit.project_resource(id.project_id()?).await?;
                 let permit = unit.permit(resource, Action::Update).await?;
                 let projects = &unit.state.projects;
                 let project = projects
-                    .update(unit.tx, &permit, id.project_id(), change)
+                    .update(unit.tx, &permit, id.project_id()?, change)
                     .await?;
                 Ok(ProjectPayload {
                     project: Project(project),

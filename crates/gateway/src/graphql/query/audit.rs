@@ -9,7 +9,6 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object};
 use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
-use kernel::TxMode;
 
 #[derive(Default)]
 pub struct AuditQuery;
@@ -80,7 +79,7 @@ impl AuditQuery {
         // Waited for before any connection is taken: verifications are few at a time.
         let org = ctx.request().active_org().gql()?;
         let _slot = ctx.state().tenancy.verification_slot(org).await;
-        let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
+        let (tx, actor) = ctx.enter_read(org).await?;
         let permit = ctx
             .permit(
                 &tx,

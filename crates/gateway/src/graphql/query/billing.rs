@@ -10,7 +10,6 @@ use crate::graphql::types::billing::{Invoice, Plan, Subscription, UpcomingInvoic
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Object};
 use authz::{Action, Resource, ResourceType};
-use kernel::TxMode;
 
 #[derive(Default)]
 pub struct BillingQuery;
@@ -123,12 +122,8 @@ async fn all_versions(ctx: &Context<'_>) -> GqlResult<Vec<billing::PlanVersion>>
 }
 
 async fn billing_reader(ctx: &Context<'_>) -> GqlResult<(crate::unit::UnitTx, authz::Permit)> {
-    ctx.enter_active_permitted(
-        TxMode::Read,
-        Resource::of_type(ResourceType::Billing),
-        Action::Read,
-    )
-    .await
+    ctx.enter_active_read_permitted(Resource::of_type(ResourceType::Billing), Action::Read)
+        .await
 }
 
 async fn issued(

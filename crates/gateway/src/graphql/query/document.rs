@@ -10,7 +10,7 @@ use crate::graphql::types::document::{DocumentStatus, DocumentVersion};
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object};
 use authz::{Action, ResourceType};
-use kernel::{TxMode, UserId};
+use kernel::UserId;
 
 #[derive(Default)]
 pub struct DocumentsQuery;
@@ -46,7 +46,7 @@ impl DocumentsQuery {
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Document, DocumentList>> {
         let page = page_request(after, before, first, last).gql()?;
-        let (tx, actor) = ctx.enter_active(TxMode::Read).await?;
+        let (tx, actor) = ctx.enter_active_read().await?;
         let filter = filter.unwrap_or_default();
         let project_id = match &filter.project_id {
             Some(id) => {
@@ -64,7 +64,7 @@ impl DocumentsQuery {
                         DocumentList { counted: None },
                     ));
                 }
-                Some(id.project_id())
+                Some(id.project_id()?)
             }
             None => None,
         };
@@ -123,10 +123,12 @@ impl DocumentsQuery {
         let page = page_request(after, before, first, last).gql()?;
         let id = GlobalId::expect("documentId", &document_id, NodeKind::Document).gql()?;
         read(ctx, Where::RecordOf(&id), async |unit| {
-            let permit = unit.document_permit(id.document_id(), Action::Read).await?;
+            let permit = unit
+                .document_permit(id.document_id()?, Action::Read)
+                .await?;
             let documents = &unit.state.documents;
             let versions = documents
-                .versions(unit.tx, &permit, id.document_id(), &page)
+                .versions(unit.tx, &permit, id.document_id()?, &page)
                 .await?;
             let org = unit.actor.org_id;
             Ok(connection(

@@ -9,7 +9,7 @@ use crate::graphql::types::audit::AuditEvent;
 use crate::graphql::types::{ApiKey, Invitation, Membership, Node, Organization, User};
 use async_graphql::{Context, ID, Object};
 use authz::{Action, Resource, ResourceType};
-use kernel::{ApiKeyId, InvitationId, MembershipId, OrgId, Principal, TxMode, UserId};
+use kernel::{ApiKeyId, InvitationId, MembershipId, OrgId, Principal, UserId};
 
 /// Most ids one `nodes` call may name.
 const MAX_NODES: usize = 100;
@@ -61,7 +61,7 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
             let Some(org) = ctx.request().org else {
                 return Ok(None);
             };
-            let Some((tx, actor)) = ctx.enter_if_member(org, TxMode::Read).await? else {
+            let Some((tx, actor)) = ctx.enter_read_if_member(org).await? else {
                 return Ok(None);
             };
             let permit = ctx
@@ -78,14 +78,14 @@ async fn resolve(ctx: &Context<'_>, id: GlobalId) -> GqlResult<Option<Node>> {
         (_, Some(org)) => org,
         (_, None) => return Ok(None),
     };
-    let Some((tx, actor)) = ctx.enter_if_member(org, TxMode::Read).await? else {
+    let Some((tx, actor)) = ctx.enter_read_if_member(org).await? else {
         return Ok(None);
     };
     if id.kind == NodeKind::Project {
-        return project_node(ctx, &tx, &actor, id.project_id()).await;
+        return project_node(ctx, &tx, &actor, id.project_id()?).await;
     }
     if id.kind == NodeKind::Document {
-        return document_node(ctx, &tx, &actor, id.document_id()).await;
+        return document_node(ctx, &tx, &actor, id.document_id()?).await;
     }
     if id.kind == NodeKind::AuditEvent {
         let permit = ctx

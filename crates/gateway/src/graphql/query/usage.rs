@@ -5,7 +5,6 @@ use crate::error::{ApiError, GqlResult, ResultExt};
 use async_graphql::{Context, Enum, Object};
 use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
-use kernel::TxMode;
 
 #[derive(Default)]
 pub struct UsageQuery;
@@ -65,11 +64,7 @@ impl UsageQuery {
             }
         };
         let (tx, permit) = ctx
-            .enter_active_permitted(
-                TxMode::Read,
-                Resource::of_type(ResourceType::Billing),
-                Action::Read,
-            )
+            .enter_active_read_permitted(Resource::of_type(ResourceType::Billing), Action::Read)
             .await?;
         let (from, to) = match (period, from, to) {
             (Some(period), None, None) => ctx

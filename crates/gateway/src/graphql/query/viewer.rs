@@ -7,7 +7,7 @@ use crate::graphql::types::{Membership, Organization, User};
 use crate::unit::OperationUnits;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Object};
-use kernel::{Page, Principal, TxMode};
+use kernel::{Page, Principal};
 
 #[derive(Default)]
 pub struct ViewerQuery;
@@ -101,7 +101,7 @@ impl Viewer {
         let (Some(org), Principal::User(_)) = (ctx.request().org, self.principal) else {
             return Ok(None);
         };
-        let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
+        let (tx, actor) = ctx.enter_read(org).await?;
         let found = ctx
             .state()
             .tenancy

@@ -12,7 +12,6 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
 use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
-use kernel::TxMode;
 
 /// An organization: the tenant. Visible to its members.
 pub struct Organization(pub tenancy::Organization);
@@ -30,7 +29,7 @@ pub enum OrganizationStatus {
 impl Organization {
     /// Reads `org` for the caller: membership-checked and permitted.
     pub async fn load(ctx: &Context<'_>, org: kernel::OrgId) -> GqlResult<Self> {
-        let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
+        let (tx, actor) = ctx.enter_read(org).await?;
         let permit = ctx
             .permit(
                 &tx,
@@ -83,14 +82,14 @@ impl Organization {
 
     /// The caller's role here.
     async fn viewer_role(&self, ctx: &Context<'_>) -> GqlResult<Role> {
-        let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let (tx, actor) = ctx.enter_read(self.0.id).await?;
         tx.rollback().await.gql()?;
         Ok(actor.role.into())
     }
 
     /// Every role of the organization: built-ins first, then its own.
     async fn roles(&self, ctx: &Context<'_>) -> GqlResult<Vec<super::access::RoleDefinition>> {
-        let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let (tx, actor) = ctx.enter_read(self.0.id).await?;
         ctx.permit(
             &tx,
             &actor,
@@ -136,7 +135,7 @@ impl Organization {
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Membership>> {
         let page = page_request(after, before, first, last).gql()?;
-        let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let (tx, actor) = ctx.enter_read(self.0.id).await?;
         let permit = ctx
             .permit(
                 &tx,
@@ -168,7 +167,7 @@ impl Organization {
         last: Option<i32>,
     ) -> GqlResult<Connection<String, Invitation>> {
         let page = page_request(after, before, first, last).gql()?;
-        let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let (tx, actor) = ctx.enter_read(self.0.id).await?;
         let permit = ctx
             .permit(
                 &tx,
@@ -196,7 +195,7 @@ impl Organization {
         last: Option<i32>,
     ) -> GqlResult<Connection<String, ApiKey, KeyList>> {
         let page = page_request(after, before, first, last).gql()?;
-        let (tx, actor) = ctx.enter(self.0.id, TxMode::Read).await?;
+        let (tx, actor) = ctx.enter_read(self.0.id).await?;
         let permit = ctx
             .permit(
                 &tx,

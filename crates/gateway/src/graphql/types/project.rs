@@ -8,7 +8,7 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, SimpleObject};
 use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
-use kernel::{OrgId, TxMode};
+use kernel::OrgId;
 use uuid::Uuid;
 
 /// A project of an organization. Visible to those who may read it: organization-wide
@@ -80,7 +80,7 @@ pub async fn grants_on(
     // field, into a box of its own; unboxed, entering and checking here would make every
     // field of a project or a document (a title, a status) a 4 KB move.
     Box::pin(async move {
-        let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
+        let (tx, actor) = ctx.enter_read(org).await?;
         let on_grants = Resource::of_type(ResourceType::Grant)
             .with_parent(ResourceType::Project, project.as_uuid());
         ctx.permit(&tx, &actor, on_grants, Action::Read).await?;

@@ -6,7 +6,7 @@ use crate::graphql::ids::{GlobalId, NodeKind};
 use async_graphql::{Context, ID, Object};
 use authz::{Action, Resource, ResourceType};
 use chrono::{DateTime, Utc};
-use kernel::{OrgId, TxMode};
+use kernel::OrgId;
 
 /// Where a user was reached from, which decides what of them the caller may see.
 #[derive(Debug, Clone, Copy)]
@@ -92,7 +92,7 @@ async fn may_manage_members(ctx: &Context<'_>, org: OrgId) -> GqlResult<bool> {
     if let Some(known) = ctx.request().decision(key) {
         return Ok(known);
     }
-    let (tx, actor) = ctx.enter(org, TxMode::Read).await?;
+    let (tx, actor) = ctx.enter_read(org).await?;
     let allowed = ctx
         .state()
         .authz
