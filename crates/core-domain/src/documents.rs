@@ -405,10 +405,7 @@ impl DocumentService {
             }
             _ => {}
         }
-        let required = u64::from(counter(
-            "projects.required_approvals",
-            project.required_approvals,
-        )?);
+        let required = u64::from(crate::service::required_approvals(&project)?);
         let to = transition
             .next_status(doc.status, approvals.unwrap_or(0), required)
             .ok_or_else(illegal)?;

@@ -36,16 +36,14 @@ pub struct ProjectService {
 }
 
 fn from_row(row: project::Model) -> Result<Project> {
+    let required_approvals = required_approvals(&row)?;
     Ok(Project {
         id: ProjectId::from_uuid(row.id),
         org_id: OrgId::from_uuid(row.organization_id),
         name: row.name,
         description: row.description,
         archived: row.archived,
-        required_approvals: crate::documents::counter(
-            "projects.required_approvals",
-            row.required_approvals,
-        )?,
+        required_approvals,
         created_by: UserId::from_uuid(row.created_by),
         created_at: row.created_at,
     })
@@ -260,6 +258,12 @@ impl ProjectService {
 /// the second read is this.
 #[derive(Debug, Clone)]
 struct ProjectRow(project::Model);
+
+/// The distinct approvals a project's documents need, as stored (a negative count is
+/// corrupt data, never read as 1).
+pub(crate) fn required_approvals(row: &project::Model) -> Result<u32> {
+    crate::documents::counter("projects.required_approvals", row.required_approvals)
+}
 
 pub(crate) async fn find_project(tx: &TenantTx, id: ProjectId) -> Result<project::Model> {
     if let Some(ProjectRow(row)) = tx.remembered::<ProjectRow>()

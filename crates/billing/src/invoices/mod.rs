@@ -31,7 +31,6 @@ use sea_orm::{
     QueryFilter, Statement,
 };
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
 /// Who issues invoices (one numbering sequence per issuer and kind).
@@ -219,15 +218,10 @@ impl Invoices {
     }
 }
 
-/// A subscription's stored tax rate; one that does not parse is corrupt data (an
-/// internal error, logged once), never a rate of zero.
-pub(crate) fn rate(text: &str) -> Result<Decimal> {
-    Decimal::from_str(text).map_err(|_| crate::error::corrupt("subscriptions.tax_rate", text))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     fn usd(minor: i64) -> Money {
         Money::from_minor(minor, Currency::parse("USD").unwrap())

@@ -111,7 +111,7 @@ impl Subscriptions {
             period_start: period.0,
             period_end: period.1,
             lines,
-            tax_rate: crate::invoices::rate(&row.tax_rate)?,
+            tax_rate: super::stored_tax_rate(&row.tax_rate)?,
         };
         self.invoices
             .issue(tx, Some(row.id), &draft, &items)
@@ -169,7 +169,7 @@ impl Subscriptions {
             period_start: row.current_period_start,
             period_end: row.current_period_end,
             lines,
-            tax_rate: crate::invoices::rate(&row.tax_rate)?,
+            tax_rate: super::stored_tax_rate(&row.tax_rate)?,
         }))
     }
 
@@ -251,7 +251,7 @@ impl Subscriptions {
                     period_start: start,
                     period_end: end,
                     lines,
-                    tax_rate: crate::invoices::rate(&row.tax_rate)?,
+                    tax_rate: super::stored_tax_rate(&row.tax_rate)?,
                 };
                 self.invoices.issue(tx, Some(row.id), &draft, &[]).await?;
             }

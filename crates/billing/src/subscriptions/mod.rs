@@ -210,7 +210,7 @@ impl Subscriptions {
             scheduled_plan,
             cancel_at_period_end: row.cancel_at_period_end,
             canceled_at: row.canceled_at,
-            tax_rate: crate::invoices::rate(&row.tax_rate)?,
+            tax_rate: stored_tax_rate(&row.tax_rate)?,
         })
     }
 
@@ -258,3 +258,10 @@ impl Subscriptions {
 /// The subscription row a transaction last read or wrote (see `Subscriptions::row`).
 #[derive(Debug, Clone)]
 struct SubscriptionRow(Option<subscription::Model>);
+
+/// A subscription's stored tax rate; one that does not parse is corrupt data (an
+/// internal error, logged once), never a rate of zero.
+pub(super) fn stored_tax_rate(text: &str) -> Result<Decimal> {
+    use std::str::FromStr;
+    Decimal::from_str(text).map_err(|_| crate::error::corrupt("subscriptions.tax_rate", text))
+}
